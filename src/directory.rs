@@ -1,0 +1,878 @@
+//! [`Directory`]: opening and configuring a directory file, and every single-user operation.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::{Error, Result};
+use crate::identity;
+use crate::password::{Argon2Params, Hasher, PasswordPolicy, check_stored_hash};
+use crate::store::{Durability, Reader, StorageBackend, Store, Writer};
+use crate::user::{Instant, NewUser, PasswordInput, Profile, StoredHash, User, UserUpdate};
+
+/// Longest accepted free-text field (names, phone, URL, time zone, role), in bytes.
+pub const MAX_FIELD_BYTES: usize = 1024;
+
+/// Configures and opens a [`Directory`]. Obtain it with [`Directory::builder`].
+///
+/// # Examples
+/// ```
+/// use userdir::{Argon2Params, Directory, Durability, PasswordPolicy};
+/// # fn main() -> Result<(), userdir::Error> {
+/// let dir = Directory::builder()
+///     .hasher(Argon2Params::owasp())
+///     .password_policy(PasswordPolicy { min_length: 12, ..PasswordPolicy::default() })
+///     .durability(Durability::Immediate)
+///     .in_memory()?;
+/// assert_eq!(dir.count()?, 0);
+/// # Ok(()) }
+/// ```
+#[must_use]
+pub struct Builder {
+    params: Argon2Params,
+    pepper: Option<Vec<u8>>,
+    policy: PasswordPolicy,
+    durability: Durability,
+    clock: Arc<dyn Clock>,
+    refuse_lookalikes: bool,
+}
+
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("params", &self.params)
+            .field("pepper", &self.pepper.as_ref().map(|_| "<redacted>"))
+            .field("policy", &self.policy)
+            .field("durability", &self.durability)
+            .field("clock", &self.clock)
+            .field("refuse_lookalikes", &self.refuse_lookalikes)
+            .finish()
+    }
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            params: Argon2Params::owasp(),
+            pepper: None,
+            policy: PasswordPolicy::default(),
+            durability: Durability::Immediate,
+            clock: Arc::new(SystemClock),
+            refuse_lookalikes: false,
+        }
+    }
+}
+
+impl Builder {
+    /// argon2id parameters for new hashes (default: [`Argon2Params::owasp`]).
+    pub fn hasher(mut self, params: Argon2Params) -> Self {
+        self.params = params;
+        self
+    }
+    /// A pepper: a secret mixed into every argon2id hash (argon2's `secret` input). Keep it out
+    /// of the directory file; hashes made with it verify only with it.
+    pub fn pepper(mut self, pepper: impl Into<Vec<u8>>) -> Self {
+        self.pepper = Some(pepper.into());
+        self
+    }
+    /// The password policy (default: [`PasswordPolicy::default`]).
+    pub fn password_policy(mut self, policy: PasswordPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+    /// When commits reach the disk (default: [`Durability::Immediate`]).
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+    /// The clock (default: the system clock). Tests inject a [`ManualClock`](crate::ManualClock).
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+    /// Refuse a username whose Unicode confusable skeleton (UTS #39) equals another user's,
+    /// such as Cyrillic `аdmin` against Latin `admin`. Off by default.
+    pub fn refuse_lookalikes(mut self, refuse: bool) -> Self {
+        self.refuse_lookalikes = refuse;
+        self
+    }
+
+    fn build(self, store: Store) -> Result<Directory> {
+        Ok(Directory {
+            inner: Arc::new(Inner {
+                hasher: Hasher::new(self.params, self.pepper)?,
+                store,
+                policy: self.policy,
+                durability: self.durability,
+                clock: self.clock,
+                refuse_lookalikes: self.refuse_lookalikes,
+            }),
+        })
+    }
+
+    /// Opens the directory file at `path`, creating it when absent.
+    ///
+    /// # Errors
+    /// [`Error::NotADirectory`] for a file that is not a userdir directory,
+    /// [`Error::UnsupportedFormat`] for one written by a newer format, [`Error::AlreadyOpen`]
+    /// when another handle holds it, [`Error::Storage`] for I/O failures.
+    pub fn open(self, path: impl AsRef<Path>) -> Result<Directory> {
+        let store = Store::open(path.as_ref())?;
+        self.build(store)
+    }
+
+    /// Opens a directory that lives in memory only (redb's in-memory backend).
+    ///
+    /// # Errors
+    /// [`Error::Hashing`] for argon2 parameters argon2 refuses.
+    pub fn in_memory(self) -> Result<Directory> {
+        self.open_backend(crate::store::InMemoryBackend::new())
+    }
+
+    /// Opens a directory on a custom redb storage backend (for instance one that injects I/O
+    /// failures in crash tests).
+    ///
+    /// # Errors
+    /// As [`Builder::open`].
+    pub fn open_backend(self, backend: impl StorageBackend) -> Result<Directory> {
+        let store = Store::with_backend(backend)?;
+        self.build(store)
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) store: Store,
+    pub(crate) hasher: Hasher,
+    pub(crate) policy: PasswordPolicy,
+    pub(crate) durability: Durability,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) refuse_lookalikes: bool,
+}
+
+/// A user directory stored in one redb file (or in memory).
+///
+/// `Directory` is `Send + Sync` and cheap to clone (clones share the open file). Every operation
+/// is one transaction: a record and its index entries change together or not at all.
+///
+/// # Examples
+/// ```
+/// use userdir::{Argon2Params, Directory, NewUser};
+/// # fn main() -> Result<(), userdir::Error> {
+/// let dir = Directory::builder().hasher(Argon2Params::insecure_fast()).in_memory()?;
+/// let user = dir.create(NewUser::with_username("Johnny123").email("John@Example.com")
+///     .password("correct horse battery").confirm("correct horse battery"))?;
+/// assert_eq!(dir.find_by_username("JOHNNY123")?.map(|u| u.id), Some(user.id));
+/// assert_eq!(dir.find_by_email("john@EXAMPLE.com")?.map(|u| u.id), Some(user.id));
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Directory {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Directory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Directory")
+            .field("hasher", &self.inner.hasher)
+            .field("durability", &self.inner.durability)
+            .field("refuse_lookalikes", &self.inner.refuse_lookalikes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A user validated and with its password hashed, ready to be written inside a transaction
+/// (see [`Directory::prepare`] and [`Tx::create`]).
+#[derive(Clone, Debug)]
+pub struct PreparedUser {
+    pub(crate) user: User,
+    pub(crate) insert_instant: Option<Instant>,
+}
+
+impl PreparedUser {
+    /// The id the user will have.
+    #[must_use]
+    pub fn id(&self) -> Uuid {
+        self.user.id
+    }
+}
+
+/// A profile replacement validated and with its new password (if any) hashed, ready to be
+/// applied inside a transaction (see [`Directory::prepare_update`] and [`Tx::update`]).
+#[derive(Clone, Debug)]
+pub struct PreparedUpdate {
+    pub(crate) profile: Profile,
+    pub(crate) password: Option<StoredHash>,
+}
+
+fn check_text(field: &'static str, v: Option<&String>) -> Result<()> {
+    if let Some(s) = v {
+        if s.len() > MAX_FIELD_BYTES {
+            return Err(Error::invalid(
+                field,
+                format!("is longer than {MAX_FIELD_BYTES} bytes"),
+            ));
+        }
+        if s.chars().any(char::is_control) {
+            return Err(Error::invalid(field, "contains control characters"));
+        }
+    }
+    Ok(())
+}
+
+fn check_birth_date(s: &str) -> Result<()> {
+    let b = s.as_bytes();
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    let ok = b.len() == 10
+        && b.get(4) == Some(&b'-')
+        && b.get(7) == Some(&b'-')
+        && digits(0..4)
+        && digits(5..7)
+        && digits(8..10)
+        && matches!(s.get(5..7).and_then(|m| m.parse::<u8>().ok()), Some(1..=12))
+        && matches!(
+            s.get(8..10).and_then(|d| d.parse::<u8>().ok()),
+            Some(1..=31)
+        );
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid("birth_date", "is not a YYYY-MM-DD date"))
+    }
+}
+
+/// Validates and normalizes a profile: identity fields per the identity rules, text fields
+/// bounded and free of control characters.
+pub(crate) fn normalize_profile(mut p: Profile) -> Result<Profile> {
+    p.username = p
+        .username
+        .as_deref()
+        .map(identity::normalize_username)
+        .transpose()?;
+    p.email = p
+        .email
+        .as_deref()
+        .map(identity::normalize_email)
+        .transpose()?;
+    p.external_id = p
+        .external_id
+        .as_deref()
+        .map(identity::normalize_external_id)
+        .transpose()?;
+    if p.username.is_none() && p.email.is_none() {
+        return Err(Error::MissingLoginId);
+    }
+    check_text("first_name", p.first_name.as_ref())?;
+    check_text("middle_name", p.middle_name.as_ref())?;
+    check_text("last_name", p.last_name.as_ref())?;
+    check_text("full_name", p.full_name.as_ref())?;
+    check_text("nick_name", p.nick_name.as_ref())?;
+    check_text("mobile_phone", p.mobile_phone.as_ref())?;
+    check_text("image_url", p.image_url.as_ref())?;
+    check_text("timezone", p.timezone.as_ref())?;
+    if let Some(d) = &p.birth_date {
+        check_birth_date(d)?;
+    }
+    for l in &p.preferred_languages {
+        check_text("preferred_languages", Some(l))?;
+    }
+    for r in &p.roles {
+        if r.trim().is_empty() {
+            return Err(Error::invalid("roles", "contains an empty role"));
+        }
+        check_text("roles", Some(r))?;
+    }
+    Ok(p)
+}
+
+fn login_ids(p: &Profile) -> Vec<&str> {
+    p.username
+        .as_deref()
+        .into_iter()
+        .chain(p.email.as_deref())
+        .collect()
+}
+
+impl Directory {
+    /// A builder to configure argon2 parameters, pepper, policy, durability and clock.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// Opens (or creates) the directory file at `path` with the default configuration.
+    ///
+    /// # Errors
+    /// See [`Builder::open`].
+    pub fn open(path: impl AsRef<Path>) -> Result<Directory> {
+        Builder::default().open(path)
+    }
+
+    /// A directory in memory with the default configuration.
+    ///
+    /// # Errors
+    /// See [`Builder::in_memory`].
+    pub fn in_memory() -> Result<Directory> {
+        Builder::default().in_memory()
+    }
+
+    /// The current instant of the directory's clock.
+    #[must_use]
+    pub fn now(&self) -> Instant {
+        self.inner.clock.now()
+    }
+
+    /// The password hasher (current argon2id parameters and pepper).
+    #[must_use]
+    pub fn hasher(&self) -> &Hasher {
+        &self.inner.hasher
+    }
+
+    /// The password policy.
+    #[must_use]
+    pub fn password_policy(&self) -> &PasswordPolicy {
+        &self.inner.policy
+    }
+
+    /// Hashes a password with the directory's argon2id parameters (outside any transaction).
+    ///
+    /// # Errors
+    /// [`Error::Hashing`] if argon2 fails.
+    pub fn hash_password(&self, password: &str) -> Result<StoredHash> {
+        self.inner.hasher.hash(password)
+    }
+
+    /// Validates a new user, checks the password policy and confirmation, and hashes the
+    /// password; the result can be written by [`Tx::create`] without any hashing in the
+    /// transaction.
+    ///
+    /// # Errors
+    /// [`Error::InvalidField`], [`Error::MissingLoginId`], [`Error::PasswordMismatch`],
+    /// [`Error::PasswordPolicy`] (every violation), [`Error::InvalidHash`] for an unusable
+    /// pre-hashed password.
+    pub fn prepare(&self, new: NewUser) -> Result<PreparedUser> {
+        let mut user = self.validate_new(new.id, new.profile, new.active)?;
+        user.password = match new.password {
+            None => {
+                if new.confirm.is_some() {
+                    return Err(Error::PasswordMismatch);
+                }
+                None
+            }
+            Some(PasswordInput::Plain(p)) => {
+                if let Some(c) = &new.confirm
+                    && c != &p
+                {
+                    return Err(Error::PasswordMismatch);
+                }
+                let v = self
+                    .inner
+                    .policy
+                    .check(p.expose(), &login_ids(&Profile::of(&user)));
+                if !v.is_empty() {
+                    return Err(Error::PasswordPolicy(v));
+                }
+                Some(self.inner.hasher.hash(p.expose())?)
+            }
+            Some(PasswordInput::Hashed(h)) => {
+                check_stored_hash(&h)?;
+                Some(h)
+            }
+        };
+        Ok(PreparedUser {
+            user,
+            insert_instant: new.insert_instant,
+        })
+    }
+
+    pub(crate) fn validate_new(
+        &self,
+        id: Option<Uuid>,
+        profile: Profile,
+        active: bool,
+    ) -> Result<User> {
+        let p = normalize_profile(profile)?;
+        Ok(User {
+            id: id.unwrap_or_else(Uuid::new_v4),
+            username: p.username,
+            email: p.email,
+            external_id: p.external_id,
+            active,
+            verified: p.verified,
+            first_name: p.first_name,
+            middle_name: p.middle_name,
+            last_name: p.last_name,
+            full_name: p.full_name,
+            nick_name: p.nick_name,
+            birth_date: p.birth_date,
+            mobile_phone: p.mobile_phone,
+            image_url: p.image_url,
+            timezone: p.timezone,
+            preferred_languages: p.preferred_languages,
+            roles: p.roles,
+            data: p.data,
+            password: None,
+            password_change_required: p.password_change_required,
+            expiry: p.expiry,
+            insert_instant: 0,
+            last_update_instant: 0,
+            last_login_instant: None,
+            password_last_update_instant: None,
+            version: 1,
+        })
+    }
+
+    /// Validates a profile replacement and hashes its new password, if any (see
+    /// [`Tx::update`]).
+    ///
+    /// # Errors
+    /// As [`Directory::prepare`].
+    pub fn prepare_update(&self, update: UserUpdate) -> Result<PreparedUpdate> {
+        let profile = normalize_profile(update.profile)?;
+        let password = match update.password {
+            None => None,
+            Some(p) => {
+                let v = self.inner.policy.check(p.expose(), &login_ids(&profile));
+                if !v.is_empty() {
+                    return Err(Error::PasswordPolicy(v));
+                }
+                Some(self.inner.hasher.hash(p.expose())?)
+            }
+        };
+        Ok(PreparedUpdate { profile, password })
+    }
+
+    pub(crate) fn write_raw<T>(&self, f: impl FnOnce(&mut Writer<'_>) -> Result<T>) -> Result<T> {
+        self.inner
+            .store
+            .write(self.inner.durability, self.inner.refuse_lookalikes, f)
+    }
+
+    pub(crate) fn read_raw<T>(&self, f: impl FnOnce(&Reader) -> Result<T>) -> Result<T> {
+        self.inner.store.read(f)
+    }
+
+    /// Runs `f` in one write transaction: everything it does commits together when it returns
+    /// `Ok`, and nothing does when it returns `Err`.
+    ///
+    /// Operations that need a password hash take one computed beforehand
+    /// ([`Directory::prepare`], [`Directory::prepare_update`]), so the single writer never waits
+    /// on argon2.
+    ///
+    /// # Examples
+    /// ```
+    /// # use userdir::{Argon2Params, Directory, NewUser};
+    /// # fn main() -> Result<(), userdir::Error> {
+    /// # let dir = Directory::builder().hasher(Argon2Params::insecure_fast()).in_memory()?;
+    /// let old = dir.create(NewUser::with_username("old-admin"))?;
+    /// let new = dir.prepare(NewUser::with_username("new-admin").role("admin"))?;
+    /// dir.write(|tx| {
+    ///     tx.deactivate(old.id)?;
+    ///     tx.create(new)?;
+    ///     Ok(())
+    /// })?;
+    /// assert!(!dir.get(old.id)?.unwrap().active);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// The first error `f` returns (nothing is written), or a storage error on commit.
+    pub fn write<T>(&self, f: impl FnOnce(&mut Tx<'_, '_>) -> Result<T>) -> Result<T> {
+        self.write_raw(|w| {
+            let mut tx = Tx { w, dir: self };
+            f(&mut tx)
+        })
+    }
+
+    /// Runs `f` on one consistent snapshot of the directory.
+    ///
+    /// # Errors
+    /// The error `f` returns, or a storage error.
+    pub fn read<T>(&self, f: impl FnOnce(&ReadTx<'_>) -> Result<T>) -> Result<T> {
+        self.read_raw(|r| f(&ReadTx { r }))
+    }
+
+    /// Creates a user: validates, checks the password policy, hashes (outside the transaction),
+    /// then writes the record and its index entries in one transaction.
+    ///
+    /// # Errors
+    /// Everything [`Directory::prepare`] returns, and [`Error::DuplicateId`],
+    /// [`Error::DuplicateUsername`], [`Error::DuplicateEmail`], [`Error::DuplicateExternalId`],
+    /// [`Error::LoginIdConflict`], [`Error::LookalikeUsername`].
+    pub fn create(&self, new: NewUser) -> Result<User> {
+        let prepared = self.prepare(new)?;
+        self.write(|tx| tx.create(prepared))
+    }
+
+    /// Replaces a user's profile (the password is kept unless the update gives one). Changed
+    /// usernames and emails are re-indexed in the same transaction. With `expected_version`, the
+    /// update fails with [`Error::VersionConflict`] if the user changed since.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`], [`Error::VersionConflict`], and the validation and uniqueness errors
+    /// of [`Directory::create`].
+    pub fn update(
+        &self,
+        id: Uuid,
+        update: UserUpdate,
+        expected_version: Option<u64>,
+    ) -> Result<User> {
+        let prepared = self.prepare_update(update)?;
+        self.write(|tx| tx.update(id, prepared, expected_version))
+    }
+
+    /// Checks that every index entry points to a record carrying that key and every record is
+    /// in every index it belongs to.
+    ///
+    /// # Errors
+    /// [`Error::Integrity`] listing the problems; [`Error::Corrupt`] or [`Error::Storage`].
+    pub fn check_integrity(&self) -> Result<()> {
+        let problems = self.read_raw(Reader::integrity_problems)?;
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Integrity(problems))
+        }
+    }
+
+    /// Every entry of every table as `(table, key, value fingerprint)`, in table and key order.
+    /// Values are SHA-256 digests, so no secret appears. Meant for tests that compare whole
+    /// states before and after an operation.
+    ///
+    /// # Errors
+    /// [`Error::Storage`].
+    pub fn dump(&self) -> Result<Vec<(&'static str, String, String)>> {
+        self.read_raw(Reader::dump)
+    }
+}
+
+macro_rules! lookups {
+    ($($recv:tt)*) => {
+        /// The user with this id, if any.
+        ///
+        /// # Errors
+        /// [`Error::Corrupt`] or [`Error::Storage`].
+        pub fn get(&self, id: Uuid) -> Result<Option<User>> {
+            self.$($recv)*(|r| r.get(id))
+        }
+
+        /// The user whose username is caselessly equal to `username`.
+        ///
+        /// # Errors
+        /// [`Error::Corrupt`] or [`Error::Storage`].
+        pub fn find_by_username(&self, username: &str) -> Result<Option<User>> {
+            self.$($recv)*(|r| find_kind(r.login(&identity::lookup_key(username))?, crate::store::tables::KIND_USERNAME, |id| r.get(id)))
+        }
+
+        /// The user with this email (compared lowercased).
+        ///
+        /// # Errors
+        /// [`Error::Corrupt`] or [`Error::Storage`].
+        pub fn find_by_email(&self, email: &str) -> Result<Option<User>> {
+            self.$($recv)*(|r| find_kind(r.login(&identity::lookup_key(email))?, crate::store::tables::KIND_EMAIL, |id| r.get(id)))
+        }
+
+        /// The user whose username or email is `login_id` (one account at most: login ids are
+        /// unambiguous).
+        ///
+        /// # Errors
+        /// [`Error::Corrupt`] or [`Error::Storage`].
+        pub fn find_by_login_id(&self, login_id: &str) -> Result<Option<User>> {
+            self.$($recv)*(|r| find_kind(r.login(&identity::lookup_key(login_id))?, 0xff, |id| r.get(id)))
+        }
+
+        /// The user with this external id (exact match after trimming).
+        ///
+        /// # Errors
+        /// [`Error::Corrupt`] or [`Error::Storage`].
+        pub fn find_by_external_id(&self, external_id: &str) -> Result<Option<User>> {
+            self.$($recv)*(|r| match r.external(external_id.trim())? {
+                Some(id) => r.get(id),
+                None => Ok(None),
+            })
+        }
+
+        /// Finds a user by id, then username, then email, then external id (the SCIM
+        /// `user_id` rule).
+        ///
+        /// # Errors
+        /// [`Error::Corrupt`] or [`Error::Storage`].
+        pub fn resolve(&self, s: &str) -> Result<Option<User>> {
+            self.$($recv)*(|r| {
+                if let Ok(id) = Uuid::parse_str(s.trim())
+                    && let Some(u) = r.get(id)?
+                {
+                    return Ok(Some(u));
+                }
+                let login = r.login(&identity::lookup_key(s))?;
+                if let Some(u) = find_kind(login, crate::store::tables::KIND_USERNAME, |id| r.get(id))? {
+                    return Ok(Some(u));
+                }
+                if let Some(u) = find_kind(login, crate::store::tables::KIND_EMAIL, |id| r.get(id))? {
+                    return Ok(Some(u));
+                }
+                match r.external(s.trim())? {
+                    Some(id) => r.get(id),
+                    None => Ok(None),
+                }
+            })
+        }
+
+        /// The number of users (active and inactive).
+        ///
+        /// # Errors
+        /// [`Error::Storage`].
+        pub fn count(&self) -> Result<u64> {
+            self.$($recv)*(|r| r.count())
+        }
+    };
+}
+
+fn find_kind(
+    login: Option<(Uuid, u8)>,
+    kind: u8,
+    get: impl FnOnce(Uuid) -> Result<Option<User>>,
+) -> Result<Option<User>> {
+    match login {
+        Some((id, kinds)) if kinds & kind != 0 => get(id),
+        _ => Ok(None),
+    }
+}
+
+impl Directory {
+    lookups!(read_raw);
+
+    /// Deactivates (soft deletes) a user: it can no longer log in but keeps its username and
+    /// email. Deactivating an inactive user changes nothing.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`].
+    pub fn deactivate(&self, id: Uuid) -> Result<User> {
+        self.write(|tx| tx.deactivate(id))
+    }
+
+    /// Reactivates a deactivated user. Reactivating an active user changes nothing.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`].
+    pub fn reactivate(&self, id: Uuid) -> Result<User> {
+        self.write(|tx| tx.reactivate(id))
+    }
+
+    /// Deletes a user for good, with every index entry; its username and email become free.
+    /// Returns the deleted user.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`].
+    pub fn delete(&self, id: Uuid) -> Result<User> {
+        self.write(|tx| tx.delete(id))
+    }
+
+    /// Deactivates every listed user, all or nothing. Returns how many changed.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] naming the first unknown id; nothing is changed then.
+    pub fn deactivate_many(&self, ids: &[Uuid]) -> Result<usize> {
+        self.write(|tx| tx.deactivate_many(ids))
+    }
+
+    /// Deletes every listed user, all or nothing. Returns how many were deleted.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] naming the first unknown id; nothing is changed then.
+    pub fn delete_many(&self, ids: &[Uuid]) -> Result<usize> {
+        self.write(|tx| tx.delete_many(ids))
+    }
+}
+
+/// A consistent, read-only snapshot (see [`Directory::read`]).
+pub struct ReadTx<'a> {
+    pub(crate) r: &'a Reader,
+}
+
+impl fmt::Debug for ReadTx<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ReadTx")
+    }
+}
+
+impl ReadTx<'_> {
+    fn with<T>(&self, f: impl FnOnce(&Reader) -> Result<T>) -> Result<T> {
+        f(self.r)
+    }
+    lookups!(with);
+}
+
+/// A write transaction (see [`Directory::write`]). Each operation is atomic on its own (a
+/// failed one changes nothing); all of them commit together.
+pub struct Tx<'a, 't> {
+    pub(crate) w: &'a mut Writer<'t>,
+    pub(crate) dir: &'a Directory,
+}
+
+impl fmt::Debug for Tx<'_, '_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Tx")
+    }
+}
+
+impl Tx<'_, '_> {
+    fn with<T>(&self, f: impl FnOnce(&Writer<'_>) -> Result<T>) -> Result<T> {
+        f(self.w)
+    }
+    lookups!(with);
+
+    fn existing(&self, id: Uuid) -> Result<User> {
+        self.w.get(id)?.ok_or(Error::NotFound(id))
+    }
+
+    /// Writes a prepared user (see [`Directory::prepare`]).
+    ///
+    /// # Errors
+    /// The uniqueness errors of [`Directory::create`].
+    pub fn create(&mut self, prepared: PreparedUser) -> Result<User> {
+        let now = self.dir.now();
+        let mut user = prepared.user;
+        user.insert_instant = prepared.insert_instant.unwrap_or(now);
+        user.last_update_instant = now;
+        if user.password.is_some() {
+            user.password_last_update_instant = Some(now);
+        }
+        self.w.insert(&user)?;
+        Ok(user)
+    }
+
+    /// Applies a prepared update (see [`Directory::update`]).
+    ///
+    /// # Errors
+    /// As [`Directory::update`].
+    pub fn update(
+        &mut self,
+        id: Uuid,
+        update: PreparedUpdate,
+        expected_version: Option<u64>,
+    ) -> Result<User> {
+        let old = self.existing(id)?;
+        if let Some(expected) = expected_version
+            && expected != old.version
+        {
+            return Err(Error::VersionConflict {
+                expected,
+                actual: old.version,
+            });
+        }
+        let now = self.dir.now();
+        let p = update.profile;
+        let mut new = User {
+            username: p.username,
+            email: p.email,
+            external_id: p.external_id,
+            verified: p.verified,
+            first_name: p.first_name,
+            middle_name: p.middle_name,
+            last_name: p.last_name,
+            full_name: p.full_name,
+            nick_name: p.nick_name,
+            birth_date: p.birth_date,
+            mobile_phone: p.mobile_phone,
+            image_url: p.image_url,
+            timezone: p.timezone,
+            preferred_languages: p.preferred_languages,
+            roles: p.roles,
+            data: p.data,
+            password_change_required: p.password_change_required,
+            expiry: p.expiry,
+            last_update_instant: now,
+            version: old.version + 1,
+            ..old.clone()
+        };
+        if let Some(h) = update.password {
+            new.password = Some(h);
+            new.password_last_update_instant = Some(now);
+        }
+        self.w.replace(&old, &new)?;
+        Ok(new)
+    }
+
+    /// Writes `f(user)` back if it changed anything, bumping version and update instant.
+    pub(crate) fn modify(&mut self, id: Uuid, f: impl FnOnce(&mut User)) -> Result<User> {
+        let old = self.existing(id)?;
+        let mut new = old.clone();
+        f(&mut new);
+        if new == old {
+            return Ok(old);
+        }
+        new.version = old.version + 1;
+        new.last_update_instant = self.dir.now();
+        self.w.replace(&old, &new)?;
+        Ok(new)
+    }
+
+    /// Deactivates a user (see [`Directory::deactivate`]).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`].
+    pub fn deactivate(&mut self, id: Uuid) -> Result<User> {
+        self.modify(id, |u| u.active = false)
+    }
+
+    /// Reactivates a user (see [`Directory::reactivate`]).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`].
+    pub fn reactivate(&mut self, id: Uuid) -> Result<User> {
+        self.modify(id, |u| u.active = true)
+    }
+
+    /// Deletes a user (see [`Directory::delete`]).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`].
+    pub fn delete(&mut self, id: Uuid) -> Result<User> {
+        let user = self.existing(id)?;
+        self.w.remove(&user)?;
+        Ok(user)
+    }
+
+    fn all_exist(&self, ids: &[Uuid]) -> Result<()> {
+        for id in ids {
+            self.existing(*id)?;
+        }
+        Ok(())
+    }
+
+    /// Deactivates every listed user (see [`Directory::deactivate_many`]).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for the first unknown id, before anything changes.
+    pub fn deactivate_many(&mut self, ids: &[Uuid]) -> Result<usize> {
+        self.all_exist(ids)?;
+        let mut n = 0;
+        for id in ids {
+            let before = self.existing(*id)?;
+            if before.active {
+                self.deactivate(*id)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Deletes every listed user (see [`Directory::delete_many`]).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for the first unknown id, before anything changes.
+    pub fn delete_many(&mut self, ids: &[Uuid]) -> Result<usize> {
+        self.all_exist(ids)?;
+        let mut n = 0;
+        for id in ids {
+            if let Some(u) = self.w.get(*id)? {
+                self.w.remove(&u)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+}

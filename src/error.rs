@@ -1,0 +1,125 @@
+//! The one error type of userdir.
+
+use uuid::Uuid;
+
+use crate::password::PolicyViolation;
+
+/// Everything that can go wrong in userdir.
+///
+/// Each variant is a failure a caller would handle differently. No variant ever carries a
+/// password, a password hash or a token: messages name the field and the reason only.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A field's value is not acceptable (empty, too long, control characters, bad syntax, ...).
+    #[error("invalid {field}: {reason}")]
+    InvalidField {
+        /// The field, named as in [`User`](crate::User) (`username`, `email`, `external_id`, ...).
+        field: &'static str,
+        /// Why the value was refused.
+        reason: String,
+    },
+    /// A user needs a username or an email (or both) to log in with.
+    #[error("a user needs a username or an email")]
+    MissingLoginId,
+    /// Another user already has this id.
+    #[error("a user with id {0} already exists")]
+    DuplicateId(Uuid),
+    /// Another user already has this username (compared caselessly).
+    #[error("username is taken by user {existing}")]
+    DuplicateUsername {
+        /// The user that owns the username (possibly deactivated).
+        existing: Uuid,
+    },
+    /// Another user already has this email (compared lowercased).
+    #[error("email is taken by user {existing}")]
+    DuplicateEmail {
+        /// The user that owns the email (possibly deactivated).
+        existing: Uuid,
+    },
+    /// Another user already has this external id.
+    #[error("external id is taken by user {existing}")]
+    DuplicateExternalId {
+        /// The user that owns the external id.
+        existing: Uuid,
+    },
+    /// The username or email equals another user's login id of the other kind (a username equal
+    /// to someone's email, or an email equal to someone's username), which would make a login
+    /// ambiguous.
+    #[error("{field} equals a login id of user {existing}")]
+    LoginIdConflict {
+        /// `username` or `email`: the field of the new value.
+        field: &'static str,
+        /// The user whose login id it collides with.
+        existing: Uuid,
+    },
+    /// The username looks like another user's (same Unicode confusable skeleton); only returned
+    /// when look-alike refusal is enabled on the builder.
+    #[error("username looks like the username of user {existing}")]
+    LookalikeUsername {
+        /// The user whose username it resembles.
+        existing: Uuid,
+    },
+    /// The password and its confirmation differ.
+    #[error("password and confirmation do not match")]
+    PasswordMismatch,
+    /// The password breaks the password policy; every violation is listed.
+    #[error("password does not meet the policy: {}", crate::password::describe(.0))]
+    PasswordPolicy(Vec<PolicyViolation>),
+    /// A stored or given password hash cannot be used (unknown scheme, malformed, or cost
+    /// parameters above the caps).
+    #[error("unusable password hash: {0}")]
+    InvalidHash(String),
+    /// No user has this id.
+    #[error("no user with id {0}")]
+    NotFound(Uuid),
+    /// The user changed since the caller read it: `expected` was given, `actual` is current.
+    #[error("version conflict: expected {expected}, found {actual}")]
+    VersionConflict {
+        /// The version the caller expected.
+        expected: u64,
+        /// The user's current version.
+        actual: u64,
+    },
+    /// The file is a userdir directory written by a newer format than this library reads.
+    #[error("directory format {found} is newer than supported format {supported}")]
+    UnsupportedFormat {
+        /// The format version recorded in the file.
+        found: u64,
+        /// The newest format version this library reads.
+        supported: u64,
+    },
+    /// The file is not a userdir directory (not a redb file, or a redb file of something else).
+    #[error("not a userdir directory: {0}")]
+    NotADirectory(String),
+    /// The file is already open, by this process or another.
+    #[error("the directory file is already open elsewhere")]
+    AlreadyOpen,
+    /// A stored record or index entry could not be decoded or is inconsistent.
+    #[error("corrupt directory: {0}")]
+    Corrupt(String),
+    /// `check_integrity` found records and indexes that disagree; each problem is listed.
+    #[error("integrity check failed: {} problem(s), first: {}", .0.len(), .0.first().map_or("", String::as_str))]
+    Integrity(Vec<String>),
+    /// The storage engine failed (I/O error, full disk, ...).
+    #[error("storage failure: {0}")]
+    Storage(String),
+    /// An earlier storage failure left the directory unusable for writes; reopen the file.
+    #[error("the directory had a storage failure; reopen it before writing")]
+    NeedsReopen,
+    /// Password hashing failed (invalid argon2 parameters, for instance).
+    #[error("password hashing failed: {0}")]
+    Hashing(String),
+}
+
+/// `Result` with userdir's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Error::InvalidField {
+            field,
+            reason: reason.into(),
+        }
+    }
+}

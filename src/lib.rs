@@ -1,0 +1,62 @@
+//! # userdir
+//!
+//! An embedded user directory: user accounts in one local [redb](https://docs.rs/redb) file,
+//! with unique caseless logins, argon2id password storage, and every operation one transaction.
+//!
+//! ```
+//! use userdir::{Argon2Params, Directory, NewUser};
+//! # fn main() -> Result<(), userdir::Error> {
+//! # let tmp = tempfile::tempdir().unwrap();
+//! # let path = tmp.path().join("users.redb");
+//! let dir = Directory::builder()
+//!     .hasher(Argon2Params::insecure_fast()) // tests only: the default is OWASP's argon2id
+//!     .open(&path)?;
+//! let ann = dir.create(NewUser::with_username("Ann").email("Ann@Example.com").password("correct horse"))?;
+//!
+//! // Usernames are caseless, emails are lowercased, login ids name one account.
+//! assert_eq!(dir.find_by_username("ANN")?.unwrap().id, ann.id);
+//! assert_eq!(dir.find_by_login_id("ann@example.COM")?.unwrap().id, ann.id);
+//! assert!(matches!(
+//!     dir.create(NewUser::with_username("aNN")),
+//!     Err(userdir::Error::DuplicateUsername { .. })
+//! ));
+//!
+//! // Soft delete keeps the username reserved; hard delete frees it.
+//! dir.deactivate(ann.id)?;
+//! assert!(dir.create(NewUser::with_username("ann")).is_err());
+//! dir.delete(ann.id)?;
+//! dir.create(NewUser::with_username("ann"))?;
+//! dir.check_integrity()?;
+//! # Ok(()) }
+//! ```
+//!
+//! See the README for the identity rules, the file format and the benchmarks.
+
+#![deny(missing_docs, unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::todo)
+)]
+
+mod clock;
+mod directory;
+mod error;
+pub mod identity;
+mod password;
+mod store;
+mod user;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use directory::{
+    Builder, Directory, MAX_FIELD_BYTES, PreparedUpdate, PreparedUser, ReadTx, Tx,
+};
+pub use error::{Error, Result};
+pub use password::{
+    Argon2Params, BreachedCheck, Hasher, MAX_ARGON2_M_KIB, MAX_ARGON2_P, MAX_ARGON2_T,
+    PasswordPolicy, PolicyViolation, check_stored_hash,
+};
+pub use store::codec::fuzz_decode;
+pub use store::{Durability, InMemoryBackend, StorageBackend};
+pub use user::{
+    AttrValue, Instant, NewUser, Password, PasswordInput, Profile, StoredHash, User, UserUpdate,
+};

@@ -1,0 +1,352 @@
+//! Passwords: the policy, argon2id hashing, and verification of stored hashes.
+
+use std::fmt;
+use std::sync::Arc;
+
+use argon2::password_hash::phc::PasswordHash as PhcHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::{Algorithm, Argon2, Params, Version};
+
+use crate::error::{Error, Result};
+use crate::user::StoredHash;
+
+/// Highest argon2 memory cost accepted in a stored or imported hash, in KiB (256 MiB).
+pub const MAX_ARGON2_M_KIB: u32 = 256 * 1024;
+/// Highest argon2 time cost accepted in a stored or imported hash.
+pub const MAX_ARGON2_T: u32 = 16;
+/// Highest argon2 parallelism accepted in a stored or imported hash.
+pub const MAX_ARGON2_P: u32 = 16;
+
+/// argon2id cost parameters used for new hashes.
+///
+/// The default is OWASP's recommendation (m = 19456 KiB, t = 2, p = 1). Tests can use
+/// [`Argon2Params::insecure_fast`]; never in production.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Argon2Params {
+    /// Memory cost in KiB.
+    pub m_kib: u32,
+    /// Number of passes.
+    pub t: u32,
+    /// Degree of parallelism.
+    pub p: u32,
+}
+
+impl Default for Argon2Params {
+    fn default() -> Self {
+        Self::owasp()
+    }
+}
+
+impl Argon2Params {
+    /// OWASP's recommended argon2id parameters: m = 19456 KiB, t = 2, p = 1.
+    #[must_use]
+    pub const fn owasp() -> Self {
+        Argon2Params {
+            m_kib: 19456,
+            t: 2,
+            p: 1,
+        }
+    }
+    /// The cheapest parameters argon2 allows (m = 8 KiB, t = 1, p = 1): for tests only.
+    #[must_use]
+    pub const fn insecure_fast() -> Self {
+        Argon2Params {
+            m_kib: 8,
+            t: 1,
+            p: 1,
+        }
+    }
+    /// Custom parameters.
+    #[must_use]
+    pub const fn new(m_kib: u32, t: u32, p: u32) -> Self {
+        Argon2Params { m_kib, t, p }
+    }
+}
+
+/// Hashes and verifies passwords with argon2id and an optional pepper (argon2 secret).
+#[derive(Clone)]
+pub struct Hasher {
+    params: Argon2Params,
+    pepper: Option<Arc<[u8]>>,
+}
+
+impl fmt::Debug for Hasher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hasher")
+            .field("params", &self.params)
+            .field("pepper", &self.pepper.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+impl Hasher {
+    /// A hasher with these parameters and an optional pepper.
+    ///
+    /// # Errors
+    /// [`Error::Hashing`] when argon2 rejects the parameters.
+    pub fn new(params: Argon2Params, pepper: Option<Vec<u8>>) -> Result<Self> {
+        let h = Hasher {
+            params,
+            pepper: pepper.map(Into::into),
+        };
+        h.argon2(params)?;
+        Ok(h)
+    }
+
+    /// The parameters new hashes are made with.
+    #[must_use]
+    pub fn params(&self) -> Argon2Params {
+        self.params
+    }
+
+    fn argon2(&self, p: Argon2Params) -> Result<Argon2<'_>> {
+        let params = Params::new(p.m_kib, p.t, p.p, None)
+            .map_err(|e| Error::Hashing(format!("argon2 parameters: {e}")))?;
+        match &self.pepper {
+            Some(secret) => {
+                Argon2::new_with_secret(secret, Algorithm::Argon2id, Version::V0x13, params)
+                    .map_err(|e| Error::Hashing(format!("argon2 pepper: {e}")))
+            }
+            None => Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params)),
+        }
+    }
+
+    /// Hashes a password with argon2id, a random salt and the current parameters.
+    ///
+    /// # Errors
+    /// [`Error::Hashing`] if argon2 fails (it does not for valid parameters).
+    pub fn hash(&self, password: &str) -> Result<StoredHash> {
+        let a = self.argon2(self.params)?;
+        let h = a
+            .hash_password(password.as_bytes())
+            .map_err(|e| Error::Hashing(e.to_string()))?;
+        Ok(StoredHash::from_encoded(h.to_string()))
+    }
+
+    /// Verifies `password` against a stored hash of any supported scheme.
+    ///
+    /// Returns `Ok(false)` for a wrong password.
+    ///
+    /// # Errors
+    /// [`Error::InvalidHash`] when the hash is malformed, of an unknown scheme, or over the caps.
+    pub fn verify(&self, hash: &StoredHash, password: &str) -> Result<bool> {
+        let s = hash.expose();
+        if s.starts_with("$argon2") {
+            let phc = parse_argon2(s)?;
+            let a = self.argon2(self.params)?;
+            return match a.verify_password(password.as_bytes(), &phc) {
+                Ok(()) => Ok(true),
+                Err(argon2::password_hash::Error::PasswordInvalid) => Ok(false),
+                Err(e) => Err(Error::InvalidHash(format!("argon2: {e}"))),
+            };
+        }
+        Err(Error::InvalidHash(format!(
+            "unsupported scheme {}",
+            hash.scheme()
+        )))
+    }
+
+    /// Whether a stored hash should be replaced by a fresh argon2id hash with the current
+    /// parameters (another scheme, or other argon2 parameters).
+    #[must_use]
+    pub fn needs_rehash(&self, hash: &StoredHash) -> bool {
+        let Ok(phc) = PhcHash::new(hash.expose()) else {
+            return true;
+        };
+        if phc.algorithm.as_str() != "argon2id" {
+            return true;
+        }
+        let Ok(p) = Params::try_from(&phc) else {
+            return true;
+        };
+        p.m_cost() != self.params.m_kib
+            || p.t_cost() != self.params.t
+            || p.p_cost() != self.params.p
+    }
+}
+
+fn parse_argon2(s: &str) -> Result<PhcHash> {
+    let phc = PhcHash::new(s).map_err(|e| Error::InvalidHash(format!("argon2: {e}")))?;
+    let p = Params::try_from(&phc).map_err(|e| Error::InvalidHash(format!("argon2: {e}")))?;
+    if p.m_cost() > MAX_ARGON2_M_KIB || p.t_cost() > MAX_ARGON2_T || p.p_cost() > MAX_ARGON2_P {
+        return Err(Error::InvalidHash(format!(
+            "argon2 cost above the caps (m <= {MAX_ARGON2_M_KIB} KiB, t <= {MAX_ARGON2_T}, p <= {MAX_ARGON2_P})"
+        )));
+    }
+    Ok(phc)
+}
+
+/// Checks that a hash given to the directory (import, `NewUser::password_hash`) can be verified
+/// later: a supported scheme, well formed, cost parameters within the caps.
+///
+/// # Errors
+/// [`Error::InvalidHash`] naming the problem (never the hash).
+pub fn check_stored_hash(hash: &StoredHash) -> Result<()> {
+    let s = hash.expose();
+    if s.starts_with("$argon2") {
+        return parse_argon2(s).map(|_| ());
+    }
+    Err(Error::InvalidHash(format!(
+        "unsupported scheme {}",
+        hash.scheme()
+    )))
+}
+
+/// One way a password breaks the policy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PolicyViolation {
+    /// Shorter than the minimum length (in characters).
+    TooShort {
+        /// The minimum.
+        min: usize,
+    },
+    /// Longer than the maximum length (in characters).
+    TooLong {
+        /// The maximum.
+        max: usize,
+    },
+    /// No uppercase letter, and the policy requires one.
+    MissingUppercase,
+    /// No lowercase letter, and the policy requires one.
+    MissingLowercase,
+    /// No digit, and the policy requires one.
+    MissingDigit,
+    /// No symbol (non-alphanumeric character), and the policy requires one.
+    MissingSymbol,
+    /// Equal (caselessly) to the user's username or email.
+    SameAsLoginId,
+    /// The caller's breached-password check rejected it.
+    Breached,
+}
+
+impl fmt::Display for PolicyViolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PolicyViolation::TooShort { min } => write!(f, "shorter than {min} characters"),
+            PolicyViolation::TooLong { max } => write!(f, "longer than {max} characters"),
+            PolicyViolation::MissingUppercase => f.write_str("needs an uppercase letter"),
+            PolicyViolation::MissingLowercase => f.write_str("needs a lowercase letter"),
+            PolicyViolation::MissingDigit => f.write_str("needs a digit"),
+            PolicyViolation::MissingSymbol => f.write_str("needs a symbol"),
+            PolicyViolation::SameAsLoginId => f.write_str("equals the username or email"),
+            PolicyViolation::Breached => f.write_str("is a known breached password"),
+        }
+    }
+}
+
+pub(crate) fn describe(v: &[PolicyViolation]) -> String {
+    v.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A caller-supplied breached-password check: returns `true` when the password is known to be
+/// breached.
+pub type BreachedCheck = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+/// The password policy. Every violation is reported at once.
+///
+/// # Examples
+/// ```
+/// use userdir::PasswordPolicy;
+/// let policy = PasswordPolicy { require_digit: true, ..PasswordPolicy::default() };
+/// let violations = policy.check("short", &[]);
+/// assert_eq!(violations.len(), 2);
+/// ```
+#[derive(Clone)]
+pub struct PasswordPolicy {
+    /// Minimum length in characters (default 8).
+    pub min_length: usize,
+    /// Maximum length in characters (default 256).
+    pub max_length: usize,
+    /// Require an uppercase letter.
+    pub require_uppercase: bool,
+    /// Require a lowercase letter.
+    pub require_lowercase: bool,
+    /// Require a digit.
+    pub require_digit: bool,
+    /// Require a symbol.
+    pub require_symbol: bool,
+    /// Refuse a password equal (caselessly) to the user's username or email.
+    pub reject_login_id: bool,
+    /// A breached-password check (for instance against a k-anonymity service or a local list).
+    pub breached: Option<BreachedCheck>,
+}
+
+impl fmt::Debug for PasswordPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PasswordPolicy")
+            .field("min_length", &self.min_length)
+            .field("max_length", &self.max_length)
+            .field("require_uppercase", &self.require_uppercase)
+            .field("require_lowercase", &self.require_lowercase)
+            .field("require_digit", &self.require_digit)
+            .field("require_symbol", &self.require_symbol)
+            .field("reject_login_id", &self.reject_login_id)
+            .field("breached", &self.breached.is_some())
+            .finish()
+    }
+}
+
+impl Default for PasswordPolicy {
+    fn default() -> Self {
+        PasswordPolicy {
+            min_length: 8,
+            max_length: 256,
+            require_uppercase: false,
+            require_lowercase: false,
+            require_digit: false,
+            require_symbol: false,
+            reject_login_id: true,
+            breached: None,
+        }
+    }
+}
+
+impl PasswordPolicy {
+    /// Every violation of the policy by `password`; `login_ids` are the user's username and email.
+    #[must_use]
+    pub fn check(&self, password: &str, login_ids: &[&str]) -> Vec<PolicyViolation> {
+        let mut v = Vec::new();
+        let n = password.chars().count();
+        if n < self.min_length {
+            v.push(PolicyViolation::TooShort {
+                min: self.min_length,
+            });
+        }
+        if n > self.max_length {
+            v.push(PolicyViolation::TooLong {
+                max: self.max_length,
+            });
+        }
+        if self.require_uppercase && !password.chars().any(char::is_uppercase) {
+            v.push(PolicyViolation::MissingUppercase);
+        }
+        if self.require_lowercase && !password.chars().any(char::is_lowercase) {
+            v.push(PolicyViolation::MissingLowercase);
+        }
+        if self.require_digit && !password.chars().any(|c| c.is_ascii_digit()) {
+            v.push(PolicyViolation::MissingDigit);
+        }
+        if self.require_symbol && !password.chars().any(|c| !c.is_alphanumeric()) {
+            v.push(PolicyViolation::MissingSymbol);
+        }
+        if self.reject_login_id {
+            let key = crate::identity::caseless_key(password);
+            if login_ids
+                .iter()
+                .any(|id| crate::identity::caseless_key(id) == key)
+            {
+                v.push(PolicyViolation::SameAsLoginId);
+            }
+        }
+        if let Some(check) = &self.breached
+            && check(password)
+        {
+            v.push(PolicyViolation::Breached);
+        }
+        v
+    }
+}
