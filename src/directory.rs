@@ -189,6 +189,7 @@ impl fmt::Debug for Directory {
 pub struct PreparedUser {
     pub(crate) user: User,
     pub(crate) insert_instant: Option<Instant>,
+    pub(crate) password_last_update_instant: Option<Instant>,
 }
 
 impl PreparedUser {
@@ -381,9 +382,11 @@ impl Directory {
                 Some(h)
             }
         };
+        user.last_login_instant = new.last_login_instant;
         Ok(PreparedUser {
             user,
             insert_instant: new.insert_instant,
+            password_last_update_instant: new.password_last_update_instant,
         })
     }
 
@@ -738,7 +741,11 @@ impl Tx<'_, '_> {
         user.insert_instant = prepared.insert_instant.unwrap_or(now);
         user.last_update_instant = now;
         if user.password.is_some() {
-            user.password_last_update_instant = Some(now);
+            user.password_last_update_instant = Some(
+                prepared
+                    .password_last_update_instant
+                    .unwrap_or(user.insert_instant),
+            );
         }
         self.w.insert(&user)?;
         Ok(user)

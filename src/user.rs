@@ -289,6 +289,10 @@ pub struct NewUser {
     pub confirm: Option<Password>,
     /// Creation instant to keep (import); the directory's clock when `None`.
     pub insert_instant: Option<Instant>,
+    /// Last login instant to keep (import).
+    pub last_login_instant: Option<Instant>,
+    /// Password change instant to keep (import); the creation instant when `None`.
+    pub password_last_update_instant: Option<Instant>,
 }
 
 macro_rules! opt_setters {
