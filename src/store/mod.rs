@@ -327,6 +327,91 @@ macro_rules! read_ops {
             Ok(())
         }
 
+        /// `(id, kinds)` of every login key starting with `prefix`, in key order (search).
+        #[allow(dead_code)]
+        pub(crate) fn login_prefix(&self, prefix: &str) -> Result<Vec<(Uuid, u8)>> {
+            let mut out = Vec::new();
+            for e in self.t.logins.range::<&str>(prefix..).map_err(storage)? {
+                let (k, v) = e.map_err(storage)?;
+                if !k.value().starts_with(prefix) {
+                    break;
+                }
+                let (id, kinds) = v.value();
+                out.push((uid(id), kinds));
+            }
+            Ok(out)
+        }
+
+        /// Walks the insert-instant index between `lo` and `hi` (ascending, or descending when
+        /// `rev`), calling `f(instant, id)` until it returns `false` (search).
+        #[allow(dead_code)]
+        pub(crate) fn inserted_walk(
+            &self,
+            lo: std::ops::Bound<(i64, Uuid)>,
+            hi: std::ops::Bound<(i64, Uuid)>,
+            rev: bool,
+            mut f: impl FnMut(i64, Uuid) -> Result<bool>,
+        ) -> Result<()> {
+            let conv = |b: std::ops::Bound<(i64, Uuid)>| b.map(|(t, id)| (t, id.as_u128()));
+            let range = self
+                .t
+                .inserted
+                .range::<(i64, u128)>((conv(lo), conv(hi)))
+                .map_err(storage)?;
+            let mut step = |e: std::result::Result<
+                (
+                    redb::AccessGuard<'_, (i64, u128)>,
+                    redb::AccessGuard<'_, ()>,
+                ),
+                redb::StorageError,
+            >|
+             -> Result<bool> {
+                let (k, _) = e.map_err(storage)?;
+                let (t, id) = k.value();
+                f(t, uid(id))
+            };
+            if rev {
+                for e in range.rev() {
+                    if !step(e)? {
+                        break;
+                    }
+                }
+            } else {
+                for e in range {
+                    if !step(e)? {
+                        break;
+                    }
+                }
+            }
+            Ok(())
+        }
+
+        /// Calls `f` for every user with an id greater than `after` (all when `None`), in id
+        /// order, until it returns `false` (search).
+        #[allow(dead_code)]
+        pub(crate) fn for_each_user_after(
+            &self,
+            after: Option<Uuid>,
+            mut f: impl FnMut(User) -> Result<bool>,
+        ) -> Result<()> {
+            let lo = after.map_or(std::ops::Bound::Unbounded, |a| {
+                std::ops::Bound::Excluded(a.as_u128())
+            });
+            for e in self
+                .t
+                .users
+                .range::<u128>((lo, std::ops::Bound::Unbounded))
+                .map_err(storage)?
+            {
+                let (k, v) = e.map_err(storage)?;
+                let user = codec::decode(uid(k.value()), v.value())?;
+                if !f(user)? {
+                    break;
+                }
+            }
+            Ok(())
+        }
+
         /// Compares every index with what the records say it must hold. Returns the problems.
         #[allow(dead_code)]
         pub(crate) fn integrity_problems(&self) -> Result<Vec<String>> {
