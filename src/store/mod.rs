@@ -5,9 +5,11 @@
 //! so an operation that fails inside a larger [`write`](crate::Directory::write) transaction
 //! leaves that transaction as it was.
 
+pub(crate) mod auth_state;
 pub(crate) mod codec;
 mod record;
 pub(crate) mod tables;
+pub(crate) mod tokens;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -114,6 +116,8 @@ impl Store {
         }
         // Create every table now so that read transactions always find them.
         Tables::open(&txn)?;
+        auth_state::create_tables(&txn)?;
+        tokens::create_tables(&txn)?;
         txn.commit().map_err(storage)?;
         Ok(Store {
             db,
