@@ -114,10 +114,11 @@ impl Store {
                 }
             }
         }
-        // Create every table now so that read transactions always find them.
-        Tables::open(&txn)?;
+        // The authentication tables (failed logins, tokens), also created up front.
         auth_state::create_tables(&txn)?;
         tokens::create_tables(&txn)?;
+        // Create every table now so that read transactions always find them.
+        Tables::open(&txn)?;
         txn.commit().map_err(storage)?;
         Ok(Store {
             db,
