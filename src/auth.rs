@@ -368,18 +368,24 @@ impl Directory {
                 if cur.password != verified {
                     return Ok(Outcome::Changed(cur.version));
                 }
-                self.check_status(&cur, auth_state::get_w(tx.w, user.id)?, now)?;
-                auth_state::clear(tx.w, user.id)?;
+                let failures = auth_state::get_w(tx.w, user.id)?;
+                self.check_status(&cur, failures, now)?;
+                if failures.is_some() {
+                    auth_state::clear(tx.w, user.id)?;
+                }
                 let rehashed = new_hash.is_some();
-                let user = tx.modify(user.id, |u| {
-                    u.last_login_instant = Some(now);
-                    if let Some(h) = new_hash {
-                        u.password = Some(h);
-                    }
-                })?;
+                // As `Tx::modify`, without reading and decoding the record a second time.
+                let mut new = cur.clone();
+                new.last_login_instant = Some(now);
+                if let Some(h) = new_hash {
+                    new.password = Some(h);
+                }
+                new.version = cur.version + 1;
+                new.last_update_instant = now;
+                tx.w.replace(&cur, &new)?;
                 Ok(Outcome::Done(Login {
-                    password_change_required: user.password_change_required,
-                    user,
+                    password_change_required: new.password_change_required,
+                    user: new,
                     rehashed,
                 }))
             })?;
