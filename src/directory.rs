@@ -563,7 +563,11 @@ impl Directory {
     /// # Errors
     /// [`Error::Storage`].
     pub fn dump(&self) -> Result<Vec<(&'static str, String, String)>> {
-        self.read_raw(Reader::dump)
+        self.read_raw(|r| {
+            let mut d = r.dump()?;
+            d.extend(crate::store::tokens::dump(r)?);
+            Ok(d)
+        })
     }
 }
 

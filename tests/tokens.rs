@@ -431,3 +431,23 @@ fn a_failed_transaction_keeps_the_tokens() {
     dir.verify_email(&v).unwrap();
     dir.check_integrity().unwrap();
 }
+
+#[test]
+fn refused_requests_change_nothing() {
+    let (dir, _) = dir();
+    let u = ann(&dir);
+    let reset = dir.start_password_reset("ann").unwrap();
+    let verify = dir.start_email_verification(u.id).unwrap();
+    let before = dir.dump().unwrap();
+    assert!(before.iter().any(|(t, _, _)| *t == "tokens"));
+    assert!(before.iter().all(|(_, k, v)| {
+        !k.contains(reset.as_str()) && !v.contains(reset.as_str()) && !k.contains(verify.as_str())
+    }));
+    let _ = dir.verify_email(&reset);
+    let _ = dir.reset_password(&verify, "brand new secret");
+    let _ = dir.reset_password(&reset, "short");
+    let _ = dir.reset_password("unknown token", "brand new secret");
+    let _ = dir.start_password_reset("nobody");
+    let _ = dir.change_password("ann", "correct horse", "short");
+    assert_eq!(dir.dump().unwrap(), before);
+}

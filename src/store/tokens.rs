@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use redb::{ReadableTable, ReadableTableMetadata, WriteTransaction};
 use uuid::Uuid;
 
-use super::tables::{TOKEN_EXPIRY, TOKENS, USER_TOKENS};
+use super::tables::{LOGIN_FAILURES, TOKEN_EXPIRY, TOKENS, USER_TOKENS};
 use super::{Reader, Writer, auth_state, storage, table_error};
 use crate::error::Result;
 use crate::user::Instant;
@@ -236,4 +236,53 @@ pub(crate) fn integrity_problems(r: &Reader) -> Result<Vec<String>> {
         }
     }
     Ok(problems)
+}
+
+/// Every entry of the authentication tables as (table, key, fingerprint), for
+/// [`Directory::dump`](crate::Directory::dump). Token hashes are digested once more, so the
+/// output holds nothing that was ever stored as is.
+pub(crate) fn dump(r: &Reader) -> Result<Vec<(&'static str, String, String)>> {
+    use sha2::{Digest, Sha256};
+    fn hex(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+    fn dig(b: &[u8]) -> String {
+        hex(&Sha256::digest(b))
+    }
+    let mut out = Vec::new();
+    let t = r.txn.open_table(LOGIN_FAILURES).map_err(table_error)?;
+    for e in t.iter().map_err(storage)? {
+        let (k, v) = e.map_err(storage)?;
+        out.push((
+            "login_failures",
+            Uuid::from_u128(k.value()).to_string(),
+            format!("{:?}", v.value()),
+        ));
+    }
+    let t = r.txn.open_table(TOKENS).map_err(table_error)?;
+    for e in t.iter().map_err(storage)? {
+        let (k, v) = e.map_err(storage)?;
+        out.push(("tokens", dig(&k.value()), format!("{:?}", v.value())));
+    }
+    let t = r.txn.open_table(TOKEN_EXPIRY).map_err(table_error)?;
+    for e in t.iter().map_err(storage)? {
+        let (k, _) = e.map_err(storage)?;
+        let (expiry, h) = k.value();
+        out.push((
+            "token_expiry",
+            format!("{expiry} {}", dig(&h)),
+            String::new(),
+        ));
+    }
+    let t = r.txn.open_table(USER_TOKENS).map_err(table_error)?;
+    for e in t.iter().map_err(storage)? {
+        let (k, _) = e.map_err(storage)?;
+        let (user, h) = k.value();
+        out.push((
+            "user_tokens",
+            format!("{} {}", Uuid::from_u128(user), dig(&h)),
+            String::new(),
+        ));
+    }
+    Ok(out)
 }
