@@ -5,9 +5,11 @@
 //! so an operation that fails inside a larger [`write`](crate::Directory::write) transaction
 //! leaves that transaction as it was.
 
+pub(crate) mod auth_state;
 pub(crate) mod codec;
 mod record;
 pub(crate) mod tables;
+pub(crate) mod tokens;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -112,6 +114,9 @@ impl Store {
                 }
             }
         }
+        // The authentication tables (failed logins, tokens), also created up front.
+        auth_state::create_tables(&txn)?;
+        tokens::create_tables(&txn)?;
         // Create every table now so that read transactions always find them.
         Tables::open(&txn)?;
         txn.commit().map_err(storage)?;
