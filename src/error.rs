@@ -152,6 +152,10 @@ pub enum Error {
     /// The token was valid but its lifetime has passed; start the workflow again.
     #[error("the token has expired")]
     TokenExpired,
+    /// JSON interchange input that cannot be read: malformed JSON, or rows whose fields have
+    /// the wrong shape. Every bad row is listed (see [`JsonProblem`]).
+    #[error("invalid JSON input: {}", describe_json(.0))]
+    InvalidJson(Vec<JsonProblem>),
 }
 
 /// `Result` with userdir's [`Error`].
@@ -164,4 +168,40 @@ impl Error {
             reason: reason.into(),
         }
     }
+}
+
+/// One problem found while reading JSON interchange input (see [`Error::InvalidJson`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JsonProblem {
+    /// The 0-based index of the row (user) in the input; for JSON Lines, the 0-based line
+    /// number. `None` for a problem with the document as a whole.
+    pub row: Option<usize>,
+    /// The field, named as in the input format (`email`, `profile.FirstName`, `name.givenName`).
+    pub field: Option<String>,
+    /// What is wrong; never contains a password or hash.
+    pub reason: String,
+}
+
+impl std::fmt::Display for JsonProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.row, &self.field) {
+            (Some(r), Some(field)) => write!(f, "row {r}, field {field}: {}", self.reason),
+            (Some(r), None) => write!(f, "row {r}: {}", self.reason),
+            (None, Some(field)) => write!(f, "field {field}: {}", self.reason),
+            (None, None) => f.write_str(&self.reason),
+        }
+    }
+}
+
+fn describe_json(problems: &[JsonProblem]) -> String {
+    let mut s = problems
+        .iter()
+        .take(3)
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ");
+    if problems.len() > 3 {
+        s.push_str(&format!("; and {} more", problems.len() - 3));
+    }
+    s
 }

@@ -43,6 +43,8 @@ mod clock;
 mod directory;
 mod error;
 pub mod identity;
+#[cfg(feature = "json")]
+pub mod json;
 mod password;
 mod patch;
 pub mod query;
@@ -55,7 +57,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use directory::{
     Builder, Directory, MAX_FIELD_BYTES, PreparedUpdate, PreparedUser, ReadTx, Tx,
 };
-pub use error::{Error, Result};
+pub use error::{Error, JsonProblem, Result};
 pub use password::{
     Argon2Params, BreachedCheck, Hasher, MAX_ARGON2_M_KIB, MAX_ARGON2_P, MAX_ARGON2_T,
     PasswordPolicy, PolicyViolation, check_stored_hash, verification_count,
