@@ -8,7 +8,7 @@
 //! | `id` | `id` when it is a UUID; another system's non-UUID id is not kept (carry it in `externalId`) |
 //! | `externalId`, `userName`, `nickName`, `timezone`, `active` | `external_id`, `username`, `nick_name`, `timezone`, `active` (a resource without `active` is active) |
 //! | `name.givenName`, `name.middleName`, `name.familyName`, `name.formatted` | `first_name`, `middle_name`, `last_name`, `full_name`; the other `name` parts (`honorificPrefix`, …) go to `data["name"]` |
-//! | `displayName` | `full_name` when `name.formatted` is absent, else kept in `data["displayName"]` |
+//! | `displayName` | `full_name` when `name.formatted` is absent, else kept in `data["displayName"]` when it differs |
 //! | `emails` | `email`: the `primary` one, else the first; the others stay in `data["emails"]` |
 //! | `phoneNumbers` | `mobile_phone`: the one of type `mobile`; the others stay in `data["phoneNumbers"]` |
 //! | `photos` | `image_url`: the one of type `photo`, else the first; the others stay in `data["photos"]` |
@@ -142,7 +142,7 @@ fn read_row(v: &Value, f: &mut Fields<'_>) -> Option<NewUser> {
     if let Some(display) = f.string(o, "displayName", "displayName") {
         if p.full_name.is_none() {
             p.full_name = Some(display);
-        } else {
+        } else if p.full_name.as_ref() != Some(&display) {
             data.insert("displayName".to_owned(), AttrValue::String(display));
         }
     }
