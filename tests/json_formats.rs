@@ -46,7 +46,11 @@ fn fusionauth_seed_import_request_refuses_salted_sha256_by_row_and_field() {
 
 #[test]
 fn fusionauth_seed_import_request_with_pbkdf2_imports_and_exports() {
-    let rows = json::read(Format::FusionAuth, &fixture("fusionauth_import_pbkdf2.json")).unwrap();
+    let rows = json::read(
+        Format::FusionAuth,
+        &fixture("fusionauth_import_pbkdf2.json"),
+    )
+    .unwrap();
     assert_eq!(rows.len(), 1);
     let d = dir();
     let users = create_all(&d, rows);
@@ -68,9 +72,22 @@ fn fusionauth_seed_import_request_with_pbkdf2_imports_and_exports() {
     let seed: Value = serde_json::from_str(&fixture("fusionauth_import_pbkdf2.json")).unwrap();
     let seed = &seed["users"][0];
     for k in [
-        "active", "birthDate", "data", "email", "expiry", "firstName", "fullName", "imageUrl",
-        "insertInstant", "lastName", "middleName", "mobilePhone", "passwordChangeRequired",
-        "preferredLanguages", "timezone", "username",
+        "active",
+        "birthDate",
+        "data",
+        "email",
+        "expiry",
+        "firstName",
+        "fullName",
+        "imageUrl",
+        "insertInstant",
+        "lastName",
+        "middleName",
+        "mobilePhone",
+        "passwordChangeRequired",
+        "preferredLanguages",
+        "timezone",
+        "username",
     ] {
         assert_eq!(out[k], seed[k], "field {k}");
     }
@@ -98,9 +115,24 @@ fn fusionauth_seed_response_reads_and_writes_back() {
     let seed: Value = serde_json::from_str(&text).unwrap();
     let seed = &seed["user"];
     for k in [
-        "active", "birthDate", "data", "email", "expiry", "firstName", "fullName", "id",
-        "imageUrl", "lastLoginInstant", "lastName", "middleName", "mobilePhone",
-        "passwordChangeRequired", "preferredLanguages", "timezone", "username", "verified",
+        "active",
+        "birthDate",
+        "data",
+        "email",
+        "expiry",
+        "firstName",
+        "fullName",
+        "id",
+        "imageUrl",
+        "lastLoginInstant",
+        "lastName",
+        "middleName",
+        "mobilePhone",
+        "passwordChangeRequired",
+        "preferredLanguages",
+        "timezone",
+        "username",
+        "verified",
     ] {
         assert_eq!(out[k], seed[k], "field {k}");
     }
@@ -184,12 +216,27 @@ fn scim_firstup_record_keeps_its_extensions_as_data() {
     let out = json::write_user(Format::Scim, &u, false).unwrap();
     let seed: Value = serde_json::from_str(&text).unwrap();
     for k in [
-        "userName", "active", "name", "displayName", "nickName", "emails", "addresses", "title",
-        "photos", "preferredLanguage", "userType", "locale", "timezone",
+        "userName",
+        "active",
+        "name",
+        "displayName",
+        "nickName",
+        "emails",
+        "addresses",
+        "title",
+        "photos",
+        "preferredLanguage",
+        "userType",
+        "locale",
+        "timezone",
         "urn:SocialChorus:1.0:User",
     ] {
         if k == "name" || k == "emails" {
-            for (sub, v) in seed[k].as_object().map(|o| o.iter().collect()).unwrap_or_else(Vec::new) {
+            for (sub, v) in seed[k]
+                .as_object()
+                .map(|o| o.iter().collect::<Vec<_>>())
+                .unwrap_or_default()
+            {
                 assert_eq!(&out[k][sub], v, "{k}.{sub}");
             }
             continue;
@@ -216,15 +263,32 @@ fn scim_rfc7643_user_with_enterprise_extension() {
     assert_eq!(u.mobile_phone.as_deref(), Some("555-555-4444"));
     assert_eq!(u.full_name.as_deref(), Some("Ms. Barbara J Jensen, III"));
     assert_eq!(u.middle_name.as_deref(), Some("Jane"));
-    assert_eq!(u.insert_instant, json::parse_rfc3339("2010-01-23T04:56:22Z").unwrap());
+    assert_eq!(
+        u.insert_instant,
+        json::parse_rfc3339("2010-01-23T04:56:22Z").unwrap()
+    );
     assert!(u.data.contains_key(json::scim::ENTERPRISE_SCHEMA));
 
     let out = json::write_user(Format::Scim, &u, false).unwrap();
     let seed: Value = serde_json::from_str(&text).unwrap();
     for k in [
-        "id", "externalId", "userName", "name", "displayName", "nickName", "addresses",
-        "photos", "userType", "title", "preferredLanguage", "locale", "timezone", "active",
-        "groups", "x509Certificates", json::scim::ENTERPRISE_SCHEMA,
+        "id",
+        "externalId",
+        "userName",
+        "name",
+        "displayName",
+        "nickName",
+        "addresses",
+        "photos",
+        "userType",
+        "title",
+        "preferredLanguage",
+        "locale",
+        "timezone",
+        "active",
+        "groups",
+        "x509Certificates",
+        json::scim::ENTERPRISE_SCHEMA,
     ] {
         assert_eq!(out[k], seed[k], "attribute {k}");
     }
@@ -232,7 +296,12 @@ fn scim_rfc7643_user_with_enterprise_extension() {
     assert_eq!(out["phoneNumbers"].as_array().unwrap().len(), 2);
     assert_eq!(out["meta"]["created"], "2010-01-23T04:56:22.000Z");
     assert_eq!(out["meta"]["version"], "W/\"1\"");
-    assert!(out["schemas"].as_array().unwrap().contains(&json!(json::scim::ENTERPRISE_SCHEMA)));
+    assert!(
+        out["schemas"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(json::scim::ENTERPRISE_SCHEMA))
+    );
     assert!(out.get("password").is_none());
     assert!(!out.to_string().contains("t1meMa$heen"));
 }
@@ -240,7 +309,10 @@ fn scim_rfc7643_user_with_enterprise_extension() {
 #[test]
 fn scim_list_response_reads_every_resource() {
     let rows = json::read(Format::Scim, &fixture("scim_list_response_rfc7644.json")).unwrap();
-    let names: Vec<_> = rows.iter().map(|r| r.profile.username.clone().unwrap()).collect();
+    let names: Vec<_> = rows
+        .iter()
+        .map(|r| r.profile.username.clone().unwrap())
+        .collect();
     assert_eq!(names, ["bjensen", "jsmith"]);
     assert_eq!(
         rows[1].id.map(|i| i.to_string()).as_deref(),
@@ -262,7 +334,10 @@ fn malformed_seed_json_is_one_clear_problem() {
     let p = problems(e);
     assert_eq!(p.len(), 1);
     assert_eq!(p[0].row, None);
-    assert!(msg.contains("malformed JSON") && msg.contains("line"), "{msg}");
+    assert!(
+        msg.contains("malformed JSON") && msg.contains("line"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -274,7 +349,10 @@ fn every_bad_row_is_reported_with_its_field() {
         {"username": "d", "encryptionScheme": "salted-md5", "password": "abc", "salt": ""}
     ]}"#;
     let p = problems(json::read(Format::FusionAuth, text).unwrap_err());
-    let got: Vec<_> = p.iter().map(|p| (p.row.unwrap(), p.field.clone().unwrap())).collect();
+    let got: Vec<_> = p
+        .iter()
+        .map(|p| (p.row.unwrap(), p.field.clone().unwrap()))
+        .collect();
     assert_eq!(
         got,
         [
@@ -287,7 +365,10 @@ fn every_bad_row_is_reported_with_its_field() {
     );
     let jl = "{\"username\":\"a\"}\n\nnot json\n{\"username\":[]}\n";
     let p = problems(json::read(Format::JsonLines, jl).unwrap_err());
-    assert_eq!(p.iter().map(|p| p.row).collect::<Vec<_>>(), [Some(2), Some(3)]);
+    assert_eq!(
+        p.iter().map(|p| p.row).collect::<Vec<_>>(),
+        [Some(2), Some(3)]
+    );
 }
 
 #[test]
@@ -298,7 +379,10 @@ fn wrong_document_shapes_are_refused() {
         (Format::Scim, r#"{"Resources": {}}"#),
         (Format::Fuse, "[1]"),
     ] {
-        assert!(matches!(json::read(fmt, text), Err(Error::InvalidJson(_))), "{fmt} {text}");
+        assert!(
+            matches!(json::read(fmt, text), Err(Error::InvalidJson(_))),
+            "{fmt} {text}"
+        );
     }
 }
 
@@ -322,7 +406,10 @@ fn rich_users(d: &Directory) -> Vec<User> {
                 .role("ops")
                 .data("n", 3i64)
                 .data("f", 2.5f64)
-                .data("nested", AttrValue::Array(vec![AttrValue::Null, AttrValue::from("x")]))
+                .data(
+                    "nested",
+                    AttrValue::Array(vec![AttrValue::Null, AttrValue::from("x")]),
+                )
                 .verified(true)
                 .password_change_required(true)
                 .expiry(1_900_000_000_000)
@@ -330,7 +417,8 @@ fn rich_users(d: &Directory) -> Vec<User> {
                 .password_hash(hash),
         )
         .unwrap(),
-        d.create(NewUser::with_email("bob@example.com").active(false)).unwrap(),
+        d.create(NewUser::with_email("bob@example.com").active(false))
+            .unwrap(),
     ];
     out[0].preferred_languages.clear();
     out
@@ -369,7 +457,10 @@ fn no_output_without_with_hashes_contains_a_hash() {
     for fmt in [Format::Fuse, Format::Scim] {
         assert!(matches!(
             json::write_document(fmt, &users, true),
-            Err(Error::InvalidField { field: "with_hashes", .. })
+            Err(Error::InvalidField {
+                field: "with_hashes",
+                ..
+            })
         ));
     }
 }
@@ -386,7 +477,10 @@ fn scim_and_fuse_round_trip_what_they_carry() {
         assert_eq!(x.username, y.username);
         assert_eq!(x.email, y.email);
         assert_eq!(x.external_id, y.external_id);
-        assert_eq!((&x.first_name, &x.middle_name, &x.last_name), (&y.first_name, &y.middle_name, &y.last_name));
+        assert_eq!(
+            (&x.first_name, &x.middle_name, &x.last_name),
+            (&y.first_name, &y.middle_name, &y.last_name)
+        );
         assert_eq!(x.full_name, y.full_name);
         assert_eq!(x.birth_date, y.birth_date);
         assert_eq!(x.roles, y.roles);
@@ -409,9 +503,15 @@ fn export_streams_the_directory() {
     rich_users(&d);
     let mut out = Vec::new();
     let mut seen = Vec::new();
-    let n = json::export(&d, Format::JsonLines, false, &mut out, &mut |done, total| {
-        seen.push((done, total));
-    })
+    let n = json::export(
+        &d,
+        Format::JsonLines,
+        false,
+        &mut out,
+        &mut |done, total| {
+            seen.push((done, total));
+        },
+    )
     .unwrap();
     assert_eq!(n, 2);
     assert_eq!(seen, [(1, 2), (2, 2)]);

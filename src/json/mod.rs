@@ -114,6 +114,54 @@ impl FromStr for Format {
     }
 }
 
+/// Guesses the format of a document: JSON Lines when the file name ends in `.jsonl` or
+/// `.ndjson` or the text has several top-level values on separate lines; SCIM when it has
+/// `schemas`, `Resources` or `userName`; Fuse when its first user has `password_confirmation`,
+/// `profile` or `role`; FusionAuth otherwise.
+///
+/// # Examples
+/// ```
+/// use userdir::json::{detect, Format};
+/// assert_eq!(detect(None, r#"{"Resources":[]}"#), Format::Scim);
+/// assert_eq!(detect(None, r#"{"users":[{"username":"a","role":"user"}]}"#), Format::Fuse);
+/// assert_eq!(detect(None, r#"{"users":[{"username":"a"}]}"#), Format::FusionAuth);
+/// assert_eq!(detect(Some("users.jsonl"), "{}"), Format::JsonLines);
+/// ```
+#[must_use]
+pub fn detect(file_name: Option<&str>, text: &str) -> Format {
+    if let Some(name) = file_name {
+        let name = name.to_ascii_lowercase();
+        if name.ends_with(".jsonl") || name.ends_with(".ndjson") {
+            return Format::JsonLines;
+        }
+    }
+    let Ok(doc) = serde_json::from_str::<Value>(text) else {
+        let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+        let several = lines
+            .next()
+            .is_some_and(|l| serde_json::from_str::<Value>(l).is_ok())
+            && lines.next().is_some();
+        return if several {
+            Format::JsonLines
+        } else {
+            Format::FusionAuth
+        };
+    };
+    let has = |v: &Value, keys: &[&str]| keys.iter().any(|k| v.get(k).is_some());
+    if has(&doc, &["schemas", "Resources", "userName"]) {
+        return Format::Scim;
+    }
+    let first = match &doc {
+        Value::Array(a) => a.first(),
+        _ => doc.get("users").and_then(|u| u.get(0)).or(doc.get("user")),
+    };
+    match first {
+        Some(u) if has(u, &["userName", "schemas"]) => Format::Scim,
+        Some(u) if has(u, &["password_confirmation", "profile", "role"]) => Format::Fuse,
+        _ => Format::FusionAuth,
+    }
+}
+
 /// Reads every user of a JSON document (or JSON Lines text) in `format`.
 ///
 /// # Errors

@@ -1,0 +1,780 @@
+//! `userdir`: inspect and manage a userdir directory file from the command line.
+//!
+//! Exit codes: 0 success; 1 not found, refused (login) or no match; 2 bad input (usage, an
+//! invalid filter, bad rows, a bad or missing file); 3 storage failure (I/O, a file locked by
+//! another process, a failed integrity check). Errors are one line on stderr (`userdir: …`);
+//! an import with bad rows prints one line per problem.
+//!
+//! `USERDIR_INSECURE_FAST_HASH=1` (or the hidden `--argon2-fast` flag) makes new hashes use
+//! argon2's cheapest parameters. It exists for the test suite only; never use it for real data.
+
+use std::io::{BufRead, BufWriter, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant as Timer;
+
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use userdir::json::{self, Format};
+use userdir::{Argon2Params, Directory, Error, NewUser, Search, SortField, User};
+
+#[derive(Parser)]
+#[command(
+    name = "userdir",
+    version,
+    about = "An embedded user directory in one redb file"
+)]
+struct Cli {
+    /// The directory file.
+    #[arg(long, global = true, default_value = "userdir.redb")]
+    db: PathBuf,
+    /// Tests only: hash new passwords with argon2's cheapest parameters.
+    #[arg(long, global = true, hide = true)]
+    argon2_fast: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Import the sample files into a temporary directory, search, log in, reset a password,
+    /// and print what happened with timings.
+    Demo {
+        /// Folder with the sample files (default: the crate's examples/data).
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
+    /// Import users from a JSON file, all or nothing.
+    Import {
+        /// The file (`-` for stdin).
+        file: PathBuf,
+        /// fusionauth, fuse, scim or jsonl (default: guessed from the file).
+        #[arg(long, value_parser = parse_format)]
+        format: Option<Format>,
+    },
+    /// Create one user; the password, if any, is read from stdin.
+    Create(CreateArgs),
+    /// Print a user found by id, username, email or external id (in that order).
+    Get {
+        /// Id, username, email or external id.
+        id_or_login: String,
+        /// Output shape: fusionauth, fuse, scim or jsonl.
+        #[arg(long, value_parser = parse_format, default_value = "fusionauth")]
+        format: Format,
+    },
+    /// Print the users matching a SCIM filter, one JSON user per line.
+    Search {
+        /// A SCIM filter, e.g. `userName sw "jo" and active eq true`.
+        filter: String,
+        /// username, email, fullName, birthDate, insertInstant or lastLogin.
+        #[arg(long)]
+        sort: Option<String>,
+        /// Sort descending.
+        #[arg(long)]
+        desc: bool,
+        /// At most this many users (default: all).
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Skip this many users.
+        #[arg(long, default_value_t = 0)]
+        offset: usize,
+        /// Output shape: fusionauth, fuse, scim or jsonl.
+        #[arg(long, value_parser = parse_format, default_value = "fusionauth")]
+        format: Format,
+    },
+    /// Deactivate (soft delete) a user.
+    Deactivate {
+        /// Id, username, email or external id.
+        id_or_login: String,
+    },
+    /// Reactivate a deactivated user.
+    Reactivate {
+        /// Id, username, email or external id.
+        id_or_login: String,
+    },
+    /// Delete a user for good.
+    Delete {
+        /// Id, username, email or external id.
+        id_or_login: String,
+    },
+    /// Check a password (read from stdin) for a login id.
+    Login {
+        /// Username or email.
+        login_id: String,
+    },
+    /// Write every user to stdout.
+    Export {
+        /// fusionauth, fuse, scim or jsonl.
+        #[arg(long, value_parser = parse_format, default_value = "fusionauth")]
+        format: Format,
+        /// Include password hashes (fusionauth and jsonl only); the output re-imports exactly.
+        #[arg(long)]
+        with_hashes: bool,
+    },
+    /// Check that every index agrees with the records.
+    Check,
+    /// Print the number of users, of active users, and the file size.
+    Stats,
+}
+
+#[derive(Args)]
+struct CreateArgs {
+    /// Username.
+    #[arg(long)]
+    username: Option<String>,
+    /// Email.
+    #[arg(long)]
+    email: Option<String>,
+    /// External id.
+    #[arg(long)]
+    external_id: Option<String>,
+    /// First name.
+    #[arg(long)]
+    first_name: Option<String>,
+    /// Last name.
+    #[arg(long)]
+    last_name: Option<String>,
+    /// Full name.
+    #[arg(long)]
+    full_name: Option<String>,
+    /// A role (repeat for several).
+    #[arg(long = "role")]
+    roles: Vec<String>,
+    /// Create the user deactivated.
+    #[arg(long)]
+    inactive: bool,
+    /// Create the user without a password (do not read stdin).
+    #[arg(long)]
+    no_password: bool,
+}
+
+fn parse_format(s: &str) -> Result<Format, String> {
+    s.parse::<Format>().map_err(|e| e.to_string())
+}
+
+/// A failure with its exit code and message lines.
+struct Fail {
+    code: u8,
+    lines: Vec<String>,
+}
+
+impl Fail {
+    fn new(code: u8, msg: impl Into<String>) -> Self {
+        Fail {
+            code,
+            lines: vec![msg.into()],
+        }
+    }
+}
+
+/// The exit code of a library error.
+fn exit_code(e: &Error) -> u8 {
+    match e {
+        Error::NotFound(_)
+        | Error::InvalidCredentials
+        | Error::AccountInactive
+        | Error::AccountExpired
+        | Error::AccountLocked { .. }
+        | Error::InvalidToken
+        | Error::TokenExpired => 1,
+        Error::Storage(_)
+        | Error::AlreadyOpen
+        | Error::NeedsReopen
+        | Error::Corrupt(_)
+        | Error::Integrity(_)
+        | Error::Hashing(_) => 3,
+        _ => 2,
+    }
+}
+
+impl From<Error> for Fail {
+    fn from(e: Error) -> Self {
+        let code = exit_code(&e);
+        let lines = match &e {
+            Error::InvalidJson(problems) => {
+                let mut l = vec![format!("invalid JSON input: {} problem(s)", problems.len())];
+                l.extend(problems.iter().map(ToString::to_string));
+                l
+            }
+            Error::Integrity(problems) => {
+                let mut l = vec![format!(
+                    "integrity check failed: {} problem(s)",
+                    problems.len()
+                )];
+                l.extend(problems.iter().cloned());
+                l
+            }
+            Error::AlreadyOpen => {
+                vec!["the directory file is locked: another process has it open".to_owned()]
+            }
+            _ => vec![e.to_string()],
+        };
+        Fail { code, lines }
+    }
+}
+
+type CliResult<T = ()> = Result<T, Fail>;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            for l in &f.lines {
+                eprintln!("userdir: {l}");
+            }
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn fast_hash(cli: &Cli) -> bool {
+    cli.argon2_fast || std::env::var("USERDIR_INSECURE_FAST_HASH").is_ok_and(|v| v == "1")
+}
+
+fn params(cli: &Cli) -> Argon2Params {
+    if fast_hash(cli) {
+        Argon2Params::insecure_fast()
+    } else {
+        Argon2Params::owasp()
+    }
+}
+
+/// Opens the directory; `create` allows a missing file to be created.
+fn open(cli: &Cli, create: bool) -> CliResult<Directory> {
+    if !create && !cli.db.exists() {
+        return Err(Fail::new(
+            2,
+            format!(
+                "no directory file at {} (create one with `userdir import` or `userdir create`)",
+                cli.db.display()
+            ),
+        ));
+    }
+    if cli.db.is_dir() {
+        return Err(Fail::new(
+            2,
+            format!("{} is a folder, not a directory file", cli.db.display()),
+        ));
+    }
+    Ok(Directory::builder().hasher(params(cli)).open(&cli.db)?)
+}
+
+fn run(cli: &Cli) -> CliResult {
+    match &cli.cmd {
+        Cmd::Demo { data } => demo(cli, data.as_deref()),
+        Cmd::Import { file, format } => import(cli, file, *format),
+        Cmd::Create(args) => create(cli, args),
+        Cmd::Get {
+            id_or_login,
+            format,
+        } => {
+            let dir = open(cli, false)?;
+            let user = resolve(&dir, id_or_login)?;
+            print_user(&user, *format)
+        }
+        Cmd::Search {
+            filter,
+            sort,
+            desc,
+            limit,
+            offset,
+            format,
+        } => search(
+            cli,
+            filter,
+            sort.as_deref(),
+            *desc,
+            *limit,
+            *offset,
+            *format,
+        ),
+        Cmd::Deactivate { id_or_login } => change(cli, id_or_login, |d, u| d.deactivate(u.id)),
+        Cmd::Reactivate { id_or_login } => change(cli, id_or_login, |d, u| d.reactivate(u.id)),
+        Cmd::Delete { id_or_login } => change(cli, id_or_login, |d, u| d.delete(u.id)),
+        Cmd::Login { login_id } => {
+            let dir = open(cli, false)?;
+            let password = read_password()?;
+            let login = dir.authenticate(login_id, &password)?;
+            if login.password_change_required {
+                eprintln!("userdir: login ok; the password must be changed now");
+            }
+            print_user(&login.user, Format::FusionAuth)
+        }
+        Cmd::Export {
+            format,
+            with_hashes,
+        } => export(cli, *format, *with_hashes),
+        Cmd::Check => {
+            let dir = open(cli, false)?;
+            dir.check_integrity()?;
+            println!(
+                "ok: {} users, every index agrees with the records",
+                dir.count()?
+            );
+            Ok(())
+        }
+        Cmd::Stats => {
+            let dir = open(cli, false)?;
+            let users = dir.count()?;
+            let active = dir
+                .search(&Search::filter("active eq true")?.limit(0))?
+                .total;
+            let bytes = std::fs::metadata(&cli.db).map(|m| m.len()).unwrap_or(0);
+            println!("users {users}\nactive {active}\nfile_bytes {bytes}");
+            Ok(())
+        }
+    }
+}
+
+fn resolve(dir: &Directory, s: &str) -> CliResult<User> {
+    dir.resolve(s)?
+        .ok_or_else(|| Fail::new(1, format!("no user matches {s:?}")))
+}
+
+fn change(
+    cli: &Cli,
+    s: &str,
+    f: impl FnOnce(&Directory, &User) -> userdir::Result<User>,
+) -> CliResult {
+    let dir = open(cli, false)?;
+    let user = resolve(&dir, s)?;
+    let user = f(&dir, &user)?;
+    print_user(&user, Format::FusionAuth)
+}
+
+fn print_user(user: &User, format: Format) -> CliResult {
+    let v = json::write_user(format, user, false)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{v}").map_err(|e| Fail::new(3, format!("cannot write the output: {e}")))
+}
+
+fn read_password() -> CliResult<String> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprint!("password (echoed): ");
+    }
+    let mut line = String::new();
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| Fail::new(2, format!("cannot read the password from stdin: {e}")))?;
+    let pw = line.trim_end_matches(['\n', '\r']).to_owned();
+    if pw.is_empty() {
+        return Err(Fail::new(2, "no password on stdin"));
+    }
+    Ok(pw)
+}
+
+fn create(cli: &Cli, a: &CreateArgs) -> CliResult {
+    let mut new = NewUser {
+        active: !a.inactive,
+        ..NewUser::default()
+    };
+    let p = &mut new.profile;
+    p.username.clone_from(&a.username);
+    p.email.clone_from(&a.email);
+    p.external_id.clone_from(&a.external_id);
+    p.first_name.clone_from(&a.first_name);
+    p.last_name.clone_from(&a.last_name);
+    p.full_name.clone_from(&a.full_name);
+    p.roles.extend(a.roles.iter().cloned());
+    if !a.no_password {
+        new = new.password(read_password()?);
+    }
+    let dir = open(cli, true)?;
+    let user = dir.create(new)?;
+    print_user(&user, Format::FusionAuth)
+}
+
+fn progress_bar(total: u64, what: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    if let Ok(style) =
+        ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} ({per_sec}, {eta})")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(what.to_owned());
+    bar
+}
+
+fn read_file(file: &Path) -> CliResult<String> {
+    if file == Path::new("-") {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .map_err(|e| Fail::new(2, format!("cannot read stdin: {e}")))?;
+        return Ok(s);
+    }
+    std::fs::read_to_string(file)
+        .map_err(|e| Fail::new(2, format!("cannot read {}: {e}", file.display())))
+}
+
+/// Reads and imports a file; returns (users imported, format).
+fn import_file(dir: &Directory, file: &Path, format: Option<Format>) -> CliResult<(usize, Format)> {
+    let text = read_file(file)?;
+    let format =
+        format.unwrap_or_else(|| json::detect(file.file_name().and_then(|n| n.to_str()), &text));
+    let rows = json::read(format, &text)?;
+    let n = rows.len();
+    import_rows(dir, rows)?;
+    Ok((n, format))
+}
+
+fn import(cli: &Cli, file: &Path, format: Option<Format>) -> CliResult {
+    // Read and check the file before the directory file is created.
+    if file != Path::new("-") && !file.is_file() {
+        return Err(Fail::new(2, format!("no file at {}", file.display())));
+    }
+    let dir = open(cli, true)?;
+    let t = Timer::now();
+    let (n, format) = import_file(&dir, file, format)?;
+    eprintln!(
+        "userdir: imported {n} users ({format}) in {:.2?}",
+        t.elapsed()
+    );
+    Ok(())
+}
+
+/// Imports rows all or nothing: every row is prepared (validated, hashed in parallel) first;
+/// every bad row is reported; then one transaction writes them all.
+fn import_rows(dir: &Directory, rows: Vec<NewUser>) -> CliResult {
+    use rayon::prelude::*;
+    let total = rows.len() as u64;
+    let bar = progress_bar(total, "hashing");
+    let prepared: Vec<_> = rows
+        .into_par_iter()
+        .map(|r| {
+            let p = dir.prepare(r);
+            bar.inc(1);
+            p
+        })
+        .collect();
+    bar.finish_and_clear();
+    let mut ok = Vec::with_capacity(prepared.len());
+    let mut bad = Vec::new();
+    for (i, p) in prepared.into_iter().enumerate() {
+        match p {
+            Ok(p) => ok.push((i, p)),
+            Err(e) => bad.push(format!("row {i}: {e}")),
+        }
+    }
+    if !bad.is_empty() {
+        let mut lines = vec![format!(
+            "import refused, nothing written: {} bad row(s)",
+            bad.len()
+        )];
+        lines.extend(bad);
+        return Err(Fail { code: 2, lines });
+    }
+    let mut row = 0;
+    let r = dir.write(|tx| {
+        for (i, p) in ok {
+            row = i;
+            tx.create(p)?;
+        }
+        Ok(())
+    });
+    r.map_err(|e| {
+        let mut f = Fail::from(e);
+        if f.code == 2 {
+            f.lines = vec![format!(
+                "import refused, nothing written: row {row}: {}",
+                f.lines.join(" ")
+            )];
+        }
+        f
+    })
+}
+
+fn sort_field(s: &str) -> CliResult<SortField> {
+    Ok(match s.to_ascii_lowercase().replace('_', "").as_str() {
+        "username" => SortField::username(),
+        "email" | "emails" => SortField::email(),
+        "fullname" | "name" => SortField::full_name(),
+        "birthdate" => SortField::birth_date(),
+        "insertinstant" | "created" => SortField::insert_instant(),
+        "lastlogin" | "lastlogininstant" => SortField::last_login(),
+        _ => {
+            return Err(Fail::new(
+                2,
+                format!(
+                    "unknown sort field {s:?} (expected username, email, fullName, birthDate, insertInstant or lastLogin)"
+                ),
+            ));
+        }
+    })
+}
+
+fn search(
+    cli: &Cli,
+    filter: &str,
+    sort: Option<&str>,
+    desc: bool,
+    limit: Option<usize>,
+    offset: usize,
+    format: Format,
+) -> CliResult {
+    let mut s = Search::filter(filter)?;
+    if let Some(field) = sort {
+        let f = sort_field(field)?;
+        s = s.sort(if desc { f.desc() } else { f });
+    }
+    let dir = open(cli, false)?;
+    const PAGE: usize = 500;
+    let mut left = limit.unwrap_or(usize::MAX);
+    let mut search = s.offset(offset).limit(left.min(PAGE));
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    let mut printed = 0usize;
+    while left > 0 {
+        let page = dir.search(&search)?;
+        for u in &page.users {
+            let v = json::write_user(format, u, false)?;
+            writeln!(out, "{v}")
+                .map_err(|e| Fail::new(3, format!("cannot write the output: {e}")))?;
+        }
+        printed += page.users.len();
+        left = left.saturating_sub(page.users.len());
+        match page.next_search() {
+            Some(next) if left > 0 && !page.users.is_empty() => search = next.limit(left.min(PAGE)),
+            _ => break,
+        }
+    }
+    out.flush()
+        .map_err(|e| Fail::new(3, format!("cannot write the output: {e}")))?;
+    if printed == 0 {
+        return Err(Fail::new(1, "no user matches the filter"));
+    }
+    Ok(())
+}
+
+fn export(cli: &Cli, format: Format, with_hashes: bool) -> CliResult {
+    let dir = open(cli, false)?;
+    let bar = progress_bar(dir.count()?, "exporting");
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    let n = json::export(&dir, format, with_hashes, &mut out, &mut |done, _| {
+        bar.set_position(done);
+    })?;
+    bar.finish_and_clear();
+    if std::io::stderr().is_terminal() {
+        eprintln!("userdir: exported {n} users ({format})");
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// demo
+
+/// The password of sample user `n` of a sample file (see examples/gen_samples.rs).
+fn sample_password(prefix: &str, n: usize) -> String {
+    format!("{prefix}-password-{n}")
+}
+
+fn demo(cli: &Cli, data: Option<&Path>) -> CliResult {
+    let data = data.map_or_else(
+        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data")),
+        Path::to_path_buf,
+    );
+    if !data.is_dir() {
+        return Err(Fail::new(
+            2,
+            format!("no sample folder at {}", data.display()),
+        ));
+    }
+    let tmp = tempfile::Builder::new()
+        .prefix("userdir-demo-")
+        .tempdir()
+        .map_err(|e| Fail::new(3, format!("cannot create a temporary folder: {e}")))?;
+    let path = tmp.path().join("demo.redb");
+    let params = params(cli);
+    println!("userdir demo");
+    println!(
+        "  directory file: {} (argon2id m={} KiB, t={}, p={}{})",
+        path.display(),
+        params.m_kib,
+        params.t,
+        params.p,
+        if fast_hash(cli) {
+            ", INSECURE test parameters"
+        } else {
+            ", OWASP defaults"
+        }
+    );
+    let dir = Directory::builder().hasher(params).open(&path)?;
+
+    println!("\n1. import the sample files (each all or nothing, one transaction)");
+    let files = [
+        (
+            "fusionauth_users.json",
+            "FusionAuth import request, salted-pbkdf2-hmac-sha256 hashes",
+        ),
+        (
+            "scim_users.json",
+            "SCIM 2.0 ListResponse, enterprise extension, no passwords",
+        ),
+        (
+            "users.jsonl",
+            "JSON Lines, argon2id hashes (userdir export --with-hashes)",
+        ),
+        (
+            "fuse_users.json",
+            "Fuse bulk create, plaintext passwords hashed now in parallel",
+        ),
+    ];
+    for (name, what) in files {
+        let t = Timer::now();
+        let (n, format) = import_file(&dir, &data.join(name), None)?;
+        let el = t.elapsed();
+        println!("   {n:>5} users from {name:<22} [{format}] in {el:>9.2?}  ({what})");
+    }
+    let total = dir.count()?;
+    println!("   directory holds {total} users");
+
+    println!("\n2. searches (SCIM filters; the planner uses an index when it can)");
+    let searches = [
+        r#"userName sw "ann""#,
+        r#"emails.value ew "@example.org" and active eq true"#,
+        r#"roles eq "admin""#,
+        r#"name.familyName co "son" or nickName pr"#,
+        r#"not (active eq true)"#,
+    ];
+    for f in searches {
+        let s = Search::filter(f)?.sort(SortField::username()).limit(3);
+        let t = Timer::now();
+        let page = dir.search(&s)?;
+        let el = t.elapsed();
+        let plan = dir.explain(&s)?;
+        let names: Vec<_> = page
+            .users
+            .iter()
+            .filter_map(|u| u.username.clone().or_else(|| u.email.clone()))
+            .collect();
+        println!(
+            "   {f:<52} {:>5} matches in {el:>9.2?}  plan: {plan}",
+            page.total
+        );
+        println!("   {:<52} first: {}", "", names.join(", "));
+    }
+    let s = Search::all().sort(SortField::last_login().desc()).limit(1);
+    if let Some(u) = dir.search(&s)?.users.first() {
+        println!(
+            "   most recent login: {} at {}",
+            u.username.as_deref().unwrap_or("?"),
+            u.last_login_instant
+                .map(json::format_rfc3339)
+                .unwrap_or_default()
+        );
+    }
+
+    println!(
+        "\n3. logins (an imported hash is verified with its own scheme, then rehashed to argon2id)"
+    );
+    let who = [
+        ("fa", "fa-user-0001", "FusionAuth pbkdf2 user"),
+        ("jl", "jl-user-0001", "argon2id user from JSON Lines"),
+        ("fu", "fu-user-0001", "Fuse user (hashed at import)"),
+    ];
+    for (prefix, login, what) in who {
+        let pw = sample_password(prefix, 1);
+        let t = Timer::now();
+        let r = dir.authenticate(login, &pw);
+        let el = t.elapsed();
+        match r {
+            Ok(l) => println!(
+                "   {login:<14} ok in {el:>9.2?}  rehashed: {:<5} ({what})",
+                l.rehashed
+            ),
+            Err(e) => println!("   {login:<14} refused in {el:>9.2?}: {e} ({what})"),
+        }
+        if prefix == "fa" {
+            let t = Timer::now();
+            let again = dir.authenticate(login, &pw).is_ok();
+            println!(
+                "   {login:<14} again: {} in {:>9.2?}  (now argon2id)",
+                if again { "ok" } else { "refused" },
+                t.elapsed()
+            );
+        }
+    }
+    let t = Timer::now();
+    let wrong = dir.authenticate("fa-user-0002", "not the password");
+    println!(
+        "   {:<14} wrong password: {} in {:>9.2?}",
+        "fa-user-0002",
+        wrong.err().map(|e| e.to_string()).unwrap_or_default(),
+        t.elapsed()
+    );
+    let t = Timer::now();
+    let unknown = dir.authenticate("nobody@example.com", "whatever password");
+    println!(
+        "   {:<14} unknown login: {} in {:>9.2?}  (same error, dummy hash verified)",
+        "nobody",
+        unknown.err().map(|e| e.to_string()).unwrap_or_default(),
+        t.elapsed()
+    );
+
+    println!("\n4. password reset");
+    let login = "sc-user-0003";
+    let t = Timer::now();
+    let token = dir.start_password_reset(login)?;
+    println!(
+        "   reset token issued for {login} in {:.2?} (only its hash is stored)",
+        t.elapsed()
+    );
+    let t = Timer::now();
+    dir.reset_password(&token, "a brand new passphrase")?;
+    println!("   password reset with the token in {:.2?}", t.elapsed());
+    let reused = dir.reset_password(&token, "another passphrase");
+    println!(
+        "   reusing the token: {}",
+        reused
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_else(|| "accepted?!".into())
+    );
+    let ok = dir.authenticate(login, "a brand new passphrase").is_ok();
+    println!(
+        "   login with the new password: {}",
+        if ok { "ok" } else { "refused" }
+    );
+
+    println!("\n5. housekeeping");
+    let t = Timer::now();
+    dir.check_integrity()?;
+    println!(
+        "   integrity check of {total} users and their indexes: ok in {:.2?}",
+        t.elapsed()
+    );
+    let t = Timer::now();
+    let n = json::export(
+        &dir,
+        Format::JsonLines,
+        false,
+        &mut std::io::sink(),
+        &mut |_, _| {},
+    )?;
+    println!(
+        "   export of {n} users as JSON Lines in {:.2?}",
+        t.elapsed()
+    );
+    let active = dir
+        .search(&Search::filter("active eq true")?.limit(0))?
+        .total;
+    let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "   {total} users, {active} active, file size {} KiB",
+        bytes / 1024
+    );
+    drop(dir);
+    println!("\nthe temporary folder is removed now.");
+    Ok(())
+}

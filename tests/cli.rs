@@ -1,0 +1,465 @@
+//! The `userdir` binary run as a process: every command and its exit code, the
+//! `export --with-hashes` → `import` round trip, bad JSON, a file that is not a directory, and a
+//! file locked by another process.
+//!
+//! Every run sets `USERDIR_INSECURE_FAST_HASH=1` (cheap argon2, for tests only).
+#![cfg(feature = "cli")]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_userdir");
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+struct Env {
+    tmp: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Self {
+        Env {
+            tmp: tempfile::tempdir().unwrap(),
+        }
+    }
+    fn db(&self) -> PathBuf {
+        self.tmp.path().join("users.redb")
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+    fn run_db(&self, db: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--db")
+            .arg(db)
+            .args(args)
+            .env("USERDIR_INSECURE_FAST_HASH", "1")
+            .current_dir(self.tmp.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let mut input = child.stdin.take().unwrap();
+        if let Some(s) = stdin {
+            input.write_all(s.as_bytes()).unwrap();
+        }
+        drop(input);
+        child.wait_with_output().unwrap()
+    }
+    fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        self.run_db(&self.db(), args, stdin)
+    }
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[track_caller]
+fn expect(o: &Output, want: i32) {
+    assert_eq!(
+        code(o),
+        want,
+        "stdout: {}\nstderr: {}",
+        stdout(o),
+        stderr(o)
+    );
+}
+
+fn json_lines(o: &Output) -> Vec<Value> {
+    stdout(o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn import(env: &Env, fixture_name: &str, format: &str) -> Output {
+    let f = fixture(fixture_name);
+    env.run(&["import", f.to_str().unwrap(), "--format", format], None)
+}
+
+#[test]
+fn create_get_login_deactivate_reactivate_delete() {
+    let env = Env::new();
+    let o = env.run(
+        &[
+            "create",
+            "--username",
+            "Ann",
+            "--email",
+            "Ann@Example.com",
+            "--role",
+            "admin",
+            "--first-name",
+            "Ann",
+        ],
+        Some("correct horse battery\n"),
+    );
+    expect(&o, 0);
+    let created = &json_lines(&o)[0];
+    assert_eq!(created["email"], "ann@example.com");
+    assert!(!stdout(&o).contains("argon2"), "no hash in the output");
+    let id = created["id"].as_str().unwrap().to_owned();
+
+    for key in [id.as_str(), "ANN", "ann@example.com"] {
+        let o = env.run(&["get", key], None);
+        expect(&o, 0);
+        assert_eq!(json_lines(&o)[0]["id"], id.as_str());
+    }
+    let o = env.run(&["get", "ann", "--format", "scim"], None);
+    expect(&o, 0);
+    assert_eq!(json_lines(&o)[0]["userName"], "Ann");
+    expect(&env.run(&["get", "nobody"], None), 1);
+
+    expect(
+        &env.run(
+            &["login", "ann@example.com"],
+            Some("correct horse battery\n"),
+        ),
+        0,
+    );
+    let o = env.run(&["login", "ann"], Some("wrong password\n"));
+    expect(&o, 1);
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+    expect(&env.run(&["login", "nobody"], Some("whatever it is\n")), 1);
+
+    let o = env.run(&["deactivate", "ann"], None);
+    expect(&o, 0);
+    assert_eq!(json_lines(&o)[0]["active"], false);
+    expect(
+        &env.run(&["login", "ann"], Some("correct horse battery\n")),
+        1,
+    );
+    let o = env.run(&["reactivate", &id], None);
+    expect(&o, 0);
+    assert_eq!(json_lines(&o)[0]["active"], true);
+    expect(
+        &env.run(&["login", "ann"], Some("correct horse battery\n")),
+        0,
+    );
+
+    // Duplicate username: bad input.
+    let o = env.run(&["create", "--username", "aNN", "--no-password"], None);
+    expect(&o, 2);
+    assert!(stderr(&o).contains("username is taken"), "{}", stderr(&o));
+    // Policy violation: bad input, the password never echoed.
+    let o = env.run(&["create", "--username", "zed"], Some("short\n"));
+    expect(&o, 2);
+    assert!(!stderr(&o).contains("short\n") && stderr(&o).contains("policy"));
+
+    expect(&env.run(&["delete", "ann"], None), 0);
+    expect(&env.run(&["get", &id], None), 1);
+    expect(&env.run(&["delete", "ann"], None), 1);
+}
+
+#[test]
+fn import_search_check_stats() {
+    let env = Env::new();
+    let o = import(&env, "fuse_bulk_create.json", "fuse");
+    expect(&o, 0);
+    // Format guessed from the content.
+    expect(&import(&env, "scim_list_response_rfc7644.json", "scim"), 0);
+    let f = fixture("fusionauth_user_response.json");
+    expect(&env.run(&["import", f.to_str().unwrap()], None), 0);
+
+    let o = env.run(
+        &[
+            "search",
+            r#"userName sw "testuser""#,
+            "--sort",
+            "username",
+            "--desc",
+        ],
+        None,
+    );
+    expect(&o, 0);
+    let names: Vec<_> = json_lines(&o)
+        .iter()
+        .map(|u| u["username"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["testuser3", "testuser2", "testuser1"]);
+    let o = env.run(
+        &[
+            "search",
+            r#"userName sw "testuser""#,
+            "--sort",
+            "username",
+            "--limit",
+            "1",
+            "--offset",
+            "1",
+        ],
+        None,
+    );
+    expect(&o, 0);
+    assert_eq!(json_lines(&o).len(), 1);
+    assert_eq!(json_lines(&o)[0]["username"], "testuser2");
+    let o = env.run(
+        &[
+            "search",
+            r#"roles eq "community_helper""#,
+            "--format",
+            "scim",
+        ],
+        None,
+    );
+    expect(&o, 0);
+    assert_eq!(json_lines(&o)[0]["userName"], "johnny123");
+    expect(&env.run(&["search", r#"userName eq "nobody""#], None), 1);
+    let o = env.run(&["search", r#"userName eq"#], None);
+    expect(&o, 2);
+    assert!(stderr(&o).contains("position"), "{}", stderr(&o));
+    expect(
+        &env.run(&["search", "active eq true", "--sort", "shoe size"], None),
+        2,
+    );
+
+    let o = env.run(&["check"], None);
+    expect(&o, 0);
+    assert!(stdout(&o).starts_with("ok: 6 users"), "{}", stdout(&o));
+    let o = env.run(&["stats"], None);
+    expect(&o, 0);
+    let s = stdout(&o);
+    assert!(
+        s.contains("users 6\n") && s.contains("active 6\n") && s.contains("file_bytes "),
+        "{s}"
+    );
+
+    // Login of a Fuse user imported with a plaintext password.
+    expect(
+        &env.run(&["login", "testuser2"], Some("Password1234@\n")),
+        0,
+    );
+}
+
+#[test]
+fn bad_rows_are_all_reported_and_nothing_is_written() {
+    let env = Env::new();
+    expect(&import(&env, "fuse_bulk_create.json", "fuse"), 0);
+    let bad = env.path("bad.json");
+    std::fs::write(
+        &bad,
+        r#"{"users":[
+            {"username":"fine","active":true},
+            {"username":"testuser1","active":true},
+            {"username":"x","email":"not an email"},
+            {"username":"fine2"}
+        ]}"#,
+    )
+    .unwrap();
+    let o = env.run(
+        &["import", bad.to_str().unwrap(), "--format", "fusionauth"],
+        None,
+    );
+    expect(&o, 2);
+    let err = stderr(&o);
+    assert!(err.contains("row 2"), "{err}");
+    assert!(err.contains("nothing written"), "{err}");
+    expect(&env.run(&["get", "fine"], None), 1);
+    let o = env.run(&["stats"], None);
+    assert!(stdout(&o).contains("users 3\n"));
+
+    // Shape problems: every row listed, one per line.
+    std::fs::write(
+        &bad,
+        r#"{"users":[{"username":1},{"username":"ok"},{"email":[]}]}"#,
+    )
+    .unwrap();
+    let o = env.run(&["import", bad.to_str().unwrap()], None);
+    expect(&o, 2);
+    let err = stderr(&o);
+    assert!(
+        err.contains("row 0, field username") && err.contains("row 2, field email"),
+        "{err}"
+    );
+    assert!(err.lines().count() >= 3, "{err}");
+}
+
+#[test]
+fn bad_json_and_bad_files_exit_2() {
+    let env = Env::new();
+    let o = import(&env, "scim_user_firstup_malformed.json", "scim");
+    expect(&o, 2);
+    assert!(stderr(&o).contains("malformed JSON"), "{}", stderr(&o));
+    let o = env.run(&["import", "no-such-file.json"], None);
+    expect(&o, 2);
+    expect(&env.run(&["import", "x.json", "--format", "xml"], None), 2);
+    expect(&env.run(&["frobnicate"], None), 2);
+    // A missing directory file for a read command.
+    let o = env.run(&["get", "ann"], None);
+    expect(&o, 2);
+    assert!(stderr(&o).contains("no directory file"), "{}", stderr(&o));
+    assert!(
+        !env.db().exists(),
+        "a read command must not create the file"
+    );
+
+    // A file that is not a directory file.
+    let not_db = env.path("notes.txt");
+    std::fs::write(
+        &not_db,
+        "these are not the users you are looking for\n".repeat(200),
+    )
+    .unwrap();
+    for args in [&["get", "ann"][..], &["stats"], &["check"]] {
+        let o = env.run_db(&not_db, args, None);
+        expect(&o, 2);
+        assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("not a userdir directory"),
+            "{}",
+            stderr(&o)
+        );
+    }
+    // The file is unchanged.
+    assert!(
+        std::fs::read_to_string(&not_db)
+            .unwrap()
+            .starts_with("these are not")
+    );
+}
+
+#[test]
+fn a_file_locked_by_another_process_exits_3() {
+    let env = Env::new();
+    expect(
+        &env.run(&["create", "--username", "ann", "--no-password"], None),
+        0,
+    );
+    // A `userdir login` waiting for its password on stdin holds the file open.
+    let mut holder = Command::new(BIN)
+        .arg("--db")
+        .arg(env.db())
+        .args(["login", "ann"])
+        .env("USERDIR_INSECURE_FAST_HASH", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the holder has the file open (its lock makes our open fail).
+    let mut o = env.run(&["get", "ann"], None);
+    for _ in 0..200 {
+        if code(&o) == 3 {
+            break;
+        }
+        o = env.run(&["get", "ann"], None);
+    }
+    expect(&o, 3);
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("locked") && err.contains("another process"),
+        "{err}"
+    );
+    drop(holder.stdin.take());
+    holder.wait().unwrap();
+    expect(&env.run(&["get", "ann"], None), 0);
+}
+
+#[test]
+fn export_with_hashes_round_trips_into_a_fresh_file() {
+    let env = Env::new();
+    expect(&import(&env, "fuse_bulk_create.json", "fuse"), 0);
+    expect(
+        &import(&env, "scim_user_rfc7643_enterprise.json", "scim"),
+        0,
+    );
+    expect(
+        &import(&env, "fusionauth_user_response.json", "fusionauth"),
+        0,
+    );
+    expect(&env.run(&["deactivate", "testuser3"], None), 0);
+
+    for format in ["fusionauth", "jsonl"] {
+        let o = env.run(&["export", "--format", format, "--with-hashes"], None);
+        expect(&o, 0);
+        let dump = env.path(&format!("dump.{format}"));
+        std::fs::write(&dump, &o.stdout).unwrap();
+        let fresh = env.path(&format!("fresh-{format}.redb"));
+        let o = env.run_db(
+            &fresh,
+            &["import", dump.to_str().unwrap(), "--format", format],
+            None,
+        );
+        expect(&o, 0);
+
+        let a = env.run(&["export", "--format", "jsonl", "--with-hashes"], None);
+        let b = env.run_db(
+            &fresh,
+            &["export", "--format", "jsonl", "--with-hashes"],
+            None,
+        );
+        expect(&b, 0);
+        let (mut a, mut b) = (json_lines(&a), json_lines(&b));
+        assert_eq!(a.len(), 5);
+        for u in a.iter_mut().chain(b.iter_mut()) {
+            u.as_object_mut().unwrap().remove("lastUpdateInstant");
+        }
+        assert_eq!(a, b, "{format}");
+        // Passwords still work in the fresh file.
+        let o = env.run_db(&fresh, &["login", "testuser1"], Some("Password1234!\n"));
+        expect(&o, 0);
+    }
+
+    // Without --with-hashes nothing secret is written, in any format.
+    for format in ["fusionauth", "fuse", "scim", "jsonl"] {
+        let o = env.run(&["export", "--format", format], None);
+        expect(&o, 0);
+        let s = stdout(&o);
+        assert!(!s.contains("$argon2"), "{format}");
+        assert!(!s.contains("Password1234"), "{format}");
+    }
+    let o = env.run(&["export", "--format", "scim", "--with-hashes"], None);
+    expect(&o, 2);
+}
+
+#[test]
+fn demo_runs_on_a_small_sample_folder() {
+    let env = Env::new();
+    let data = env.path("data");
+    std::fs::create_dir(&data).unwrap();
+    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data");
+    // A few users of each sample file, to keep the test fast.
+    for name in [
+        "fusionauth_users.json",
+        "scim_users.json",
+        "fuse_users.json",
+    ] {
+        let text = std::fs::read_to_string(samples.join(name)).unwrap();
+        let mut doc: Value = serde_json::from_str(&text).unwrap();
+        let key = if name.starts_with("scim") {
+            "Resources"
+        } else {
+            "users"
+        };
+        doc[key].as_array_mut().unwrap().truncate(5);
+        std::fs::write(data.join(name), doc.to_string()).unwrap();
+    }
+    let jl = std::fs::read_to_string(samples.join("users.jsonl")).unwrap();
+    let few: Vec<&str> = jl.lines().take(5).collect();
+    std::fs::write(data.join("users.jsonl"), few.join("\n")).unwrap();
+
+    let o = env.run(&["demo", "--data", data.to_str().unwrap()], None);
+    expect(&o, 0);
+    let out = stdout(&o);
+    assert!(out.contains("5 users from fusionauth_users.json"), "{out}");
+    assert!(out.contains("directory holds 20 users"), "{out}");
+    assert!(out.contains("login with the new password: ok"), "{out}");
+    assert!(out.contains("integrity check"), "{out}");
+}
