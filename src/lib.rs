@@ -55,6 +55,10 @@ pub use password::{
     Argon2Params, BreachedCheck, Hasher, MAX_ARGON2_M_KIB, MAX_ARGON2_P, MAX_ARGON2_T,
     PasswordPolicy, PolicyViolation, check_stored_hash,
 };
+pub use password::{
+    MAX_BCRYPT_COST, MAX_PBKDF2_ITERATIONS, MAX_PBKDF2_KEY_BYTES, MAX_PBKDF2_SALT_BYTES,
+    MIN_PBKDF2_KEY_BYTES,
+};
 pub use store::codec::fuzz_decode;
 pub use store::{Durability, InMemoryBackend, StorageBackend};
 pub use user::{
