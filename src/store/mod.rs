@@ -47,6 +47,11 @@ fn storage<E: std::fmt::Display>(e: E) -> Error {
 fn db_error(e: redb::DatabaseError) -> Error {
     match e {
         redb::DatabaseError::DatabaseAlreadyOpen => Error::AlreadyOpen,
+        redb::DatabaseError::Storage(redb::StorageError::Io(io))
+            if io.kind() == std::io::ErrorKind::InvalidData =>
+        {
+            Error::NotADirectory(io.to_string())
+        }
         redb::DatabaseError::Storage(redb::StorageError::Io(io)) => Error::Storage(io.to_string()),
         redb::DatabaseError::Storage(s) => Error::NotADirectory(s.to_string()),
         other => Error::NotADirectory(other.to_string()),
