@@ -458,3 +458,36 @@ fn record_decoder_rejects_garbage() {
         assert!(userdir::fuzz_decode(bytes).is_err());
     }
 }
+
+#[test]
+fn indexes_are_rebuilt_when_the_unicode_version_changes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("u.redb");
+    let d = Directory::builder()
+        .hasher(Argon2Params::insecure_fast())
+        .open(&path)
+        .unwrap();
+    let a = d
+        .create(NewUser::with_username("Straße").email("a@example.com"))
+        .unwrap();
+    drop(d);
+    // Simulate a file indexed under another Unicode version, with stale keys.
+    {
+        let db = redb::Database::open(&path).unwrap();
+        let tx = db.begin_write().unwrap();
+        {
+            let meta: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("meta");
+            tx.open_table(meta).unwrap().insert("unicode", 1).unwrap();
+            let logins: redb::TableDefinition<&str, (u128, u8)> =
+                redb::TableDefinition::new("logins");
+            let mut t = tx.open_table(logins).unwrap();
+            t.remove("strasse").unwrap();
+            t.insert("stale-key", (a.id.as_u128(), 1)).unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let d = Directory::open(&path).unwrap();
+    d.check_integrity().unwrap();
+    assert_eq!(d.find_by_username("STRASSE").unwrap().unwrap().id, a.id);
+    assert!(d.find_by_username("stale-key").unwrap().is_none());
+}

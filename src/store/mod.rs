@@ -103,12 +103,7 @@ impl Store {
                 Some(_) => {}
                 None if existing.is_empty() => {
                     meta.insert("format", FORMAT_VERSION).map_err(storage)?;
-                    let (a, b, c) = identity::UNICODE_VERSION;
-                    meta.insert(
-                        "unicode",
-                        (u64::from(a) << 16) | (u64::from(b) << 8) | u64::from(c),
-                    )
-                    .map_err(storage)?;
+                    meta.insert("unicode", unicode_version()).map_err(storage)?;
                 }
                 None => {
                     return Err(Error::NotADirectory(
@@ -118,7 +113,23 @@ impl Store {
             }
         }
         // Create every table now so that read transactions always find them.
-        Tables::open(&txn)?;
+        let mut tables = Tables::open(&txn)?;
+        // Keys follow the Unicode version of the normalization tables: when the file was indexed
+        // under another version, rebuild the keyed indexes from the records.
+        let recorded = txn
+            .open_table(META)
+            .map_err(table_error)?
+            .get("unicode")
+            .map_err(storage)?
+            .map(|g| g.value());
+        if recorded != Some(unicode_version()) {
+            rebuild_login_indexes(&mut tables)?;
+            txn.open_table(META)
+                .map_err(table_error)?
+                .insert("unicode", unicode_version())
+                .map_err(storage)?;
+        }
+        drop(tables);
         txn.commit().map_err(storage)?;
         Ok(Store {
             db,
@@ -181,6 +192,42 @@ impl Store {
         let r = Reader::open(txn)?;
         f(&r)
     }
+}
+
+fn unicode_version() -> u64 {
+    let (a, b, c) = identity::UNICODE_VERSION;
+    (u64::from(a) << 16) | (u64::from(b) << 8) | u64::from(c)
+}
+
+/// Recomputes the `logins` and `skeletons` indexes from the records (after a Unicode version
+/// change). Two users whose keys now collide are reported as corruption rather than silently
+/// merged.
+fn rebuild_login_indexes(t: &mut Tables<'_>) -> Result<()> {
+    t.logins.retain(|_, _| false).map_err(storage)?;
+    t.skeletons.retain(|_, _| false).map_err(storage)?;
+    let mut entries = Vec::new();
+    for e in t.users.iter().map_err(storage)? {
+        let (k, v) = e.map_err(storage)?;
+        let user = codec::decode(uid(k.value()), v.value())?;
+        entries.push((user.id.as_u128(), Keys::of(&user)));
+    }
+    for (id, keys) in entries {
+        for (k, kinds) in &keys.logins {
+            if let Some(prev) = t.logins.insert(k.as_str(), (id, *kinds)).map_err(storage)?
+                && prev.value().0 != id
+            {
+                return Err(Error::Corrupt(format!(
+                    "after the Unicode update, users {} and {} share the login key {k:?}",
+                    uid(prev.value().0),
+                    uid(id)
+                )));
+            }
+        }
+        if let Some(s) = &keys.skeleton {
+            t.skeletons.insert((s.as_str(), id), ()).map_err(storage)?;
+        }
+    }
+    Ok(())
 }
 
 fn table_error(e: redb::TableError) -> Error {
