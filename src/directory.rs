@@ -120,7 +120,7 @@ impl Builder {
     /// [`Error::UnsupportedFormat`] for one written by a newer format, [`Error::AlreadyOpen`]
     /// when another handle holds it, [`Error::Storage`] for I/O failures.
     pub fn open(self, path: impl AsRef<Path>) -> Result<Directory> {
-        let store = Store::open(path.as_ref())?;
+        let store = Store::open(path.as_ref(), self.refuse_lookalikes)?;
         self.build(store)
     }
 
@@ -138,7 +138,7 @@ impl Builder {
     /// # Errors
     /// As [`Builder::open`].
     pub fn open_backend(self, backend: impl StorageBackend) -> Result<Directory> {
-        let store = Store::with_backend(backend)?;
+        let store = Store::with_backend(backend, self.refuse_lookalikes)?;
         self.build(store)
     }
 }
@@ -448,9 +448,7 @@ impl Directory {
     }
 
     pub(crate) fn write_raw<T>(&self, f: impl FnOnce(&mut Writer<'_>) -> Result<T>) -> Result<T> {
-        self.inner
-            .store
-            .write(self.inner.durability, self.inner.refuse_lookalikes, f)
+        self.inner.store.write(self.inner.durability, f)
     }
 
     pub(crate) fn read_raw<T>(&self, f: impl FnOnce(&Reader) -> Result<T>) -> Result<T> {

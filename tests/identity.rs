@@ -231,3 +231,37 @@ fn external_id_unique_and_exact() {
         .unwrap();
     assert_eq!(d.find_by_external_id("EXT-1").unwrap().unwrap().id, a.id);
 }
+
+#[test]
+fn lookalike_index_follows_the_setting_across_reopen() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("u.redb");
+    let open = |refuse: bool| {
+        Directory::builder()
+            .hasher(Argon2Params::insecure_fast())
+            .refuse_lookalikes(refuse)
+            .open(&path)
+            .unwrap()
+    };
+    let d = open(false);
+    let a = d.create(NewUser::with_username("paypal")).unwrap();
+    drop(d);
+    let d = open(true);
+    d.check_integrity().unwrap();
+    let err = fails_without_change(&d, || {
+        d.create(NewUser::with_username("p\u{430}yp\u{430}l"))
+    });
+    assert!(matches!(err, Error::LookalikeUsername { existing } if existing == a.id));
+    drop(d);
+    let d = open(false);
+    d.check_integrity().unwrap();
+    d.create(NewUser::with_username("p\u{430}yp\u{430}l"))
+        .unwrap();
+    drop(d);
+    // Turning it on with look-alikes already present still opens; new look-alikes are refused.
+    let d = open(true);
+    d.check_integrity().unwrap();
+    let err = fails_without_change(&d, || d.create(NewUser::with_username("p\u{430}ypal")));
+    assert!(matches!(err, Error::LookalikeUsername { .. }));
+    d.create(NewUser::with_username("paypa1-support")).unwrap();
+}
