@@ -143,6 +143,66 @@ fn bench(c: &mut Criterion) {
 
     let nd_path = tmp.path().join("nd.redb");
     let nd = userdir_at(&nd_path, n, Durability::Eventual);
+    // 8 threads, 10 durable creates each, per iteration (80 users).
+    g.bench_function("userdir/create_durable_8_threads_x10", |b| {
+        b.iter(|| {
+            let base = counter.fetch_add(80, Ordering::Relaxed);
+            std::thread::scope(|s| {
+                for t in 0..8u64 {
+                    let dir = &dir;
+                    let hash = &hash;
+                    s.spawn(move || {
+                        for i in 0..10 {
+                            let n = base + t * 10 + i;
+                            dir.create(
+                                NewUser::with_username(format!("mt{n}"))
+                                    .email(format!("mt{n}@example.com"))
+                                    .password_hash(hash.clone()),
+                            )
+                            .unwrap();
+                        }
+                    });
+                }
+            })
+        })
+    });
+    let sql_path = tmp.path().join("u.sqlite");
+    g.bench_function("sqlite/create_durable_8_threads_x10", |b| {
+        let mut conns: Vec<Connection> = (0..8)
+            .map(|_| {
+                let c = Connection::open(&sql_path).unwrap();
+                c.execute_batch("PRAGMA synchronous=FULL; PRAGMA busy_timeout=10000;")
+                    .unwrap();
+                c
+            })
+            .collect();
+        b.iter(|| {
+            let base = counter.fetch_add(80, Ordering::Relaxed);
+            std::thread::scope(|s| {
+                for (t, c) in conns.iter_mut().enumerate() {
+                    let hash = &hash;
+                    s.spawn(move || {
+                        let mut st = c
+                            .prepare_cached(
+                                "INSERT INTO users VALUES (?1, ?2, ?3, NULL, NULL, ?4, 1, 0, 1)",
+                            )
+                            .unwrap();
+                        for i in 0..10u64 {
+                            let n = base + t as u64 * 10 + i;
+                            st.execute(params![
+                                uuid::Uuid::new_v4().as_bytes().to_vec(),
+                                format!("sqmt{n}"),
+                                format!("sqmt{n}@example.com"),
+                                hash.expose()
+                            ])
+                            .unwrap();
+                        }
+                    });
+                }
+            })
+        })
+    });
+
     g.bench_function("userdir/create_nondurable", |b| {
         b.iter(|| {
             let i = next();

@@ -451,6 +451,21 @@ impl Directory {
         self.inner.store.write(self.inner.durability, f)
     }
 
+    /// Runs one operation through group commit: concurrent calls share a transaction and an
+    /// fsync. `f` must be a single check-then-mutate operation (a failing `f` changes nothing).
+    pub(crate) fn write_one<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Tx<'_, '_>) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let dir = self.clone();
+        self.inner
+            .store
+            .write_grouped(self.inner.durability, move |w| {
+                let mut tx = Tx { w, dir: &dir };
+                f(&mut tx)
+            })
+    }
+
     pub(crate) fn read_raw<T>(&self, f: impl FnOnce(&Reader) -> Result<T>) -> Result<T> {
         self.inner.store.read(f)
     }
@@ -504,7 +519,7 @@ impl Directory {
     /// [`Error::LoginIdConflict`], [`Error::LookalikeUsername`].
     pub fn create(&self, new: NewUser) -> Result<User> {
         let prepared = self.prepare(new)?;
-        self.write(|tx| tx.create(prepared))
+        self.write_one(move |tx| tx.create(prepared))
     }
 
     /// Replaces a user's profile (the password is kept unless the update gives one). Changed
@@ -521,7 +536,7 @@ impl Directory {
         expected_version: Option<u64>,
     ) -> Result<User> {
         let prepared = self.prepare_update(update)?;
-        self.write(|tx| tx.update(id, prepared, expected_version))
+        self.write_one(move |tx| tx.update(id, prepared, expected_version))
     }
 
     /// Checks that every index entry points to a record carrying that key and every record is
@@ -651,7 +666,7 @@ impl Directory {
     /// # Errors
     /// [`Error::NotFound`].
     pub fn deactivate(&self, id: Uuid) -> Result<User> {
-        self.write(|tx| tx.deactivate(id))
+        self.write_one(move |tx| tx.deactivate(id))
     }
 
     /// Reactivates a deactivated user. Reactivating an active user changes nothing.
@@ -659,7 +674,7 @@ impl Directory {
     /// # Errors
     /// [`Error::NotFound`].
     pub fn reactivate(&self, id: Uuid) -> Result<User> {
-        self.write(|tx| tx.reactivate(id))
+        self.write_one(move |tx| tx.reactivate(id))
     }
 
     /// Deletes a user for good, with every index entry; its username and email become free.
@@ -668,7 +683,7 @@ impl Directory {
     /// # Errors
     /// [`Error::NotFound`].
     pub fn delete(&self, id: Uuid) -> Result<User> {
-        self.write(|tx| tx.delete(id))
+        self.write_one(move |tx| tx.delete(id))
     }
 
     /// Deactivates every listed user, all or nothing. Returns how many changed.
@@ -676,7 +691,8 @@ impl Directory {
     /// # Errors
     /// [`Error::NotFound`] naming the first unknown id; nothing is changed then.
     pub fn deactivate_many(&self, ids: &[Uuid]) -> Result<usize> {
-        self.write(|tx| tx.deactivate_many(ids))
+        let ids = ids.to_vec();
+        self.write_one(move |tx| tx.deactivate_many(&ids))
     }
 
     /// Deletes every listed user, all or nothing. Returns how many were deleted.
@@ -684,7 +700,8 @@ impl Directory {
     /// # Errors
     /// [`Error::NotFound`] naming the first unknown id; nothing is changed then.
     pub fn delete_many(&self, ids: &[Uuid]) -> Result<usize> {
-        self.write(|tx| tx.delete_many(ids))
+        let ids = ids.to_vec();
+        self.write_one(move |tx| tx.delete_many(&ids))
     }
 }
 

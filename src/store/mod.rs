@@ -6,6 +6,7 @@
 //! leaves that transaction as it was.
 
 pub(crate) mod codec;
+mod group;
 mod record;
 pub(crate) mod tables;
 
@@ -64,6 +65,8 @@ pub(crate) struct Store {
     failed: AtomicBool,
     /// Whether the skeleton index is maintained (look-alike refusal is on).
     lookalikes: bool,
+    /// Operations waiting for a group commit.
+    group: group::Group,
 }
 
 impl std::fmt::Debug for Store {
@@ -135,6 +138,7 @@ impl Store {
             db,
             failed: AtomicBool::new(false),
             lookalikes,
+            group: group::Group::default(),
         })
     }
 
@@ -651,9 +655,27 @@ impl Writer<'_> {
     /// Replaces `old` by `new` (same id), re-indexing what changed.
     pub(crate) fn replace(&mut self, old: &User, new: &User) -> Result<()> {
         let new_keys = Keys::of(new, self.lookalikes);
-        self.check_unique(new, &new_keys)?;
-        let bytes = codec::encode(new)?;
         let old_keys = Keys::of(old, self.lookalikes);
+        // Only keys the user does not own yet can conflict: an unchanged username stays valid
+        // even if a look-alike was admitted before look-alike refusal was turned on.
+        let added = Keys {
+            logins: new_keys
+                .logins
+                .iter()
+                .filter(|l| !old_keys.logins.contains(l))
+                .cloned()
+                .collect(),
+            external: new_keys
+                .external
+                .clone()
+                .filter(|x| old_keys.external.as_ref() != Some(x)),
+            skeleton: new_keys
+                .skeleton
+                .clone()
+                .filter(|s| old_keys.skeleton.as_ref() != Some(s)),
+        };
+        self.check_unique(new, &added)?;
+        let bytes = codec::encode(new)?;
         if old_keys == new_keys
             && old.roles == new.roles
             && old.insert_instant == new.insert_instant
