@@ -26,8 +26,8 @@ use crate::error::{Error, Result};
 use crate::identity;
 use crate::user::User;
 use tables::{
-    DIR, FORMAT_VERSION, KEY_COUNT, KIND_EMAIL, KIND_USERNAME, META, TAG_EXTERNAL, TAG_LOGIN,
-    TAG_ROLE, TAG_SKELETON, TAG_USER,
+    DIR, FORMAT_VERSION, KEY_COUNT, KIND_EMAIL, KIND_USERNAME, META, TAG_EXTERNAL, TAG_INSERTED,
+    TAG_LOGIN, TAG_ROLE, TAG_SKELETON, TAG_USER,
 };
 
 /// When a write is on disk.
@@ -380,17 +380,16 @@ macro_rules! read_ops {
             }
         }
 
-        /// Login entries whose caseless key starts with `prefix`, in key order:
-        /// (key, id, kinds).
+        /// `(id, kinds)` of every login key starting with `prefix`, in key order (search).
         #[allow(dead_code)]
-        pub(crate) fn login_prefix(&self, prefix: &str) -> Result<Vec<(String, Uuid, u8)>> {
+        pub(crate) fn login_prefix(&self, prefix: &str) -> Result<Vec<(Uuid, u8)>> {
             let (lo, hi) = tables::prefix_range(TAG_LOGIN, prefix);
             let mut out = Vec::new();
-            self.scan(&lo, &hi, |k, v| {
-                let (id, kinds) = tables::login_value(v)
-                    .ok_or_else(|| Error::Corrupt("malformed login entry".into()))?;
-                let key = String::from_utf8_lossy(k.get(1..).unwrap_or_default()).into_owned();
-                out.push((key, id, kinds));
+            self.scan(&lo, &hi, |_, v| {
+                out.push(
+                    tables::login_value(v)
+                        .ok_or_else(|| Error::Corrupt("malformed login entry".into()))?,
+                );
                 Ok(true)
             })?;
             Ok(out)
@@ -432,13 +431,39 @@ macro_rules! read_ops {
             self.pair_ids(TAG_ROLE, role)
         }
 
-        /// (insert instant, id) of users inserted in `from..=to`, in instant then id order.
+        /// Walks the insert-instant index between `lo` and `hi` (ascending, or descending when
+        /// `rev`), calling `f(instant, id)` until it returns `false` (search).
         #[allow(dead_code)]
-        pub(crate) fn inserted_range(&self, from: i64, to: i64) -> Result<Vec<(i64, Uuid)>> {
-            let lo = tables::inserted_key(from, Uuid::nil());
-            let hi = tables::inserted_key(to, Uuid::max());
-            let mut out = Vec::new();
-            for e in self.t.range(&lo[..]..=&hi[..]).map_err(storage)? {
+        pub(crate) fn inserted_walk(
+            &self,
+            lo: std::ops::Bound<(i64, Uuid)>,
+            hi: std::ops::Bound<(i64, Uuid)>,
+            rev: bool,
+            mut f: impl FnMut(i64, Uuid) -> Result<bool>,
+        ) -> Result<()> {
+            use std::ops::Bound;
+            let conv = |b: Bound<(i64, Uuid)>, open_end: [u8; 1]| match b {
+                Bound::Included((t, id)) => Bound::Included(tables::inserted_key(t, id).to_vec()),
+                Bound::Excluded((t, id)) => Bound::Excluded(tables::inserted_key(t, id).to_vec()),
+                Bound::Unbounded => Bound::Included(open_end.to_vec()),
+            };
+            let lo = conv(lo, [TAG_INSERTED]);
+            let hi = match conv(hi, [TAG_INSERTED + 1]) {
+                Bound::Included(k) if k.len() == 1 => Bound::Excluded(k),
+                other => other,
+            };
+            let range = self
+                .t
+                .range::<&[u8]>((
+                    lo.as_ref().map(Vec::as_slice),
+                    hi.as_ref().map(Vec::as_slice),
+                ))
+                .map_err(storage)?;
+            let mut step = |e: std::result::Result<
+                (redb::AccessGuard<'_, &[u8]>, redb::AccessGuard<'_, &[u8]>),
+                redb::StorageError,
+            >|
+             -> Result<bool> {
                 let (k, _) = e.map_err(storage)?;
                 let k = k.value();
                 let at = k
@@ -446,11 +471,46 @@ macro_rules! read_ops {
                     .and_then(|b| <[u8; 8]>::try_from(b).ok())
                     .map(tables::instant_from);
                 match (at, tables::trailing_id(k)) {
-                    (Some(at), Some(id)) => out.push((at, id)),
-                    _ => return Err(Error::Corrupt("malformed insert-instant key".into())),
+                    (Some(at), Some(id)) if k.len() == 25 => f(at, id),
+                    _ => Err(Error::Corrupt("malformed insert-instant key".into())),
+                }
+            };
+            if rev {
+                for e in range.rev() {
+                    if !step(e)? {
+                        break;
+                    }
+                }
+            } else {
+                for e in range {
+                    if !step(e)? {
+                        break;
+                    }
                 }
             }
-            Ok(out)
+            Ok(())
+        }
+
+        /// Calls `f` for every user with an id greater than `after` (all when `None`), in id
+        /// order, until it returns `false` (search).
+        #[allow(dead_code)]
+        pub(crate) fn for_each_user_after(
+            &self,
+            after: Option<Uuid>,
+            mut f: impl FnMut(User) -> Result<bool>,
+        ) -> Result<()> {
+            let lo = match after {
+                Some(a) => {
+                    let mut k = tables::user_key(a).to_vec();
+                    k.push(0); // the smallest key after `a`'s
+                    k
+                }
+                None => vec![TAG_USER],
+            };
+            self.scan(&lo, &[TAG_USER + 1], |k, v| {
+                let id = user_id_of(k)?;
+                f(codec::decode(id, v)?)
+            })
         }
 
         /// Number of users.
