@@ -110,6 +110,26 @@ pub enum Error {
     /// Password hashing failed (invalid argon2 parameters, for instance).
     #[error("password hashing failed: {0}")]
     Hashing(String),
+    /// A SCIM filter does not parse.
+    #[error("invalid filter at position {position}: expected {expected}")]
+    InvalidFilter {
+        /// Byte offset in the filter where parsing stopped.
+        position: usize,
+        /// What the parser expected there.
+        expected: String,
+    },
+    /// A search cursor is malformed or belongs to a search with another sort order.
+    #[error("invalid cursor: {0}")]
+    InvalidCursor(String),
+    /// A PATCH operation names an unknown or read-only path, or gives a value of the wrong
+    /// shape; nothing was changed.
+    #[error("invalid patch of {path:?}: {reason}")]
+    InvalidPatch {
+        /// The operation's path, as given.
+        path: String,
+        /// Why the operation was refused.
+        reason: String,
+    },
 }
 
 /// `Result` with userdir's [`Error`].

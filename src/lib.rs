@@ -43,6 +43,8 @@ mod directory;
 mod error;
 pub mod identity;
 mod password;
+mod patch;
+pub mod query;
 mod store;
 mod user;
 
@@ -55,6 +57,8 @@ pub use password::{
     Argon2Params, BreachedCheck, Hasher, MAX_ARGON2_M_KIB, MAX_ARGON2_P, MAX_ARGON2_T,
     PasswordPolicy, PolicyViolation, check_stored_hash,
 };
+pub use patch::{PatchKind, PatchOp};
+pub use query::{Cursor, Filter, Page, Plan, Search, SortField, parse_filter};
 pub use store::codec::fuzz_decode;
 pub use store::{Durability, InMemoryBackend, StorageBackend};
 pub use user::{
