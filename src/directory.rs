@@ -131,7 +131,7 @@ impl Builder {
     /// [`Error::UnsupportedFormat`] for one written by a newer format, [`Error::AlreadyOpen`]
     /// when another handle holds it, [`Error::Storage`] for I/O failures.
     pub fn open(self, path: impl AsRef<Path>) -> Result<Directory> {
-        let store = Store::open(path.as_ref())?;
+        let store = Store::open(path.as_ref(), self.refuse_lookalikes)?;
         self.build(store)
     }
 
@@ -149,7 +149,7 @@ impl Builder {
     /// # Errors
     /// As [`Builder::open`].
     pub fn open_backend(self, backend: impl StorageBackend) -> Result<Directory> {
-        let store = Store::with_backend(backend)?;
+        let store = Store::with_backend(backend, self.refuse_lookalikes)?;
         self.build(store)
     }
 }
@@ -460,9 +460,22 @@ impl Directory {
     }
 
     pub(crate) fn write_raw<T>(&self, f: impl FnOnce(&mut Writer<'_>) -> Result<T>) -> Result<T> {
+        self.inner.store.write(self.inner.durability, f)
+    }
+
+    /// Runs one operation through group commit: concurrent calls share a transaction and an
+    /// fsync. `f` must be a single check-then-mutate operation (a failing `f` changes nothing).
+    pub(crate) fn write_one<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Tx<'_, '_>) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let dir = self.clone();
         self.inner
             .store
-            .write(self.inner.durability, self.inner.refuse_lookalikes, f)
+            .write_grouped(self.inner.durability, move |w| {
+                let mut tx = Tx { w, dir: &dir };
+                f(&mut tx)
+            })
     }
 
     pub(crate) fn read_raw<T>(&self, f: impl FnOnce(&Reader) -> Result<T>) -> Result<T> {
@@ -518,7 +531,7 @@ impl Directory {
     /// [`Error::LoginIdConflict`], [`Error::LookalikeUsername`].
     pub fn create(&self, new: NewUser) -> Result<User> {
         let prepared = self.prepare(new)?;
-        self.write(|tx| tx.create(prepared))
+        self.write_one(move |tx| tx.create(prepared))
     }
 
     /// Replaces a user's profile (the password is kept unless the update gives one). Changed
@@ -535,7 +548,7 @@ impl Directory {
         expected_version: Option<u64>,
     ) -> Result<User> {
         let prepared = self.prepare_update(update)?;
-        self.write(|tx| tx.update(id, prepared, expected_version))
+        self.write_one(move |tx| tx.update(id, prepared, expected_version))
     }
 
     /// Checks that every index entry points to a record carrying that key and every record is
@@ -673,7 +686,7 @@ impl Directory {
     /// # Errors
     /// [`Error::NotFound`].
     pub fn deactivate(&self, id: Uuid) -> Result<User> {
-        self.write(|tx| tx.deactivate(id))
+        self.write_one(move |tx| tx.deactivate(id))
     }
 
     /// Reactivates a deactivated user. Reactivating an active user changes nothing.
@@ -681,7 +694,7 @@ impl Directory {
     /// # Errors
     /// [`Error::NotFound`].
     pub fn reactivate(&self, id: Uuid) -> Result<User> {
-        self.write(|tx| tx.reactivate(id))
+        self.write_one(move |tx| tx.reactivate(id))
     }
 
     /// Deletes a user for good, with every index entry; its username and email become free.
@@ -690,7 +703,7 @@ impl Directory {
     /// # Errors
     /// [`Error::NotFound`].
     pub fn delete(&self, id: Uuid) -> Result<User> {
-        self.write(|tx| tx.delete(id))
+        self.write_one(move |tx| tx.delete(id))
     }
 
     /// Deactivates every listed user, all or nothing. Returns how many changed.
@@ -698,7 +711,8 @@ impl Directory {
     /// # Errors
     /// [`Error::NotFound`] naming the first unknown id; nothing is changed then.
     pub fn deactivate_many(&self, ids: &[Uuid]) -> Result<usize> {
-        self.write(|tx| tx.deactivate_many(ids))
+        let ids = ids.to_vec();
+        self.write_one(move |tx| tx.deactivate_many(&ids))
     }
 
     /// Deletes every listed user, all or nothing. Returns how many were deleted.
@@ -706,7 +720,8 @@ impl Directory {
     /// # Errors
     /// [`Error::NotFound`] naming the first unknown id; nothing is changed then.
     pub fn delete_many(&self, ids: &[Uuid]) -> Result<usize> {
-        self.write(|tx| tx.delete_many(ids))
+        let ids = ids.to_vec();
+        self.write_one(move |tx| tx.delete_many(&ids))
     }
 }
 
