@@ -349,7 +349,8 @@ impl Directory {
     /// [`Error::AccountLocked`] after too many failures (checked before the password);
     /// [`Error::AccountInactive`] and [`Error::AccountExpired`] (reported only when the
     /// password is right); [`Error::InvalidHash`] when the stored hash cannot be used;
-    /// [`Error::Storage`].
+    /// [`Error::VersionConflict`] when the password kept changing during the call (each change
+    /// makes it verify again, three times at most); [`Error::Storage`].
     pub fn authenticate(&self, login_id: &str, password: &str) -> Result<Login> {
         let mut last = Error::InvalidCredentials;
         for _ in 0..MAX_ATTEMPTS {
