@@ -38,6 +38,7 @@ pub struct Builder {
     durability: Durability,
     clock: Arc<dyn Clock>,
     refuse_lookalikes: bool,
+    auth: crate::auth::AuthConfig,
 }
 
 impl fmt::Debug for Builder {
@@ -49,6 +50,7 @@ impl fmt::Debug for Builder {
             .field("durability", &self.durability)
             .field("clock", &self.clock)
             .field("refuse_lookalikes", &self.refuse_lookalikes)
+            .field("auth", &self.auth)
             .finish()
     }
 }
@@ -62,6 +64,7 @@ impl Default for Builder {
             durability: Durability::Immediate,
             clock: Arc::new(SystemClock),
             refuse_lookalikes: false,
+            auth: crate::auth::AuthConfig::default(),
         }
     }
 }
@@ -100,6 +103,13 @@ impl Builder {
         self
     }
 
+    /// Authentication settings: lockout and token lifetimes (default:
+    /// [`AuthConfig::default`](crate::AuthConfig::default)).
+    pub fn auth(mut self, auth: crate::auth::AuthConfig) -> Self {
+        self.auth = auth;
+        self
+    }
+
     fn build(self, store: Store) -> Result<Directory> {
         Ok(Directory {
             inner: Arc::new(Inner {
@@ -109,6 +119,7 @@ impl Builder {
                 durability: self.durability,
                 clock: self.clock,
                 refuse_lookalikes: self.refuse_lookalikes,
+                auth: crate::auth::AuthState::new(self.auth)?,
             }),
         })
     }
@@ -150,6 +161,7 @@ pub(crate) struct Inner {
     pub(crate) durability: Durability,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) refuse_lookalikes: bool,
+    pub(crate) auth: crate::auth::AuthState,
 }
 
 /// A user directory stored in one redb file (or in memory).
@@ -545,7 +557,11 @@ impl Directory {
     /// # Errors
     /// [`Error::Integrity`] listing the problems; [`Error::Corrupt`] or [`Error::Storage`].
     pub fn check_integrity(&self) -> Result<()> {
-        let problems = self.read_raw(Reader::integrity_problems)?;
+        let problems = self.read_raw(|r| {
+            let mut p = r.integrity_problems()?;
+            p.extend(crate::store::tokens::integrity_problems(r)?);
+            Ok(p)
+        })?;
         if problems.is_empty() {
             Ok(())
         } else {
@@ -560,7 +576,11 @@ impl Directory {
     /// # Errors
     /// [`Error::Storage`].
     pub fn dump(&self) -> Result<Vec<(&'static str, String, String)>> {
-        self.read_raw(Reader::dump)
+        self.read_raw(|r| {
+            let mut d = r.dump()?;
+            d.extend(crate::store::tokens::dump(r)?);
+            Ok(d)
+        })
     }
 }
 
@@ -837,7 +857,9 @@ impl Tx<'_, '_> {
     /// # Errors
     /// [`Error::NotFound`].
     pub fn deactivate(&mut self, id: Uuid) -> Result<User> {
-        self.modify(id, |u| u.active = false)
+        let user = self.modify(id, |u| u.active = false)?;
+        crate::store::tokens::revoke_user(self.w, id, None)?;
+        Ok(user)
     }
 
     /// Reactivates a user (see [`Directory::reactivate`]).
@@ -854,6 +876,7 @@ impl Tx<'_, '_> {
     /// [`Error::NotFound`].
     pub fn delete(&mut self, id: Uuid) -> Result<User> {
         let user = self.existing(id)?;
+        crate::store::tokens::forget_user(self.w, id)?;
         self.w.remove(&user)?;
         Ok(user)
     }
@@ -891,6 +914,7 @@ impl Tx<'_, '_> {
         let mut n = 0;
         for id in ids {
             if let Some(u) = self.w.get(*id)? {
+                crate::store::tokens::forget_user(self.w, *id)?;
                 self.w.remove(&u)?;
                 n += 1;
             }

@@ -130,6 +130,28 @@ pub enum Error {
         /// Why the operation was refused.
         reason: String,
     },
+    /// The login id names no account, the password is wrong, or the account has no password.
+    /// One variant for all three, so a caller cannot reveal which.
+    #[error("invalid login id or password")]
+    InvalidCredentials,
+    /// The password was right but the account is deactivated.
+    #[error("the account is deactivated")]
+    AccountInactive,
+    /// The password was right but the account's expiry instant has passed.
+    #[error("the account has expired")]
+    AccountExpired,
+    /// Too many failed logins: the account refuses logins until `until`.
+    #[error("the account is locked until {until}")]
+    AccountLocked {
+        /// When the lock ends, in ms since the Unix epoch.
+        until: crate::user::Instant,
+    },
+    /// The token is unknown, already used, revoked, or of another workflow.
+    #[error("invalid or already used token")]
+    InvalidToken,
+    /// The token was valid but its lifetime has passed; start the workflow again.
+    #[error("the token has expired")]
+    TokenExpired,
 }
 
 /// `Result` with userdir's [`Error`].

@@ -5,10 +5,12 @@
 //! so an operation that fails inside a larger [`write`](crate::Directory::write) transaction
 //! leaves that transaction as it was.
 
+pub(crate) mod auth_state;
 pub(crate) mod codec;
 mod group;
 mod record;
 pub(crate) mod tables;
+pub(crate) mod tokens;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -117,6 +119,9 @@ impl Store {
                 }
             }
         }
+        // The authentication tables (failed logins, tokens), also created up front.
+        auth_state::create_tables(&txn)?;
+        tokens::create_tables(&txn)?;
         // Create every table now so that read transactions always find them.
         let mut table = txn.open_table(DIR).map_err(table_error)?;
         // Keys follow the Unicode version of the normalization tables: when the file was indexed

@@ -118,3 +118,24 @@ pub(crate) fn login_entry(id: Uuid, kinds: u8) -> [u8; 17] {
     v[..16].copy_from_slice(id.as_bytes());
     v
 }
+
+/// user id → (consecutive failed logins, start of their counting window, locked until). Only
+/// users with recent failures have a row; a successful login removes it.
+pub(crate) const LOGIN_FAILURES: TableDefinition<u128, (u32, i64, Option<i64>)> =
+    TableDefinition::new("login_failures");
+/// SHA-256 of a token → (user id, kind, expiry, binding). Only the hash of a token is stored.
+/// `binding` fingerprints what the token was issued for (the email it verifies, the password
+/// hash it replaces), so a token outlived by a change of either is refused.
+pub(crate) const TOKENS: TableDefinition<[u8; 32], (u128, u8, i64, u64)> =
+    TableDefinition::new("tokens");
+/// (expiry, token hash) → (): expired tokens are purged in expiry order.
+pub(crate) const TOKEN_EXPIRY: TableDefinition<(i64, [u8; 32]), ()> =
+    TableDefinition::new("token_expiry");
+/// (user id, token hash) → (): a user's tokens, revoked together.
+pub(crate) const USER_TOKENS: TableDefinition<(u128, [u8; 32]), ()> =
+    TableDefinition::new("user_tokens");
+
+/// A password-reset token.
+pub(crate) const TOKEN_RESET: u8 = 1;
+/// An email-verification token.
+pub(crate) const TOKEN_VERIFY: u8 = 2;
