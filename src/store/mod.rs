@@ -386,6 +386,22 @@ macro_rules! read_ops {
             Ok(())
         }
 
+        /// Calls `f(id, encoded record)` for every user in id order until it returns `false`;
+        /// decode with `codec::decode` (search skips records that cannot match undecoded).
+        #[allow(dead_code)]
+        pub(crate) fn for_each_record(
+            &self,
+            mut f: impl FnMut(Uuid, &[u8]) -> Result<bool>,
+        ) -> Result<()> {
+            for e in self.t.users.iter().map_err(storage)? {
+                let (k, v) = e.map_err(storage)?;
+                if !f(uid(k.value()), v.value())? {
+                    break;
+                }
+            }
+            Ok(())
+        }
+
         /// Calls `f` for every user with an id greater than `after` (all when `None`), in id
         /// order, until it returns `false` (search).
         #[allow(dead_code)]
