@@ -496,6 +496,16 @@ macro_rules! read_ops {
             Ok(())
         }
 
+        /// Calls `f(id, encoded record)` for every user in id order until it returns `false`;
+        /// decode with `codec::decode` (search skips records that cannot match undecoded).
+        #[allow(dead_code)]
+        pub(crate) fn for_each_record(
+            &self,
+            mut f: impl FnMut(Uuid, &[u8]) -> Result<bool>,
+        ) -> Result<()> {
+            self.scan(&[TAG_USER], &[TAG_USER + 1], |k, v| f(user_id_of(k)?, v))
+        }
+
         /// Calls `f` for every user with an id greater than `after` (all when `None`), in id
         /// order, until it returns `false` (search).
         #[allow(dead_code)]
