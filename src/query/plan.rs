@@ -813,12 +813,18 @@ pub(crate) fn run(r: &Reader, s: &Search) -> Result<Page> {
                 .into_iter()
                 .map(|n| memchr::memmem::Finder::new(n).into_owned())
                 .collect();
-            r.for_each_record(|id, bytes| {
+            // Scanned on all cores for large directories; rows come back in id order.
+            let found = r.filter_map_records(|id, bytes| {
                 if needles.iter().any(|n| n.find(bytes).is_none()) {
-                    return Ok(true);
+                    return Ok(None);
                 }
-                visit(crate::store::codec::decode(id, bytes)?)
+                let u = crate::store::codec::decode(id, bytes)?;
+                Ok(pred
+                    .as_ref()
+                    .is_none_or(|p| p.matches(&u))
+                    .then(|| (s.sort.iter().map(|f| f.key(&u)).collect::<Vec<Key>>(), u.id)))
             })?;
+            rows.extend(found);
         }
         Some(ids) => {
             for id in ids {

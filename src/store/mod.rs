@@ -649,6 +649,54 @@ pub(crate) struct Reader {
 }
 
 impl Reader {
+    /// Calls `f(id, encoded record)` for every user and keeps the `Some` results, in id order.
+    /// Large directories are split into id ranges scanned on all cores (ids are random, so the
+    /// ranges hold similar numbers of users); small ones are scanned on the calling thread.
+    pub(crate) fn filter_map_records<T: Send>(
+        &self,
+        f: impl Fn(Uuid, &[u8]) -> Result<Option<T>> + Sync,
+    ) -> Result<Vec<T>> {
+        use rayon::prelude::*;
+        const PARALLEL_FROM: u64 = 16_384;
+        let threads = rayon::current_num_threads();
+        let parts: usize = if threads > 1 && self.count()? >= PARALLEL_FROM {
+            (threads * 4).min(256)
+        } else {
+            1
+        };
+        let ranges: Vec<(Vec<u8>, Vec<u8>)> = (0..parts)
+            .map(|i| {
+                let edge = |j: usize| -> Vec<u8> {
+                    if j >= parts {
+                        vec![TAG_USER + 1]
+                    } else {
+                        // j * 256 / parts < 256 for j < parts.
+                        vec![TAG_USER, u8::try_from(j * 256 / parts).unwrap_or(u8::MAX)]
+                    }
+                };
+                (if i == 0 { vec![TAG_USER] } else { edge(i) }, edge(i + 1))
+            })
+            .collect();
+        let chunks: Vec<Result<Vec<T>>> = ranges
+            .par_iter()
+            .map(|(lo, hi)| {
+                let mut out = Vec::new();
+                self.scan(lo, hi, |k, v| {
+                    if let Some(t) = f(user_id_of(k)?, v)? {
+                        out.push(t);
+                    }
+                    Ok(true)
+                })?;
+                Ok(out)
+            })
+            .collect();
+        let mut all = Vec::new();
+        for c in chunks {
+            all.extend(c?);
+        }
+        Ok(all)
+    }
+
     fn open(txn: ReadTransaction, lookalikes: bool) -> Result<Reader> {
         Ok(Reader {
             t: txn.open_table(DIR).map_err(table_error)?,
