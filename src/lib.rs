@@ -43,6 +43,7 @@ mod clock;
 mod directory;
 mod error;
 pub mod identity;
+mod import;
 mod password;
 mod patch;
 pub mod query;
@@ -56,6 +57,7 @@ pub use directory::{
     Builder, Directory, MAX_FIELD_BYTES, PreparedUpdate, PreparedUser, ReadTx, Tx,
 };
 pub use error::{Error, Result};
+pub use import::{ImportBatch, ImportReport, ImportSummary, RowProblem, RowReason};
 pub use password::{
     Argon2Params, BreachedCheck, Hasher, MAX_ARGON2_M_KIB, MAX_ARGON2_P, MAX_ARGON2_T,
     PasswordPolicy, PolicyViolation, check_stored_hash, verification_count,

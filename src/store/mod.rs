@@ -6,6 +6,7 @@
 //! leaves that transaction as it was.
 
 pub(crate) mod auth_state;
+pub(crate) mod batch;
 pub(crate) mod codec;
 mod group;
 mod record;
