@@ -257,7 +257,9 @@ impl Directory {
             password_last_update_instant,
         } = row;
         let mut problems = Vec::new();
-        let mut user = match self.validate_new(id, profile, active) {
+        // Random ids from the thread's CSPRNG: one getrandom call per row is slow in bulk.
+        let id = id.unwrap_or_else(|| uuid::Builder::from_random_bytes(rand::random()).into_uuid());
+        let mut user = match self.validate_new(Some(id), profile, active) {
             Ok(u) => Some(u),
             Err(e) => {
                 problems.push(from_error(index, e));
@@ -422,14 +424,13 @@ impl Directory {
             .count()
             - plaintext;
 
-        // 5. Encode the records (consuming the users).
-        let records = BatchRecords::encode(valid.into_iter().map(|(i, v)| (i, v.user)).collect())?;
-        let imported = records.len();
-
-        // 6. One write transaction; the decisive check against existing users is made by the
+        // 5 and 6. One write transaction; the records are encoded (all cores) while the index
+        //    entries are inserted. The decisive check against existing users is made by the
         //    inserts themselves.
+        let users: Vec<(usize, User)> = valid.into_iter().map(|(i, v)| (i, v.user)).collect();
+        let imported = users.len();
         self.write_raw(|w| {
-            let clashes = w.insert_batch(&keys, &records)?;
+            let clashes = w.insert_batch(&keys, move || BatchRecords::encode(users))?;
             if clashes.is_empty() {
                 Ok(())
             } else {

@@ -45,10 +45,14 @@ pub(crate) struct Clash {
     pub with: ClashWith,
 }
 
-/// One index entry; its key and then its value live in the batch arena at `off`.
+/// One index entry: its key and then its value live in arena `chunk` at `off`. `prefix` holds
+/// the first 16 bytes of the key's unique part (zero padded, big-endian), so that most
+/// comparisons of the sort never touch the arena.
 #[derive(Clone, Copy)]
 struct Entry {
-    off: usize,
+    prefix: (u64, u64),
+    chunk: u32,
+    off: u32,
     klen: u32,
     vlen: u32,
     row: u32,
@@ -58,9 +62,22 @@ fn len32(n: usize) -> Result<u32> {
     u32::try_from(n).map_err(|_| Error::invalid("import", "a key or record is too large"))
 }
 
+fn prefix_of(unique: &[u8]) -> (u64, u64) {
+    let mut b = [0u8; 16];
+    let n = unique.len().min(16);
+    if let (Some(dst), Some(src)) = (b.get_mut(..n), unique.get(..n)) {
+        dst.copy_from_slice(src);
+    }
+    let (hi, lo) = b.split_at(8);
+    (
+        u64::from_be_bytes(hi.try_into().unwrap_or_default()),
+        u64::from_be_bytes(lo.try_into().unwrap_or_default()),
+    )
+}
+
 /// Every index entry of the users of a batch (plus an `id` claim per user), sorted by key.
 pub(crate) struct BatchKeys {
-    arena: Vec<u8>,
+    arenas: Vec<Vec<u8>>,
     entries: Vec<Entry>,
     users: usize,
 }
@@ -71,16 +88,20 @@ impl BatchKeys {
     pub(crate) fn new(users: &[(usize, &User)], skeletons: bool) -> Result<BatchKeys> {
         let parts: Vec<Result<(Vec<u8>, Vec<Entry>)>> = users
             .par_chunks(CHUNK)
-            .map(|chunk| {
-                let mut arena = Vec::with_capacity(chunk.len() * 160);
-                let mut entries = Vec::with_capacity(chunk.len() * 5);
-                for (row, user) in chunk {
+            .enumerate()
+            .map(|(chunk, rows)| {
+                let chunk = len32(chunk)?;
+                let mut arena = Vec::with_capacity(rows.len() * 160);
+                let mut entries = Vec::with_capacity(rows.len() * 5);
+                for (row, user) in rows {
                     let row = len32(*row)?;
                     let keys = Keys::of(user, skeletons);
                     let claim = (tables::user_key(user.id).to_vec(), Vec::new());
                     for (k, v) in std::iter::once(claim).chain(keys.entries(user)) {
                         entries.push(Entry {
-                            off: arena.len(),
+                            prefix: prefix_of(Self::unique_part(&k).unwrap_or(&k)),
+                            chunk,
+                            off: len32(arena.len())?,
                             klen: len32(k.len())?,
                             vlen: len32(v.len())?,
                             row,
@@ -92,47 +113,47 @@ impl BatchKeys {
                 Ok((arena, entries))
             })
             .collect();
-        let mut arena = Vec::new();
-        let mut entries = Vec::new();
+        let mut arenas = Vec::with_capacity(parts.len());
+        let mut entries = Vec::with_capacity(users.len() * 5);
         for part in parts {
             let (a, es) = part?;
-            let base = arena.len();
-            arena.extend_from_slice(&a);
-            entries.extend(es.into_iter().map(|e| Entry {
-                off: e.off + base,
-                ..e
-            }));
+            arenas.push(a);
+            entries.extend(es);
         }
         let mut keys = BatchKeys {
-            arena,
-            entries,
+            arenas,
+            entries: Vec::new(),
             users: users.len(),
         };
-        let mut entries = std::mem::take(&mut keys.entries);
         // By the unique part of the key first, so that the rows sharing one sit together in
         // row order (a skeleton key ends with the id, which must not decide).
         entries.par_sort_unstable_by(|a, b| {
-            let (ka, kb) = (keys.key(a), keys.key(b));
-            let ua = Self::unique_part(ka).unwrap_or(ka);
-            let ub = Self::unique_part(kb).unwrap_or(kb);
-            ua.cmp(ub)
-                .then_with(|| a.row.cmp(&b.row))
-                .then_with(|| ka.cmp(kb))
+            a.prefix.cmp(&b.prefix).then_with(|| {
+                let (ka, kb) = (keys.key(a), keys.key(b));
+                let ua = Self::unique_part(ka).unwrap_or(ka);
+                let ub = Self::unique_part(kb).unwrap_or(kb);
+                ua.cmp(ub)
+                    .then_with(|| a.row.cmp(&b.row))
+                    .then_with(|| ka.cmp(kb))
+            })
         });
         keys.entries = entries;
         Ok(keys)
     }
 
     fn key(&self, e: &Entry) -> &[u8] {
-        self.arena
-            .get(e.off..e.off + e.klen as usize)
+        let start = e.off as usize;
+        self.arenas
+            .get(e.chunk as usize)
+            .and_then(|a| a.get(start..start + e.klen as usize))
             .unwrap_or_default()
     }
 
     fn value(&self, e: &Entry) -> &[u8] {
-        let start = e.off + e.klen as usize;
-        self.arena
-            .get(start..start + e.vlen as usize)
+        let start = e.off as usize + e.klen as usize;
+        self.arenas
+            .get(e.chunk as usize)
+            .and_then(|a| a.get(start..start + e.vlen as usize))
             .unwrap_or_default()
     }
 
@@ -193,12 +214,12 @@ impl BatchKeys {
     }
 }
 
-/// (id, offset in the arena, length, row) of one encoded record.
-type Item = (Uuid, usize, u32, u32);
+/// (id, chunk, offset in the chunk's arena, length, row) of one encoded record.
+type Item = (Uuid, u32, u32, u32, u32);
 
 /// The encoded records of a batch, sorted by id.
 pub(crate) struct BatchRecords {
-    arena: Vec<u8>,
+    arenas: Vec<Vec<u8>>,
     items: Vec<Item>,
 }
 
@@ -208,30 +229,42 @@ impl BatchRecords {
         let parts: Vec<Result<(Vec<u8>, Vec<Item>)>> = users
             .into_par_iter()
             .chunks(CHUNK)
-            .map(|chunk| {
-                let mut arena = Vec::with_capacity(chunk.len() * 200);
-                let mut items = Vec::with_capacity(chunk.len());
-                for (row, user) in chunk {
+            .enumerate()
+            .map(|(chunk, rows)| {
+                let chunk = len32(chunk)?;
+                let mut arena = Vec::with_capacity(rows.len() * 256);
+                let mut items = Vec::with_capacity(rows.len());
+                for (row, user) in rows {
                     let bytes = codec::encode(&user)?;
-                    items.push((user.id, arena.len(), len32(bytes.len())?, len32(row)?));
+                    items.push((
+                        user.id,
+                        chunk,
+                        len32(arena.len())?,
+                        len32(bytes.len())?,
+                        len32(row)?,
+                    ));
                     arena.extend_from_slice(&bytes);
                 }
                 Ok((arena, items))
             })
             .collect();
-        let mut arena = Vec::new();
+        let mut arenas = Vec::with_capacity(parts.len());
         let mut items = Vec::new();
         for part in parts {
             let (a, its) = part?;
-            let base = arena.len();
-            arena.extend_from_slice(&a);
-            items.extend(
-                its.into_iter()
-                    .map(|(id, off, len, row)| (id, off + base, len, row)),
-            );
+            arenas.push(a);
+            items.extend(its);
         }
         items.par_sort_unstable_by_key(|it| it.0);
-        Ok(BatchRecords { arena, items })
+        Ok(BatchRecords { arenas, items })
+    }
+
+    fn bytes(&self, &(_, chunk, off, len, _): &Item) -> &[u8] {
+        let start = off as usize;
+        self.arenas
+            .get(chunk as usize)
+            .and_then(|a| a.get(start..start + len as usize))
+            .unwrap_or_default()
     }
 
     /// Number of records.
@@ -301,53 +334,35 @@ fn skeleton_owner(
 
 impl Writer<'_> {
     /// Inserts every record and index entry of a batch whose rows are unique among
-    /// themselves (see [`BatchKeys::duplicates`]), in key order.
+    /// themselves (see [`BatchKeys::duplicates`]), in key order. `records` produces the
+    /// encoded records; it runs on another thread while the index entries are inserted.
     ///
     /// Returns the keys that existing users already held. When there is any, the tables hold a
     /// mix of old and new entries and the transaction is marked broken: it will not commit.
     pub(crate) fn insert_batch(
         &mut self,
         keys: &BatchKeys,
-        records: &BatchRecords,
+        records: impl FnOnce() -> Result<BatchRecords> + Send,
     ) -> Result<Vec<Clash>> {
         let count = self.count()?;
         let mut clashes = Vec::new();
-        let added = u64::try_from(records.len()).unwrap_or(u64::MAX);
-        if keys.users != records.len() {
-            return Err(Error::Corrupt(
-                "import batch keys and records disagree".into(),
-            ));
-        }
         self.guard(|w| {
-            for e in &keys.entries {
-                let key = keys.key(e);
-                match key.first() {
-                    // The record itself is written below, in id order.
-                    Some(&TAG_USER) => continue,
-                    Some(&TAG_SKELETON) if w.lookalikes => {
-                        if let Some(owner) = skeleton_owner(key, |lo, hi| {
-                            let mut r = w.t.range(lo..hi).map_err(storage)?;
-                            Ok(match r.next() {
-                                Some(x) => tables::trailing_id(x.map_err(storage)?.0.value()),
-                                None => None,
-                            })
-                        })? {
-                            clashes.push(keys.clash(e, ClashWith::LookalikeUser(owner)));
-                        }
-                    }
-                    _ => {}
-                }
-                if let Some(old) = w.t.insert(key, keys.value(e)).map_err(storage)?
-                    && matches!(key.first(), Some(&(TAG_LOGIN | TAG_EXTERNAL)))
-                {
-                    clashes.push(keys.clash(e, ClashWith::User(owner(key, old.value()))));
-                }
+            let records = std::thread::scope(|scope| -> Result<BatchRecords> {
+                let encoding = scope.spawn(records);
+                w.insert_index_entries(keys, &mut clashes)?;
+                encoding
+                    .join()
+                    .map_err(|_| Error::Corrupt("record encoding failed".into()))?
+            })?;
+            if keys.users != records.len() {
+                return Err(Error::Corrupt(
+                    "import batch keys and records disagree".into(),
+                ));
             }
-            for &(id, off, len, row) in &records.items {
-                let bytes = records
-                    .arena
-                    .get(off..off + len as usize)
-                    .unwrap_or_default();
+            let added = u64::try_from(records.len()).unwrap_or(u64::MAX);
+            for item in &records.items {
+                let &(id, _, _, _, row) = item;
+                let bytes = records.bytes(item);
                 if w.t
                     .insert(tables::user_key(id).as_slice(), bytes)
                     .map_err(storage)?
@@ -366,5 +381,33 @@ impl Writer<'_> {
             self.broken = true;
         }
         Ok(clashes)
+    }
+
+    fn insert_index_entries(&mut self, keys: &BatchKeys, clashes: &mut Vec<Clash>) -> Result<()> {
+        for e in &keys.entries {
+            let key = keys.key(e);
+            match key.first() {
+                // The record itself is written after the index entries, in id order.
+                Some(&TAG_USER) => continue,
+                Some(&TAG_SKELETON) if self.lookalikes => {
+                    if let Some(owner) = skeleton_owner(key, |lo, hi| {
+                        let mut r = self.t.range(lo..hi).map_err(storage)?;
+                        Ok(match r.next() {
+                            Some(x) => tables::trailing_id(x.map_err(storage)?.0.value()),
+                            None => None,
+                        })
+                    })? {
+                        clashes.push(keys.clash(e, ClashWith::LookalikeUser(owner)));
+                    }
+                }
+                _ => {}
+            }
+            if let Some(old) = self.t.insert(key, keys.value(e)).map_err(storage)?
+                && matches!(key.first(), Some(&(TAG_LOGIN | TAG_EXTERNAL)))
+            {
+                clashes.push(keys.clash(e, ClashWith::User(owner(key, old.value()))));
+            }
+        }
+        Ok(())
     }
 }
