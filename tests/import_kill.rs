@@ -102,7 +102,7 @@ fn killed_import_leaves_all_or_nothing() {
         let delay = match full {
             None => None,
             Some(t) => {
-                let fractions = [0.5, 0.85, 0.97, 0.25, 0.7];
+                let fractions = [0.6, 0.95, 0.25, 0.8, 0.99];
                 Some(Duration::mul_f64(
                     t,
                     fractions[(round - 1) % fractions.len()],
