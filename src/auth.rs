@@ -330,13 +330,14 @@ impl Directory {
     ///
     /// # Examples
     /// ```
-    /// use userdir::{Argon2Params, Directory, Error, NewUser};
+    /// use userdir::{Argon2Params, Directory, Error, ManualClock, NewUser};
     /// # fn main() -> Result<(), userdir::Error> {
-    /// let dir = Directory::builder().hasher(Argon2Params::insecure_fast()).in_memory()?;
+    /// let clock = ManualClock::new(1_700_000_000_000);
+    /// let dir = Directory::builder().hasher(Argon2Params::insecure_fast()).clock(clock).in_memory()?;
     /// dir.create(NewUser::with_username("Ann").email("ann@example.com").password("correct horse"))?;
     ///
     /// let login = dir.authenticate("ANN", "correct horse")?;
-    /// assert_eq!(login.user.last_login_instant, Some(dir.now()));
+    /// assert_eq!(login.user.last_login_instant, Some(1_700_000_000_000));
     /// assert!(dir.authenticate("ann@example.com", "correct horse").is_ok());
     /// assert!(matches!(dir.authenticate("ann", "wrong"), Err(Error::InvalidCredentials)));
     /// assert!(matches!(dir.authenticate("bob", "wrong"), Err(Error::InvalidCredentials)));

@@ -121,7 +121,6 @@ impl Store {
             }
         }
         // The authentication tables (failed logins, tokens), also created up front.
-        auth_state::create_tables(&txn)?;
         tokens::create_tables(&txn)?;
         // Create every table now so that read transactions always find them.
         let mut table = txn.open_table(DIR).map_err(table_error)?;
@@ -563,7 +562,7 @@ macro_rules! read_ops {
                 let (k, v) = e.map_err(storage)?;
                 let (k, v) = (k.value(), v.value());
                 if k.first() != Some(&TAG_USER) {
-                    if k != KEY_COUNT {
+                    if k.first().is_some_and(|t| tables::INDEX_TAGS.contains(t)) {
                         actual.insert(k.to_vec(), v.to_vec());
                     }
                     continue;

@@ -15,6 +15,11 @@
 //! | `R` role `0x00` id | empty |
 //! | `I` insert instant (8, order-preserving) id | empty |
 //! | `#` | number of users (u64, little-endian) |
+//! | `F` id | failed logins: count (u32 LE), window start (i64 LE), locked-until flag + i64 LE |
+//! | `T` id token-hash (32) | empty: the user's outstanding tokens (see `tokens`) |
+//!
+//! Failed-login rows and the per-user token index live in this tree too, so that a login or a
+//! deactivation touches one tree; the token records themselves are in `tokens`.
 //!
 //! Strings in keys never contain `0x00` (control characters are refused) nor `0xFF` (not UTF-8),
 //! so `prefix .. prefix + 0xFF` bounds a prefix scan.
@@ -42,6 +47,17 @@ pub(crate) const TAG_SKELETON: u8 = b'S';
 pub(crate) const TAG_ROLE: u8 = b'R';
 pub(crate) const TAG_INSERTED: u8 = b'I';
 pub(crate) const KEY_COUNT: &[u8] = b"#";
+pub(crate) const TAG_FAILURES: u8 = b'F';
+pub(crate) const TAG_USER_TOKEN: u8 = b'T';
+
+/// Tags of the index entries `check_integrity` rebuilds from the records.
+pub(crate) const INDEX_TAGS: [u8; 5] = [
+    TAG_LOGIN,
+    TAG_EXTERNAL,
+    TAG_SKELETON,
+    TAG_ROLE,
+    TAG_INSERTED,
+];
 
 pub(crate) fn user_key(id: Uuid) -> [u8; 17] {
     let mut k = [TAG_USER; 17];
@@ -119,10 +135,6 @@ pub(crate) fn login_entry(id: Uuid, kinds: u8) -> [u8; 17] {
     v
 }
 
-/// user id → (consecutive failed logins, start of their counting window, locked until). Only
-/// users with recent failures have a row; a successful login removes it.
-pub(crate) const LOGIN_FAILURES: TableDefinition<u128, (u32, i64, Option<i64>)> =
-    TableDefinition::new("login_failures");
 /// SHA-256 of a token → (user id, kind, expiry, binding). Only the hash of a token is stored.
 /// `binding` fingerprints what the token was issued for (the email it verifies, the password
 /// hash it replaces), so a token outlived by a change of either is refused.
@@ -131,9 +143,6 @@ pub(crate) const TOKENS: TableDefinition<[u8; 32], (u128, u8, i64, u64)> =
 /// (expiry, token hash) → (): expired tokens are purged in expiry order.
 pub(crate) const TOKEN_EXPIRY: TableDefinition<(i64, [u8; 32]), ()> =
     TableDefinition::new("token_expiry");
-/// (user id, token hash) → (): a user's tokens, revoked together.
-pub(crate) const USER_TOKENS: TableDefinition<(u128, [u8; 32]), ()> =
-    TableDefinition::new("user_tokens");
 
 /// A password-reset token.
 pub(crate) const TOKEN_RESET: u8 = 1;
