@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::directory::Directory;
+use crate::directory::{Directory, Tx};
 use crate::error::{Error, Result};
 use crate::identity;
 use crate::store::auth_state::{self, FailureState};
@@ -289,20 +289,21 @@ impl Directory {
             let Some(lockout) = lockout else {
                 return Err(Error::InvalidCredentials);
             };
-            let outcome = self.write_raw(|w| {
-                let now = self.now();
-                let Some(cur) = w.get(user.id)? else {
+            let (id, verified) = (user.id, user.password);
+            let outcome = self.write_one(move |tx| {
+                let now = tx.dir.now();
+                let Some(cur) = tx.w.get(id)? else {
                     return Ok(Outcome::Refused(Error::InvalidCredentials));
                 };
-                if cur.password != user.password {
+                if cur.password != verified {
                     return Ok(Outcome::Changed(cur.version));
                 }
-                let prev = auth_state::get_w(w, user.id)?;
+                let prev = auth_state::get_w(tx.w, id)?;
                 if let Some(until) = lock_of(prev, now) {
                     return Ok(Outcome::Refused(Error::AccountLocked { until }));
                 }
                 let next = next_failure_state(prev, now, &lockout);
-                auth_state::put(w, user.id, next)?;
+                auth_state::put(tx.w, id, next)?;
                 Ok(Outcome::Done(next.locked_until))
             })?;
             return Err(match outcome {
@@ -329,13 +330,14 @@ impl Directory {
     ///
     /// # Examples
     /// ```
-    /// use userdir::{Argon2Params, Directory, Error, NewUser};
+    /// use userdir::{Argon2Params, Directory, Error, ManualClock, NewUser};
     /// # fn main() -> Result<(), userdir::Error> {
-    /// let dir = Directory::builder().hasher(Argon2Params::insecure_fast()).in_memory()?;
+    /// let clock = ManualClock::new(1_700_000_000_000);
+    /// let dir = Directory::builder().hasher(Argon2Params::insecure_fast()).clock(clock).in_memory()?;
     /// dir.create(NewUser::with_username("Ann").email("ann@example.com").password("correct horse"))?;
     ///
     /// let login = dir.authenticate("ANN", "correct horse")?;
-    /// assert_eq!(login.user.last_login_instant, Some(dir.now()));
+    /// assert_eq!(login.user.last_login_instant, Some(1_700_000_000_000));
     /// assert!(dir.authenticate("ann@example.com", "correct horse").is_ok());
     /// assert!(matches!(dir.authenticate("ann", "wrong"), Err(Error::InvalidCredentials)));
     /// assert!(matches!(dir.authenticate("bob", "wrong"), Err(Error::InvalidCredentials)));
@@ -348,7 +350,8 @@ impl Directory {
     /// [`Error::AccountLocked`] after too many failures (checked before the password);
     /// [`Error::AccountInactive`] and [`Error::AccountExpired`] (reported only when the
     /// password is right); [`Error::InvalidHash`] when the stored hash cannot be used;
-    /// [`Error::Storage`].
+    /// [`Error::VersionConflict`] when the password kept changing during the call (each change
+    /// makes it verify again, three times at most); [`Error::Storage`].
     pub fn authenticate(&self, login_id: &str, password: &str) -> Result<Login> {
         let mut last = Error::InvalidCredentials;
         for _ in 0..MAX_ATTEMPTS {
@@ -360,18 +363,19 @@ impl Directory {
                 }
                 _ => None,
             };
-            let outcome = self.write(|tx| {
-                let now = self.now();
-                let Some(cur) = tx.w.get(user.id)? else {
+            let id = user.id;
+            let outcome = self.write_one(move |tx| {
+                let now = tx.dir.now();
+                let Some(cur) = tx.w.get(id)? else {
                     return Ok(Outcome::Refused(Error::InvalidCredentials));
                 };
                 if cur.password != verified {
                     return Ok(Outcome::Changed(cur.version));
                 }
-                let failures = auth_state::get_w(tx.w, user.id)?;
-                self.check_status(&cur, failures, now)?;
+                let failures = auth_state::get_w(tx.w, id)?;
+                tx.dir.check_status(&cur, failures, now)?;
                 if failures.is_some() {
-                    auth_state::clear(tx.w, user.id)?;
+                    auth_state::clear(tx.w, id)?;
                 }
                 let rehashed = new_hash.is_some();
                 // As `Tx::modify`, without reading and decoding the record a second time.
@@ -435,18 +439,18 @@ impl Directory {
             }
             let new_hash = self.inner.hasher.hash(new)?;
             let verified = user.password.clone();
-            let outcome = self.write(|tx| {
-                let now = self.now();
-                let Some(cur) = tx.w.get(user.id)? else {
+            let id = user.id;
+            let outcome = self.write_one(move |tx| {
+                let now = tx.dir.now();
+                let Some(cur) = tx.w.get(id)? else {
                     return Ok(Outcome::Refused(Error::InvalidCredentials));
                 };
                 if cur.password != verified {
                     return Ok(Outcome::Changed(cur.version));
                 }
-                self.check_status(&cur, auth_state::get_w(tx.w, user.id)?, now)?;
-                Ok(Outcome::Done(
-                    self.set_password(tx.w, user.id, new_hash, now)?,
-                ))
+                tx.dir
+                    .check_status(&cur, auth_state::get_w(tx.w, id)?, now)?;
+                Ok(Outcome::Done(set_password(tx, id, new_hash, now)?))
             })?;
             match outcome {
                 Outcome::Done(u) => return Ok(u),
@@ -460,27 +464,6 @@ impl Directory {
             }
         }
         Err(last)
-    }
-
-    /// Stores a new password hash: clears the change-required flag and the failed logins,
-    /// revokes the reset tokens, purges expired tokens.
-    fn set_password(
-        &self,
-        w: &mut Writer<'_>,
-        id: Uuid,
-        hash: StoredHash,
-        now: Instant,
-    ) -> Result<User> {
-        let mut tx = crate::directory::Tx { w, dir: self };
-        let user = tx.modify(id, |u| {
-            u.password = Some(hash);
-            u.password_change_required = false;
-            u.password_last_update_instant = Some(now);
-        })?;
-        tokens::revoke_user(tx.w, id, Some(TOKEN_RESET))?;
-        auth_state::clear(tx.w, id)?;
-        tokens::purge_expired(tx.w, now, PURGE_BATCH)?;
-        Ok(user)
     }
 
     /// Starts the password-reset workflow: returns a single-use token, valid for
@@ -499,9 +482,11 @@ impl Directory {
         let token = Token::generate();
         let hash = Token::digest(token.as_str());
         let ttl = self.auth_config().reset_token_ttl_ms;
-        self.write_raw(|w| {
-            let now = self.now();
-            let user = find_login_w(w, login_id)?.ok_or(Error::InvalidCredentials)?;
+        let login_id = login_id.to_owned();
+        self.write_one(move |tx| {
+            let now = tx.dir.now();
+            let w = &mut *tx.w;
+            let user = find_login_w(w, &login_id)?.ok_or(Error::InvalidCredentials)?;
             if !user.active {
                 return Err(Error::AccountInactive);
             }
@@ -515,43 +500,6 @@ impl Directory {
             tokens::insert(w, &hash, &rec, MAX_RESET_TOKENS)
         })?;
         Ok(token)
-    }
-
-    /// Checks a token in the write phase: returns its record and user, or the refusal to
-    /// report (after removing a token that can never be used).
-    fn take_token(
-        w: &mut Writer<'_>,
-        hash: &[u8; 32],
-        kind: u8,
-        now: Instant,
-    ) -> Result<std::result::Result<(TokenRecord, User), Error>> {
-        let Some(rec) = tokens::get_w(w, hash)? else {
-            return Ok(Err(Error::InvalidToken));
-        };
-        if rec.kind != kind {
-            // Another workflow's token: refused, and left for its own workflow.
-            return Ok(Err(Error::InvalidToken));
-        }
-        if rec.expiry <= now {
-            tokens::remove(w, hash)?;
-            return Ok(Err(Error::TokenExpired));
-        }
-        let user = w.get(rec.user)?;
-        let bound = user.as_ref().map(|u| {
-            if kind == TOKEN_RESET {
-                reset_binding(u)
-            } else {
-                verify_binding(u)
-            }
-        });
-        match user {
-            Some(u) if u.active && bound == Some(rec.binding) => Ok(Ok((rec, u))),
-            _ => {
-                // The password or email it was issued for changed, or the user is gone.
-                tokens::remove(w, hash)?;
-                Ok(Err(Error::InvalidToken))
-            }
-        }
     }
 
     /// Finishes the password-reset workflow: checks the token, applies the password policy,
@@ -602,16 +550,16 @@ impl Directory {
         } else {
             None
         };
-        let outcome = self.write_raw(|w| {
-            let now = self.now();
-            let (_, u) = match Self::take_token(w, &hash, TOKEN_RESET, now)? {
+        let outcome = self.write_one(move |tx| {
+            let now = tx.dir.now();
+            let (_, u) = match take_token(tx.w, &hash, TOKEN_RESET, now)? {
                 Ok(found) => found,
                 Err(e) => return Ok(Outcome::Refused(e)),
             };
             let Some(new_hash) = new_hash else {
                 return Ok(Outcome::Refused(Error::InvalidToken));
             };
-            Ok(Outcome::Done(self.set_password(w, u.id, new_hash, now)?))
+            Ok(Outcome::Done(set_password(tx, u.id, new_hash, now)?))
         })?;
         match outcome {
             Outcome::Done(u) => Ok(u),
@@ -632,8 +580,9 @@ impl Directory {
         let token = Token::generate();
         let hash = Token::digest(token.as_str());
         let ttl = self.auth_config().verification_token_ttl_ms;
-        self.write_raw(|w| {
-            let now = self.now();
+        self.write_one(move |tx| {
+            let now = tx.dir.now();
+            let w = &mut *tx.w;
             let user = w.get(id)?.ok_or(Error::NotFound(id))?;
             if user.email.is_none() {
                 return Err(Error::invalid("email", "is not set"));
@@ -662,9 +611,9 @@ impl Directory {
     /// [`Error::Storage`].
     pub fn verify_email(&self, token: impl AsRef<str>) -> Result<User> {
         let hash = Token::digest(token.as_ref());
-        let outcome = self.write(|tx| {
-            let now = self.now();
-            let (_, u) = match Self::take_token(tx.w, &hash, TOKEN_VERIFY, now)? {
+        let outcome = self.write_one(move |tx| {
+            let now = tx.dir.now();
+            let (_, u) = match take_token(tx.w, &hash, TOKEN_VERIFY, now)? {
                 Ok(found) => found,
                 Err(e) => return Ok(Outcome::Refused(e)),
             };
@@ -699,9 +648,9 @@ impl Directory {
     /// # Errors
     /// [`Error::NotFound`], [`Error::Storage`].
     pub fn unlock(&self, id: Uuid) -> Result<()> {
-        self.write_raw(|w| {
-            w.get(id)?.ok_or(Error::NotFound(id))?;
-            auth_state::clear(w, id)
+        self.write_one(move |tx| {
+            tx.w.get(id)?.ok_or(Error::NotFound(id))?;
+            auth_state::clear(tx.w, id)
         })
     }
 
@@ -713,6 +662,57 @@ impl Directory {
     pub fn outstanding_tokens(&self, id: Uuid) -> Result<usize> {
         self.read_raw(|r| tokens::count_user(r, id))
     }
+}
+
+/// Checks a token in the write phase: returns its record and user, or the refusal to
+/// report (after removing a token that can never be used).
+fn take_token(
+    w: &mut Writer<'_>,
+    hash: &[u8; 32],
+    kind: u8,
+    now: Instant,
+) -> Result<std::result::Result<(TokenRecord, User), Error>> {
+    let Some(rec) = tokens::get_w(w, hash)? else {
+        return Ok(Err(Error::InvalidToken));
+    };
+    if rec.kind != kind {
+        // Another workflow's token: refused, and left for its own workflow.
+        return Ok(Err(Error::InvalidToken));
+    }
+    if rec.expiry <= now {
+        tokens::remove(w, hash)?;
+        return Ok(Err(Error::TokenExpired));
+    }
+    let user = w.get(rec.user)?;
+    let bound = user.as_ref().map(|u| {
+        if kind == TOKEN_RESET {
+            reset_binding(u)
+        } else {
+            verify_binding(u)
+        }
+    });
+    match user {
+        Some(u) if u.active && bound == Some(rec.binding) => Ok(Ok((rec, u))),
+        _ => {
+            // The password or email it was issued for changed, or the user is gone.
+            tokens::remove(w, hash)?;
+            Ok(Err(Error::InvalidToken))
+        }
+    }
+}
+
+/// Stores a new password hash: clears the change-required flag and the failed logins, revokes
+/// the reset tokens, purges expired tokens.
+fn set_password(tx: &mut Tx<'_, '_>, id: Uuid, hash: StoredHash, now: Instant) -> Result<User> {
+    let user = tx.modify(id, |u| {
+        u.password = Some(hash);
+        u.password_change_required = false;
+        u.password_last_update_instant = Some(now);
+    })?;
+    tokens::revoke_user(tx.w, id, Some(TOKEN_RESET))?;
+    auth_state::clear(tx.w, id)?;
+    tokens::purge_expired(tx.w, now, PURGE_BATCH)?;
+    Ok(user)
 }
 
 /// The failure state after one more failed login at `now`.

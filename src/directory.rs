@@ -131,7 +131,7 @@ impl Builder {
     /// [`Error::UnsupportedFormat`] for one written by a newer format, [`Error::AlreadyOpen`]
     /// when another handle holds it, [`Error::Storage`] for I/O failures.
     pub fn open(self, path: impl AsRef<Path>) -> Result<Directory> {
-        let store = Store::open(path.as_ref())?;
+        let store = Store::open(path.as_ref(), self.refuse_lookalikes)?;
         self.build(store)
     }
 
@@ -149,7 +149,7 @@ impl Builder {
     /// # Errors
     /// As [`Builder::open`].
     pub fn open_backend(self, backend: impl StorageBackend) -> Result<Directory> {
-        let store = Store::with_backend(backend)?;
+        let store = Store::with_backend(backend, self.refuse_lookalikes)?;
         self.build(store)
     }
 }
@@ -460,9 +460,22 @@ impl Directory {
     }
 
     pub(crate) fn write_raw<T>(&self, f: impl FnOnce(&mut Writer<'_>) -> Result<T>) -> Result<T> {
+        self.inner.store.write(self.inner.durability, f)
+    }
+
+    /// Runs one operation through group commit: concurrent calls share a transaction and an
+    /// fsync. `f` must be a single check-then-mutate operation (a failing `f` changes nothing).
+    pub(crate) fn write_one<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Tx<'_, '_>) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let dir = self.clone();
         self.inner
             .store
-            .write(self.inner.durability, self.inner.refuse_lookalikes, f)
+            .write_grouped(self.inner.durability, move |w| {
+                let mut tx = Tx { w, dir: &dir };
+                f(&mut tx)
+            })
     }
 
     pub(crate) fn read_raw<T>(&self, f: impl FnOnce(&Reader) -> Result<T>) -> Result<T> {
@@ -518,7 +531,7 @@ impl Directory {
     /// [`Error::LoginIdConflict`], [`Error::LookalikeUsername`].
     pub fn create(&self, new: NewUser) -> Result<User> {
         let prepared = self.prepare(new)?;
-        self.write(|tx| tx.create(prepared))
+        self.write_one(move |tx| tx.create(prepared))
     }
 
     /// Replaces a user's profile (the password is kept unless the update gives one). Changed
@@ -535,7 +548,7 @@ impl Directory {
         expected_version: Option<u64>,
     ) -> Result<User> {
         let prepared = self.prepare_update(update)?;
-        self.write(|tx| tx.update(id, prepared, expected_version))
+        self.write_one(move |tx| tx.update(id, prepared, expected_version))
     }
 
     /// Checks that every index entry points to a record carrying that key and every record is
@@ -586,7 +599,7 @@ macro_rules! lookups {
         /// # Errors
         /// [`Error::Corrupt`] or [`Error::Storage`].
         pub fn find_by_username(&self, username: &str) -> Result<Option<User>> {
-            self.$($recv)*(|r| find_kind(r.login(&identity::lookup_key(username))?, crate::store::tables::KIND_USERNAME, |id| r.get(id)))
+            self.$($recv)*(|r| { let key = identity::lookup_key(username); find_kind(r.login(&key)?, crate::store::tables::KIND_USERNAME, &key, |id| r.get(id)) })
         }
 
         /// The user with this email (compared lowercased).
@@ -594,7 +607,7 @@ macro_rules! lookups {
         /// # Errors
         /// [`Error::Corrupt`] or [`Error::Storage`].
         pub fn find_by_email(&self, email: &str) -> Result<Option<User>> {
-            self.$($recv)*(|r| find_kind(r.login(&identity::lookup_key(email))?, crate::store::tables::KIND_EMAIL, |id| r.get(id)))
+            self.$($recv)*(|r| { let key = identity::lookup_key(email); find_kind(r.login(&key)?, crate::store::tables::KIND_EMAIL, &key, |id| r.get(id)) })
         }
 
         /// The user whose username or email is `login_id` (one account at most: login ids are
@@ -603,7 +616,7 @@ macro_rules! lookups {
         /// # Errors
         /// [`Error::Corrupt`] or [`Error::Storage`].
         pub fn find_by_login_id(&self, login_id: &str) -> Result<Option<User>> {
-            self.$($recv)*(|r| find_kind(r.login(&identity::lookup_key(login_id))?, 0xff, |id| r.get(id)))
+            self.$($recv)*(|r| { let key = identity::lookup_key(login_id); find_kind(r.login(&key)?, 0xff, &key, |id| r.get(id)) })
         }
 
         /// The user with this external id (exact match after trimming).
@@ -612,7 +625,7 @@ macro_rules! lookups {
         /// [`Error::Corrupt`] or [`Error::Storage`].
         pub fn find_by_external_id(&self, external_id: &str) -> Result<Option<User>> {
             self.$($recv)*(|r| match r.external(external_id.trim())? {
-                Some(id) => r.get(id),
+                Some(id) => check_external(r.get(id)?, external_id.trim()),
                 None => Ok(None),
             })
         }
@@ -629,15 +642,16 @@ macro_rules! lookups {
                 {
                     return Ok(Some(u));
                 }
-                let login = r.login(&identity::lookup_key(s))?;
-                if let Some(u) = find_kind(login, crate::store::tables::KIND_USERNAME, |id| r.get(id))? {
+                let key = identity::lookup_key(s);
+                let login = r.login(&key)?;
+                if let Some(u) = find_kind(login, crate::store::tables::KIND_USERNAME, &key, |id| r.get(id))? {
                     return Ok(Some(u));
                 }
-                if let Some(u) = find_kind(login, crate::store::tables::KIND_EMAIL, |id| r.get(id))? {
+                if let Some(u) = find_kind(login, crate::store::tables::KIND_EMAIL, &key, |id| r.get(id))? {
                     return Ok(Some(u));
                 }
                 match r.external(s.trim())? {
-                    Some(id) => r.get(id),
+                    Some(id) => check_external(r.get(id)?, s.trim()),
                     None => Ok(None),
                 }
             })
@@ -656,11 +670,41 @@ macro_rules! lookups {
 fn find_kind(
     login: Option<(Uuid, u8)>,
     kind: u8,
+    key: &str,
     get: impl FnOnce(Uuid) -> Result<Option<User>>,
 ) -> Result<Option<User>> {
+    use crate::store::tables::{KIND_EMAIL, KIND_USERNAME};
     match login {
-        Some((id, kinds)) if kinds & kind != 0 => get(id),
+        Some((id, kinds)) if kinds & kind != 0 => {
+            let user = get(id)?;
+            // Never hand out a user that does not carry the key it was found by (a damaged
+            // record or index): redb does not checksum pages on every read.
+            if let Some(u) = &user {
+                let claimed = kinds & kind;
+                let username_ok = claimed & KIND_USERNAME == 0
+                    || u.username.as_deref().map(identity::username_key).as_deref() == Some(key);
+                let email_ok = claimed & KIND_EMAIL == 0
+                    || u.email.as_deref().map(identity::email_key).as_deref() == Some(key);
+                if !(username_ok && email_ok) {
+                    return Err(Error::Corrupt(format!(
+                        "the login index names user {id}, whose record does not carry that login id"
+                    )));
+                }
+            }
+            Ok(user)
+        }
         _ => Ok(None),
+    }
+}
+
+/// The user an external-id index entry names, if its record carries that external id.
+fn check_external(user: Option<User>, external_id: &str) -> Result<Option<User>> {
+    match user {
+        Some(u) if u.external_id.as_deref() != Some(external_id) => Err(Error::Corrupt(format!(
+            "the external id index names user {}, whose record does not carry that external id",
+            u.id
+        ))),
+        other => Ok(other),
     }
 }
 
@@ -673,7 +717,7 @@ impl Directory {
     /// # Errors
     /// [`Error::NotFound`].
     pub fn deactivate(&self, id: Uuid) -> Result<User> {
-        self.write(|tx| tx.deactivate(id))
+        self.write_one(move |tx| tx.deactivate(id))
     }
 
     /// Reactivates a deactivated user. Reactivating an active user changes nothing.
@@ -681,7 +725,7 @@ impl Directory {
     /// # Errors
     /// [`Error::NotFound`].
     pub fn reactivate(&self, id: Uuid) -> Result<User> {
-        self.write(|tx| tx.reactivate(id))
+        self.write_one(move |tx| tx.reactivate(id))
     }
 
     /// Deletes a user for good, with every index entry; its username and email become free.
@@ -690,7 +734,7 @@ impl Directory {
     /// # Errors
     /// [`Error::NotFound`].
     pub fn delete(&self, id: Uuid) -> Result<User> {
-        self.write(|tx| tx.delete(id))
+        self.write_one(move |tx| tx.delete(id))
     }
 
     /// Deactivates every listed user, all or nothing. Returns how many changed.
@@ -698,7 +742,8 @@ impl Directory {
     /// # Errors
     /// [`Error::NotFound`] naming the first unknown id; nothing is changed then.
     pub fn deactivate_many(&self, ids: &[Uuid]) -> Result<usize> {
-        self.write(|tx| tx.deactivate_many(ids))
+        let ids = ids.to_vec();
+        self.write_one(move |tx| tx.deactivate_many(&ids))
     }
 
     /// Deletes every listed user, all or nothing. Returns how many were deleted.
@@ -706,7 +751,8 @@ impl Directory {
     /// # Errors
     /// [`Error::NotFound`] naming the first unknown id; nothing is changed then.
     pub fn delete_many(&self, ids: &[Uuid]) -> Result<usize> {
-        self.write(|tx| tx.delete_many(ids))
+        let ids = ids.to_vec();
+        self.write_one(move |tx| tx.delete_many(&ids))
     }
 }
 
@@ -905,5 +951,48 @@ impl Tx<'_, '_> {
             }
         }
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod damaged_record_tests {
+    use super::*;
+    use crate::{ManualClock, NewUser};
+
+    /// A record whose username no longer matches its index entry (a flipped byte redb does not
+    /// detect) must give `Corrupt`, never the user to the caller who asked for another name.
+    #[test]
+    fn lookups_refuse_a_record_that_does_not_carry_the_key() {
+        let dir = Directory::builder()
+            .hasher(Argon2Params::insecure_fast())
+            .clock(ManualClock::new(0))
+            .in_memory()
+            .unwrap();
+        let u = dir
+            .create(
+                NewUser::with_username("user000")
+                    .email("mail000@example.com")
+                    .external_id("ext-000"),
+            )
+            .unwrap();
+        let mut damaged = u.clone();
+        damaged.username = Some("uses000".into());
+        damaged.email = Some("mail0q0@example.com".into());
+        damaged.external_id = Some("ext-00q".into());
+        // `replace` with equal old and new keys rewrites only the record, not the indexes:
+        // the record now disagrees with its index entries, as after an undetected bit flip.
+        dir.write_raw(|w| w.replace(&damaged, &damaged)).unwrap();
+        let corrupt = |r: Result<Option<User>>| matches!(r, Err(Error::Corrupt(_)));
+        assert!(corrupt(dir.find_by_username("user000")));
+        assert!(corrupt(dir.find_by_email("mail000@example.com")));
+        assert!(corrupt(dir.find_by_login_id("user000")));
+        assert!(corrupt(dir.find_by_external_id("ext-000")));
+        assert!(corrupt(dir.resolve("user000")));
+        assert!(corrupt(dir.resolve("ext-000")));
+        assert_eq!(
+            dir.get(u.id).unwrap().unwrap().username.as_deref(),
+            Some("uses000")
+        );
+        assert!(dir.check_integrity().is_err());
     }
 }

@@ -152,6 +152,10 @@ pub enum Error {
     /// The token was valid but its lifetime has passed; start the workflow again.
     #[error("the token has expired")]
     TokenExpired,
+    /// An import batch was refused; nothing was written. The report names every bad row: its
+    /// index, the field and the reason.
+    #[error("import refused: {0}")]
+    Import(crate::import::ImportReport),
     /// JSON interchange input that cannot be read: malformed JSON, or rows whose fields have
     /// the wrong shape. Every bad row is listed (see [`JsonProblem`]).
     #[error("invalid JSON input: {}", describe_json(.0))]

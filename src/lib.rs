@@ -43,6 +43,7 @@ mod clock;
 mod directory;
 mod error;
 pub mod identity;
+mod import;
 #[cfg(feature = "json")]
 pub mod json;
 mod password;
@@ -58,9 +59,14 @@ pub use directory::{
     Builder, Directory, MAX_FIELD_BYTES, PreparedUpdate, PreparedUser, ReadTx, Tx,
 };
 pub use error::{Error, JsonProblem, Result};
+pub use import::{ImportBatch, ImportReport, ImportSummary, RowProblem, RowReason};
 pub use password::{
     Argon2Params, BreachedCheck, Hasher, MAX_ARGON2_M_KIB, MAX_ARGON2_P, MAX_ARGON2_T,
     PasswordPolicy, PolicyViolation, check_stored_hash, verification_count,
+};
+pub use password::{
+    MAX_BCRYPT_COST, MAX_PBKDF2_ITERATIONS, MAX_PBKDF2_KEY_BYTES, MAX_PBKDF2_SALT_BYTES,
+    MIN_PBKDF2_KEY_BYTES,
 };
 pub use patch::{PatchKind, PatchOp};
 pub use query::{Cursor, Filter, Page, Plan, Search, SortField, parse_filter};
@@ -70,3 +76,8 @@ pub use token::Token;
 pub use user::{
     AttrValue, Instant, NewUser, Password, PasswordInput, Profile, StoredHash, User, UserUpdate,
 };
+
+/// The README's examples, compiled and run as doc tests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

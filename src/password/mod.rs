@@ -10,6 +10,12 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use crate::error::{Error, Result};
 use crate::user::StoredHash;
 
+mod legacy;
+pub use legacy::{
+    MAX_BCRYPT_COST, MAX_PBKDF2_ITERATIONS, MAX_PBKDF2_KEY_BYTES, MAX_PBKDF2_SALT_BYTES,
+    MIN_PBKDF2_KEY_BYTES,
+};
+
 /// Highest argon2 memory cost accepted in a stored or imported hash, in KiB (256 MiB).
 pub const MAX_ARGON2_M_KIB: u32 = 256 * 1024;
 /// Highest argon2 time cost accepted in a stored or imported hash.
@@ -141,10 +147,7 @@ impl Hasher {
                 Err(e) => Err(Error::InvalidHash(format!("argon2: {e}"))),
             };
         }
-        Err(Error::InvalidHash(format!(
-            "unsupported scheme {}",
-            hash.scheme()
-        )))
+        legacy::verify(s, password)
     }
 
     /// Whether a stored hash should be replaced by a fresh argon2id hash with the current
@@ -183,6 +186,14 @@ pub fn verification_count() -> u64 {
 fn parse_argon2(s: &str) -> Result<PhcHash> {
     let phc = PhcHash::new(s).map_err(|e| Error::InvalidHash(format!("argon2: {e}")))?;
     let p = Params::try_from(&phc).map_err(|e| Error::InvalidHash(format!("argon2: {e}")))?;
+    // A PHC string without salt or output (or with an unknown variant) can never verify.
+    Algorithm::try_from(phc.algorithm.as_str())
+        .map_err(|e| Error::InvalidHash(format!("argon2: {e}")))?;
+    if phc.salt.is_none() || phc.hash.as_ref().is_none_or(|h| h.len() < 16) {
+        return Err(Error::InvalidHash(
+            "argon2: missing salt or an output shorter than 16 bytes".into(),
+        ));
+    }
     if p.m_cost() > MAX_ARGON2_M_KIB || p.t_cost() > MAX_ARGON2_T || p.p_cost() > MAX_ARGON2_P {
         return Err(Error::InvalidHash(format!(
             "argon2 cost above the caps (m <= {MAX_ARGON2_M_KIB} KiB, t <= {MAX_ARGON2_T}, p <= {MAX_ARGON2_P})"
@@ -201,10 +212,7 @@ pub fn check_stored_hash(hash: &StoredHash) -> Result<()> {
     if s.starts_with("$argon2") {
         return parse_argon2(s).map(|_| ());
     }
-    Err(Error::InvalidHash(format!(
-        "unsupported scheme {}",
-        hash.scheme()
-    )))
+    legacy::check(s)
 }
 
 /// One way a password breaks the policy.

@@ -803,7 +803,29 @@ pub(crate) fn run(r: &Reader, s: &Search) -> Result<Page> {
         Ok(true)
     };
     match cands {
-        None => r.for_each_user(&mut visit)?,
+        None => {
+            // Records that lack a string the filter requires cannot match: skip them
+            // without decoding.
+            let needles: Vec<memchr::memmem::Finder<'_>> = plan
+                .residual()
+                .map(required_strings)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|n| memchr::memmem::Finder::new(n).into_owned())
+                .collect();
+            // Scanned on all cores for large directories; rows come back in id order.
+            let found = r.filter_map_records(|id, bytes| {
+                if needles.iter().any(|n| n.find(bytes).is_none()) {
+                    return Ok(None);
+                }
+                let u = crate::store::codec::decode(id, bytes)?;
+                Ok(pred
+                    .as_ref()
+                    .is_none_or(|p| p.matches(&u))
+                    .then(|| (s.sort.iter().map(|f| f.key(&u)).collect::<Vec<Key>>(), u.id)))
+            })?;
+            rows.extend(found);
+        }
         Some(ids) => {
             for id in ids {
                 if let Some(u) = r.get(id)? {
@@ -834,6 +856,44 @@ pub(crate) fn run(r: &Reader, s: &Search) -> Result<Page> {
         None
     };
     Ok(page(users, total, next))
+}
+
+/// Strings that appear verbatim in the encoded record of every user `f` matches: exact
+/// (case-sensitive) `eq`/`co`/`sw`/`ew` on a stored text field, through `and`. Record strings
+/// are stored as their UTF-8 bytes, so a record without one of them cannot match.
+fn required_strings(f: &Filter) -> Vec<&[u8]> {
+    match f {
+        Filter::And(a, b) => {
+            let mut v = required_strings(a);
+            v.extend(required_strings(b));
+            v
+        }
+        Filter::Compare {
+            attr,
+            op: CompareOp::Eq | CompareOp::Co | CompareOp::Sw | CompareOp::Ew,
+            value: Value::String(s),
+        } if !s.is_empty()
+            && matches!(
+                attr,
+                Attr::ExternalId
+                    | Attr::GivenName
+                    | Attr::MiddleName
+                    | Attr::FamilyName
+                    | Attr::Formatted
+                    | Attr::NickName
+                    | Attr::BirthDate
+                    | Attr::ImageUrl
+                    | Attr::Timezone
+                    | Attr::PreferredLanguage
+                    | Attr::PhoneNumbers(Sub::Value | Sub::Display)
+                    | Attr::Roles(Sub::Value | Sub::Display)
+                    | Attr::Data(_)
+            ) =>
+        {
+            vec![s.as_bytes()]
+        }
+        _ => Vec::new(),
+    }
 }
 
 fn tighter(a: Bound<(i64, Uuid)>, b: Bound<(i64, Uuid)>, lower: bool) -> Bound<(i64, Uuid)> {

@@ -1,6 +1,7 @@
 //! Email-verification and password-reset tokens at rest: only the SHA-256 of each token is
 //! stored (`tokens`), with two indexes kept in the same transaction: by expiry (`token_expiry`,
-//! for purging) and by user (`user_tokens`, for revocation). The workflows live in
+//! for purging) and by user (`T` keys of the directory tree, for revocation: deactivating or
+//! deleting a user without tokens then touches no token table). The workflows live in
 //! `crate::auth`; this module only stores.
 
 use std::collections::BTreeSet;
@@ -8,7 +9,7 @@ use std::collections::BTreeSet;
 use redb::{ReadableTable, ReadableTableMetadata, WriteTransaction};
 use uuid::Uuid;
 
-use super::tables::{LOGIN_FAILURES, TOKEN_EXPIRY, TOKENS, USER_TOKENS};
+use super::tables::{TAG_USER_TOKEN, TOKEN_EXPIRY, TOKENS};
 use super::{Reader, Writer, auth_state, storage, table_error};
 use crate::error::Result;
 use crate::user::Instant;
@@ -47,7 +48,6 @@ impl TokenRecord {
 pub(crate) fn create_tables(txn: &WriteTransaction) -> Result<()> {
     txn.open_table(TOKENS).map_err(table_error)?;
     txn.open_table(TOKEN_EXPIRY).map_err(table_error)?;
-    txn.open_table(USER_TOKENS).map_err(table_error)?;
     Ok(())
 }
 
@@ -67,18 +67,38 @@ pub(crate) fn get_w(w: &Writer<'_>, hash: &TokenHash) -> Result<Option<TokenReco
         .map(|g| TokenRecord::from_row(g.value())))
 }
 
+fn user_key(user: Uuid, hash: &TokenHash) -> Vec<u8> {
+    let mut k = Vec::with_capacity(49);
+    k.push(TAG_USER_TOKEN);
+    k.extend_from_slice(user.as_bytes());
+    k.extend_from_slice(hash);
+    k
+}
+
+fn user_range(user: Uuid) -> (Vec<u8>, Vec<u8>) {
+    (user_key(user, &[0; 32]), user_key(user, &[0xff; 32]))
+}
+
+fn hash_of(k: &[u8]) -> Option<TokenHash> {
+    k.get(17..).and_then(|h| h.try_into().ok())
+}
+
 /// The hashes of a user's tokens with their records, in hash order.
 fn user_tokens(w: &Writer<'_>, user: Uuid) -> Result<Vec<(TokenHash, TokenRecord)>> {
-    let by_user = w.txn.open_table(USER_TOKENS).map_err(table_error)?;
+    let (lo, hi) = user_range(user);
+    let mut hashes = Vec::new();
+    w.scan(&lo, &hi, |k, _| {
+        if let Some(h) = hash_of(k) {
+            hashes.push(h);
+        }
+        Ok(true)
+    })?;
+    if hashes.is_empty() {
+        return Ok(Vec::new());
+    }
     let tokens = w.txn.open_table(TOKENS).map_err(table_error)?;
-    let id = user.as_u128();
     let mut out = Vec::new();
-    for e in by_user
-        .range((id, [0u8; 32])..=(id, [0xffu8; 32]))
-        .map_err(storage)?
-    {
-        let (k, _) = e.map_err(storage)?;
-        let hash = k.value().1;
+    for hash in hashes {
         if let Some(g) = tokens.get(&hash).map_err(storage)? {
             out.push((hash, TokenRecord::from_row(g.value())));
         }
@@ -88,16 +108,12 @@ fn user_tokens(w: &Writer<'_>, user: Uuid) -> Result<Vec<(TokenHash, TokenRecord
 
 /// The number of tokens a user holds (expired ones not yet purged included).
 pub(crate) fn count_user(r: &Reader, user: Uuid) -> Result<usize> {
-    let by_user = r.txn.open_table(USER_TOKENS).map_err(table_error)?;
-    let id = user.as_u128();
+    let (lo, hi) = user_range(user);
     let mut n = 0;
-    for e in by_user
-        .range((id, [0u8; 32])..=(id, [0xffu8; 32]))
-        .map_err(storage)?
-    {
-        e.map_err(storage)?;
+    r.scan(&lo, &hi, |_, _| {
         n += 1;
-    }
+        Ok(true)
+    })?;
     Ok(n)
 }
 
@@ -124,9 +140,8 @@ pub(crate) fn insert(
         tokens.insert(hash, rec.row()).map_err(storage)?;
         let mut by_expiry = w.txn.open_table(TOKEN_EXPIRY).map_err(table_error)?;
         by_expiry.insert((rec.expiry, *hash), ()).map_err(storage)?;
-        let mut by_user = w.txn.open_table(USER_TOKENS).map_err(table_error)?;
-        by_user
-            .insert((rec.user.as_u128(), *hash), ())
+        drop((tokens, by_expiry));
+        w.t.insert(user_key(rec.user, hash).as_slice(), &[][..])
             .map_err(storage)?;
         Ok(())
     })
@@ -142,9 +157,8 @@ pub(crate) fn remove(w: &mut Writer<'_>, hash: &TokenHash) -> Result<Option<Toke
         tokens.remove(hash).map_err(storage)?;
         let mut by_expiry = w.txn.open_table(TOKEN_EXPIRY).map_err(table_error)?;
         by_expiry.remove((rec.expiry, *hash)).map_err(storage)?;
-        let mut by_user = w.txn.open_table(USER_TOKENS).map_err(table_error)?;
-        by_user
-            .remove((rec.user.as_u128(), *hash))
+        drop((tokens, by_expiry));
+        w.t.remove(user_key(rec.user, hash).as_slice())
             .map_err(storage)?;
         Ok(())
     })?;
@@ -211,11 +225,8 @@ pub(crate) fn integrity_problems(r: &Reader) -> Result<Vec<String>> {
         expected_user.insert((rec.user.as_u128(), hash));
     }
     let by_expiry = r.txn.open_table(TOKEN_EXPIRY).map_err(table_error)?;
-    let by_user = r.txn.open_table(USER_TOKENS).map_err(table_error)?;
-    if by_expiry.len().map_err(storage)? != tokens.len().map_err(storage)?
-        || by_user.len().map_err(storage)? != tokens.len().map_err(storage)?
-    {
-        problems.push("tokens: index sizes differ from the token table".into());
+    if by_expiry.len().map_err(storage)? != tokens.len().map_err(storage)? {
+        problems.push("tokens: the expiry index size differs from the token table".into());
     }
     for e in by_expiry.iter().map_err(storage)? {
         let (k, _) = e.map_err(storage)?;
@@ -226,19 +237,35 @@ pub(crate) fn integrity_problems(r: &Reader) -> Result<Vec<String>> {
             ));
         }
     }
-    for e in by_user.iter().map_err(storage)? {
-        let (k, _) = e.map_err(storage)?;
-        if !expected_user.contains(&k.value()) {
-            problems.push(format!(
-                "user_tokens: entry of user {} matches no token",
-                Uuid::from_u128(k.value().0)
-            ));
+    let mut actual_user: BTreeSet<(u128, TokenHash)> = BTreeSet::new();
+    r.scan(&[TAG_USER_TOKEN], &[TAG_USER_TOKEN + 1], |k, _| {
+        match (
+            k.get(1..17).and_then(|b| Uuid::from_slice(b).ok()),
+            hash_of(k),
+        ) {
+            (Some(u), Some(h)) if k.len() == 49 => {
+                actual_user.insert((u.as_u128(), h));
+            }
+            _ => problems.push("user_tokens: malformed entry".into()),
         }
+        Ok(true)
+    })?;
+    for (u, _) in actual_user.difference(&expected_user) {
+        problems.push(format!(
+            "user_tokens: entry of user {} matches no token",
+            Uuid::from_u128(*u)
+        ));
+    }
+    for (u, _) in expected_user.difference(&actual_user) {
+        problems.push(format!(
+            "user_tokens: a token of user {} is missing from the user index",
+            Uuid::from_u128(*u)
+        ));
     }
     Ok(problems)
 }
 
-/// Every entry of the authentication tables as (table, key, fingerprint), for
+/// Every entry of the token tables as (table, key, fingerprint), for
 /// [`Directory::dump`](crate::Directory::dump). Token hashes are digested once more, so the
 /// output holds nothing that was ever stored as is.
 pub(crate) fn dump(r: &Reader) -> Result<Vec<(&'static str, String, String)>> {
@@ -250,15 +277,6 @@ pub(crate) fn dump(r: &Reader) -> Result<Vec<(&'static str, String, String)>> {
         hex(&Sha256::digest(b))
     }
     let mut out = Vec::new();
-    let t = r.txn.open_table(LOGIN_FAILURES).map_err(table_error)?;
-    for e in t.iter().map_err(storage)? {
-        let (k, v) = e.map_err(storage)?;
-        out.push((
-            "login_failures",
-            Uuid::from_u128(k.value()).to_string(),
-            format!("{:?}", v.value()),
-        ));
-    }
     let t = r.txn.open_table(TOKENS).map_err(table_error)?;
     for e in t.iter().map_err(storage)? {
         let (k, v) = e.map_err(storage)?;
@@ -271,16 +289,6 @@ pub(crate) fn dump(r: &Reader) -> Result<Vec<(&'static str, String, String)>> {
         out.push((
             "token_expiry",
             format!("{expiry} {}", dig(&h)),
-            String::new(),
-        ));
-    }
-    let t = r.txn.open_table(USER_TOKENS).map_err(table_error)?;
-    for e in t.iter().map_err(storage)? {
-        let (k, _) = e.map_err(storage)?;
-        let (user, h) = k.value();
-        out.push((
-            "user_tokens",
-            format!("{} {}", Uuid::from_u128(user), dig(&h)),
             String::new(),
         ));
     }

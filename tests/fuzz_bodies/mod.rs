@@ -1,0 +1,83 @@
+//! The bodies of the fuzz targets, shared by the cargo-fuzz project (`fuzz/`, which includes this
+//! file with `#[path]`) and by `tests/fuzz_seeds.rs`, which runs every body over the checked-in
+//! seed corpus on stable Rust. A body panics exactly when it found a bug.
+
+#![allow(dead_code)]
+
+pub mod model;
+
+use userdir::identity::{caseless_key, lookup_key, normalize_email, normalize_username};
+
+/// A fuzz target's body (the directory names under `fuzz/seeds/` are the target names).
+pub type Body = fn(&[u8]);
+
+/// The fuzz targets, by name.
+pub const TARGETS: &[(&str, Body)] = &[
+    ("record_decode", record_decode),
+    ("identity", identity),
+    ("ops", ops),
+];
+
+/// Random bytes as a stored record: decoding returns an error or a user, never panics, and a
+/// decoded user never shows its password hash in `Debug`.
+pub fn record_decode(data: &[u8]) {
+    if let Ok(u) = userdir::fuzz_decode(data) {
+        // A record that decodes is a whole user: its debug form never shows a hash.
+        let dbg = format!("{u:?}");
+        if let Some(h) = &u.password {
+            assert!(
+                h.expose().len() < 8 || !dbg.contains(h.expose()),
+                "debug output shows the stored hash"
+            );
+        }
+    }
+}
+
+/// Random strings through the identity functions: no panic; the caseless key is idempotent and
+/// is the key of every accepted form.
+pub fn identity(data: &[u8]) {
+    let s = String::from_utf8_lossy(data);
+    let k = caseless_key(&s);
+    assert_eq!(
+        caseless_key(&k),
+        k,
+        "caseless_key is not idempotent for {s:?}"
+    );
+    assert_eq!(lookup_key(&s), caseless_key(s.trim()));
+    if let Ok(n) = normalize_username(&s) {
+        assert_eq!(
+            normalize_username(&n).ok().as_deref(),
+            Some(n.as_str()),
+            "normalize_username is not idempotent for {s:?}"
+        );
+        assert_eq!(
+            caseless_key(&n),
+            lookup_key(&s),
+            "stored username and typed login differ for {s:?}"
+        );
+        assert!(!caseless_key(&n).is_empty());
+    }
+    if let Ok(e) = normalize_email(&s) {
+        assert_eq!(
+            normalize_email(&e).ok().as_deref(),
+            Some(e.as_str()),
+            "normalize_email is not idempotent for {s:?}"
+        );
+        assert_eq!(
+            caseless_key(&e),
+            lookup_key(&s),
+            "stored email and typed login differ for {s:?}"
+        );
+    }
+}
+
+/// Bytes as a sequence of operations on an in-memory directory, compared with the reference
+/// model after every step; `check_integrity()` after each.
+pub fn ops(data: &[u8]) {
+    let mut h = model::Harness::in_memory();
+    for op in model::ops_from_bytes(data, false) {
+        if let Err(e) = h.step(&op) {
+            panic!("{e}");
+        }
+    }
+}
