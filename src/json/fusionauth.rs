@@ -149,7 +149,7 @@ fn hashed(
                 f.problem("salt", "required when encryptionScheme is given");
                 return None;
             };
-            match fusionauth_pbkdf2(&salt, factor, password) {
+            match StoredHash::fusionauth_pbkdf2(&salt, factor, password) {
                 Ok(h) => Some(h),
                 Err(e) => {
                     f.problem("password", e.to_string());
@@ -251,11 +251,4 @@ pub fn write_user(u: &User, with_hashes: bool) -> Value {
         m.insert("password".into(), h.expose().into());
     }
     Value::Object(m)
-}
-
-// TEMPORARY until branch `import` lands `StoredHash::fusionauth_pbkdf2`.
-fn fusionauth_pbkdf2(_salt: &str, _factor: u32, _hash: &str) -> crate::Result<StoredHash> {
-    Err(crate::Error::InvalidHash(
-        "salted-pbkdf2-hmac-sha256 is not supported yet".into(),
-    ))
 }
