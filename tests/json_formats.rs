@@ -67,6 +67,16 @@ fn fusionauth_seed_import_request_with_pbkdf2_imports_and_exports() {
     assert!(u.roles.contains("moderator"));
     assert_eq!(u.data["displayName"], AttrValue::from("Johnny Boy"));
     assert!(u.password.is_some());
+    // The FusionAuth hash verifies: the seed's account expired in 2019, and expiry is reported
+    // only once the password is right.
+    assert!(matches!(
+        d.authenticate("johnny123", "correct horse battery"),
+        Err(Error::AccountExpired)
+    ));
+    assert!(matches!(
+        d.authenticate("johnny123", "wrong horse battery"),
+        Err(Error::InvalidCredentials)
+    ));
 
     let out = json::write_user(Format::FusionAuth, u, false).unwrap();
     let seed: Value = serde_json::from_str(&fixture("fusionauth_import_pbkdf2.json")).unwrap();
