@@ -100,7 +100,7 @@ fn writer(dir: &Directory, seed: u64, iters: u64, ok: &AtomicU64) {
                 Some(u) => {
                     let mut up = UserUpdate::from(&u);
                     up.profile.username = Some(name.to_owned());
-                    let expected = (next(&mut s) % 2 == 0).then_some(u.version);
+                    let expected = next(&mut s).is_multiple_of(2).then_some(u.version);
                     dir.update(target, up, expected).map(|_| ())
                 }
                 None => Ok(()),
@@ -183,7 +183,7 @@ fn check_snapshot(dir: &Directory) -> u64 {
 fn reader(dir: &Directory, seed: u64, stop: &AtomicBool, snapshots: &AtomicU64) {
     let mut s = seed;
     while !stop.load(Ordering::Relaxed) {
-        if next(&mut s) % 2 == 0 {
+        if next(&mut s).is_multiple_of(2) {
             check_snapshot(dir);
             snapshots.fetch_add(1, Ordering::Relaxed);
         } else {
