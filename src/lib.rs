@@ -57,6 +57,7 @@ pub use password::{
 };
 pub use store::codec::fuzz_decode;
 pub use store::{Durability, InMemoryBackend, StorageBackend};
+pub use user::MAX_DATA_DEPTH;
 pub use user::{
     AttrValue, Instant, NewUser, Password, PasswordInput, Profile, StoredHash, User, UserUpdate,
 };
