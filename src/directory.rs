@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::identity;
 use crate::password::{Argon2Params, Hasher, PasswordPolicy, check_stored_hash};
 use crate::store::{Durability, Reader, StorageBackend, Store, Writer};
+use crate::user::{AttrValue, MAX_DATA_DEPTH};
 use crate::user::{Instant, NewUser, PasswordInput, Profile, StoredHash, User, UserUpdate};
 
 /// Longest accepted free-text field (names, phone, URL, time zone, role), in bytes.
@@ -292,6 +293,12 @@ pub(crate) fn normalize_profile(mut p: Profile) -> Result<Profile> {
     for l in &p.preferred_languages {
         check_text("preferred_languages", Some(l))?;
     }
+    if !p.data.values().all(|v| data_depth_ok(v, 1)) {
+        return Err(Error::invalid(
+            "data",
+            format!("is nested deeper than {MAX_DATA_DEPTH} levels"),
+        ));
+    }
     for r in &p.roles {
         if r.trim().is_empty() {
             return Err(Error::invalid("roles", "contains an empty role"));
@@ -299,6 +306,19 @@ pub(crate) fn normalize_profile(mut p: Profile) -> Result<Profile> {
         check_text("roles", Some(r))?;
     }
     Ok(p)
+}
+
+/// Whether `v`, at nesting level `level`, stays within [`MAX_DATA_DEPTH`] (the recursion is
+/// bounded by it).
+fn data_depth_ok(v: &AttrValue, level: usize) -> bool {
+    if level > MAX_DATA_DEPTH {
+        return false;
+    }
+    match v {
+        AttrValue::Array(a) => a.iter().all(|x| data_depth_ok(x, level + 1)),
+        AttrValue::Object(o) => o.values().all(|x| data_depth_ok(x, level + 1)),
+        _ => true,
+    }
 }
 
 fn login_ids(p: &Profile) -> Vec<&str> {

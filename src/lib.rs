@@ -73,6 +73,7 @@ pub use query::{Cursor, Filter, Page, Plan, Search, SortField, parse_filter};
 pub use store::codec::fuzz_decode;
 pub use store::{Durability, InMemoryBackend, StorageBackend};
 pub use token::Token;
+pub use user::MAX_DATA_DEPTH;
 pub use user::{
     AttrValue, Instant, NewUser, Password, PasswordInput, Profile, StoredHash, User, UserUpdate,
 };

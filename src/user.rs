@@ -10,6 +10,14 @@ use uuid::Uuid;
 /// Milliseconds since the Unix epoch (UTC), as FusionAuth's instants.
 pub type Instant = i64;
 
+/// The deepest nesting of custom attribute values (an array or object counts as one level, a
+/// top-level value is at level 1). Deeper data is refused with [`Error::InvalidField`]
+/// (field `data`): records are decoded recursively, and a bound keeps a damaged or crafted
+/// record from overflowing the stack.
+///
+/// [`Error::InvalidField`]: crate::Error::InvalidField
+pub const MAX_DATA_DEPTH: usize = 64;
+
 /// A custom attribute value: a JSON-like tree, stored in the record as is.
 ///
 /// # Examples

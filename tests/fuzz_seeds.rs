@@ -95,3 +95,80 @@ fn every_target_survives_random_inputs() {
         eprintln!("{name}: {iters} inputs in {:?}", start.elapsed());
     }
 }
+
+/// A record as the codec writes it (version 1), holding `data` (already encoded) for a user
+/// named `bob`.
+fn record_with_data(data: &[u8]) -> Vec<u8> {
+    let mut r = vec![1u8, 1, 3];
+    r.extend_from_slice(b"bob");
+    r.extend_from_slice(&[0, 0, 1, 0]); // email, external id: none; active; not verified
+    r.extend_from_slice(&[0; 9]); // names, birth date, phone, image, timezone: none
+    r.extend_from_slice(&[0, 0]); // languages, roles: empty
+    r.extend_from_slice(data);
+    r.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 1]); // password .. version
+    r
+}
+
+/// `{"k": [[[ ... null ... ]]]}` nested `levels` deep (the value at the top is level 1).
+fn nested_data(levels: usize) -> Vec<u8> {
+    let mut d = vec![1u8, 1, b'k'];
+    for _ in 1..levels {
+        d.extend_from_slice(&[5, 1]); // Array of one element
+    }
+    d.push(0); // Null
+    d
+}
+
+/// Regression: decoding was recursive without a bound, so a damaged or crafted record nested a
+/// million levels deep overflowed the stack and aborted the process.
+#[test]
+fn deeply_nested_record_is_an_error_not_a_stack_overflow() {
+    let r = userdir::fuzz_decode(&record_with_data(&nested_data(1_000_000)));
+    assert!(matches!(r, Err(userdir::Error::Corrupt(_))), "{r:?}");
+    let r = userdir::fuzz_decode(&record_with_data(&nested_data(userdir::MAX_DATA_DEPTH + 1)));
+    assert!(matches!(r, Err(userdir::Error::Corrupt(_))), "{r:?}");
+    let u = userdir::fuzz_decode(&record_with_data(&nested_data(userdir::MAX_DATA_DEPTH)))
+        .expect("the deepest allowed data decodes");
+    assert_eq!(u.username.as_deref(), Some("bob"));
+    // And the hand-made encoding matches what the decoder expects for ordinary data.
+    let u = userdir::fuzz_decode(&record_with_data(&nested_data(2))).unwrap();
+    assert_eq!(
+        u.data.get("k"),
+        Some(&userdir::AttrValue::Array(vec![userdir::AttrValue::Null]))
+    );
+}
+
+/// Data deeper than `MAX_DATA_DEPTH` is refused on write (so every stored record decodes);
+/// data exactly that deep is stored and read back.
+#[test]
+fn deeply_nested_data_is_refused_on_write() {
+    use userdir::{Argon2Params, AttrValue, Directory, NewUser};
+    let nest = |levels: usize| {
+        let mut v = AttrValue::Null;
+        for _ in 1..levels {
+            v = AttrValue::Array(vec![v]);
+        }
+        v
+    };
+    let dir = Directory::builder()
+        .hasher(Argon2Params::insecure_fast())
+        .in_memory()
+        .unwrap();
+    let r = dir.create(NewUser::with_username("deep").data("k", nest(userdir::MAX_DATA_DEPTH + 1)));
+    assert!(
+        matches!(r, Err(userdir::Error::InvalidField { field: "data", .. })),
+        "{r:?}"
+    );
+    let u = dir
+        .create(NewUser::with_username("deep").data("k", nest(userdir::MAX_DATA_DEPTH)))
+        .unwrap();
+    assert_eq!(dir.get(u.id).unwrap().unwrap().data, u.data);
+    let mut up = userdir::UserUpdate::from(&u);
+    up.profile
+        .data
+        .insert("k".into(), nest(userdir::MAX_DATA_DEPTH + 1));
+    assert!(matches!(
+        dir.update(u.id, up, None),
+        Err(userdir::Error::InvalidField { field: "data", .. })
+    ));
+}

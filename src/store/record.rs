@@ -4,10 +4,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::{Deserialize, Serialize};
+use std::cell::Cell;
+
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
 
-use crate::user::{AttrValue, StoredHash, User};
+use crate::user::{AttrValue, MAX_DATA_DEPTH, StoredHash, User};
 
 #[derive(Serialize, Deserialize)]
 pub(crate) struct DbUserV1 {
@@ -38,8 +41,9 @@ pub(crate) struct DbUserV1 {
     pub version: u64,
 }
 
-/// The on-disk form of [`AttrValue`].
-#[derive(Serialize, Deserialize)]
+/// The on-disk form of [`AttrValue`]. Its `Deserialize` is written by hand (below) to bound
+/// the nesting depth.
+#[derive(Serialize)]
 pub(crate) enum DbValue {
     Null,
     Bool(bool),
@@ -48,6 +52,67 @@ pub(crate) enum DbValue {
     String(String),
     Array(Vec<DbValue>),
     Object(BTreeMap<String, DbValue>),
+}
+
+/// The derived decoder of [`DbValue`] (same variants, same order, so the same encoding); its
+/// children decode through [`DbValue`]'s depth-bounded `Deserialize`.
+#[derive(Deserialize)]
+#[serde(rename = "DbValue")]
+enum DbValueRepr {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    String(String),
+    Array(Vec<DbValue>),
+    Object(BTreeMap<String, DbValue>),
+}
+
+thread_local! {
+    /// How deep the `DbValue` being decoded on this thread is nested.
+    static DEPTH: Cell<usize> = const { Cell::new(0) };
+}
+
+/// One level of `DbValue` nesting; leaving it (also on error) restores the depth.
+struct Level;
+
+impl Level {
+    fn enter() -> Option<Level> {
+        DEPTH.with(|d| {
+            let n = d.get();
+            (n < MAX_DATA_DEPTH).then(|| {
+                d.set(n + 1);
+                Level
+            })
+        })
+    }
+}
+
+impl Drop for Level {
+    fn drop(&mut self) {
+        DEPTH.with(|d| d.set(d.get().saturating_sub(1)));
+    }
+}
+
+impl<'de> Deserialize<'de> for DbValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // Decoding is recursive: a damaged or crafted record nested millions deep would
+        // overflow the stack (an abort, not an error) without this bound.
+        let _level = Level::enter().ok_or_else(|| {
+            D::Error::custom(format!(
+                "custom data nested deeper than {MAX_DATA_DEPTH} levels"
+            ))
+        })?;
+        Ok(match DbValueRepr::deserialize(d)? {
+            DbValueRepr::Null => DbValue::Null,
+            DbValueRepr::Bool(b) => DbValue::Bool(b),
+            DbValueRepr::Int(i) => DbValue::Int(i),
+            DbValueRepr::Float(f) => DbValue::Float(f),
+            DbValueRepr::String(s) => DbValue::String(s),
+            DbValueRepr::Array(a) => DbValue::Array(a),
+            DbValueRepr::Object(o) => DbValue::Object(o),
+        })
+    }
 }
 
 impl From<&AttrValue> for DbValue {
