@@ -341,25 +341,10 @@ fn a_file_locked_by_another_process_exits_3() {
         &env.run(&["create", "--username", "ann", "--no-password"], None),
         0,
     );
-    // A `userdir login` waiting for its password on stdin holds the file open.
-    let mut holder = Command::new(BIN)
-        .arg("--db")
-        .arg(env.db())
-        .args(["login", "ann"])
-        .env("USERDIR_INSECURE_FAST_HASH", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // Wait until the holder has the file open (its lock makes our open fail).
-    let mut o = env.run(&["get", "ann"], None);
-    for _ in 0..200 {
-        if code(&o) == 3 {
-            break;
-        }
-        o = env.run(&["get", "ann"], None);
-    }
+    // This test process holds the file open (redb locks it), so the `userdir` process
+    // cannot. Deterministic, unlike waiting for another child to reach its open.
+    let holder = userdir::Directory::open(env.db()).unwrap();
+    let o = env.run(&["get", "ann"], None);
     expect(&o, 3);
     let err = stderr(&o);
     assert_eq!(err.lines().count(), 1, "{err}");
@@ -367,8 +352,7 @@ fn a_file_locked_by_another_process_exits_3() {
         err.contains("locked") && err.contains("another process"),
         "{err}"
     );
-    drop(holder.stdin.take());
-    holder.wait().unwrap();
+    drop(holder);
     expect(&env.run(&["get", "ann"], None), 0);
 }
 
