@@ -39,6 +39,7 @@ pub struct Builder {
     durability: Durability,
     clock: Arc<dyn Clock>,
     refuse_lookalikes: bool,
+    auth: crate::auth::AuthConfig,
 }
 
 impl fmt::Debug for Builder {
@@ -50,6 +51,7 @@ impl fmt::Debug for Builder {
             .field("durability", &self.durability)
             .field("clock", &self.clock)
             .field("refuse_lookalikes", &self.refuse_lookalikes)
+            .field("auth", &self.auth)
             .finish()
     }
 }
@@ -63,6 +65,7 @@ impl Default for Builder {
             durability: Durability::Immediate,
             clock: Arc::new(SystemClock),
             refuse_lookalikes: false,
+            auth: crate::auth::AuthConfig::default(),
         }
     }
 }
@@ -101,6 +104,13 @@ impl Builder {
         self
     }
 
+    /// Authentication settings: lockout and token lifetimes (default:
+    /// [`AuthConfig::default`](crate::AuthConfig::default)).
+    pub fn auth(mut self, auth: crate::auth::AuthConfig) -> Self {
+        self.auth = auth;
+        self
+    }
+
     fn build(self, store: Store) -> Result<Directory> {
         Ok(Directory {
             inner: Arc::new(Inner {
@@ -110,6 +120,7 @@ impl Builder {
                 durability: self.durability,
                 clock: self.clock,
                 refuse_lookalikes: self.refuse_lookalikes,
+                auth: crate::auth::AuthState::new(self.auth)?,
             }),
         })
     }
@@ -121,7 +132,7 @@ impl Builder {
     /// [`Error::UnsupportedFormat`] for one written by a newer format, [`Error::AlreadyOpen`]
     /// when another handle holds it, [`Error::Storage`] for I/O failures.
     pub fn open(self, path: impl AsRef<Path>) -> Result<Directory> {
-        let store = Store::open(path.as_ref())?;
+        let store = Store::open(path.as_ref(), self.refuse_lookalikes)?;
         self.build(store)
     }
 
@@ -139,7 +150,7 @@ impl Builder {
     /// # Errors
     /// As [`Builder::open`].
     pub fn open_backend(self, backend: impl StorageBackend) -> Result<Directory> {
-        let store = Store::with_backend(backend)?;
+        let store = Store::with_backend(backend, self.refuse_lookalikes)?;
         self.build(store)
     }
 }
@@ -151,6 +162,7 @@ pub(crate) struct Inner {
     pub(crate) durability: Durability,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) refuse_lookalikes: bool,
+    pub(crate) auth: crate::auth::AuthState,
 }
 
 /// A user directory stored in one redb file (or in memory).
@@ -468,9 +480,22 @@ impl Directory {
     }
 
     pub(crate) fn write_raw<T>(&self, f: impl FnOnce(&mut Writer<'_>) -> Result<T>) -> Result<T> {
+        self.inner.store.write(self.inner.durability, f)
+    }
+
+    /// Runs one operation through group commit: concurrent calls share a transaction and an
+    /// fsync. `f` must be a single check-then-mutate operation (a failing `f` changes nothing).
+    pub(crate) fn write_one<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Tx<'_, '_>) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let dir = self.clone();
         self.inner
             .store
-            .write(self.inner.durability, self.inner.refuse_lookalikes, f)
+            .write_grouped(self.inner.durability, move |w| {
+                let mut tx = Tx { w, dir: &dir };
+                f(&mut tx)
+            })
     }
 
     pub(crate) fn read_raw<T>(&self, f: impl FnOnce(&Reader) -> Result<T>) -> Result<T> {
@@ -526,7 +551,7 @@ impl Directory {
     /// [`Error::LoginIdConflict`], [`Error::LookalikeUsername`].
     pub fn create(&self, new: NewUser) -> Result<User> {
         let prepared = self.prepare(new)?;
-        self.write(|tx| tx.create(prepared))
+        self.write_one(move |tx| tx.create(prepared))
     }
 
     /// Replaces a user's profile (the password is kept unless the update gives one). Changed
@@ -543,7 +568,7 @@ impl Directory {
         expected_version: Option<u64>,
     ) -> Result<User> {
         let prepared = self.prepare_update(update)?;
-        self.write(|tx| tx.update(id, prepared, expected_version))
+        self.write_one(move |tx| tx.update(id, prepared, expected_version))
     }
 
     /// Checks that every index entry points to a record carrying that key and every record is
@@ -552,7 +577,11 @@ impl Directory {
     /// # Errors
     /// [`Error::Integrity`] listing the problems; [`Error::Corrupt`] or [`Error::Storage`].
     pub fn check_integrity(&self) -> Result<()> {
-        let problems = self.read_raw(Reader::integrity_problems)?;
+        let problems = self.read_raw(|r| {
+            let mut p = r.integrity_problems()?;
+            p.extend(crate::store::tokens::integrity_problems(r)?);
+            Ok(p)
+        })?;
         if problems.is_empty() {
             Ok(())
         } else {
@@ -567,7 +596,11 @@ impl Directory {
     /// # Errors
     /// [`Error::Storage`].
     pub fn dump(&self) -> Result<Vec<(&'static str, String, String)>> {
-        self.read_raw(Reader::dump)
+        self.read_raw(|r| {
+            let mut d = r.dump()?;
+            d.extend(crate::store::tokens::dump(r)?);
+            Ok(d)
+        })
     }
 }
 
@@ -704,7 +737,7 @@ impl Directory {
     /// # Errors
     /// [`Error::NotFound`].
     pub fn deactivate(&self, id: Uuid) -> Result<User> {
-        self.write(|tx| tx.deactivate(id))
+        self.write_one(move |tx| tx.deactivate(id))
     }
 
     /// Reactivates a deactivated user. Reactivating an active user changes nothing.
@@ -712,7 +745,7 @@ impl Directory {
     /// # Errors
     /// [`Error::NotFound`].
     pub fn reactivate(&self, id: Uuid) -> Result<User> {
-        self.write(|tx| tx.reactivate(id))
+        self.write_one(move |tx| tx.reactivate(id))
     }
 
     /// Deletes a user for good, with every index entry; its username and email become free.
@@ -721,7 +754,7 @@ impl Directory {
     /// # Errors
     /// [`Error::NotFound`].
     pub fn delete(&self, id: Uuid) -> Result<User> {
-        self.write(|tx| tx.delete(id))
+        self.write_one(move |tx| tx.delete(id))
     }
 
     /// Deactivates every listed user, all or nothing. Returns how many changed.
@@ -729,7 +762,8 @@ impl Directory {
     /// # Errors
     /// [`Error::NotFound`] naming the first unknown id; nothing is changed then.
     pub fn deactivate_many(&self, ids: &[Uuid]) -> Result<usize> {
-        self.write(|tx| tx.deactivate_many(ids))
+        let ids = ids.to_vec();
+        self.write_one(move |tx| tx.deactivate_many(&ids))
     }
 
     /// Deletes every listed user, all or nothing. Returns how many were deleted.
@@ -737,7 +771,8 @@ impl Directory {
     /// # Errors
     /// [`Error::NotFound`] naming the first unknown id; nothing is changed then.
     pub fn delete_many(&self, ids: &[Uuid]) -> Result<usize> {
-        self.write(|tx| tx.delete_many(ids))
+        let ids = ids.to_vec();
+        self.write_one(move |tx| tx.delete_many(&ids))
     }
 }
 
@@ -873,7 +908,9 @@ impl Tx<'_, '_> {
     /// # Errors
     /// [`Error::NotFound`].
     pub fn deactivate(&mut self, id: Uuid) -> Result<User> {
-        self.modify(id, |u| u.active = false)
+        let user = self.modify(id, |u| u.active = false)?;
+        crate::store::tokens::revoke_user(self.w, id, None)?;
+        Ok(user)
     }
 
     /// Reactivates a user (see [`Directory::reactivate`]).
@@ -890,6 +927,7 @@ impl Tx<'_, '_> {
     /// [`Error::NotFound`].
     pub fn delete(&mut self, id: Uuid) -> Result<User> {
         let user = self.existing(id)?;
+        crate::store::tokens::forget_user(self.w, id)?;
         self.w.remove(&user)?;
         Ok(user)
     }
@@ -927,6 +965,7 @@ impl Tx<'_, '_> {
         let mut n = 0;
         for id in ids {
             if let Some(u) = self.w.get(*id)? {
+                crate::store::tokens::forget_user(self.w, *id)?;
                 self.w.remove(&u)?;
                 n += 1;
             }

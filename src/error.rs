@@ -110,6 +110,48 @@ pub enum Error {
     /// Password hashing failed (invalid argon2 parameters, for instance).
     #[error("password hashing failed: {0}")]
     Hashing(String),
+    /// A SCIM filter does not parse.
+    #[error("invalid filter at position {position}: expected {expected}")]
+    InvalidFilter {
+        /// Byte offset in the filter where parsing stopped.
+        position: usize,
+        /// What the parser expected there.
+        expected: String,
+    },
+    /// A search cursor is malformed or belongs to a search with another sort order.
+    #[error("invalid cursor: {0}")]
+    InvalidCursor(String),
+    /// A PATCH operation names an unknown or read-only path, or gives a value of the wrong
+    /// shape; nothing was changed.
+    #[error("invalid patch of {path:?}: {reason}")]
+    InvalidPatch {
+        /// The operation's path, as given.
+        path: String,
+        /// Why the operation was refused.
+        reason: String,
+    },
+    /// The login id names no account, the password is wrong, or the account has no password.
+    /// One variant for all three, so a caller cannot reveal which.
+    #[error("invalid login id or password")]
+    InvalidCredentials,
+    /// The password was right but the account is deactivated.
+    #[error("the account is deactivated")]
+    AccountInactive,
+    /// The password was right but the account's expiry instant has passed.
+    #[error("the account has expired")]
+    AccountExpired,
+    /// Too many failed logins: the account refuses logins until `until`.
+    #[error("the account is locked until {until}")]
+    AccountLocked {
+        /// When the lock ends, in ms since the Unix epoch.
+        until: crate::user::Instant,
+    },
+    /// The token is unknown, already used, revoked, or of another workflow.
+    #[error("invalid or already used token")]
+    InvalidToken,
+    /// The token was valid but its lifetime has passed; start the workflow again.
+    #[error("the token has expired")]
+    TokenExpired,
 }
 
 /// `Result` with userdir's [`Error`].

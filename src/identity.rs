@@ -76,7 +76,13 @@ fn check_chars(field: &'static str, s: &str) -> Result<()> {
 /// [`Error::InvalidField`] when it is empty or whitespace only, contains control characters, or
 /// is longer than [`MAX_USERNAME_BYTES`].
 pub fn normalize_username(raw: &str) -> Result<String> {
-    let s: String = raw.trim().nfc().collect();
+    let t = raw.trim();
+    // ASCII is already in NFC.
+    let s: String = if t.is_ascii() {
+        t.to_owned()
+    } else {
+        t.nfc().collect()
+    };
     if s.is_empty() {
         return Err(Error::invalid("username", "is empty"));
     }
@@ -102,7 +108,12 @@ pub fn normalize_username(raw: &str) -> Result<String> {
 /// # Errors
 /// [`Error::InvalidField`] with field `email` and the rule that failed.
 pub fn normalize_email(raw: &str) -> Result<String> {
-    let s: String = raw.trim().to_lowercase().nfc().collect();
+    let t = raw.trim();
+    let s: String = if t.is_ascii() {
+        t.to_ascii_lowercase()
+    } else {
+        t.to_lowercase().nfc().collect()
+    };
     if s.is_empty() {
         return Err(Error::invalid("email", "is empty"));
     }

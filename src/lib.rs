@@ -38,14 +38,19 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::todo)
 )]
 
+mod auth;
 mod clock;
 mod directory;
 mod error;
 pub mod identity;
 mod password;
+mod patch;
+pub mod query;
 mod store;
+mod token;
 mod user;
 
+pub use auth::{AuthConfig, Lockout, Login, LoginFailures};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use directory::{
     Builder, Directory, MAX_FIELD_BYTES, PreparedUpdate, PreparedUser, ReadTx, Tx,
@@ -53,11 +58,19 @@ pub use directory::{
 pub use error::{Error, Result};
 pub use password::{
     Argon2Params, BreachedCheck, Hasher, MAX_ARGON2_M_KIB, MAX_ARGON2_P, MAX_ARGON2_T,
-    PasswordPolicy, PolicyViolation, check_stored_hash,
+    PasswordPolicy, PolicyViolation, check_stored_hash, verification_count,
 };
+pub use patch::{PatchKind, PatchOp};
+pub use query::{Cursor, Filter, Page, Plan, Search, SortField, parse_filter};
 pub use store::codec::fuzz_decode;
 pub use store::{Durability, InMemoryBackend, StorageBackend};
+pub use token::Token;
 pub use user::MAX_DATA_DEPTH;
 pub use user::{
     AttrValue, Instant, NewUser, Password, PasswordInput, Profile, StoredHash, User, UserUpdate,
 };
+
+/// The README's examples, compiled and run as doc tests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -130,6 +130,7 @@ impl Hasher {
     /// # Errors
     /// [`Error::InvalidHash`] when the hash is malformed, of an unknown scheme, or over the caps.
     pub fn verify(&self, hash: &StoredHash, password: &str) -> Result<bool> {
+        VERIFICATIONS.with(|n| n.set(n.get().wrapping_add(1)));
         let s = hash.expose();
         if s.starts_with("$argon2") {
             let phc = parse_argon2(s)?;
@@ -163,6 +164,20 @@ impl Hasher {
             || p.t_cost() != self.params.t
             || p.p_cost() != self.params.p
     }
+}
+
+thread_local! {
+    static VERIFICATIONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many password verifications ([`Hasher::verify`]) ran on the calling thread so far.
+///
+/// Instrumentation for tests (for instance, proving that a login with an unknown login id
+/// still verifies a password); per thread so that parallel tests do not disturb each other.
+#[doc(hidden)]
+#[must_use]
+pub fn verification_count() -> u64 {
+    VERIFICATIONS.with(std::cell::Cell::get)
 }
 
 fn parse_argon2(s: &str) -> Result<PhcHash> {

@@ -5,16 +5,19 @@
 //! so an operation that fails inside a larger [`write`](crate::Directory::write) transaction
 //! leaves that transaction as it was.
 
+pub(crate) mod auth_state;
 pub(crate) mod codec;
+mod group;
 mod record;
 pub(crate) mod tables;
+pub(crate) mod tokens;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use redb::{
-    Database, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable,
-    ReadableTableMetadata, Table, TableHandle, WriteTransaction,
+    Database, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable, Table, TableHandle,
+    WriteTransaction,
 };
 use uuid::Uuid;
 
@@ -25,8 +28,8 @@ use crate::error::{Error, Result};
 use crate::identity;
 use crate::user::User;
 use tables::{
-    EXTERNAL_IDS, FORMAT_VERSION, INSERTED, KIND_EMAIL, KIND_USERNAME, LOGINS, META, ROLES,
-    SKELETONS, USERS,
+    DIR, FORMAT_VERSION, KEY_COUNT, KIND_EMAIL, KIND_USERNAME, META, TAG_EXTERNAL, TAG_INSERTED,
+    TAG_LOGIN, TAG_ROLE, TAG_SKELETON, TAG_USER,
 };
 
 /// When a write is on disk.
@@ -47,6 +50,11 @@ fn storage<E: std::fmt::Display>(e: E) -> Error {
 fn db_error(e: redb::DatabaseError) -> Error {
     match e {
         redb::DatabaseError::DatabaseAlreadyOpen => Error::AlreadyOpen,
+        redb::DatabaseError::Storage(redb::StorageError::Io(io))
+            if io.kind() == std::io::ErrorKind::InvalidData =>
+        {
+            Error::NotADirectory(io.to_string())
+        }
         redb::DatabaseError::Storage(redb::StorageError::Io(io)) => Error::Storage(io.to_string()),
         redb::DatabaseError::Storage(s) => Error::NotADirectory(s.to_string()),
         other => Error::NotADirectory(other.to_string()),
@@ -57,6 +65,10 @@ fn db_error(e: redb::DatabaseError) -> Error {
 pub(crate) struct Store {
     db: Database,
     failed: AtomicBool,
+    /// Whether the skeleton index is maintained (look-alike refusal is on).
+    lookalikes: bool,
+    /// Operations waiting for a group commit.
+    group: group::Group,
 }
 
 impl std::fmt::Debug for Store {
@@ -66,19 +78,19 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    pub(crate) fn open(path: &Path) -> Result<Store> {
+    pub(crate) fn open(path: &Path, lookalikes: bool) -> Result<Store> {
         let db = Database::builder().create(path).map_err(db_error)?;
-        Store::init(db)
+        Store::init(db, lookalikes)
     }
 
-    pub(crate) fn with_backend(backend: impl StorageBackend) -> Result<Store> {
+    pub(crate) fn with_backend(backend: impl StorageBackend, lookalikes: bool) -> Result<Store> {
         let db = Database::builder()
             .create_with_backend(backend)
             .map_err(db_error)?;
-        Store::init(db)
+        Store::init(db, lookalikes)
     }
 
-    fn init(db: Database) -> Result<Store> {
+    fn init(db: Database, lookalikes: bool) -> Result<Store> {
         let txn = db.begin_write().map_err(storage)?;
         {
             let existing: Vec<String> = txn
@@ -98,12 +110,7 @@ impl Store {
                 Some(_) => {}
                 None if existing.is_empty() => {
                     meta.insert("format", FORMAT_VERSION).map_err(storage)?;
-                    let (a, b, c) = identity::UNICODE_VERSION;
-                    meta.insert(
-                        "unicode",
-                        (u64::from(a) << 16) | (u64::from(b) << 8) | u64::from(c),
-                    )
-                    .map_err(storage)?;
+                    meta.insert("unicode", unicode_version()).map_err(storage)?;
                 }
                 None => {
                     return Err(Error::NotADirectory(
@@ -112,12 +119,30 @@ impl Store {
                 }
             }
         }
+        // The authentication tables (failed logins, tokens), also created up front.
+        tokens::create_tables(&txn)?;
         // Create every table now so that read transactions always find them.
-        Tables::open(&txn)?;
+        let mut table = txn.open_table(DIR).map_err(table_error)?;
+        // Keys follow the Unicode version of the normalization tables: when the file was indexed
+        // under another version, rebuild the keyed indexes from the records.
+        // The skeleton index exists only while look-alike refusal is on (it costs an index entry
+        // per user): build or drop it when the setting changed since the last open.
+        let mut meta = txn.open_table(META).map_err(table_error)?;
+        let recorded = meta.get("unicode").map_err(storage)?.map(|g| g.value());
+        let had_skeletons = meta.get("skeletons").map_err(storage)?.map(|g| g.value()) == Some(1);
+        if recorded != Some(unicode_version()) || had_skeletons != lookalikes {
+            rebuild_login_indexes(&mut table, lookalikes)?;
+            meta.insert("unicode", unicode_version()).map_err(storage)?;
+            meta.insert("skeletons", u64::from(lookalikes))
+                .map_err(storage)?;
+        }
+        drop((table, meta));
         txn.commit().map_err(storage)?;
         Ok(Store {
             db,
             failed: AtomicBool::new(false),
+            lookalikes,
+            group: group::Group::default(),
         })
     }
 
@@ -125,7 +150,6 @@ impl Store {
     pub(crate) fn write<T>(
         &self,
         durability: Durability,
-        lookalikes: bool,
         f: impl FnOnce(&mut Writer<'_>) -> Result<T>,
     ) -> Result<T> {
         if self.failed.load(Ordering::Acquire) {
@@ -139,9 +163,9 @@ impl Store {
         .map_err(storage)?;
         let result = {
             let mut w = Writer {
-                t: Tables::open(&txn)?,
+                t: txn.open_table(DIR).map_err(table_error)?,
                 txn: &txn,
-                lookalikes,
+                lookalikes: self.lookalikes,
                 broken: false,
             };
             let r = f(&mut w);
@@ -173,9 +197,58 @@ impl Store {
     /// Runs `f` on a consistent snapshot.
     pub(crate) fn read<T>(&self, f: impl FnOnce(&Reader) -> Result<T>) -> Result<T> {
         let txn = self.db.begin_read().map_err(storage)?;
-        let r = Reader::open(txn)?;
+        let r = Reader::open(txn, self.lookalikes)?;
         f(&r)
     }
+}
+
+fn unicode_version() -> u64 {
+    let (a, b, c) = identity::UNICODE_VERSION;
+    (u64::from(a) << 16) | (u64::from(b) << 8) | u64::from(c)
+}
+
+type DirTable<'t> = Table<'t, &'static [u8], &'static [u8]>;
+
+/// Recomputes the login and skeleton entries from the records (after a Unicode version
+/// change). Two users whose keys now collide are reported as corruption rather than silently
+/// merged.
+fn rebuild_login_indexes(t: &mut DirTable<'_>, skeletons: bool) -> Result<()> {
+    t.retain(|k, _| !matches!(k.first(), Some(&(TAG_LOGIN | TAG_SKELETON))))
+        .map_err(storage)?;
+    let mut entries = Vec::new();
+    for e in t
+        .range(&[TAG_USER][..]..&[TAG_USER + 1][..])
+        .map_err(storage)?
+    {
+        let (k, v) = e.map_err(storage)?;
+        let id = user_id_of(k.value())?;
+        entries.push((id, Keys::of(&codec::decode(id, v.value())?, skeletons)));
+    }
+    for (id, keys) in entries {
+        for (k, kinds) in &keys.logins {
+            let key = tables::str_key(TAG_LOGIN, k);
+            if let Some(prev) = t
+                .insert(key.as_slice(), tables::login_entry(id, *kinds).as_slice())
+                .map_err(storage)?
+                && tables::login_value(prev.value()).map(|p| p.0) != Some(id)
+            {
+                return Err(Error::Corrupt(format!(
+                    "after the Unicode update, user {id} and another user share the login key {k:?}"
+                )));
+            }
+        }
+        if let Some(s) = &keys.skeleton {
+            t.insert(tables::pair_key(TAG_SKELETON, s, id).as_slice(), &[][..])
+                .map_err(storage)?;
+        }
+    }
+    Ok(())
+}
+
+fn user_id_of(key: &[u8]) -> Result<Uuid> {
+    key.get(1..)
+        .and_then(|b| Uuid::from_slice(b).ok())
+        .ok_or_else(|| Error::Corrupt("malformed user key".into()))
 }
 
 fn table_error(e: redb::TableError) -> Error {
@@ -184,28 +257,6 @@ fn table_error(e: redb::TableError) -> Error {
             Error::NotADirectory(e.to_string())
         }
         other => Error::Storage(other.to_string()),
-    }
-}
-
-struct Tables<'t> {
-    users: Table<'t, u128, &'static [u8]>,
-    logins: Table<'t, &'static str, (u128, u8)>,
-    external: Table<'t, &'static str, u128>,
-    skeletons: Table<'t, (&'static str, u128), ()>,
-    roles: Table<'t, (&'static str, u128), ()>,
-    inserted: Table<'t, (i64, u128), ()>,
-}
-
-impl<'t> Tables<'t> {
-    fn open(txn: &'t WriteTransaction) -> Result<Self> {
-        Ok(Tables {
-            users: txn.open_table(USERS).map_err(table_error)?,
-            logins: txn.open_table(LOGINS).map_err(table_error)?,
-            external: txn.open_table(EXTERNAL_IDS).map_err(table_error)?,
-            skeletons: txn.open_table(SKELETONS).map_err(table_error)?,
-            roles: txn.open_table(ROLES).map_err(table_error)?,
-            inserted: txn.open_table(INSERTED).map_err(table_error)?,
-        })
     }
 }
 
@@ -219,7 +270,7 @@ pub(crate) struct Keys {
 }
 
 impl Keys {
-    pub(crate) fn of(u: &User) -> Keys {
+    pub(crate) fn of(u: &User, skeleton: bool) -> Keys {
         let mut logins: Vec<(String, u8)> = Vec::with_capacity(2);
         let uk = u.username.as_deref().map(identity::username_key);
         if let Some(k) = &uk {
@@ -235,22 +286,88 @@ impl Keys {
         Keys {
             logins,
             external: u.external_id.clone(),
-            skeleton: uk.as_deref().map(identity::skeleton),
+            skeleton: uk.as_deref().filter(|_| skeleton).map(identity::skeleton),
         }
+    }
+
+    /// Every index entry (key, value) of `user` with these keys.
+    fn entries(&self, user: &User) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let id = user.id;
+        let mut out = Vec::with_capacity(4 + user.roles.len());
+        for (k, kinds) in &self.logins {
+            out.push((
+                tables::str_key(TAG_LOGIN, k),
+                tables::login_entry(id, *kinds).to_vec(),
+            ));
+        }
+        if let Some(x) = &self.external {
+            out.push((tables::str_key(TAG_EXTERNAL, x), id.as_bytes().to_vec()));
+        }
+        if let Some(s) = &self.skeleton {
+            out.push((tables::pair_key(TAG_SKELETON, s, id), Vec::new()));
+        }
+        for r in &user.roles {
+            out.push((tables::pair_key(TAG_ROLE, r, id), Vec::new()));
+        }
+        out.push((
+            tables::inserted_key(user.insert_instant, id).to_vec(),
+            Vec::new(),
+        ));
+        out
     }
 }
 
-fn uid(v: u128) -> Uuid {
-    Uuid::from_u128(v)
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A key shown for humans: the tag, then printable text or hex.
+fn show_key(k: &[u8]) -> String {
+    match k.split_first() {
+        Some((&tag, rest)) if matches!(tag, TAG_LOGIN | TAG_EXTERNAL) => {
+            format!("{}:{}", tag as char, String::from_utf8_lossy(rest))
+        }
+        Some((&tag, rest)) => format!("{}:{}", tag as char, hex(rest)),
+        None => String::new(),
+    }
 }
 
 // Each reader method is used by some operations on one side (read or write) only.
 macro_rules! read_ops {
     () => {
+        fn raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+            Ok(self
+                .t
+                .get(key)
+                .map_err(storage)?
+                .map(|g| g.value().to_vec()))
+        }
+
+        /// Calls `f(key, value)` for every entry in `lo..hi` until it returns `false`.
+        #[allow(dead_code)]
+        pub(crate) fn scan(
+            &self,
+            lo: &[u8],
+            hi: &[u8],
+            mut f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
+        ) -> Result<()> {
+            for e in self.t.range(lo..hi).map_err(storage)? {
+                let (k, v) = e.map_err(storage)?;
+                if !f(k.value(), v.value())? {
+                    break;
+                }
+            }
+            Ok(())
+        }
+
         /// The user with this id.
         #[allow(dead_code)]
         pub(crate) fn get(&self, id: Uuid) -> Result<Option<User>> {
-            match self.t.users.get(id.as_u128()).map_err(storage)? {
+            match self
+                .t
+                .get(tables::user_key(id).as_slice())
+                .map_err(storage)?
+            {
                 Some(g) => codec::decode(id, g.value()).map(Some),
                 None => Ok(None),
             }
@@ -259,88 +376,198 @@ macro_rules! read_ops {
         /// The owner of a caseless login key and the kinds of login id it is for them.
         #[allow(dead_code)]
         pub(crate) fn login(&self, key: &str) -> Result<Option<(Uuid, u8)>> {
-            Ok(self.t.logins.get(key).map_err(storage)?.map(|g| {
-                let (id, kinds) = g.value();
-                (uid(id), kinds)
-            }))
+            match self.raw(&tables::str_key(TAG_LOGIN, key))? {
+                Some(v) => tables::login_value(&v)
+                    .map(Some)
+                    .ok_or_else(|| Error::Corrupt("malformed login entry".into())),
+                None => Ok(None),
+            }
+        }
+
+        /// `(id, kinds)` of every login key starting with `prefix`, in key order (search).
+        #[allow(dead_code)]
+        pub(crate) fn login_prefix(&self, prefix: &str) -> Result<Vec<(Uuid, u8)>> {
+            let (lo, hi) = tables::prefix_range(TAG_LOGIN, prefix);
+            let mut out = Vec::new();
+            self.scan(&lo, &hi, |_, v| {
+                out.push(
+                    tables::login_value(v)
+                        .ok_or_else(|| Error::Corrupt("malformed login entry".into()))?,
+                );
+                Ok(true)
+            })?;
+            Ok(out)
         }
 
         /// The owner of an external id.
         #[allow(dead_code)]
         pub(crate) fn external(&self, external_id: &str) -> Result<Option<Uuid>> {
-            Ok(self
-                .t
-                .external
-                .get(external_id)
-                .map_err(storage)?
-                .map(|g| uid(g.value())))
+            match self.raw(&tables::str_key(TAG_EXTERNAL, external_id))? {
+                Some(v) => Uuid::from_slice(&v)
+                    .map(Some)
+                    .map_err(|_| Error::Corrupt("malformed external id entry".into())),
+                None => Ok(None),
+            }
+        }
+
+        fn pair_ids(&self, tag: u8, s: &str) -> Result<Vec<Uuid>> {
+            let (lo, hi) = tables::pair_range(tag, s);
+            let mut out = Vec::new();
+            self.scan(&lo, &hi, |k, _| {
+                out.push(
+                    tables::trailing_id(k)
+                        .ok_or_else(|| Error::Corrupt("malformed index key".into()))?,
+                );
+                Ok(true)
+            })?;
+            Ok(out)
         }
 
         /// Users whose username has this confusable skeleton.
         #[allow(dead_code)]
         pub(crate) fn skeleton_owners(&self, skeleton: &str) -> Result<Vec<Uuid>> {
-            let mut out = Vec::new();
-            for e in self
-                .t
-                .skeletons
-                .range((skeleton, 0u128)..=(skeleton, u128::MAX))
-                .map_err(storage)?
-            {
-                let (k, _) = e.map_err(storage)?;
-                out.push(uid(k.value().1));
-            }
-            Ok(out)
+            self.pair_ids(TAG_SKELETON, skeleton)
         }
 
-        /// Number of users.
-        #[allow(dead_code)]
-        pub(crate) fn count(&self) -> Result<u64> {
-            self.t.users.len().map_err(storage)
-        }
-
-        /// Ids of users holding `role`, in id order, starting after `after`.
+        /// Ids of users holding `role`, in id order.
         #[allow(dead_code)]
         pub(crate) fn role_members(&self, role: &str) -> Result<Vec<Uuid>> {
-            let mut out = Vec::new();
-            for e in self
-                .t
-                .roles
-                .range((role, 0u128)..=(role, u128::MAX))
-                .map_err(storage)?
-            {
-                let (k, _) = e.map_err(storage)?;
-                out.push(uid(k.value().1));
-            }
-            Ok(out)
+            self.pair_ids(TAG_ROLE, role)
         }
 
-        /// Calls `f` for every user in id order until it returns `false`.
+        /// Walks the insert-instant index between `lo` and `hi` (ascending, or descending when
+        /// `rev`), calling `f(instant, id)` until it returns `false` (search).
         #[allow(dead_code)]
-        pub(crate) fn for_each_user(&self, mut f: impl FnMut(User) -> Result<bool>) -> Result<()> {
-            for e in self.t.users.iter().map_err(storage)? {
-                let (k, v) = e.map_err(storage)?;
-                let user = codec::decode(uid(k.value()), v.value())?;
-                if !f(user)? {
-                    break;
+        pub(crate) fn inserted_walk(
+            &self,
+            lo: std::ops::Bound<(i64, Uuid)>,
+            hi: std::ops::Bound<(i64, Uuid)>,
+            rev: bool,
+            mut f: impl FnMut(i64, Uuid) -> Result<bool>,
+        ) -> Result<()> {
+            use std::ops::Bound;
+            let conv = |b: Bound<(i64, Uuid)>, open_end: [u8; 1]| match b {
+                Bound::Included((t, id)) => Bound::Included(tables::inserted_key(t, id).to_vec()),
+                Bound::Excluded((t, id)) => Bound::Excluded(tables::inserted_key(t, id).to_vec()),
+                Bound::Unbounded => Bound::Included(open_end.to_vec()),
+            };
+            let lo = conv(lo, [TAG_INSERTED]);
+            let hi = match conv(hi, [TAG_INSERTED + 1]) {
+                Bound::Included(k) if k.len() == 1 => Bound::Excluded(k),
+                other => other,
+            };
+            let range = self
+                .t
+                .range::<&[u8]>((
+                    lo.as_ref().map(Vec::as_slice),
+                    hi.as_ref().map(Vec::as_slice),
+                ))
+                .map_err(storage)?;
+            let mut step = |e: std::result::Result<
+                (redb::AccessGuard<'_, &[u8]>, redb::AccessGuard<'_, &[u8]>),
+                redb::StorageError,
+            >|
+             -> Result<bool> {
+                let (k, _) = e.map_err(storage)?;
+                let k = k.value();
+                let at = k
+                    .get(1..9)
+                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                    .map(tables::instant_from);
+                match (at, tables::trailing_id(k)) {
+                    (Some(at), Some(id)) if k.len() == 25 => f(at, id),
+                    _ => Err(Error::Corrupt("malformed insert-instant key".into())),
+                }
+            };
+            if rev {
+                for e in range.rev() {
+                    if !step(e)? {
+                        break;
+                    }
+                }
+            } else {
+                for e in range {
+                    if !step(e)? {
+                        break;
+                    }
                 }
             }
             Ok(())
         }
 
-        /// Compares every index with what the records say it must hold. Returns the problems.
+        /// Calls `f(id, encoded record)` for every user in id order until it returns `false`;
+        /// decode with `codec::decode` (search skips records that cannot match undecoded).
+        #[allow(dead_code)]
+        pub(crate) fn for_each_record(
+            &self,
+            mut f: impl FnMut(Uuid, &[u8]) -> Result<bool>,
+        ) -> Result<()> {
+            self.scan(&[TAG_USER], &[TAG_USER + 1], |k, v| f(user_id_of(k)?, v))
+        }
+
+        /// Calls `f` for every user with an id greater than `after` (all when `None`), in id
+        /// order, until it returns `false` (search).
+        #[allow(dead_code)]
+        pub(crate) fn for_each_user_after(
+            &self,
+            after: Option<Uuid>,
+            mut f: impl FnMut(User) -> Result<bool>,
+        ) -> Result<()> {
+            let lo = match after {
+                Some(a) => {
+                    let mut k = tables::user_key(a).to_vec();
+                    k.push(0); // the smallest key after `a`'s
+                    k
+                }
+                None => vec![TAG_USER],
+            };
+            self.scan(&lo, &[TAG_USER + 1], |k, v| {
+                let id = user_id_of(k)?;
+                f(codec::decode(id, v)?)
+            })
+        }
+
+        /// Number of users.
+        #[allow(dead_code)]
+        pub(crate) fn count(&self) -> Result<u64> {
+            Ok(match self.raw(KEY_COUNT)? {
+                Some(v) => u64::from_le_bytes(
+                    v.as_slice()
+                        .try_into()
+                        .map_err(|_| Error::Corrupt("malformed user count".into()))?,
+                ),
+                None => 0,
+            })
+        }
+
+        /// Calls `f` for every user in id order until it returns `false`.
+        #[allow(dead_code)]
+        pub(crate) fn for_each_user(&self, mut f: impl FnMut(User) -> Result<bool>) -> Result<()> {
+            self.scan(&[TAG_USER], &[TAG_USER + 1], |k, v| {
+                let id = user_id_of(k)?;
+                f(codec::decode(id, v)?)
+            })
+        }
+
+        /// Rebuilds every index entry from the records and compares with what is stored.
         #[allow(dead_code)]
         pub(crate) fn integrity_problems(&self) -> Result<Vec<String>> {
-            use std::collections::BTreeSet;
+            use std::collections::{BTreeMap, BTreeSet};
             let mut problems = Vec::new();
-            let mut logins: BTreeSet<(String, u128, u8)> = BTreeSet::new();
-            let mut external: BTreeSet<(String, u128)> = BTreeSet::new();
-            let mut skeletons: BTreeSet<(String, u128)> = BTreeSet::new();
-            let mut roles: BTreeSet<(String, u128)> = BTreeSet::new();
-            let mut inserted: BTreeSet<(i64, u128)> = BTreeSet::new();
-            for e in self.t.users.iter().map_err(storage)? {
+            let mut expected: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+            let mut users = 0u64;
+            let mut actual: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+            for e in self.t.iter().map_err(storage)? {
                 let (k, v) = e.map_err(storage)?;
-                let id = k.value();
-                let user = match codec::decode(uid(id), v.value()) {
+                let (k, v) = (k.value(), v.value());
+                if k.first() != Some(&TAG_USER) {
+                    if k.first().is_some_and(|t| tables::INDEX_TAGS.contains(t)) {
+                        actual.insert(k.to_vec(), v.to_vec());
+                    }
+                    continue;
+                }
+                users += 1;
+                let user = match user_id_of(k).and_then(|id| codec::decode(id, v)) {
                     Ok(u) => u,
                     Err(e) => {
                         problems.push(e.to_string());
@@ -348,162 +575,140 @@ macro_rules! read_ops {
                     }
                 };
                 if user.username.is_none() && user.email.is_none() {
-                    problems.push(format!("user {} has no username and no email", uid(id)));
+                    problems.push(format!("user {} has no username and no email", user.id));
                 }
-                let keys = Keys::of(&user);
-                for (key, kinds) in keys.logins {
-                    if let Some((_, other, _)) = logins
-                        .range((key.clone(), 0, 0)..)
-                        .next()
-                        .filter(|(k2, _, _)| *k2 == key)
-                    {
+                for (key, value) in Keys::of(&user, self.lookalikes).entries(&user) {
+                    if let Some(prev) = expected.insert(key.clone(), value) {
+                        let other = tables::login_value(&prev)
+                            .map(|p| p.0)
+                            .or_else(|| Uuid::from_slice(&prev).ok());
                         problems.push(format!(
-                            "login key {key:?} is claimed by users {} and {}",
-                            uid(*other),
-                            uid(id)
+                            "key {} is claimed by user {} and by user {:?}",
+                            show_key(&key),
+                            user.id,
+                            other
                         ));
                     }
-                    logins.insert((key, id, kinds));
                 }
-                if let Some(x) = keys.external {
-                    external.insert((x, id));
+            }
+            if self.count()? != users {
+                problems.push(format!(
+                    "user count says {} but there are {users} records",
+                    self.count()?
+                ));
+            }
+            let keys: BTreeSet<&Vec<u8>> = expected.keys().chain(actual.keys()).collect();
+            for k in keys {
+                match (expected.get(k), actual.get(k)) {
+                    (Some(_), None) => {
+                        problems.push(format!("missing index entry {}", show_key(k)))
+                    }
+                    (None, Some(_)) => {
+                        problems.push(format!("index entry {} matches no record", show_key(k)));
+                    }
+                    (Some(a), Some(b)) if a != b => problems.push(format!(
+                        "index entry {} points elsewhere than its record says",
+                        show_key(k)
+                    )),
+                    _ => {}
                 }
-                if let Some(s) = keys.skeleton {
-                    skeletons.insert((s, id));
+                if problems.len() > 100 {
+                    break;
                 }
-                for r in &user.roles {
-                    roles.insert((r.clone(), id));
-                }
-                inserted.insert((user.insert_instant, id));
             }
-            let mut actual_logins = BTreeSet::new();
-            for e in self.t.logins.iter().map_err(storage)? {
-                let (k, v) = e.map_err(storage)?;
-                let (id, kinds) = v.value();
-                actual_logins.insert((k.value().to_owned(), id, kinds));
-            }
-            diff(&mut problems, "logins", &logins, &actual_logins);
-            let mut actual = BTreeSet::new();
-            for e in self.t.external.iter().map_err(storage)? {
-                let (k, v) = e.map_err(storage)?;
-                actual.insert((k.value().to_owned(), v.value()));
-            }
-            diff(&mut problems, "external_ids", &external, &actual);
-            let mut actual = BTreeSet::new();
-            for e in self.t.skeletons.iter().map_err(storage)? {
-                let (k, _) = e.map_err(storage)?;
-                let (s, id) = k.value();
-                actual.insert((s.to_owned(), id));
-            }
-            diff(&mut problems, "skeletons", &skeletons, &actual);
-            let mut actual = BTreeSet::new();
-            for e in self.t.roles.iter().map_err(storage)? {
-                let (k, _) = e.map_err(storage)?;
-                let (s, id) = k.value();
-                actual.insert((s.to_owned(), id));
-            }
-            diff(&mut problems, "roles", &roles, &actual);
-            let mut actual = BTreeSet::new();
-            for e in self.t.inserted.iter().map_err(storage)? {
-                let (k, _) = e.map_err(storage)?;
-                actual.insert(k.value());
-            }
-            diff(&mut problems, "inserted", &inserted, &actual);
             Ok(problems)
         }
 
-        /// Every entry of every table as (table, key, SHA-256 of the value): for tests that
-        /// compare whole states. Values are digested so no hash ever appears in the output.
+        /// Every entry as (table, key, value fingerprint): for tests that compare whole states.
+        /// Values are SHA-256 digests, so no hash ever appears in the output.
         #[allow(dead_code)]
         pub(crate) fn dump(&self) -> Result<Vec<(&'static str, String, String)>> {
             use sha2::{Digest, Sha256};
-            fn dig(b: &[u8]) -> String {
-                Sha256::digest(b)
-                    .iter()
-                    .map(|x| format!("{x:02x}"))
-                    .collect()
-            }
             let mut out = Vec::new();
-            for e in self.t.users.iter().map_err(storage)? {
+            for e in self.t.iter().map_err(storage)? {
                 let (k, v) = e.map_err(storage)?;
-                out.push(("users", uid(k.value()).to_string(), dig(v.value())));
-            }
-            for e in self.t.logins.iter().map_err(storage)? {
-                let (k, v) = e.map_err(storage)?;
-                out.push(("logins", k.value().to_owned(), format!("{:?}", v.value())));
-            }
-            for e in self.t.external.iter().map_err(storage)? {
-                let (k, v) = e.map_err(storage)?;
-                out.push(("external_ids", k.value().to_owned(), v.value().to_string()));
-            }
-            for e in self.t.skeletons.iter().map_err(storage)? {
-                let (k, _) = e.map_err(storage)?;
-                out.push(("skeletons", format!("{:?}", k.value()), String::new()));
-            }
-            for e in self.t.roles.iter().map_err(storage)? {
-                let (k, _) = e.map_err(storage)?;
-                out.push(("roles", format!("{:?}", k.value()), String::new()));
-            }
-            for e in self.t.inserted.iter().map_err(storage)? {
-                let (k, _) = e.map_err(storage)?;
-                out.push(("inserted", format!("{:?}", k.value()), String::new()));
+                out.push((
+                    "directory",
+                    show_key(k.value()),
+                    hex(Sha256::digest(v.value()).as_slice()),
+                ));
             }
             Ok(out)
         }
     };
 }
 
-fn diff<T: Ord + std::fmt::Debug>(
-    problems: &mut Vec<String>,
-    table: &str,
-    expected: &std::collections::BTreeSet<T>,
-    actual: &std::collections::BTreeSet<T>,
-) {
-    for missing in expected.difference(actual).take(20) {
-        problems.push(format!("{table}: missing entry {missing:?}"));
-    }
-    for extra in actual.difference(expected).take(20) {
-        problems.push(format!("{table}: entry {extra:?} matches no record"));
-    }
-}
-
-struct ReadTables {
-    users: ReadOnlyTable<u128, &'static [u8]>,
-    logins: ReadOnlyTable<&'static str, (u128, u8)>,
-    external: ReadOnlyTable<&'static str, u128>,
-    skeletons: ReadOnlyTable<(&'static str, u128), ()>,
-    roles: ReadOnlyTable<(&'static str, u128), ()>,
-    inserted: ReadOnlyTable<(i64, u128), ()>,
-}
-
 /// A consistent snapshot of the directory.
 pub(crate) struct Reader {
-    t: ReadTables,
+    t: ReadOnlyTable<&'static [u8], &'static [u8]>,
+    lookalikes: bool,
     /// The snapshot, for modules that keep tables of their own (`store::*`).
     #[allow(dead_code)]
     pub(crate) txn: ReadTransaction,
 }
 
 impl Reader {
-    fn open(txn: ReadTransaction) -> Result<Reader> {
+    /// Calls `f(id, encoded record)` for every user and keeps the `Some` results, in id order.
+    /// Large directories are split into id ranges scanned on all cores (ids are random, so the
+    /// ranges hold similar numbers of users); small ones are scanned on the calling thread.
+    pub(crate) fn filter_map_records<T: Send>(
+        &self,
+        f: impl Fn(Uuid, &[u8]) -> Result<Option<T>> + Sync,
+    ) -> Result<Vec<T>> {
+        use rayon::prelude::*;
+        const PARALLEL_FROM: u64 = 16_384;
+        let threads = rayon::current_num_threads();
+        let parts: usize = if threads > 1 && self.count()? >= PARALLEL_FROM {
+            (threads * 4).min(256)
+        } else {
+            1
+        };
+        let ranges: Vec<(Vec<u8>, Vec<u8>)> = (0..parts)
+            .map(|i| {
+                let edge = |j: usize| -> Vec<u8> {
+                    if j >= parts {
+                        vec![TAG_USER + 1]
+                    } else {
+                        // j * 256 / parts < 256 for j < parts.
+                        vec![TAG_USER, u8::try_from(j * 256 / parts).unwrap_or(u8::MAX)]
+                    }
+                };
+                (if i == 0 { vec![TAG_USER] } else { edge(i) }, edge(i + 1))
+            })
+            .collect();
+        let chunks: Vec<Result<Vec<T>>> = ranges
+            .par_iter()
+            .map(|(lo, hi)| {
+                let mut out = Vec::new();
+                self.scan(lo, hi, |k, v| {
+                    if let Some(t) = f(user_id_of(k)?, v)? {
+                        out.push(t);
+                    }
+                    Ok(true)
+                })?;
+                Ok(out)
+            })
+            .collect();
+        let mut all = Vec::new();
+        for c in chunks {
+            all.extend(c?);
+        }
+        Ok(all)
+    }
+
+    fn open(txn: ReadTransaction, lookalikes: bool) -> Result<Reader> {
         Ok(Reader {
-            t: ReadTables {
-                users: txn.open_table(USERS).map_err(table_error)?,
-                logins: txn.open_table(LOGINS).map_err(table_error)?,
-                external: txn.open_table(EXTERNAL_IDS).map_err(table_error)?,
-                skeletons: txn.open_table(SKELETONS).map_err(table_error)?,
-                roles: txn.open_table(ROLES).map_err(table_error)?,
-                inserted: txn.open_table(INSERTED).map_err(table_error)?,
-            },
+            t: txn.open_table(DIR).map_err(table_error)?,
+            lookalikes,
             txn,
         })
     }
     read_ops!();
 }
 
-/// The tables of one write transaction, with index maintenance.
+/// The directory table of one write transaction, with index maintenance.
 pub(crate) struct Writer<'t> {
-    t: Tables<'t>,
+    t: DirTable<'t>,
     /// The transaction, for modules that keep tables of their own (`store::*`).
     #[allow(dead_code)]
     pub(crate) txn: &'t WriteTransaction,
@@ -515,8 +720,8 @@ pub(crate) struct Writer<'t> {
 impl Writer<'_> {
     read_ops!();
 
-    /// Refuses `user` if any of its keys belongs to another user. `self_id` is the user being
-    /// replaced (its own entries do not conflict).
+    /// Refuses `user` if any of its keys belongs to another user (its own entries, when it
+    /// is being replaced, do not conflict).
     fn check_unique(&self, user: &User, keys: &Keys) -> Result<()> {
         for (key, kinds) in &keys.logins {
             if let Some((owner, owner_kinds)) = self.login(key)?
@@ -556,35 +761,50 @@ impl Writer<'_> {
 
     /// Inserts a new user and its index entries.
     pub(crate) fn insert(&mut self, user: &User) -> Result<()> {
-        if self
-            .t
-            .users
-            .get(user.id.as_u128())
-            .map_err(storage)?
-            .is_some()
-        {
+        if self.raw(&tables::user_key(user.id))?.is_some() {
             return Err(Error::DuplicateId(user.id));
         }
-        let keys = Keys::of(user);
+        let keys = Keys::of(user, self.lookalikes);
         self.check_unique(user, &keys)?;
         let bytes = codec::encode(user)?;
-        self.guard(|w| w.put(user, &keys, &bytes))
+        let count = self.count()?;
+        self.guard(|w| {
+            w.put(user, &keys, &bytes)?;
+            w.set_count(count + 1)
+        })
     }
 
     /// Replaces `old` by `new` (same id), re-indexing what changed.
     pub(crate) fn replace(&mut self, old: &User, new: &User) -> Result<()> {
-        let new_keys = Keys::of(new);
-        self.check_unique(new, &new_keys)?;
+        let new_keys = Keys::of(new, self.lookalikes);
+        let old_keys = Keys::of(old, self.lookalikes);
+        // Only keys the user does not own yet can conflict: an unchanged username stays valid
+        // even if a look-alike was admitted before look-alike refusal was turned on.
+        let added = Keys {
+            logins: new_keys
+                .logins
+                .iter()
+                .filter(|l| !old_keys.logins.contains(l))
+                .cloned()
+                .collect(),
+            external: new_keys
+                .external
+                .clone()
+                .filter(|x| old_keys.external.as_ref() != Some(x)),
+            skeleton: new_keys
+                .skeleton
+                .clone()
+                .filter(|s| old_keys.skeleton.as_ref() != Some(s)),
+        };
+        self.check_unique(new, &added)?;
         let bytes = codec::encode(new)?;
-        let old_keys = Keys::of(old);
         if old_keys == new_keys
             && old.roles == new.roles
             && old.insert_instant == new.insert_instant
         {
             // Only the record changes (a login stamp, a flag): skip the indexes.
             return self.guard(|w| {
-                w.t.users
-                    .insert(new.id.as_u128(), bytes.as_slice())
+                w.t.insert(tables::user_key(new.id).as_slice(), bytes.as_slice())
                     .map_err(storage)?;
                 Ok(())
             });
@@ -597,11 +817,13 @@ impl Writer<'_> {
 
     /// Removes a user and every index entry it owns.
     pub(crate) fn remove(&mut self, user: &User) -> Result<()> {
-        let keys = Keys::of(user);
+        let keys = Keys::of(user, self.lookalikes);
+        let count = self.count()?;
         self.guard(|w| {
             w.unindex(user, &keys)?;
-            w.t.users.remove(user.id.as_u128()).map_err(storage)?;
-            Ok(())
+            w.t.remove(tables::user_key(user.id).as_slice())
+                .map_err(storage)?;
+            w.set_count(count.saturating_sub(1))
         })
     }
 
@@ -613,52 +835,32 @@ impl Writer<'_> {
         r
     }
 
+    fn set_count(&mut self, n: u64) -> Result<()> {
+        if n == 0 {
+            // An empty directory has no entries at all.
+            self.t.remove(KEY_COUNT).map_err(storage)?;
+        } else {
+            self.t
+                .insert(KEY_COUNT, n.to_le_bytes().as_slice())
+                .map_err(storage)?;
+        }
+        Ok(())
+    }
+
     fn put(&mut self, user: &User, keys: &Keys, bytes: &[u8]) -> Result<()> {
-        let id = user.id.as_u128();
-        self.t.users.insert(id, bytes).map_err(storage)?;
-        for (k, kinds) in &keys.logins {
-            self.t
-                .logins
-                .insert(k.as_str(), (id, *kinds))
-                .map_err(storage)?;
-        }
-        if let Some(x) = &keys.external {
-            self.t.external.insert(x.as_str(), id).map_err(storage)?;
-        }
-        if let Some(s) = &keys.skeleton {
-            self.t
-                .skeletons
-                .insert((s.as_str(), id), ())
-                .map_err(storage)?;
-        }
-        for r in &user.roles {
-            self.t.roles.insert((r.as_str(), id), ()).map_err(storage)?;
-        }
         self.t
-            .inserted
-            .insert((user.insert_instant, id), ())
+            .insert(tables::user_key(user.id).as_slice(), bytes)
             .map_err(storage)?;
+        for (k, v) in keys.entries(user) {
+            self.t.insert(k.as_slice(), v.as_slice()).map_err(storage)?;
+        }
         Ok(())
     }
 
     fn unindex(&mut self, user: &User, keys: &Keys) -> Result<()> {
-        let id = user.id.as_u128();
-        for (k, _) in &keys.logins {
-            self.t.logins.remove(k.as_str()).map_err(storage)?;
+        for (k, _) in keys.entries(user) {
+            self.t.remove(k.as_slice()).map_err(storage)?;
         }
-        if let Some(x) = &keys.external {
-            self.t.external.remove(x.as_str()).map_err(storage)?;
-        }
-        if let Some(s) = &keys.skeleton {
-            self.t.skeletons.remove((s.as_str(), id)).map_err(storage)?;
-        }
-        for r in &user.roles {
-            self.t.roles.remove((r.as_str(), id)).map_err(storage)?;
-        }
-        self.t
-            .inserted
-            .remove((user.insert_instant, id))
-            .map_err(storage)?;
         Ok(())
     }
 }

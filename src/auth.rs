@@ -1,0 +1,737 @@
+//! Authentication and the account workflows: login with lockout and rehash on login, change
+//! password, password reset and email verification.
+//!
+//! Password hashing and verification (argon2, tens of milliseconds) never run inside a write
+//! transaction. Each operation reads the user in a snapshot, verifies or hashes outside any
+//! transaction, then records the outcome in a short write transaction that first checks the
+//! stored hash is still the one it verified against (if it changed meanwhile, the operation
+//! starts over with the new one).
+
+use std::sync::OnceLock;
+
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::directory::{Directory, Tx};
+use crate::error::{Error, Result};
+use crate::identity;
+use crate::store::auth_state::{self, FailureState};
+use crate::store::tables::{TOKEN_RESET, TOKEN_VERIFY};
+use crate::store::tokens::{self, TokenRecord};
+use crate::store::{Reader, Writer};
+use crate::token::Token;
+use crate::user::{Instant, StoredHash, User};
+
+const MINUTE_MS: i64 = 60 * 1000;
+
+/// How many times an operation starts over when the user's password hash changed between its
+/// read and its write.
+const MAX_ATTEMPTS: usize = 3;
+/// Expired tokens removed, at most, by each operation that writes the token table.
+const PURGE_BATCH: usize = 64;
+/// Outstanding password-reset tokens a user can hold; issuing one more revokes the oldest.
+const MAX_RESET_TOKENS: usize = 8;
+
+/// Lockout after repeated failed logins.
+///
+/// After `max_failures` consecutive failures, each within `window_ms` of the first one counted,
+/// the account refuses logins (even with the right password) for `duration_ms`. A successful
+/// login, a password change and a password reset clear the count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lockout {
+    /// Failures that lock the account (default 5).
+    pub max_failures: u32,
+    /// Window, from the first counted failure, in which failures add up (default 15 minutes).
+    pub window_ms: i64,
+    /// How long the account stays locked (default 15 minutes).
+    pub duration_ms: i64,
+}
+
+impl Default for Lockout {
+    fn default() -> Self {
+        Lockout {
+            max_failures: 5,
+            window_ms: 15 * MINUTE_MS,
+            duration_ms: 15 * MINUTE_MS,
+        }
+    }
+}
+
+/// Configuration of authentication and the token workflows (see
+/// [`Builder::auth`](crate::Builder::auth)).
+///
+/// # Examples
+/// ```
+/// use userdir::{Argon2Params, AuthConfig, Directory, Lockout};
+/// # fn main() -> Result<(), userdir::Error> {
+/// let dir = Directory::builder()
+///     .hasher(Argon2Params::insecure_fast())
+///     .auth(AuthConfig {
+///         lockout: Some(Lockout { max_failures: 10, ..Lockout::default() }),
+///         reset_token_ttl_ms: 30 * 60 * 1000,
+///         ..AuthConfig::default()
+///     })
+///     .in_memory()?;
+/// # let _ = dir;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthConfig {
+    /// Lockout after failed logins; `None` disables it (default: [`Lockout::default`]).
+    pub lockout: Option<Lockout>,
+    /// Lifetime of a password-reset token in ms (default 10 minutes).
+    pub reset_token_ttl_ms: i64,
+    /// Lifetime of an email-verification token in ms (default 24 hours).
+    pub verification_token_ttl_ms: i64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            lockout: Some(Lockout::default()),
+            reset_token_ttl_ms: 10 * MINUTE_MS,
+            verification_token_ttl_ms: 24 * 60 * MINUTE_MS,
+        }
+    }
+}
+
+impl AuthConfig {
+    pub(crate) fn check(&self) -> Result<()> {
+        if let Some(l) = &self.lockout
+            && (l.max_failures == 0 || l.window_ms <= 0 || l.duration_ms <= 0)
+        {
+            return Err(Error::invalid(
+                "lockout",
+                "needs max_failures >= 1 and a positive window and duration",
+            ));
+        }
+        if self.reset_token_ttl_ms <= 0 || self.verification_token_ttl_ms <= 0 {
+            return Err(Error::invalid("token_ttl", "must be positive"));
+        }
+        Ok(())
+    }
+}
+
+/// The directory's authentication state: its configuration and the dummy hash verified for
+/// unknown login ids.
+#[derive(Debug, Default)]
+pub(crate) struct AuthState {
+    pub(crate) config: AuthConfig,
+    dummy: OnceLock<StoredHash>,
+}
+
+impl AuthState {
+    pub(crate) fn new(config: AuthConfig) -> Result<Self> {
+        config.check()?;
+        Ok(AuthState {
+            config,
+            dummy: OnceLock::new(),
+        })
+    }
+}
+
+/// A successful login (see [`Directory::authenticate`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Login {
+    /// The user, with its new last-login instant (and its new hash when `rehashed`).
+    pub user: User,
+    /// The user must change the password now: the caller should send them to a password change
+    /// before letting them in further. The login itself succeeded.
+    pub password_change_required: bool,
+    /// The stored hash used another scheme or other argon2 parameters and was replaced by an
+    /// argon2id hash with the directory's current parameters.
+    pub rehashed: bool,
+}
+
+/// A user's failed-login state (see [`Directory::login_failures`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoginFailures {
+    /// Consecutive failures counted in the current window.
+    pub count: u32,
+    /// When the current window started (0 when there are no failures).
+    pub window_start: Instant,
+    /// Until when the account is locked, if it is locked now.
+    pub locked_until: Option<Instant>,
+}
+
+/// What the write phase of an operation found.
+enum Outcome<T> {
+    Done(T),
+    /// The stored hash changed since it was verified (the user is now at this version): start
+    /// over.
+    Changed(u64),
+    /// A refusal that must still commit what was written (an expired token's removal).
+    Refused(Error),
+}
+
+fn lock_of(s: Option<FailureState>, now: Instant) -> Option<Instant> {
+    s.and_then(|s| s.locked_until).filter(|u| *u > now)
+}
+
+/// A fingerprint binding a token to the value it was issued for.
+fn binding(value: Option<&str>) -> u64 {
+    let d = Sha256::digest(value.unwrap_or("").as_bytes());
+    let mut b = [0u8; 8];
+    b.copy_from_slice(d.get(..8).unwrap_or(&[0; 8]));
+    u64::from_le_bytes(b)
+}
+
+fn reset_binding(u: &User) -> u64 {
+    binding(u.password.as_ref().map(StoredHash::expose))
+}
+
+fn verify_binding(u: &User) -> u64 {
+    binding(u.email.as_deref())
+}
+
+fn login_ids(u: &User) -> Vec<&str> {
+    u.username
+        .as_deref()
+        .into_iter()
+        .chain(u.email.as_deref())
+        .collect()
+}
+
+fn find_login(r: &Reader, login_id: &str) -> Result<Option<User>> {
+    match r.login(&identity::lookup_key(login_id))? {
+        Some((id, _)) => r.get(id),
+        None => Ok(None),
+    }
+}
+
+fn find_login_w(w: &Writer<'_>, login_id: &str) -> Result<Option<User>> {
+    match w.login(&identity::lookup_key(login_id))? {
+        Some((id, _)) => w.get(id),
+        None => Ok(None),
+    }
+}
+
+impl Directory {
+    fn auth_config(&self) -> &AuthConfig {
+        &self.inner.auth.config
+    }
+
+    /// The argon2id hash verified when a login id is unknown (or the account has no password),
+    /// made once with the directory's parameters and pepper, so that such a login costs what a
+    /// real one does.
+    fn dummy_hash(&self) -> Result<&StoredHash> {
+        let cell = &self.inner.auth.dummy;
+        if let Some(h) = cell.get() {
+            return Ok(h);
+        }
+        let h = self.inner.hasher.hash(Token::generate().as_str())?;
+        let _ = cell.set(h);
+        cell.get()
+            .ok_or_else(|| Error::Hashing("dummy hash unavailable".into()))
+    }
+
+    /// Refuses a verified user who may not log in now: inactive, expired, or locked.
+    fn check_status(
+        &self,
+        user: &User,
+        failures: Option<FailureState>,
+        now: Instant,
+    ) -> Result<()> {
+        if !user.active {
+            return Err(Error::AccountInactive);
+        }
+        if user.expiry.is_some_and(|e| e <= now) {
+            return Err(Error::AccountExpired);
+        }
+        if self.auth_config().lockout.is_some()
+            && let Some(until) = lock_of(failures, now)
+        {
+            return Err(Error::AccountLocked { until });
+        }
+        Ok(())
+    }
+
+    /// Verifies a login id and password. On success returns the user (whose stored hash is the
+    /// one verified); on a wrong password records the failure. Starts over when the stored
+    /// hash changes under it.
+    fn check_credentials(&self, login_id: &str, password: &str) -> Result<User> {
+        let dummy = self.dummy_hash()?;
+        let lockout = self.auth_config().lockout;
+        for _ in 0..MAX_ATTEMPTS {
+            let now = self.now();
+            let (user, failures) = self.read_raw(|r| {
+                let Some(user) = find_login(r, login_id)? else {
+                    return Ok((None, None));
+                };
+                let failures = if lockout.is_some() {
+                    auth_state::get(r, user.id)?
+                } else {
+                    None
+                };
+                Ok((Some(user), failures))
+            })?;
+            let Some(user) = user else {
+                // Same cost as a real login, so timing does not reveal that the id is unknown.
+                let _ = self.inner.hasher.verify(dummy, password);
+                return Err(Error::InvalidCredentials);
+            };
+            if lockout.is_some()
+                && let Some(until) = lock_of(failures, now)
+            {
+                return Err(Error::AccountLocked { until });
+            }
+            let ok = match &user.password {
+                Some(h) => self.inner.hasher.verify(h, password)?,
+                None => {
+                    let _ = self.inner.hasher.verify(dummy, password);
+                    false
+                }
+            };
+            if ok {
+                self.check_status(&user, failures, now)?;
+                return Ok(user);
+            }
+            let Some(lockout) = lockout else {
+                return Err(Error::InvalidCredentials);
+            };
+            let (id, verified) = (user.id, user.password);
+            let outcome = self.write_one(move |tx| {
+                let now = tx.dir.now();
+                let Some(cur) = tx.w.get(id)? else {
+                    return Ok(Outcome::Refused(Error::InvalidCredentials));
+                };
+                if cur.password != verified {
+                    return Ok(Outcome::Changed(cur.version));
+                }
+                let prev = auth_state::get_w(tx.w, id)?;
+                if let Some(until) = lock_of(prev, now) {
+                    return Ok(Outcome::Refused(Error::AccountLocked { until }));
+                }
+                let next = next_failure_state(prev, now, &lockout);
+                auth_state::put(tx.w, id, next)?;
+                Ok(Outcome::Done(next.locked_until))
+            })?;
+            return Err(match outcome {
+                Outcome::Done(Some(until)) => Error::AccountLocked { until },
+                Outcome::Done(None) => Error::InvalidCredentials,
+                Outcome::Refused(e) => e,
+                Outcome::Changed(_) => continue,
+            });
+        }
+        Err(Error::InvalidCredentials)
+    }
+
+    /// Logs a user in with a login id (username, caselessly, or email) and a password.
+    ///
+    /// The password is verified outside any write transaction. On success, the last-login
+    /// instant is recorded, the failed-login count is cleared, and a password stored with an
+    /// imported scheme or other argon2 parameters is rehashed with the current ones (see
+    /// [`Login::rehashed`]), all in one short write transaction. A login id that names no
+    /// account is verified against a dummy hash made with the current parameters, so the
+    /// response time does not reveal whether the account exists.
+    ///
+    /// A user flagged `password_change_required` logs in; [`Login::password_change_required`]
+    /// tells the caller to ask for a new password.
+    ///
+    /// # Examples
+    /// ```
+    /// use userdir::{Argon2Params, Directory, Error, ManualClock, NewUser};
+    /// # fn main() -> Result<(), userdir::Error> {
+    /// let clock = ManualClock::new(1_700_000_000_000);
+    /// let dir = Directory::builder().hasher(Argon2Params::insecure_fast()).clock(clock).in_memory()?;
+    /// dir.create(NewUser::with_username("Ann").email("ann@example.com").password("correct horse"))?;
+    ///
+    /// let login = dir.authenticate("ANN", "correct horse")?;
+    /// assert_eq!(login.user.last_login_instant, Some(1_700_000_000_000));
+    /// assert!(dir.authenticate("ann@example.com", "correct horse").is_ok());
+    /// assert!(matches!(dir.authenticate("ann", "wrong"), Err(Error::InvalidCredentials)));
+    /// assert!(matches!(dir.authenticate("bob", "wrong"), Err(Error::InvalidCredentials)));
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidCredentials`] for an unknown login id, a wrong password or an account
+    /// without a password (one error for all, so callers cannot tell them apart);
+    /// [`Error::AccountLocked`] after too many failures (checked before the password);
+    /// [`Error::AccountInactive`] and [`Error::AccountExpired`] (reported only when the
+    /// password is right); [`Error::InvalidHash`] when the stored hash cannot be used;
+    /// [`Error::VersionConflict`] when the password kept changing during the call (each change
+    /// makes it verify again, three times at most); [`Error::Storage`].
+    pub fn authenticate(&self, login_id: &str, password: &str) -> Result<Login> {
+        let mut last = Error::InvalidCredentials;
+        for _ in 0..MAX_ATTEMPTS {
+            let user = self.check_credentials(login_id, password)?;
+            let verified = user.password.clone();
+            let new_hash = match &verified {
+                Some(h) if self.inner.hasher.needs_rehash(h) => {
+                    Some(self.inner.hasher.hash(password)?)
+                }
+                _ => None,
+            };
+            let id = user.id;
+            let outcome = self.write_one(move |tx| {
+                let now = tx.dir.now();
+                let Some(cur) = tx.w.get(id)? else {
+                    return Ok(Outcome::Refused(Error::InvalidCredentials));
+                };
+                if cur.password != verified {
+                    return Ok(Outcome::Changed(cur.version));
+                }
+                let failures = auth_state::get_w(tx.w, id)?;
+                tx.dir.check_status(&cur, failures, now)?;
+                if failures.is_some() {
+                    auth_state::clear(tx.w, id)?;
+                }
+                let rehashed = new_hash.is_some();
+                // As `Tx::modify`, without reading and decoding the record a second time.
+                let mut new = cur.clone();
+                new.last_login_instant = Some(now);
+                if let Some(h) = new_hash {
+                    new.password = Some(h);
+                }
+                new.version = cur.version + 1;
+                new.last_update_instant = now;
+                tx.w.replace(&cur, &new)?;
+                Ok(Outcome::Done(Login {
+                    password_change_required: new.password_change_required,
+                    user: new,
+                    rehashed,
+                }))
+            })?;
+            match outcome {
+                Outcome::Done(login) => return Ok(login),
+                Outcome::Refused(e) => return Err(e),
+                Outcome::Changed(actual) => {
+                    last = Error::VersionConflict {
+                        expected: user.version,
+                        actual,
+                    };
+                }
+            }
+        }
+        Err(last)
+    }
+
+    /// Changes a user's password after checking the current one.
+    ///
+    /// The current password is checked as [`Directory::authenticate`] checks it (a wrong one
+    /// counts towards the lockout). The new password must meet the policy. On success the
+    /// password-change-required flag is cleared, the failed-login count too, and every
+    /// outstanding password-reset token of the user is revoked.
+    ///
+    /// # Examples
+    /// ```
+    /// # use userdir::{Argon2Params, Directory, NewUser};
+    /// # fn main() -> Result<(), userdir::Error> {
+    /// # let dir = Directory::builder().hasher(Argon2Params::insecure_fast()).in_memory()?;
+    /// dir.create(NewUser::with_username("ann").password("correct horse"))?;
+    /// dir.change_password("ann", "correct horse", "battery staple")?;
+    /// assert!(dir.authenticate("ann", "battery staple").is_ok());
+    /// assert!(dir.authenticate("ann", "correct horse").is_err());
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// The errors of [`Directory::authenticate`] for the current password, then
+    /// [`Error::PasswordPolicy`] for the new one.
+    pub fn change_password(&self, login_id: &str, current: &str, new: &str) -> Result<User> {
+        let mut last = Error::InvalidCredentials;
+        for _ in 0..MAX_ATTEMPTS {
+            let user = self.check_credentials(login_id, current)?;
+            let violations = self.inner.policy.check(new, &login_ids(&user));
+            if !violations.is_empty() {
+                return Err(Error::PasswordPolicy(violations));
+            }
+            let new_hash = self.inner.hasher.hash(new)?;
+            let verified = user.password.clone();
+            let id = user.id;
+            let outcome = self.write_one(move |tx| {
+                let now = tx.dir.now();
+                let Some(cur) = tx.w.get(id)? else {
+                    return Ok(Outcome::Refused(Error::InvalidCredentials));
+                };
+                if cur.password != verified {
+                    return Ok(Outcome::Changed(cur.version));
+                }
+                tx.dir
+                    .check_status(&cur, auth_state::get_w(tx.w, id)?, now)?;
+                Ok(Outcome::Done(set_password(tx, id, new_hash, now)?))
+            })?;
+            match outcome {
+                Outcome::Done(u) => return Ok(u),
+                Outcome::Refused(e) => return Err(e),
+                Outcome::Changed(actual) => {
+                    last = Error::VersionConflict {
+                        expected: user.version,
+                        actual,
+                    };
+                }
+            }
+        }
+        Err(last)
+    }
+
+    /// Starts the password-reset workflow: returns a single-use token, valid for
+    /// [`AuthConfig::reset_token_ttl_ms`] (10 minutes by default), to send to the user. The
+    /// user may hold a few outstanding reset tokens at once; using one revokes the others.
+    ///
+    /// An unknown login id gets [`Error::InvalidCredentials`], the same error as a failed login
+    /// (FusionAuth answers 404 here). A caller that must not reveal whether an account exists
+    /// should answer its end user identically in both cases ("if the account exists, we sent a
+    /// link"). A locked account may reset its password (that is the way out of a lockout).
+    ///
+    /// # Errors
+    /// [`Error::InvalidCredentials`] for an unknown login id, [`Error::AccountInactive`] for a
+    /// deactivated account, [`Error::Storage`].
+    pub fn start_password_reset(&self, login_id: &str) -> Result<Token> {
+        let token = Token::generate();
+        let hash = Token::digest(token.as_str());
+        let ttl = self.auth_config().reset_token_ttl_ms;
+        let login_id = login_id.to_owned();
+        self.write_one(move |tx| {
+            let now = tx.dir.now();
+            let w = &mut *tx.w;
+            let user = find_login_w(w, &login_id)?.ok_or(Error::InvalidCredentials)?;
+            if !user.active {
+                return Err(Error::AccountInactive);
+            }
+            tokens::purge_expired(w, now, PURGE_BATCH)?;
+            let rec = TokenRecord {
+                user: user.id,
+                kind: TOKEN_RESET,
+                expiry: now.saturating_add(ttl),
+                binding: reset_binding(&user),
+            };
+            tokens::insert(w, &hash, &rec, MAX_RESET_TOKENS)
+        })?;
+        Ok(token)
+    }
+
+    /// Finishes the password-reset workflow: checks the token, applies the password policy,
+    /// stores the new password's hash (made outside the write transaction), clears the
+    /// password-change-required flag and the failed-login count, and revokes every outstanding
+    /// reset token of the user (this one included). Accepts a [`Token`] or its text.
+    ///
+    /// # Examples
+    /// ```
+    /// # use userdir::{Argon2Params, Directory, Error, NewUser};
+    /// # fn main() -> Result<(), userdir::Error> {
+    /// # let dir = Directory::builder().hasher(Argon2Params::insecure_fast()).in_memory()?;
+    /// dir.create(NewUser::with_username("ann").password("forgotten one"))?;
+    /// let token = dir.start_password_reset("ann")?;
+    /// dir.reset_password(&token, "a new secret")?;
+    /// assert!(dir.authenticate("ann", "a new secret").is_ok());
+    /// assert!(matches!(dir.reset_password(&token, "another one"), Err(Error::InvalidToken)));
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidToken`] for an unknown, used, revoked or verification token;
+    /// [`Error::TokenExpired`] for an expired one; [`Error::PasswordPolicy`] (the token stays
+    /// usable); [`Error::Storage`].
+    pub fn reset_password(&self, token: impl AsRef<str>, new_password: &str) -> Result<User> {
+        let hash = Token::digest(token.as_ref());
+        // Check the token in a snapshot first, so a bad token costs no argon2 hashing.
+        let now = self.now();
+        let (rec, user) = self.read_raw(|r| {
+            let Some(rec) = tokens::get(r, &hash)? else {
+                return Ok((None, None));
+            };
+            Ok((Some(rec), r.get(rec.user)?))
+        })?;
+        let rec = rec
+            .filter(|r| r.kind == TOKEN_RESET)
+            .ok_or(Error::InvalidToken)?;
+        if rec.expiry > now
+            && let Some(user) = &user
+        {
+            let violations = self.inner.policy.check(new_password, &login_ids(user));
+            if !violations.is_empty() {
+                return Err(Error::PasswordPolicy(violations));
+            }
+        }
+        let new_hash = if rec.expiry > now && user.is_some() {
+            Some(self.inner.hasher.hash(new_password)?)
+        } else {
+            None
+        };
+        let outcome = self.write_one(move |tx| {
+            let now = tx.dir.now();
+            let (_, u) = match take_token(tx.w, &hash, TOKEN_RESET, now)? {
+                Ok(found) => found,
+                Err(e) => return Ok(Outcome::Refused(e)),
+            };
+            let Some(new_hash) = new_hash else {
+                return Ok(Outcome::Refused(Error::InvalidToken));
+            };
+            Ok(Outcome::Done(set_password(tx, u.id, new_hash, now)?))
+        })?;
+        match outcome {
+            Outcome::Done(u) => Ok(u),
+            Outcome::Refused(e) => Err(e),
+            Outcome::Changed(_) => Err(Error::InvalidToken),
+        }
+    }
+
+    /// Starts the email-verification workflow: returns a single-use token, valid for
+    /// [`AuthConfig::verification_token_ttl_ms`] (24 hours by default), to send to the user's
+    /// email. Issuing a new one revokes the previous one. The token is bound to the current
+    /// email: if the email changes before the token is used, the token is refused.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`], [`Error::InvalidField`] when the user has no email,
+    /// [`Error::AccountInactive`], [`Error::Storage`].
+    pub fn start_email_verification(&self, id: Uuid) -> Result<Token> {
+        let token = Token::generate();
+        let hash = Token::digest(token.as_str());
+        let ttl = self.auth_config().verification_token_ttl_ms;
+        self.write_one(move |tx| {
+            let now = tx.dir.now();
+            let w = &mut *tx.w;
+            let user = w.get(id)?.ok_or(Error::NotFound(id))?;
+            if user.email.is_none() {
+                return Err(Error::invalid("email", "is not set"));
+            }
+            if !user.active {
+                return Err(Error::AccountInactive);
+            }
+            tokens::purge_expired(w, now, PURGE_BATCH)?;
+            let rec = TokenRecord {
+                user: id,
+                kind: TOKEN_VERIFY,
+                expiry: now.saturating_add(ttl),
+                binding: verify_binding(&user),
+            };
+            tokens::insert(w, &hash, &rec, 1)
+        })?;
+        Ok(token)
+    }
+
+    /// Finishes the email-verification workflow: checks and consumes the token and marks the
+    /// user's email verified. Accepts a [`Token`] or its text.
+    ///
+    /// # Errors
+    /// [`Error::InvalidToken`] for an unknown, used or revoked token, a password-reset token,
+    /// or a token issued for an email the user no longer has; [`Error::TokenExpired`];
+    /// [`Error::Storage`].
+    pub fn verify_email(&self, token: impl AsRef<str>) -> Result<User> {
+        let hash = Token::digest(token.as_ref());
+        let outcome = self.write_one(move |tx| {
+            let now = tx.dir.now();
+            let (_, u) = match take_token(tx.w, &hash, TOKEN_VERIFY, now)? {
+                Ok(found) => found,
+                Err(e) => return Ok(Outcome::Refused(e)),
+            };
+            tokens::remove(tx.w, &hash)?;
+            tokens::purge_expired(tx.w, now, PURGE_BATCH)?;
+            Ok(Outcome::Done(tx.modify(u.id, |u| u.verified = true)?))
+        })?;
+        match outcome {
+            Outcome::Done(u) => Ok(u),
+            Outcome::Refused(e) => Err(e),
+            Outcome::Changed(_) => Err(Error::InvalidToken),
+        }
+    }
+
+    /// A user's failed-login state: the consecutive failures counted and, when locked, until
+    /// when. All zero for a user without recent failures.
+    ///
+    /// # Errors
+    /// [`Error::Storage`].
+    pub fn login_failures(&self, id: Uuid) -> Result<LoginFailures> {
+        let now = self.now();
+        let s = self.read_raw(|r| auth_state::get(r, id))?;
+        Ok(s.map_or_else(LoginFailures::default, |s| LoginFailures {
+            count: s.count,
+            window_start: s.window_start,
+            locked_until: lock_of(Some(s), now),
+        }))
+    }
+
+    /// Clears a user's failed logins and lifts a lockout (an administrator's action).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`], [`Error::Storage`].
+    pub fn unlock(&self, id: Uuid) -> Result<()> {
+        self.write_one(move |tx| {
+            tx.w.get(id)?.ok_or(Error::NotFound(id))?;
+            auth_state::clear(tx.w, id)
+        })
+    }
+
+    /// How many email-verification and password-reset tokens a user holds (expired ones not
+    /// yet purged included).
+    ///
+    /// # Errors
+    /// [`Error::Storage`].
+    pub fn outstanding_tokens(&self, id: Uuid) -> Result<usize> {
+        self.read_raw(|r| tokens::count_user(r, id))
+    }
+}
+
+/// Checks a token in the write phase: returns its record and user, or the refusal to
+/// report (after removing a token that can never be used).
+fn take_token(
+    w: &mut Writer<'_>,
+    hash: &[u8; 32],
+    kind: u8,
+    now: Instant,
+) -> Result<std::result::Result<(TokenRecord, User), Error>> {
+    let Some(rec) = tokens::get_w(w, hash)? else {
+        return Ok(Err(Error::InvalidToken));
+    };
+    if rec.kind != kind {
+        // Another workflow's token: refused, and left for its own workflow.
+        return Ok(Err(Error::InvalidToken));
+    }
+    if rec.expiry <= now {
+        tokens::remove(w, hash)?;
+        return Ok(Err(Error::TokenExpired));
+    }
+    let user = w.get(rec.user)?;
+    let bound = user.as_ref().map(|u| {
+        if kind == TOKEN_RESET {
+            reset_binding(u)
+        } else {
+            verify_binding(u)
+        }
+    });
+    match user {
+        Some(u) if u.active && bound == Some(rec.binding) => Ok(Ok((rec, u))),
+        _ => {
+            // The password or email it was issued for changed, or the user is gone.
+            tokens::remove(w, hash)?;
+            Ok(Err(Error::InvalidToken))
+        }
+    }
+}
+
+/// Stores a new password hash: clears the change-required flag and the failed logins, revokes
+/// the reset tokens, purges expired tokens.
+fn set_password(tx: &mut Tx<'_, '_>, id: Uuid, hash: StoredHash, now: Instant) -> Result<User> {
+    let user = tx.modify(id, |u| {
+        u.password = Some(hash);
+        u.password_change_required = false;
+        u.password_last_update_instant = Some(now);
+    })?;
+    tokens::revoke_user(tx.w, id, Some(TOKEN_RESET))?;
+    auth_state::clear(tx.w, id)?;
+    tokens::purge_expired(tx.w, now, PURGE_BATCH)?;
+    Ok(user)
+}
+
+/// The failure state after one more failed login at `now`.
+fn next_failure_state(prev: Option<FailureState>, now: Instant, l: &Lockout) -> FailureState {
+    let fresh = FailureState {
+        count: 0,
+        window_start: now,
+        locked_until: None,
+    };
+    let mut s = match prev {
+        // A lock that has ended, or a window that has closed, starts a new count.
+        Some(s) if s.locked_until.is_none() && now.saturating_sub(s.window_start) < l.window_ms => {
+            s
+        }
+        _ => fresh,
+    };
+    s.count = s.count.saturating_add(1);
+    if s.count >= l.max_failures {
+        s.locked_until = Some(now.saturating_add(l.duration_ms));
+    }
+    s
+}

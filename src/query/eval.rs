@@ -1,0 +1,412 @@
+//! Evaluation of a [`Filter`] on one [`User`], with the SCIM case rules.
+
+use std::cmp::Ordering;
+
+use uuid::Uuid;
+
+use super::parse::{Attr, CompareOp, Filter, Multi, Sub, Value};
+use crate::identity::caseless_key;
+use crate::user::{AttrValue, User};
+
+/// A literal with its derived forms computed once.
+#[derive(Debug)]
+pub(crate) struct Lit {
+    v: Value,
+    /// Caseless key of a string literal.
+    key: Option<String>,
+    /// A string literal read as an RFC 3339 date-time, in ms.
+    ms: Option<i64>,
+    /// A string literal read as a UUID.
+    uuid: Option<Uuid>,
+}
+
+/// A filter compiled for repeated evaluation.
+#[derive(Debug)]
+pub(crate) enum Pred {
+    Cmp(Attr, CompareOp, Lit),
+    Present(Attr),
+    And(Box<Pred>, Box<Pred>),
+    Or(Box<Pred>, Box<Pred>),
+    Not(Box<Pred>),
+    ValuePath(Multi, Box<Pred>),
+}
+
+impl Pred {
+    pub(crate) fn compile(f: &Filter) -> Pred {
+        match f {
+            Filter::Compare { attr, op, value } => {
+                let (key, ms, uuid) = match value {
+                    Value::String(s) => (
+                        Some(caseless_key(s)),
+                        parse_instant(s),
+                        Uuid::parse_str(s).ok(),
+                    ),
+                    _ => (None, None, None),
+                };
+                Pred::Cmp(
+                    attr.clone(),
+                    *op,
+                    Lit {
+                        v: value.clone(),
+                        key,
+                        ms,
+                        uuid,
+                    },
+                )
+            }
+            Filter::Present(a) => Pred::Present(a.clone()),
+            Filter::And(a, b) => Pred::And(Box::new(Pred::compile(a)), Box::new(Pred::compile(b))),
+            Filter::Or(a, b) => Pred::Or(Box::new(Pred::compile(a)), Box::new(Pred::compile(b))),
+            Filter::Not(a) => Pred::Not(Box::new(Pred::compile(a))),
+            Filter::ValuePath { attr, filter } => {
+                Pred::ValuePath(*attr, Box::new(Pred::compile(filter)))
+            }
+        }
+    }
+
+    /// Whether `u` matches.
+    pub(crate) fn matches(&self, u: &User) -> bool {
+        self.eval(u, None)
+    }
+
+    /// Whether an element of a multi-valued attribute matches (for PATCH value paths).
+    pub(crate) fn matches_element(&self, u: &User, e: &Elem<'_>) -> bool {
+        self.eval(u, Some(e))
+    }
+
+    fn eval(&self, u: &User, e: Option<&Elem<'_>>) -> bool {
+        match self {
+            Pred::And(a, b) => a.eval(u, e) && b.eval(u, e),
+            Pred::Or(a, b) => a.eval(u, e) || b.eval(u, e),
+            Pred::Not(a) => !a.eval(u, e),
+            Pred::Present(attr) => values(u, attr, e, &mut |v| v.present()),
+            Pred::ValuePath(m, inner) => elements(u, *m, &mut |el| inner.eval(u, Some(&el))),
+            Pred::Cmp(attr, op, lit) => match (op, &lit.v) {
+                (CompareOp::Eq, Value::Null) => !values(u, attr, e, &mut |v| v.present()),
+                (CompareOp::Ne, Value::Null) => values(u, attr, e, &mut |v| v.present()),
+                (CompareOp::Ne, _) => !values(u, attr, e, &mut |v| compare(&v, CompareOp::Eq, lit)),
+                _ => values(u, attr, e, &mut |v| compare(&v, *op, lit)),
+            },
+        }
+    }
+}
+
+impl Filter {
+    /// Whether `user` matches this filter (the same evaluation [`Directory::search`]
+    /// applies).
+    ///
+    /// [`Directory::search`]: crate::Directory::search
+    ///
+    /// # Examples
+    /// ```
+    /// # use userdir::{Argon2Params, Directory, NewUser, query::Filter};
+    /// # let dir = Directory::builder().hasher(Argon2Params::insecure_fast()).in_memory()?;
+    /// let ann = dir.create(NewUser::with_username("Ann").last_name("Smithson"))?;
+    /// let f: Filter = r#"userName eq "ANN" and name.familyName co "son""#.parse()?;
+    /// assert!(f.matches(&ann));
+    /// # Ok::<(), userdir::Error>(())
+    /// ```
+    #[must_use]
+    pub fn matches(&self, user: &User) -> bool {
+        Pred::compile(self).matches(user)
+    }
+}
+
+/// One element of a multi-valued attribute.
+#[derive(Debug)]
+pub(crate) struct Elem<'a> {
+    pub(crate) value: Option<&'a str>,
+    pub(crate) kind: Option<&'static str>,
+    pub(crate) primary: Option<bool>,
+    pub(crate) caseless: bool,
+}
+
+/// Calls `f` on each element of `m`; true as soon as one call is.
+pub(crate) fn elements<'a>(u: &'a User, m: Multi, f: &mut dyn FnMut(Elem<'a>) -> bool) -> bool {
+    match m {
+        Multi::Emails => u.email.as_deref().is_some_and(|x| {
+            f(Elem {
+                value: Some(x),
+                kind: Some("work"),
+                primary: Some(true),
+                caseless: true,
+            })
+        }),
+        Multi::PhoneNumbers => u.mobile_phone.as_deref().is_some_and(|x| {
+            f(Elem {
+                value: Some(x),
+                kind: Some("mobile"),
+                primary: Some(true),
+                caseless: false,
+            })
+        }),
+        Multi::Roles => u.roles.iter().any(|r| {
+            f(Elem {
+                value: Some(r),
+                kind: None,
+                primary: None,
+                caseless: false,
+            })
+        }),
+    }
+}
+
+#[derive(Debug)]
+enum V<'a> {
+    Str(&'a str, bool),
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Time(i64),
+    Id(Uuid),
+    /// An object or nested list: present, never equal to a literal.
+    Opaque,
+}
+
+impl V<'_> {
+    fn present(&self) -> bool {
+        !matches!(self, V::Str("", _))
+    }
+}
+
+fn sub_value<'a>(e: &Elem<'a>, s: Sub) -> Option<V<'a>> {
+    match s {
+        Sub::Value | Sub::Display => e.value.map(|x| V::Str(x, e.caseless)),
+        Sub::Type => e.kind.map(|x| V::Str(x, false)),
+        Sub::Primary => e.primary.map(V::Bool),
+    }
+}
+
+fn data_value<'a>(v: &'a AttrValue, f: &mut dyn FnMut(V<'a>) -> bool, nested: bool) -> bool {
+    match v {
+        AttrValue::Null => false,
+        AttrValue::Bool(b) => f(V::Bool(*b)),
+        AttrValue::Int(i) => f(V::Int(*i)),
+        AttrValue::Float(x) => f(V::Float(*x)),
+        AttrValue::String(s) => f(V::Str(s, false)),
+        AttrValue::Array(xs) if !nested => xs.iter().any(|x| data_value(x, f, true)),
+        AttrValue::Array(_) | AttrValue::Object(_) => f(V::Opaque),
+    }
+}
+
+/// Calls `f` on each value of `attr` for `u` (or the element `e`); true as soon as one is.
+fn values<'a>(
+    u: &'a User,
+    attr: &Attr,
+    e: Option<&Elem<'a>>,
+    f: &mut dyn FnMut(V<'a>) -> bool,
+) -> bool {
+    let s = |o: &'a Option<String>| o.as_deref().map(|x| V::Str(x, false));
+    let one = match attr {
+        Attr::Id => Some(V::Id(u.id)),
+        Attr::UserName => u.username.as_deref().map(|x| V::Str(x, true)),
+        Attr::ExternalId => s(&u.external_id),
+        Attr::Active => Some(V::Bool(u.active)),
+        Attr::Verified => Some(V::Bool(u.verified)),
+        Attr::GivenName => s(&u.first_name),
+        Attr::MiddleName => s(&u.middle_name),
+        Attr::FamilyName => s(&u.last_name),
+        Attr::Formatted => s(&u.full_name),
+        Attr::NickName => s(&u.nick_name),
+        Attr::BirthDate => s(&u.birth_date),
+        Attr::ImageUrl => s(&u.image_url),
+        Attr::Timezone => s(&u.timezone),
+        Attr::Created => Some(V::Time(u.insert_instant)),
+        Attr::LastModified => Some(V::Time(u.last_update_instant)),
+        Attr::LastLogin => u.last_login_instant.map(V::Time),
+        Attr::Expiry => u.expiry.map(V::Time),
+        Attr::Version => Some(V::Int(i64::try_from(u.version).unwrap_or(i64::MAX))),
+        Attr::PreferredLanguage => {
+            return u.preferred_languages.iter().any(|l| f(V::Str(l, false)));
+        }
+        Attr::Emails(sub) => {
+            return elements(u, Multi::Emails, &mut |el| {
+                sub_value(&el, *sub).is_some_and(&mut *f)
+            });
+        }
+        Attr::PhoneNumbers(sub) => {
+            return elements(u, Multi::PhoneNumbers, &mut |el| {
+                sub_value(&el, *sub).is_some_and(&mut *f)
+            });
+        }
+        Attr::Roles(sub) => {
+            return match sub {
+                Sub::Value | Sub::Display => u.roles.iter().any(|r| f(V::Str(r, false))),
+                Sub::Type | Sub::Primary => false,
+            };
+        }
+        Attr::Element(sub) => e.and_then(|el| sub_value(el, *sub)),
+        Attr::Data(keys) => {
+            let mut cur = None;
+            for (i, k) in keys.iter().enumerate() {
+                cur = if i == 0 {
+                    u.data.get(k)
+                } else {
+                    match cur {
+                        Some(AttrValue::Object(m)) => m.get(k),
+                        _ => None,
+                    }
+                };
+            }
+            return cur.is_some_and(|v| data_value(v, f, false));
+        }
+    };
+    one.is_some_and(f)
+}
+
+fn num_cmp(a: f64, b: f64) -> Option<Ordering> {
+    a.partial_cmp(&b)
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn ord_num(x: &V<'_>, lit: &Value) -> Option<Ordering> {
+    let a = match x {
+        V::Int(i) | V::Time(i) => *i,
+        V::Float(xf) => {
+            return match lit {
+                Value::Int(l) => num_cmp(*xf, *l as f64),
+                Value::Float(l) => num_cmp(*xf, *l),
+                _ => None,
+            };
+        }
+        _ => return None,
+    };
+    match lit {
+        Value::Int(l) => Some(a.cmp(l)),
+        Value::Float(l) => num_cmp(a as f64, *l),
+        _ => None,
+    }
+}
+
+fn apply(op: CompareOp, o: Ordering) -> bool {
+    match op {
+        CompareOp::Eq => o == Ordering::Equal,
+        CompareOp::Ne => o != Ordering::Equal,
+        CompareOp::Gt => o == Ordering::Greater,
+        CompareOp::Ge => o != Ordering::Less,
+        CompareOp::Lt => o == Ordering::Less,
+        CompareOp::Le => o != Ordering::Greater,
+        CompareOp::Co | CompareOp::Sw | CompareOp::Ew => false,
+    }
+}
+
+fn str_op(op: CompareOp, a: &str, b: &str) -> bool {
+    match op {
+        CompareOp::Co => a.contains(b),
+        CompareOp::Sw => a.starts_with(b),
+        CompareOp::Ew => a.ends_with(b),
+        _ => apply(op, a.cmp(b)),
+    }
+}
+
+fn compare(x: &V<'_>, op: CompareOp, lit: &Lit) -> bool {
+    match (x, &lit.v) {
+        (V::Str(s, caseless), Value::String(l)) => {
+            if *caseless {
+                let k = caseless_key(s);
+                str_op(op, &k, lit.key.as_deref().unwrap_or(""))
+            } else {
+                str_op(op, s, l)
+            }
+        }
+        (V::Bool(b), Value::Bool(l)) => op == CompareOp::Eq && b == l,
+        (V::Id(id), Value::String(l)) => match op {
+            CompareOp::Eq => lit.uuid == Some(*id),
+            _ => str_op(op, &id.hyphenated().to_string(), l),
+        },
+        (V::Time(t), Value::String(_)) => lit.ms.is_some_and(|ms| apply(op, t.cmp(&ms))),
+        (V::Int(_) | V::Time(_) | V::Float(_), Value::Int(_) | Value::Float(_)) => {
+            ord_num(x, &lit.v).is_some_and(|o| apply(op, o))
+        }
+        _ => false,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Reads an RFC 3339 date-time (`2024-05-01T12:00:00Z`, `2024-05-01T12:00:00.250+02:00`) or a
+/// plain date (`2024-05-01`, midnight UTC) as ms since the epoch.
+pub(crate) fn parse_instant(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let t = s.get(r)?;
+        if t.bytes().all(|c| c.is_ascii_digit()) && !t.is_empty() {
+            t.parse().ok()
+        } else {
+            None
+        }
+    };
+    if b.len() < 10 || b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') {
+        return None;
+    }
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) {
+        return None;
+    }
+    let days = days_from_civil(y, mo, d);
+    if b.len() == 10 {
+        return Some(days * 86_400_000);
+    }
+    if !matches!(b.get(10), Some(b'T' | b't' | b' ')) || b.get(13) != Some(&b':') {
+        return None;
+    }
+    let (h, mi) = (num(11..13)?, num(14..16)?);
+    if b.get(16) != Some(&b':') {
+        return None;
+    }
+    let sec = num(17..19)?;
+    if h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let mut i = 19;
+    let mut ms = 0;
+    if b.get(i) == Some(&b'.') {
+        let start = i + 1;
+        i = start;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        if i == start {
+            return None;
+        }
+        let frac = s.get(start..i.min(start + 3))?;
+        ms = frac.parse::<i64>().ok()? * 10_i64.pow(u32::try_from(3 - frac.len()).ok()?);
+    }
+    let offset = match b.get(i) {
+        Some(b'Z' | b'z') if b.len() == i + 1 => 0,
+        Some(c @ (b'+' | b'-')) if b.len() == i + 6 && b.get(i + 3) == Some(&b':') => {
+            let (oh, om) = (num(i + 1..i + 3)?, num(i + 4..i + 6)?);
+            let o = (oh * 60 + om) * 60_000;
+            if *c == b'+' { o } else { -o }
+        }
+        _ => return None,
+    };
+    Some(days * 86_400_000 + ((h * 60 + mi) * 60 + sec) * 1000 + ms - offset)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_instant;
+
+    #[test]
+    fn instants() {
+        assert_eq!(parse_instant("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_instant("1970-01-02"), Some(86_400_000));
+        assert_eq!(
+            parse_instant("2000-03-01T00:00:00.5Z"),
+            Some(951_868_800_500)
+        );
+        assert_eq!(parse_instant("1970-01-01T01:00:00+01:00"), Some(0));
+        assert_eq!(parse_instant("1970-01-01T00:00:00"), None);
+        assert_eq!(parse_instant("yesterday"), None);
+    }
+}

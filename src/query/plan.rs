@@ -1,0 +1,983 @@
+//! Planning and running a [`Search`]: index choice, evaluation, sort, offset and cursor pages.
+
+use std::fmt;
+use std::ops::Bound;
+
+use uuid::Uuid;
+
+use super::eval::{Pred, parse_instant};
+use super::parse::{Attr, CompareOp, Filter, Multi, Sub, Value, parse_filter};
+use super::sort::{Cursor, Key, SortBy, SortField, cmp_rows};
+use crate::directory::{Directory, ReadTx};
+use crate::error::{Error, Result};
+use crate::identity::caseless_key;
+use crate::store::Reader;
+use crate::store::tables::{KIND_EMAIL, KIND_USERNAME};
+use crate::user::{Instant, User};
+
+/// The default page size (FusionAuth's `numberOfResults`).
+pub const DEFAULT_LIMIT: usize = 20;
+
+/// What to search for, in which order, and which page.
+///
+/// # Examples
+/// ```
+/// # use userdir::{Argon2Params, Directory, NewUser};
+/// use userdir::query::{Search, SortField};
+/// # let dir = Directory::builder().hasher(Argon2Params::insecure_fast()).in_memory()?;
+/// # for n in ["John", "joanna", "Jim", "ann"] { dir.create(NewUser::with_username(n))?; }
+/// let page = dir.search(
+///     &Search::filter(r#"userName sw "jo" and active eq true"#)?
+///         .sort(SortField::username().desc())
+///         .limit(20),
+/// )?;
+/// let names: Vec<_> = page.users.iter().map(|u| u.username.clone().unwrap()).collect();
+/// assert_eq!(names, ["John", "joanna"]);
+/// assert_eq!(page.total, 2);
+/// # Ok::<(), userdir::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+#[must_use]
+pub struct Search {
+    ids: Option<Vec<Uuid>>,
+    filter: Option<Filter>,
+    sort: Vec<SortField>,
+    limit: usize,
+    offset: usize,
+    after: Option<Cursor>,
+}
+
+impl Search {
+    fn with(ids: Option<Vec<Uuid>>, filter: Option<Filter>) -> Self {
+        Search {
+            ids,
+            filter,
+            sort: Vec::new(),
+            limit: DEFAULT_LIMIT,
+            offset: 0,
+            after: None,
+        }
+    }
+    /// Every user.
+    pub fn all() -> Self {
+        Search::with(None, None)
+    }
+    /// The users matching a SCIM filter.
+    ///
+    /// # Errors
+    /// [`Error::InvalidFilter`] with the position and what was expected.
+    pub fn filter(s: &str) -> Result<Self> {
+        Ok(Search::with(None, Some(parse_filter(s)?)))
+    }
+    /// The users with these ids (unknown ids are skipped).
+    pub fn ids(ids: Vec<Uuid>) -> Self {
+        Search::with(Some(ids), None)
+    }
+    /// The users matching a parsed filter.
+    pub fn with_filter(f: Filter) -> Self {
+        Search::with(None, Some(f))
+    }
+    /// Also requires `f` (combined with `and`).
+    pub fn and_filter(mut self, f: Filter) -> Self {
+        self.filter = Some(match self.filter.take() {
+            Some(old) => old.and(f),
+            None => f,
+        });
+        self
+    }
+    /// Adds a sort key (the first call gives the primary key). Without any, users come in
+    /// id order.
+    pub fn sort(mut self, s: SortField) -> Self {
+        self.sort.push(s);
+        self
+    }
+    /// Page size (default [`DEFAULT_LIMIT`]).
+    pub fn limit(mut self, n: usize) -> Self {
+        self.limit = n;
+        self
+    }
+    /// Rows to skip (after the cursor, if any).
+    pub fn offset(mut self, n: usize) -> Self {
+        self.offset = n;
+        self
+    }
+    /// Starts strictly after the row a previous page's [`Page::next`] names.
+    pub fn after(mut self, cursor: Cursor) -> Self {
+        self.after = Some(cursor);
+        self
+    }
+    /// The filter, if any.
+    #[must_use]
+    pub fn filter_ref(&self) -> Option<&Filter> {
+        self.filter.as_ref()
+    }
+}
+
+/// One page of results.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Page {
+    /// The users of this page, in order.
+    pub users: Vec<User>,
+    /// How many users match the search (all pages).
+    pub total: u64,
+    /// Where the next page starts, when there are more rows after this page.
+    pub next: Option<Cursor>,
+    search: Search,
+}
+
+impl Page {
+    /// The search for the next page (same filter, order and limit, after [`Page::next`]).
+    #[must_use]
+    pub fn next_search(&self) -> Option<Search> {
+        self.next
+            .clone()
+            .map(|c| self.search.clone().offset(0).after(c))
+    }
+}
+
+/// Which of the two kinds of login key an index access reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoginAttr {
+    /// `userName`.
+    UserName,
+    /// `emails.value`.
+    Email,
+}
+
+impl LoginAttr {
+    fn kind(self) -> u8 {
+        match self {
+            LoginAttr::UserName => KIND_USERNAME,
+            LoginAttr::Email => KIND_EMAIL,
+        }
+    }
+}
+
+/// How a search is run: the index access and the part of the filter evaluated on each
+/// candidate (`residual`). See [`Directory::explain`].
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Plan {
+    /// The given ids (`Search::ids`, `id eq "..."`).
+    IdList {
+        /// The ids, sorted, without duplicates.
+        ids: Vec<Uuid>,
+        /// Evaluated on each user.
+        residual: Option<Filter>,
+    },
+    /// One caseless login key (`userName eq`, `emails eq`).
+    LoginKeyEq {
+        /// Username or email.
+        attr: LoginAttr,
+        /// The caseless key.
+        key: String,
+        /// Evaluated on each candidate.
+        residual: Option<Filter>,
+    },
+    /// A range of caseless login keys (`userName sw`, `emails sw`).
+    LoginKeyPrefix {
+        /// Username or email.
+        attr: LoginAttr,
+        /// The caseless key prefix.
+        prefix: String,
+        /// Evaluated on each candidate.
+        residual: Option<Filter>,
+    },
+    /// The external id index (`externalId eq`).
+    ExternalIdEq {
+        /// The external id.
+        external_id: String,
+        /// Evaluated on each candidate.
+        residual: Option<Filter>,
+    },
+    /// The role index (`roles eq`).
+    RoleEq {
+        /// The role.
+        role: String,
+        /// Evaluated on each candidate.
+        residual: Option<Filter>,
+    },
+    /// A range of the insert-instant index (`meta.created gt ...`, or a sort by insert instant).
+    InsertRange {
+        /// Lower bound, ms.
+        from: Bound<Instant>,
+        /// Upper bound, ms.
+        to: Bound<Instant>,
+        /// Whether the index order serves the sort (the page is read directly).
+        ordered: bool,
+        /// Evaluated on each candidate.
+        residual: Option<Filter>,
+    },
+    /// The union of several accesses (an `or` whose every branch has an index).
+    Union {
+        /// One access per branch (their own residuals are folded into `residual`).
+        arms: Vec<Plan>,
+        /// Evaluated on each candidate.
+        residual: Option<Filter>,
+    },
+    /// Every user is decoded and `residual` evaluated.
+    FullScan {
+        /// The filter, if any.
+        residual: Option<Filter>,
+    },
+}
+
+impl Plan {
+    /// The part of the filter evaluated on each candidate.
+    #[must_use]
+    pub fn residual(&self) -> Option<&Filter> {
+        match self {
+            Plan::IdList { residual, .. }
+            | Plan::LoginKeyEq { residual, .. }
+            | Plan::LoginKeyPrefix { residual, .. }
+            | Plan::ExternalIdEq { residual, .. }
+            | Plan::RoleEq { residual, .. }
+            | Plan::InsertRange { residual, .. }
+            | Plan::Union { residual, .. }
+            | Plan::FullScan { residual } => residual.as_ref(),
+        }
+    }
+
+    fn set_residual(&mut self, r: Option<Filter>) {
+        match self {
+            Plan::IdList { residual, .. }
+            | Plan::LoginKeyEq { residual, .. }
+            | Plan::LoginKeyPrefix { residual, .. }
+            | Plan::ExternalIdEq { residual, .. }
+            | Plan::RoleEq { residual, .. }
+            | Plan::InsertRange { residual, .. }
+            | Plan::Union { residual, .. }
+            | Plan::FullScan { residual } => *residual = r,
+        }
+    }
+
+    fn rank(&self) -> u8 {
+        match self {
+            Plan::IdList { .. } => 0,
+            Plan::LoginKeyEq { .. } => 1,
+            Plan::ExternalIdEq { .. } => 2,
+            Plan::LoginKeyPrefix { .. } => 3,
+            Plan::RoleEq { .. } => 4,
+            Plan::InsertRange { .. } => 5,
+            Plan::Union { .. } => 6,
+            Plan::FullScan { .. } => 7,
+        }
+    }
+
+    fn write_access(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let attr = |a: &LoginAttr| match a {
+            LoginAttr::UserName => "userName",
+            LoginAttr::Email => "emails",
+        };
+        let bound = |b: &Bound<Instant>, lo: bool| match (b, lo) {
+            (Bound::Included(x), true) => format!("[{x}"),
+            (Bound::Excluded(x), true) => format!("({x}"),
+            (Bound::Unbounded, true) => "(-inf".to_owned(),
+            (Bound::Included(x), false) => format!("{x}]"),
+            (Bound::Excluded(x), false) => format!("{x})"),
+            (Bound::Unbounded, false) => "+inf)".to_owned(),
+        };
+        match self {
+            Plan::IdList { ids, .. } => write!(f, "IdList({} ids)", ids.len()),
+            Plan::LoginKeyEq { attr: a, key, .. } => {
+                write!(f, "LoginKeyEq({} = {key:?})", attr(a))
+            }
+            Plan::LoginKeyPrefix {
+                attr: a, prefix, ..
+            } => {
+                write!(f, "LoginKeyPrefix({} sw {prefix:?})", attr(a))
+            }
+            Plan::ExternalIdEq { external_id, .. } => write!(f, "ExternalIdEq({external_id:?})"),
+            Plan::RoleEq { role, .. } => write!(f, "RoleEq({role:?})"),
+            Plan::InsertRange {
+                from, to, ordered, ..
+            } => write!(
+                f,
+                "InsertRange({}, {}{})",
+                bound(from, true),
+                bound(to, false),
+                if *ordered { ", ordered" } else { "" }
+            ),
+            Plan::Union { arms, .. } => {
+                f.write_str("Union(")?;
+                for (i, a) in arms.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(" | ")?;
+                    }
+                    a.write_access(f)?;
+                }
+                f.write_str(")")
+            }
+            Plan::FullScan { .. } => f.write_str("FullScan"),
+        }
+    }
+}
+
+impl fmt::Display for Plan {
+    /// `Access(...)`, then ` + filter <residual>` when a residual filter remains.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_access(f)?;
+        if let Some(r) = self.residual() {
+            write!(f, " + filter {r}")?;
+        }
+        Ok(())
+    }
+}
+
+fn conjuncts<'a>(f: &'a Filter, out: &mut Vec<&'a Filter>) {
+    match f {
+        Filter::And(a, b) => {
+            conjuncts(a, out);
+            conjuncts(b, out);
+        }
+        other => out.push(other),
+    }
+}
+
+fn disjuncts<'a>(f: &'a Filter, out: &mut Vec<&'a Filter>) {
+    match f {
+        Filter::Or(a, b) => {
+            disjuncts(a, out);
+            disjuncts(b, out);
+        }
+        other => out.push(other),
+    }
+}
+
+fn and_all(fs: Vec<Filter>) -> Option<Filter> {
+    fs.into_iter().reduce(Filter::and)
+}
+
+fn login(attr: LoginAttr, op: CompareOp, s: &str) -> Option<Plan> {
+    match op {
+        CompareOp::Eq => Some(Plan::LoginKeyEq {
+            attr,
+            key: caseless_key(s),
+            residual: None,
+        }),
+        CompareOp::Sw => Some(Plan::LoginKeyPrefix {
+            attr,
+            prefix: caseless_key(s),
+            residual: None,
+        }),
+        _ => None,
+    }
+}
+
+fn instant_of(v: &Value) -> Option<Instant> {
+    match v {
+        Value::Int(i) => Some(*i),
+        Value::String(s) => parse_instant(s),
+        _ => None,
+    }
+}
+
+/// An index access that yields a superset of the users matching `c`, and whether it yields
+/// exactly them.
+fn access(c: &Filter) -> Option<(Plan, bool)> {
+    match c {
+        Filter::Compare {
+            attr,
+            op,
+            value: Value::String(s),
+        } if matches!(
+            attr,
+            Attr::Id
+                | Attr::UserName
+                | Attr::Emails(Sub::Value)
+                | Attr::ExternalId
+                | Attr::Roles(Sub::Value)
+        ) =>
+        {
+            let p = match (attr, op) {
+                (Attr::Id, CompareOp::Eq) => Plan::IdList {
+                    ids: Uuid::parse_str(s).ok().into_iter().collect(),
+                    residual: None,
+                },
+                (Attr::UserName, _) => login(LoginAttr::UserName, *op, s)?,
+                (Attr::Emails(_), _) => login(LoginAttr::Email, *op, s)?,
+                (Attr::ExternalId, CompareOp::Eq) => Plan::ExternalIdEq {
+                    external_id: s.clone(),
+                    residual: None,
+                },
+                (Attr::Roles(_), CompareOp::Eq) => Plan::RoleEq {
+                    role: s.clone(),
+                    residual: None,
+                },
+                _ => return None,
+            };
+            Some((p, true))
+        }
+        Filter::Compare {
+            attr: Attr::Created,
+            op,
+            value,
+        } => {
+            let t = instant_of(value)?;
+            let (from, to) = match op {
+                CompareOp::Eq => (Bound::Included(t), Bound::Included(t)),
+                CompareOp::Gt => (Bound::Excluded(t), Bound::Unbounded),
+                CompareOp::Ge => (Bound::Included(t), Bound::Unbounded),
+                CompareOp::Lt => (Bound::Unbounded, Bound::Excluded(t)),
+                CompareOp::Le => (Bound::Unbounded, Bound::Included(t)),
+                _ => return None,
+            };
+            Some((
+                Plan::InsertRange {
+                    from,
+                    to,
+                    ordered: false,
+                    residual: None,
+                },
+                true,
+            ))
+        }
+        Filter::ValuePath { attr, filter } => {
+            let mut cs = Vec::new();
+            conjuncts(filter, &mut cs);
+            let single = cs.len() == 1;
+            cs.iter().find_map(|c| match (attr, c) {
+                (
+                    Multi::Emails,
+                    Filter::Compare {
+                        attr: Attr::Element(Sub::Value),
+                        op,
+                        value: Value::String(s),
+                    },
+                ) => login(LoginAttr::Email, *op, s).map(|p| (p, single)),
+                (
+                    Multi::Roles,
+                    Filter::Compare {
+                        attr: Attr::Element(Sub::Value),
+                        op: CompareOp::Eq,
+                        value: Value::String(s),
+                    },
+                ) => Some((
+                    Plan::RoleEq {
+                        role: s.clone(),
+                        residual: None,
+                    },
+                    single,
+                )),
+                _ => None,
+            })
+        }
+        Filter::Or(..) => {
+            let mut ds = Vec::new();
+            disjuncts(c, &mut ds);
+            let mut arms = Vec::new();
+            let mut exact = true;
+            for d in ds {
+                let (p, e) = best(d)?;
+                exact &= e;
+                arms.push(p);
+            }
+            Some((
+                Plan::Union {
+                    arms,
+                    residual: None,
+                },
+                exact,
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// The best access for a whole filter (used for `or` branches): exact when the branch is one
+/// exactly indexed conjunct.
+fn best(f: &Filter) -> Option<(Plan, bool)> {
+    let mut cs = Vec::new();
+    conjuncts(f, &mut cs);
+    let n = cs.len();
+    cs.into_iter()
+        .filter_map(access)
+        .min_by_key(|(p, _)| p.rank())
+        .map(|(p, e)| (p, e && n == 1))
+}
+
+fn tighter_lo(a: Bound<Instant>, b: Bound<Instant>) -> Bound<Instant> {
+    match (a, b) {
+        (Bound::Unbounded, x) | (x, Bound::Unbounded) => x,
+        (Bound::Included(x), Bound::Included(y)) => Bound::Included(x.max(y)),
+        (Bound::Excluded(x), Bound::Excluded(y)) => Bound::Excluded(x.max(y)),
+        (Bound::Included(i), Bound::Excluded(e)) | (Bound::Excluded(e), Bound::Included(i)) => {
+            if i > e {
+                Bound::Included(i)
+            } else {
+                Bound::Excluded(e)
+            }
+        }
+    }
+}
+
+fn tighter_hi(a: Bound<Instant>, b: Bound<Instant>) -> Bound<Instant> {
+    match (a, b) {
+        (Bound::Unbounded, x) | (x, Bound::Unbounded) => x,
+        (Bound::Included(x), Bound::Included(y)) => Bound::Included(x.min(y)),
+        (Bound::Excluded(x), Bound::Excluded(y)) => Bound::Excluded(x.min(y)),
+        (Bound::Included(i), Bound::Excluded(e)) | (Bound::Excluded(e), Bound::Included(i)) => {
+            if i < e {
+                Bound::Included(i)
+            } else {
+                Bound::Excluded(e)
+            }
+        }
+    }
+}
+
+fn sorted_by_insert(s: &Search) -> bool {
+    matches!(s.sort.as_slice(), [f] if f.by == SortBy::InsertInstant)
+}
+
+/// Chooses the plan of a search.
+pub(crate) fn plan(s: &Search) -> Plan {
+    if let Some(ids) = &s.ids {
+        let mut ids = ids.clone();
+        ids.sort_unstable();
+        ids.dedup();
+        return Plan::IdList {
+            ids,
+            residual: s.filter.clone(),
+        };
+    }
+    let Some(f) = &s.filter else {
+        if sorted_by_insert(s) {
+            return Plan::InsertRange {
+                from: Bound::Unbounded,
+                to: Bound::Unbounded,
+                ordered: true,
+                residual: None,
+            };
+        }
+        return Plan::FullScan { residual: None };
+    };
+    let mut cs = Vec::new();
+    conjuncts(f, &mut cs);
+    let accesses: Vec<Option<(Plan, bool)>> = cs.iter().map(|c| access(c)).collect();
+    let chosen = accesses
+        .iter()
+        .enumerate()
+        .filter_map(|(i, a)| a.as_ref().map(|(p, e)| (i, p, *e)))
+        .min_by_key(|(_, p, _)| p.rank());
+    let Some((ci, p, exact)) = chosen else {
+        return Plan::FullScan {
+            residual: Some(f.clone()),
+        };
+    };
+    let mut plan = p.clone();
+    let mut used = vec![false; cs.len()];
+    if let Some(u) = used.get_mut(ci) {
+        *u = exact;
+    }
+    if let Plan::InsertRange { from, to, .. } = &mut plan {
+        // Intersect every exact range conjunct into the one access.
+        for (i, a) in accesses.iter().enumerate() {
+            if let Some((
+                Plan::InsertRange {
+                    from: f2, to: t2, ..
+                },
+                true,
+            )) = a
+            {
+                *from = tighter_lo(*from, *f2);
+                *to = tighter_hi(*to, *t2);
+                if let Some(u) = used.get_mut(i) {
+                    *u = true;
+                }
+            }
+        }
+    }
+    let residual = and_all(
+        cs.iter()
+            .zip(&used)
+            .filter(|(_, u)| !**u)
+            .map(|(c, _)| (*c).clone())
+            .collect(),
+    );
+    if let Plan::InsertRange { ordered, .. } = &mut plan {
+        *ordered = residual.is_none() && sorted_by_insert(s);
+    }
+    plan.set_residual(residual);
+    plan
+}
+
+/// Candidate ids of an access (sorted, unique), or `None` for "every user".
+fn candidates(r: &Reader, p: &Plan) -> Result<Option<Vec<Uuid>>> {
+    let mut ids = match p {
+        Plan::FullScan { .. } => return Ok(None),
+        Plan::IdList { ids, .. } => ids.clone(),
+        Plan::LoginKeyEq { attr, key, .. } => r
+            .login(key)?
+            .filter(|(_, k)| k & attr.kind() != 0)
+            .map(|(id, _)| id)
+            .into_iter()
+            .collect(),
+        Plan::LoginKeyPrefix { attr, prefix, .. } => r
+            .login_prefix(prefix)?
+            .into_iter()
+            .filter(|(_, k)| k & attr.kind() != 0)
+            .map(|(id, _)| id)
+            .collect(),
+        Plan::ExternalIdEq { external_id, .. } => r.external(external_id)?.into_iter().collect(),
+        Plan::RoleEq { role, .. } => r.role_members(role)?,
+        Plan::InsertRange { from, to, .. } => {
+            let mut v = Vec::new();
+            let (lo, hi) = index_bounds(*from, *to);
+            r.inserted_walk(lo, hi, false, |_, id| {
+                v.push(id);
+                Ok(true)
+            })?;
+            v
+        }
+        Plan::Union { arms, .. } => {
+            let mut v = Vec::new();
+            for a in arms {
+                v.extend(candidates(r, a)?.unwrap_or_default());
+            }
+            v
+        }
+    };
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(Some(ids))
+}
+
+/// A bound on the insert-instant index key.
+type IndexBound = Bound<(i64, Uuid)>;
+
+fn index_bounds(from: Bound<Instant>, to: Bound<Instant>) -> (IndexBound, IndexBound) {
+    let lo = match from {
+        Bound::Included(t) => Bound::Included((t, Uuid::nil())),
+        Bound::Excluded(t) => Bound::Excluded((t, Uuid::max())),
+        Bound::Unbounded => Bound::Unbounded,
+    };
+    let hi = match to {
+        Bound::Included(t) => Bound::Included((t, Uuid::max())),
+        Bound::Excluded(t) => Bound::Excluded((t, Uuid::nil())),
+        Bound::Unbounded => Bound::Unbounded,
+    };
+    (lo, hi)
+}
+
+fn fetch(r: &Reader, ids: impl IntoIterator<Item = Uuid>) -> Result<Vec<User>> {
+    let mut out = Vec::new();
+    for id in ids {
+        if let Some(u) = r.get(id)? {
+            out.push(u);
+        }
+    }
+    Ok(out)
+}
+
+fn to_u64(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+/// Runs a search on one snapshot.
+pub(crate) fn run(r: &Reader, s: &Search) -> Result<Page> {
+    if let Some(c) = &s.after
+        && c.sort != s.sort
+    {
+        return Err(Error::InvalidCursor(
+            "the cursor belongs to a search with another sort order".into(),
+        ));
+    }
+    let plan = plan(s);
+    let page = |users: Vec<User>, total: usize, next: Option<Cursor>| Page {
+        users,
+        total: to_u64(total),
+        next,
+        search: s.clone(),
+    };
+    let cursor_of = |u: &User| Cursor {
+        sort: s.sort.clone(),
+        keys: s.sort.iter().map(|f| f.key(u)).collect(),
+        id: u.id,
+    };
+
+    // The insert-instant index serves the order: read the page directly.
+    if let Plan::InsertRange {
+        from,
+        to,
+        ordered: true,
+        residual: None,
+    } = &plan
+    {
+        let desc = s.sort.first().is_some_and(|f| f.desc);
+        let (mut lo, mut hi) = index_bounds(*from, *to);
+        let total = if matches!((from, to), (Bound::Unbounded, Bound::Unbounded)) {
+            usize::try_from(r.count()?).unwrap_or(usize::MAX)
+        } else {
+            let mut n = 0usize;
+            r.inserted_walk(lo, hi, false, |_, _| {
+                n += 1;
+                Ok(true)
+            })?;
+            n
+        };
+        if let Some(c) = &s.after {
+            let t = match c.keys.first() {
+                Some(Key::Int(t)) => *t,
+                _ => return Err(Error::InvalidCursor("malformed sort key".into())),
+            };
+            let at = Bound::Excluded((t, c.id));
+            if desc {
+                hi = tighter(hi, at, false);
+            } else {
+                lo = tighter(lo, at, true);
+            }
+        }
+        let mut ids = Vec::new();
+        let mut skip = s.offset;
+        let want = s.limit.saturating_add(1);
+        r.inserted_walk(lo, hi, desc, |_, id| {
+            if skip > 0 {
+                skip -= 1;
+                return Ok(true);
+            }
+            ids.push(id);
+            Ok(ids.len() < want)
+        })?;
+        let more = ids.len() > s.limit;
+        ids.truncate(s.limit);
+        let users = fetch(r, ids)?;
+        let next = if more {
+            users.last().map(cursor_of)
+        } else {
+            None
+        };
+        return Ok(page(users, total, next));
+    }
+
+    let pred = plan.residual().map(Pred::compile);
+    let cands = candidates(r, &plan)?;
+    let exact = pred.is_none() && !matches!(plan, Plan::IdList { .. });
+
+    // Exact candidates in id order: only the page is decoded.
+    if exact && s.sort.is_empty() {
+        let after = s.after.as_ref().map(|c| c.id);
+        if let Some(ids) = cands {
+            let total = ids.len();
+            let start = after.map_or(0, |a| ids.partition_point(|x| *x <= a));
+            let rest = ids.get(start..).unwrap_or(&[]);
+            let page_ids: Vec<Uuid> = rest.iter().skip(s.offset).take(s.limit).copied().collect();
+            let more = rest.len() > s.offset.saturating_add(s.limit);
+            let users = fetch(r, page_ids)?;
+            let next = if more {
+                users.last().map(cursor_of)
+            } else {
+                None
+            };
+            return Ok(page(users, total, next));
+        }
+        let total = usize::try_from(r.count()?).unwrap_or(usize::MAX);
+        let mut users = Vec::new();
+        let mut skip = s.offset;
+        let want = s.limit.saturating_add(1);
+        r.for_each_user_after(after, |u| {
+            if skip > 0 {
+                skip -= 1;
+                return Ok(true);
+            }
+            users.push(u);
+            Ok(users.len() < want)
+        })?;
+        let more = users.len() > s.limit;
+        users.truncate(s.limit);
+        let next = if more {
+            users.last().map(cursor_of)
+        } else {
+            None
+        };
+        return Ok(page(users, total, next));
+    }
+
+    // General case: evaluate every candidate, sort the matches, cut the page.
+    let mut rows: Vec<(Vec<Key>, Uuid)> = Vec::new();
+    let mut visit = |u: User| -> Result<bool> {
+        if pred.as_ref().is_none_or(|p| p.matches(&u)) {
+            rows.push((s.sort.iter().map(|f| f.key(&u)).collect(), u.id));
+        }
+        Ok(true)
+    };
+    match cands {
+        None => {
+            // Records that lack a string the filter requires cannot match: skip them
+            // without decoding.
+            let needles: Vec<memchr::memmem::Finder<'_>> = plan
+                .residual()
+                .map(required_strings)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|n| memchr::memmem::Finder::new(n).into_owned())
+                .collect();
+            // Scanned on all cores for large directories; rows come back in id order.
+            let found = r.filter_map_records(|id, bytes| {
+                if needles.iter().any(|n| n.find(bytes).is_none()) {
+                    return Ok(None);
+                }
+                let u = crate::store::codec::decode(id, bytes)?;
+                Ok(pred
+                    .as_ref()
+                    .is_none_or(|p| p.matches(&u))
+                    .then(|| (s.sort.iter().map(|f| f.key(&u)).collect::<Vec<Key>>(), u.id)))
+            })?;
+            rows.extend(found);
+        }
+        Some(ids) => {
+            for id in ids {
+                if let Some(u) = r.get(id)? {
+                    visit(u)?;
+                }
+            }
+        }
+    }
+    let total = rows.len();
+    let cmp =
+        |a: &(Vec<Key>, Uuid), b: &(Vec<Key>, Uuid)| cmp_rows(&s.sort, (&a.0, a.1), (&b.0, b.1));
+    if let Some(c) = &s.after {
+        let at = (c.keys.clone(), c.id);
+        rows.retain(|row| cmp(row, &at) == std::cmp::Ordering::Greater);
+    }
+    let remaining = rows.len();
+    let end = s.offset.saturating_add(s.limit);
+    if end < rows.len() {
+        rows.select_nth_unstable_by(end, cmp);
+        rows.truncate(end);
+    }
+    rows.sort_unstable_by(cmp);
+    let page_ids: Vec<Uuid> = rows.iter().skip(s.offset).map(|(_, id)| *id).collect();
+    let users = fetch(r, page_ids)?;
+    let next = if remaining > end {
+        users.last().map(cursor_of)
+    } else {
+        None
+    };
+    Ok(page(users, total, next))
+}
+
+/// Strings that appear verbatim in the encoded record of every user `f` matches: exact
+/// (case-sensitive) `eq`/`co`/`sw`/`ew` on a stored text field, through `and`. Record strings
+/// are stored as their UTF-8 bytes, so a record without one of them cannot match.
+fn required_strings(f: &Filter) -> Vec<&[u8]> {
+    match f {
+        Filter::And(a, b) => {
+            let mut v = required_strings(a);
+            v.extend(required_strings(b));
+            v
+        }
+        Filter::Compare {
+            attr,
+            op: CompareOp::Eq | CompareOp::Co | CompareOp::Sw | CompareOp::Ew,
+            value: Value::String(s),
+        } if !s.is_empty()
+            && matches!(
+                attr,
+                Attr::ExternalId
+                    | Attr::GivenName
+                    | Attr::MiddleName
+                    | Attr::FamilyName
+                    | Attr::Formatted
+                    | Attr::NickName
+                    | Attr::BirthDate
+                    | Attr::ImageUrl
+                    | Attr::Timezone
+                    | Attr::PreferredLanguage
+                    | Attr::PhoneNumbers(Sub::Value | Sub::Display)
+                    | Attr::Roles(Sub::Value | Sub::Display)
+                    | Attr::Data(_)
+            ) =>
+        {
+            vec![s.as_bytes()]
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn tighter(a: Bound<(i64, Uuid)>, b: Bound<(i64, Uuid)>, lower: bool) -> Bound<(i64, Uuid)> {
+    let key = |x: &Bound<(i64, Uuid)>| match x {
+        Bound::Included(k) | Bound::Excluded(k) => Some(*k),
+        Bound::Unbounded => None,
+    };
+    match (key(&a), key(&b)) {
+        (None, _) => b,
+        (_, None) => a,
+        (Some(x), Some(y)) => {
+            if x == y {
+                // Same key: the exclusive bound is the tighter one.
+                if matches!(a, Bound::Excluded(_)) {
+                    a
+                } else {
+                    b
+                }
+            } else if (x > y) == lower {
+                a
+            } else {
+                b
+            }
+        }
+    }
+}
+
+impl Directory {
+    /// Searches the directory: filter, order, page. Runs on one consistent snapshot.
+    ///
+    /// The planner reads an index when the filter allows (see [`Directory::explain`]) and
+    /// scans every user otherwise; either way the result is exactly the users the filter
+    /// matches ([`Filter::matches`]), in the requested order, with `total` counting all
+    /// of them.
+    ///
+    /// # Errors
+    /// [`Error::InvalidCursor`] for a cursor of another sort order; [`Error::Corrupt`] or
+    /// [`Error::Storage`].
+    ///
+    /// # Examples
+    /// ```
+    /// # use userdir::{Argon2Params, Directory, NewUser};
+    /// use userdir::query::{Search, SortField};
+    /// # let dir = Directory::builder().hasher(Argon2Params::insecure_fast()).in_memory()?;
+    /// # for n in 0..5 { dir.create(NewUser::with_username(format!("user{n}")).role("staff"))?; }
+    /// let mut search = Search::filter(r#"roles eq "staff""#)?.sort(SortField::username()).limit(2);
+    /// let mut seen = 0;
+    /// loop {
+    ///     let page = dir.search(&search)?;
+    ///     seen += page.users.len();
+    ///     match page.next_search() { Some(next) => search = next, None => break }
+    /// }
+    /// assert_eq!(seen, 5);
+    /// # Ok::<(), userdir::Error>(())
+    /// ```
+    pub fn search(&self, s: &Search) -> Result<Page> {
+        self.read_raw(|r| run(r, s))
+    }
+
+    /// The plan [`Directory::search`] would use.
+    ///
+    /// # Errors
+    /// None today; reserved for plans that consult statistics.
+    ///
+    /// # Examples
+    /// ```
+    /// # use userdir::{Argon2Params, Directory};
+    /// use userdir::query::Search;
+    /// # let dir = Directory::builder().hasher(Argon2Params::insecure_fast()).in_memory()?;
+    /// let plan = dir.explain(&Search::filter(r#"userName sw "ab" and name.familyName co "son""#)?)?;
+    /// assert_eq!(plan.to_string(), r#"LoginKeyPrefix(userName sw "ab") + filter name.familyName co "son""#);
+    /// # Ok::<(), userdir::Error>(())
+    /// ```
+    pub fn explain(&self, s: &Search) -> Result<Plan> {
+        Ok(plan(s))
+    }
+}
+
+impl ReadTx<'_> {
+    /// [`Directory::search`] on this transaction's snapshot.
+    ///
+    /// # Errors
+    /// As [`Directory::search`].
+    pub fn search(&self, s: &Search) -> Result<Page> {
+        run(self.r, s)
+    }
+}

@@ -1,0 +1,115 @@
+//! Failed-login bookkeeping for lockout: one row per user with recent failures, under the
+//! `F` tag of the directory tree (so a login touches one tree). The lockout rules live in
+//! `crate::auth`; this module only stores.
+
+use uuid::Uuid;
+
+use super::tables::{TAG_FAILURES, TAG_USER};
+use super::{Reader, Writer, storage};
+use crate::error::{Error, Result};
+use crate::user::Instant;
+
+/// A user's failed-login state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct FailureState {
+    /// Consecutive failures counted in the current window.
+    pub count: u32,
+    /// When the current counting window started.
+    pub window_start: Instant,
+    /// Until when the account is locked, if it was locked.
+    pub locked_until: Option<Instant>,
+}
+
+const ROW_LEN: usize = 4 + 8 + 1 + 8;
+
+impl FailureState {
+    fn encode(&self) -> [u8; ROW_LEN] {
+        let mut b = [0u8; ROW_LEN];
+        b[..4].copy_from_slice(&self.count.to_le_bytes());
+        b[4..12].copy_from_slice(&self.window_start.to_le_bytes());
+        if let Some(t) = self.locked_until {
+            b[12] = 1;
+            b[13..].copy_from_slice(&t.to_le_bytes());
+        }
+        b
+    }
+
+    fn decode(b: &[u8]) -> Result<Self> {
+        let bad = || Error::Corrupt("malformed failed-login row".into());
+        let b: &[u8; ROW_LEN] = b.try_into().map_err(|_| bad())?;
+        let mut c = [0u8; 4];
+        c.copy_from_slice(&b[..4]);
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[4..12]);
+        let mut l = [0u8; 8];
+        l.copy_from_slice(&b[13..]);
+        Ok(FailureState {
+            count: u32::from_le_bytes(c),
+            window_start: i64::from_le_bytes(w),
+            locked_until: match b[12] {
+                0 => None,
+                1 => Some(i64::from_le_bytes(l)),
+                _ => return Err(bad()),
+            },
+        })
+    }
+}
+
+fn key(id: Uuid) -> [u8; 17] {
+    let mut k = [TAG_FAILURES; 17];
+    k[1..].copy_from_slice(id.as_bytes());
+    k
+}
+
+/// The failure state of `id` in a snapshot.
+pub(crate) fn get(r: &Reader, id: Uuid) -> Result<Option<FailureState>> {
+    r.raw(&key(id))?
+        .map(|v| FailureState::decode(&v))
+        .transpose()
+}
+
+/// The failure state of `id` inside a write transaction.
+pub(crate) fn get_w(w: &Writer<'_>, id: Uuid) -> Result<Option<FailureState>> {
+    w.raw(&key(id))?
+        .map(|v| FailureState::decode(&v))
+        .transpose()
+}
+
+/// Stores the failure state of `id`.
+pub(crate) fn put(w: &mut Writer<'_>, id: Uuid, s: FailureState) -> Result<()> {
+    w.guard(|w| {
+        w.t.insert(key(id).as_slice(), s.encode().as_slice())
+            .map_err(storage)?;
+        Ok(())
+    })
+}
+
+/// Forgets the failures of `id` (after a successful login, a password reset, a delete).
+pub(crate) fn clear(w: &mut Writer<'_>, id: Uuid) -> Result<()> {
+    w.guard(|w| {
+        w.t.remove(key(id).as_slice()).map_err(storage)?;
+        Ok(())
+    })
+}
+
+/// Rows that belong to no user, or do not decode.
+pub(crate) fn integrity_problems(r: &Reader) -> Result<Vec<String>> {
+    let mut rows = Vec::new();
+    r.scan(&[TAG_FAILURES], &[TAG_FAILURES + 1], |k, v| {
+        rows.push((k.to_vec(), FailureState::decode(v).is_ok()));
+        Ok(true)
+    })?;
+    let mut problems = Vec::new();
+    for (k, ok) in rows {
+        let id = k.get(1..).and_then(|b| Uuid::from_slice(b).ok());
+        match id {
+            Some(id) if r.raw(&[&[TAG_USER][..], id.as_bytes()].concat())?.is_some() => {}
+            Some(id) => problems.push(format!("login_failures: entry for unknown user {id}")),
+            None => problems.push("login_failures: malformed key".into()),
+        }
+        if !ok {
+            problems.push("login_failures: malformed row".into());
+        }
+    }
+    Ok(problems)
+}

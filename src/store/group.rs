@@ -1,0 +1,147 @@
+//! Group commit: concurrent single-operation writes share one redb write transaction and one
+//! fsync.
+//!
+//! A caller queues its operation. If no leader is committing, it becomes the leader: it takes
+//! every queued operation, runs them one after another in one write transaction, commits, and
+//! hands each caller its own outcome. Callers arriving while the leader commits queue up and are
+//! served together by the next leader, so under load one fsync serves many writes; alone, a
+//! caller leads at once and pays nothing extra.
+//!
+//! Every grouped operation checks everything it can refuse before it changes anything, so an
+//! operation that fails its checks writes nothing and the others in its group are unaffected. A
+//! storage failure aborts the whole group and every caller in it gets the error. A call returns
+//! only after the commit that contains it, with the directory's durability.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::{Condvar, Mutex, MutexGuard};
+
+use super::{Durability, Store, Writer, storage, table_error, tables::DIR};
+use crate::error::{Error, Result};
+
+type Job = Box<dyn FnOnce(&mut Writer<'_>) + Send>;
+
+/// Why a group did not commit.
+#[derive(Clone, Debug)]
+enum GroupFailure {
+    NeedsReopen,
+    Storage(String),
+}
+
+impl From<GroupFailure> for Error {
+    fn from(f: GroupFailure) -> Self {
+        match f {
+            GroupFailure::NeedsReopen => Error::NeedsReopen,
+            GroupFailure::Storage(s) => Error::Storage(s),
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    queue: Vec<(u64, Job)>,
+    leader: bool,
+    next_ticket: u64,
+    done: HashMap<u64, Result<(), GroupFailure>>,
+}
+
+/// The queue of operations waiting for a commit.
+#[derive(Default)]
+pub(crate) struct Group {
+    state: Mutex<State>,
+    wake: Condvar,
+}
+
+impl Store {
+    /// Runs one operation `f` in a write transaction shared with concurrent callers (see the
+    /// module docs). `f` must check before it mutates: if it returns `Err`, it must have changed
+    /// nothing.
+    pub(crate) fn write_grouped<T: Send + 'static>(
+        &self,
+        durability: Durability,
+        f: impl FnOnce(&mut Writer<'_>) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let slot: Arc<Mutex<Option<Result<T>>>> = Arc::new(Mutex::new(None));
+        let out = Arc::clone(&slot);
+        let job: Job = Box::new(move |w| {
+            let r = f(w);
+            *out.lock() = Some(r);
+        });
+        let mut st = self.group.state.lock();
+        st.next_ticket += 1;
+        let ticket = st.next_ticket;
+        st.queue.push((ticket, job));
+        let outcome = loop {
+            if let Some(o) = st.done.remove(&ticket) {
+                break o;
+            }
+            if st.leader {
+                self.group.wake.wait(&mut st);
+                continue;
+            }
+            st.leader = true;
+            let batch = std::mem::take(&mut st.queue);
+            let results = MutexGuard::unlocked(&mut st, || self.commit_batch(durability, batch));
+            st.done.extend(results);
+            st.leader = false;
+            self.group.wake.notify_all();
+        };
+        drop(st);
+        outcome.map_err(Error::from)?;
+        slot.lock()
+            .take()
+            .unwrap_or_else(|| Err(Error::Storage("a grouped write produced no result".into())))
+    }
+
+    fn commit_batch(
+        &self,
+        durability: Durability,
+        batch: Vec<(u64, Job)>,
+    ) -> Vec<(u64, Result<(), GroupFailure>)> {
+        let tickets: Vec<u64> = batch.iter().map(|(t, _)| *t).collect();
+        let result = self.try_batch(durability, batch);
+        tickets.into_iter().map(|t| (t, result.clone())).collect()
+    }
+
+    fn try_batch(
+        &self,
+        durability: Durability,
+        batch: Vec<(u64, Job)>,
+    ) -> Result<(), GroupFailure> {
+        if self.failed.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(GroupFailure::NeedsReopen);
+        }
+        let mut txn = self
+            .db
+            .begin_write()
+            .map_err(|e| GroupFailure::Storage(self.fail(e).to_string()))?;
+        txn.set_durability(match durability {
+            Durability::Immediate => redb::Durability::Immediate,
+            Durability::Eventual => redb::Durability::None,
+        })
+        .map_err(|e| GroupFailure::Storage(storage(e).to_string()))?;
+        let broken = {
+            let mut w = Writer {
+                t: txn
+                    .open_table(DIR)
+                    .map_err(|e| GroupFailure::Storage(table_error(e).to_string()))?,
+                txn: &txn,
+                lookalikes: self.lookalikes,
+                broken: false,
+            };
+            for (_, job) in batch {
+                job(&mut w);
+            }
+            w.broken
+        };
+        if broken {
+            let _ = txn.abort();
+            return Err(GroupFailure::Storage(
+                "a write failed inside the transaction; nothing was committed".into(),
+            ));
+        }
+        txn.commit()
+            .map_err(|e| GroupFailure::Storage(self.fail(e).to_string()))
+    }
+}
