@@ -38,10 +38,58 @@ fn every_target_has_seeds_and_passes_them() {
 
 /// Inputs biased towards what the targets parse: random bytes, bytes from the seeds' alphabet,
 /// and mutations of seeds.
-fn random_input(rng: &mut Rng, seeds: &[Vec<u8>]) -> Vec<u8> {
+fn random_input(rng: &mut Rng, seeds: &[Vec<u8>], target: &str) -> Vec<u8> {
     let len = rng.below(96) as usize;
     match rng.below(3) {
         0 => (0..len).map(|_| rng.byte()).collect(),
+        1 if target == "filter_parse" => {
+            const TOKENS: &[&str] = &[
+                "userName",
+                "emails",
+                "name.familyName",
+                "meta.created",
+                "roles",
+                "active",
+                "externalId",
+                "data.plan",
+                "value",
+                "type",
+                " eq ",
+                " ne ",
+                " co ",
+                " sw ",
+                " gt ",
+                " le ",
+                " pr",
+                " and ",
+                " or ",
+                "not ",
+                "(",
+                ")",
+                "[",
+                "]",
+                "\"",
+                "\\u00e9",
+                "\\",
+                "true",
+                "false",
+                "null",
+                "1",
+                "-2.5",
+                "1e999",
+                "-0",
+                "9223372036854775808",
+                "\"2020-01-01T00:00:00Z\"",
+                " ",
+                "ß",
+                "\u{212A}",
+            ];
+            let mut s = String::new();
+            for _ in 0..len / 4 {
+                s.push_str(TOKENS[rng.below(TOKENS.len() as u64) as usize]);
+            }
+            s.into_bytes()
+        }
         1 => {
             const PIECES: &[&str] = &[
                 "a", "B", "ß", "SS", "\u{212A}", "ｋ", "e\u{301}", "é", "İ", "ı", "@", ".", " ",
@@ -85,7 +133,7 @@ fn every_target_survives_random_inputs() {
         let mut rng = Rng(seed ^ name.len() as u64);
         let start = std::time::Instant::now();
         for i in 0..iters {
-            let data = random_input(&mut rng, &seeds);
+            let data = random_input(&mut rng, &seeds, name);
             let r = std::panic::catch_unwind(|| body(&data));
             assert!(
                 r.is_ok(),
@@ -171,4 +219,49 @@ fn deeply_nested_data_is_refused_on_write() {
         dir.update(u.id, up, None),
         Err(userdir::Error::InvalidField { field: "data", .. })
     ));
+}
+
+/// Regression: the filter parser recursed once per parenthesis and built a tree as deep as the
+/// filter was long, so `((((...` or a chain of 200 000 `and`s overflowed the stack (an abort)
+/// when parsed, printed or dropped. Filters are bounded now, and the bounds themselves work.
+#[test]
+fn hostile_filters_are_errors_not_stack_overflows() {
+    use userdir::query::{MAX_FILTER_DEPTH, MAX_FILTER_TERMS, parse_filter};
+    let term = r#"userName eq "a""#;
+    let invalid = |s: &str| matches!(parse_filter(s), Err(userdir::Error::InvalidFilter { .. }));
+    let n = 100_000;
+    assert!(invalid(&format!(
+        "{}{term}{}",
+        "(".repeat(n),
+        ")".repeat(n)
+    )));
+    assert!(invalid(&format!(
+        "{}{term}{}",
+        "not (".repeat(n),
+        ")".repeat(n)
+    )));
+    assert!(invalid(&vec![term; 200_000].join(" and ")));
+    assert!(invalid(&vec![term; 200_000].join(" or ")));
+    assert!(invalid(&format!(
+        "emails[{}]",
+        vec![r#"value eq "a""#; 100_000].join(" or ")
+    )));
+    // At the limits: parses, prints, parses back, evaluates.
+    let d = MAX_FILTER_DEPTH;
+    let deep = format!("{}{term}{}", "(".repeat(d), ")".repeat(d));
+    assert!(parse_filter(&deep).is_ok());
+    assert!(invalid(&format!("({deep})")));
+    let long = vec![term; MAX_FILTER_TERMS].join(" or ");
+    let f = parse_filter(&long).unwrap();
+    assert_eq!(parse_filter(&f.to_string()).unwrap(), f);
+    assert!(invalid(&format!("{long} or {term}")));
+    let dir = userdir::Directory::builder()
+        .hasher(userdir::Argon2Params::insecure_fast())
+        .in_memory()
+        .unwrap();
+    dir.create(userdir::NewUser::with_username("A")).unwrap();
+    let page = dir
+        .search(&userdir::Search::filter(&long).unwrap())
+        .unwrap();
+    assert_eq!(page.users.len(), 1);
 }

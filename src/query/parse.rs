@@ -396,7 +396,8 @@ impl FromStr for Filter {
 ///
 /// # Errors
 /// [`Error::InvalidFilter`] with the byte offset of the first offending character and what
-/// was expected there.
+/// was expected there; also for filters over [`MAX_FILTER_TERMS`] terms or
+/// [`MAX_FILTER_DEPTH`] nested parentheses.
 ///
 /// # Examples
 /// ```
@@ -409,7 +410,12 @@ impl FromStr for Filter {
 /// # Ok::<(), userdir::Error>(())
 /// ```
 pub fn parse_filter(s: &str) -> Result<Filter> {
-    let mut p = Parser { s, pos: 0 };
+    let mut p = Parser {
+        s,
+        pos: 0,
+        terms: 0,
+        depth: 0,
+    };
     p.ws();
     let f = p.or(None)?;
     p.ws();
@@ -422,7 +428,12 @@ pub fn parse_filter(s: &str) -> Result<Filter> {
 /// Parses the filter inside a value path of `parent` (`type eq "work"` in
 /// `emails[type eq "work"]`); positions are relative to `s`.
 pub(crate) fn parse_element_filter(s: &str, parent: Multi) -> Result<Filter> {
-    let mut p = Parser { s, pos: 0 };
+    let mut p = Parser {
+        s,
+        pos: 0,
+        terms: 0,
+        depth: 0,
+    };
     p.ws();
     let f = p.or(Some(parent))?;
     p.ws();
@@ -497,7 +508,20 @@ const OPS: &str = "an operator (eq, ne, co, sw, ew, gt, ge, lt, le, pr)";
 struct Parser<'a> {
     s: &'a str,
     pos: usize,
+    /// Terms (comparisons, groups, `not`s, value paths) parsed so far: bounds the size and the
+    /// depth of the tree, which is dropped, printed and evaluated recursively.
+    terms: usize,
+    /// Parentheses open at `pos`: bounds the parser's own recursion.
+    depth: usize,
 }
+
+/// The most terms (comparisons, `not`s, parenthesized groups, value paths) a filter may have.
+/// Longer filters are refused with [`Error::InvalidFilter`]: the parsed tree is dropped, printed
+/// and evaluated recursively, so an unbounded filter could overflow the stack.
+pub const MAX_FILTER_TERMS: usize = 256;
+
+/// The deepest nesting of parentheses (including `not (...)`) a filter may have.
+pub const MAX_FILTER_DEPTH: usize = 32;
 
 fn is_name_char(c: u8) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.' | b':' | b'$')
@@ -572,6 +596,10 @@ impl<'a> Parser<'a> {
 
     fn group(&mut self, ctx: Option<Multi>) -> Result<Filter> {
         // at '('
+        if self.depth >= MAX_FILTER_DEPTH {
+            return Err(self.err(&format!("at most {MAX_FILTER_DEPTH} nested parentheses")));
+        }
+        self.depth += 1;
         self.pos += 1;
         self.ws();
         let f = self.or(ctx)?;
@@ -580,10 +608,17 @@ impl<'a> Parser<'a> {
             return Err(self.err("\")\""));
         }
         self.pos += 1;
+        self.depth -= 1;
         Ok(f)
     }
 
     fn unary(&mut self, ctx: Option<Multi>) -> Result<Filter> {
+        self.terms += 1;
+        if self.terms > MAX_FILTER_TERMS {
+            return Err(self.err(&format!(
+                "the end of the filter (at most {MAX_FILTER_TERMS} terms)"
+            )));
+        }
         match self.peek() {
             Some(b'(') => return self.group(ctx),
             None => return Err(self.err(KNOWN)),

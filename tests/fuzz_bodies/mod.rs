@@ -16,6 +16,7 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("record_decode", record_decode),
     ("identity", identity),
     ("ops", ops),
+    ("filter_parse", filter_parse),
 ];
 
 /// Random bytes as a stored record: decoding returns an error or a user, never panics, and a
@@ -79,5 +80,55 @@ pub fn ops(data: &[u8]) {
         if let Err(e) = h.step(&op) {
             panic!("{e}");
         }
+    }
+}
+
+/// A user with most fields set, for evaluating parsed filters.
+fn sample_user() -> &'static userdir::User {
+    static USER: std::sync::OnceLock<userdir::User> = std::sync::OnceLock::new();
+    USER.get_or_init(|| {
+        let dir = userdir::Directory::builder()
+            .hasher(userdir::Argon2Params::insecure_fast())
+            .clock(userdir::ManualClock::new(1_700_000_000_000))
+            .in_memory()
+            .expect("in-memory directory");
+        dir.create(
+            userdir::NewUser::with_username("Stra\u{df}e")
+                .email("ann@example.com")
+                .external_id("ext-1")
+                .first_name("Ann")
+                .last_name("Smithson")
+                .full_name("Ann Smithson")
+                .birth_date("1990-02-03")
+                .mobile_phone("+1 555 0100")
+                .role("admin")
+                .data("plan", "gold")
+                .data("seats", 5i64),
+        )
+        .expect("sample user")
+    })
+}
+
+/// Random text as a SCIM filter and as a page cursor: parsing returns a value or an error,
+/// never panics; a parsed filter prints as text that parses back to the same filter and can be
+/// evaluated; a parsed cursor prints as text that parses back to the same cursor.
+pub fn filter_parse(data: &[u8]) {
+    use userdir::query::{Cursor, parse_filter};
+    let s = String::from_utf8_lossy(data);
+    if let Ok(f) = parse_filter(&s) {
+        let printed = f.to_string();
+        match parse_filter(&printed) {
+            Ok(again) => assert_eq!(again, f, "{s:?} printed as {printed:?} parses differently"),
+            Err(e) => panic!("{s:?} printed as {printed:?}, which does not parse: {e}"),
+        }
+        let _ = f.matches(sample_user());
+    }
+    if let Ok(c) = s.parse::<Cursor>() {
+        let printed = c.to_string();
+        assert_eq!(
+            printed.parse::<Cursor>().ok(),
+            Some(c),
+            "cursor {s:?} does not round-trip"
+        );
     }
 }
