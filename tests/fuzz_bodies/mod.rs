@@ -17,7 +17,33 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("identity", identity),
     ("ops", ops),
     ("filter_parse", filter_parse),
+    ("json_import", json_import),
 ];
+
+/// Text through every JSON import reader, then the rows that read into an in-memory directory:
+/// the readers and the import return errors, never panic; an import either writes every row or
+/// nothing, and the directory stays consistent.
+pub fn json_import(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    for format in userdir::json::Format::ALL {
+        let Ok(rows) = userdir::json::read(format, &text) else {
+            continue;
+        };
+        let dir = userdir::Directory::builder()
+            .hasher(userdir::Argon2Params::insecure_fast())
+            .in_memory()
+            .expect("in-memory directory");
+        let n = rows.len() as u64;
+        match dir.import(userdir::ImportBatch::new(rows)) {
+            Ok(summary) => {
+                assert_eq!(summary.imported as u64, n);
+                assert_eq!(dir.count().expect("count"), n);
+            }
+            Err(_) => assert_eq!(dir.count().expect("count"), 0, "a failed import wrote rows"),
+        }
+        dir.check_integrity().expect("integrity after import");
+    }
+}
 
 /// Random bytes as a stored record: decoding returns an error or a user, never panics, and a
 /// decoded user never shows its password hash in `Debug`.
