@@ -5,7 +5,7 @@
 use uuid::Uuid;
 
 use super::tables::{TAG_FAILURES, TAG_USER};
-use super::{Reader, Writer, storage};
+use super::{Reader, Writer};
 use crate::error::{Error, Result};
 use crate::user::Instant;
 
@@ -77,19 +77,12 @@ pub(crate) fn get_w(w: &Writer<'_>, id: Uuid) -> Result<Option<FailureState>> {
 
 /// Stores the failure state of `id`.
 pub(crate) fn put(w: &mut Writer<'_>, id: Uuid, s: FailureState) -> Result<()> {
-    w.guard(|w| {
-        w.t.insert(key(id).as_slice(), s.encode().as_slice())
-            .map_err(storage)?;
-        Ok(())
-    })
+    w.guard(|w| w.dir_put(key(id).as_slice(), s.encode().as_slice()))
 }
 
 /// Forgets the failures of `id` (after a successful login, a password reset, a delete).
 pub(crate) fn clear(w: &mut Writer<'_>, id: Uuid) -> Result<()> {
-    w.guard(|w| {
-        w.t.remove(key(id).as_slice()).map_err(storage)?;
-        Ok(())
-    })
+    w.guard(|w| w.dir_del(key(id).as_slice()))
 }
 
 /// Rows that belong to no user, or do not decode.

@@ -363,9 +363,7 @@ impl Writer<'_> {
             for item in &records.items {
                 let &(id, _, _, _, row) = item;
                 let bytes = records.bytes(item);
-                if w.t
-                    .insert(tables::user_key(id).as_slice(), bytes)
-                    .map_err(storage)?
+                if w.dir_replace(tables::user_key(id).as_slice(), bytes)?
                     .is_some()
                 {
                     clashes.push(Clash {
@@ -402,10 +400,10 @@ impl Writer<'_> {
                 }
                 _ => {}
             }
-            if let Some(old) = self.t.insert(key, keys.value(e)).map_err(storage)?
+            if let Some(old) = self.dir_replace(key, keys.value(e))?
                 && matches!(key.first(), Some(&(TAG_LOGIN | TAG_EXTERNAL)))
             {
-                clashes.push(keys.clash(e, ClashWith::User(owner(key, old.value()))));
+                clashes.push(keys.clash(e, ClashWith::User(owner(key, &old))));
             }
         }
         Ok(())

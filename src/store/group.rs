@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
-use super::{Durability, Store, Writer, storage, table_error, tables::DIR};
+use super::{Durability, Store, Writer, table_error, tables::DIR, wal};
 use crate::error::{Error, Result};
 
 type Job = Box<dyn FnOnce(&mut Writer<'_>) + Send>;
@@ -112,16 +112,11 @@ impl Store {
         if self.failed.load(std::sync::atomic::Ordering::Acquire) {
             return Err(GroupFailure::NeedsReopen);
         }
-        let mut txn = self
+        let txn = self
             .db
             .begin_write()
             .map_err(|e| GroupFailure::Storage(self.fail(e).to_string()))?;
-        txn.set_durability(match durability {
-            Durability::Immediate => redb::Durability::Immediate,
-            Durability::Eventual => redb::Durability::None,
-        })
-        .map_err(|e| GroupFailure::Storage(storage(e).to_string()))?;
-        let broken = {
+        let (broken, redo) = {
             let mut w = Writer {
                 t: txn
                     .open_table(DIR)
@@ -129,11 +124,12 @@ impl Store {
                 txn: &txn,
                 lookalikes: self.lookalikes,
                 broken: false,
+                redo: wal::Redo::new(self.wal.is_some()),
             };
             for (_, job) in batch {
                 job(&mut w);
             }
-            w.broken
+            (w.broken, std::mem::take(&mut w.redo))
         };
         if broken {
             let _ = txn.abort();
@@ -141,7 +137,9 @@ impl Store {
                 "a write failed inside the transaction; nothing was committed".into(),
             ));
         }
-        txn.commit()
-            .map_err(|e| GroupFailure::Storage(self.fail(e).to_string()))
+        self.commit(txn, &redo, durability).map_err(|e| match e {
+            Error::NeedsReopen => GroupFailure::NeedsReopen,
+            other => GroupFailure::Storage(other.to_string()),
+        })
     }
 }

@@ -12,6 +12,7 @@ mod group;
 mod record;
 pub(crate) mod tables;
 pub(crate) mod tokens;
+pub(crate) mod wal;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -70,6 +71,8 @@ pub(crate) struct Store {
     lookalikes: bool,
     /// Operations waiting for a group commit.
     group: group::Group,
+    /// The redo log of a file-backed directory (see [`wal`]).
+    wal: Option<parking_lot::Mutex<wal::Wal>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -81,17 +84,17 @@ impl std::fmt::Debug for Store {
 impl Store {
     pub(crate) fn open(path: &Path, lookalikes: bool) -> Result<Store> {
         let db = Database::builder().create(path).map_err(db_error)?;
-        Store::init(db, lookalikes)
+        Store::init(db, lookalikes, Some(&wal::path_for(path)))
     }
 
     pub(crate) fn with_backend(backend: impl StorageBackend, lookalikes: bool) -> Result<Store> {
         let db = Database::builder()
             .create_with_backend(backend)
             .map_err(db_error)?;
-        Store::init(db, lookalikes)
+        Store::init(db, lookalikes, None)
     }
 
-    fn init(db: Database, lookalikes: bool) -> Result<Store> {
+    fn init(db: Database, lookalikes: bool, wal_path: Option<&Path>) -> Result<Store> {
         let txn = db.begin_write().map_err(storage)?;
         {
             let existing: Vec<String> = txn
@@ -122,6 +125,11 @@ impl Store {
         }
         // The authentication tables (failed logins, tokens), also created up front.
         tokens::create_tables(&txn)?;
+        // Commits acknowledged through the redo log but not yet in redb's durable state.
+        let wal = match wal_path {
+            Some(p) => Some(replay_log(&txn, p)?),
+            None => None,
+        };
         // Create every table now so that read transactions always find them.
         let mut table = txn.open_table(DIR).map_err(table_error)?;
         // Keys follow the Unicode version of the normalization tables: when the file was indexed
@@ -138,12 +146,18 @@ impl Store {
                 .map_err(storage)?;
         }
         drop((table, meta));
+        // A durable commit: it holds every frame replayed, and the log starts over.
         txn.commit().map_err(storage)?;
+        let wal = wal.map(|mut w| {
+            w.restart();
+            parking_lot::Mutex::new(w)
+        });
         Ok(Store {
             db,
             failed: AtomicBool::new(false),
             lookalikes,
             group: group::Group::default(),
+            wal,
         })
     }
 
@@ -156,31 +170,28 @@ impl Store {
         if self.failed.load(Ordering::Acquire) {
             return Err(Error::NeedsReopen);
         }
-        let mut txn = self.db.begin_write().map_err(|e| self.fail(e))?;
-        txn.set_durability(match durability {
-            Durability::Immediate => redb::Durability::Immediate,
-            Durability::Eventual => redb::Durability::None,
-        })
-        .map_err(storage)?;
-        let result = {
+        let txn = self.db.begin_write().map_err(|e| self.fail(e))?;
+        let (result, redo) = {
             let mut w = Writer {
                 t: txn.open_table(DIR).map_err(table_error)?,
                 txn: &txn,
                 lookalikes: self.lookalikes,
                 broken: false,
+                redo: wal::Redo::new(self.wal.is_some()),
             };
             let r = f(&mut w);
-            if w.broken && r.is_ok() {
+            let r = if w.broken && r.is_ok() {
                 Err(Error::Storage(
                     "a write failed inside the transaction; nothing was committed".into(),
                 ))
             } else {
                 r
-            }
+            };
+            (r, std::mem::take(&mut w.redo))
         };
         match result {
             Ok(v) => {
-                txn.commit().map_err(|e| self.fail(e))?;
+                self.commit(txn, &redo, durability)?;
                 Ok(v)
             }
             Err(e) => {
@@ -188,6 +199,73 @@ impl Store {
                 Err(e)
             }
         }
+    }
+
+    /// Commits a write transaction: through the redo log when the directory has one (a frame,
+    /// synced when `durability` asks for it, then a non-durable redb commit), with redb's own
+    /// durability otherwise. A transaction too large for a frame commits durably.
+    fn commit(
+        &self,
+        mut txn: WriteTransaction,
+        redo: &wal::Redo,
+        durability: Durability,
+    ) -> Result<()> {
+        let Some(wal) = &self.wal else {
+            txn.set_durability(match durability {
+                Durability::Immediate => redb::Durability::Immediate,
+                Durability::Eventual => redb::Durability::None,
+            })
+            .map_err(storage)?;
+            return txn.commit().map_err(|e| self.fail(e));
+        };
+        let checkpoint = {
+            let mut log = wal.lock();
+            if redo.overflow {
+                set_applied(&txn, log.last_lsn())?;
+                txn.set_durability(redb::Durability::Immediate)
+                    .map_err(storage)?;
+                txn.commit().map_err(|e| self.fail(e))?;
+                log.restart();
+                false
+            } else {
+                if !redo.buf.is_empty()
+                    && let Err(e) = log.append(&redo.buf, durability == Durability::Immediate)
+                {
+                    self.failed.store(true, Ordering::Release);
+                    let _ = txn.abort();
+                    return Err(e);
+                }
+                txn.set_durability(redb::Durability::None)
+                    .map_err(storage)?;
+                txn.commit().map_err(|e| self.fail(e))?;
+                log.wants_checkpoint()
+            }
+        };
+        if checkpoint {
+            // The write is durable through the log already; a failed checkpoint marks the
+            // store failed, and the next write reports it.
+            let _ = self.checkpoint();
+        }
+        Ok(())
+    }
+
+    /// Commits redb durably with every logged frame in it, and starts the log over. Called when
+    /// the log has grown, and when the directory is closed.
+    pub(crate) fn checkpoint(&self) -> Result<()> {
+        let Some(wal) = &self.wal else {
+            return Ok(());
+        };
+        if self.failed.load(Ordering::Acquire) {
+            return Err(Error::NeedsReopen);
+        }
+        let mut txn = self.db.begin_write().map_err(|e| self.fail(e))?;
+        let mut log = wal.lock();
+        set_applied(&txn, log.last_lsn())?;
+        txn.set_durability(redb::Durability::Immediate)
+            .map_err(storage)?;
+        txn.commit().map_err(|e| self.fail(e))?;
+        log.restart();
+        Ok(())
     }
 
     fn fail<E: std::fmt::Display>(&self, e: E) -> Error {
@@ -200,6 +278,62 @@ impl Store {
         let txn = self.db.begin_read().map_err(storage)?;
         let r = Reader::open(txn, self.lookalikes)?;
         f(&r)
+    }
+}
+
+/// Records in `meta` the lsn of the last log frame a durable commit holds.
+fn set_applied(txn: &WriteTransaction, lsn: u64) -> Result<()> {
+    let mut meta = txn.open_table(META).map_err(table_error)?;
+    meta.insert("wal_lsn", lsn).map_err(storage)?;
+    Ok(())
+}
+
+/// Opens the redo log of a file-backed directory and applies, in `txn`, the frames after the
+/// last durable commit (see [`wal`]).
+fn replay_log(txn: &WriteTransaction, path: &Path) -> Result<wal::Wal> {
+    let mut meta = txn.open_table(META).map_err(table_error)?;
+    let recorded = meta.get("wal_salt").map_err(storage)?.map(|g| g.value());
+    let salt = match recorded {
+        Some(s) => s,
+        None => {
+            let s: u64 = rand::random();
+            meta.insert("wal_salt", s).map_err(storage)?;
+            s
+        }
+    };
+    let applied = meta
+        .get("wal_lsn")
+        .map_err(storage)?
+        .map_or(0, |g| g.value());
+    let (log, frames) = wal::Wal::open(path, salt, applied)?;
+    {
+        let mut t = txn.open_table(DIR).map_err(table_error)?;
+        for frame in &frames {
+            let changes = wal::changes(frame)
+                .ok_or_else(|| Error::Corrupt("malformed redo log frame".into()))?;
+            for c in &changes {
+                match c.kind {
+                    wal::DIR_PUT => {
+                        t.insert(c.key, c.value).map_err(storage)?;
+                    }
+                    wal::DIR_DEL => {
+                        t.remove(c.key).map_err(storage)?;
+                    }
+                    _ => tokens::replay(txn, c)?,
+                }
+            }
+        }
+    }
+    meta.insert("wal_lsn", log.last_lsn()).map_err(storage)?;
+    Ok(log)
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        // A clean close leaves redb durable with every logged write in it.
+        if !self.failed.load(Ordering::Acquire) {
+            let _ = self.checkpoint();
+        }
     }
 }
 
@@ -716,6 +850,8 @@ pub(crate) struct Writer<'t> {
     lookalikes: bool,
     /// Set when a mutation failed half-way: the transaction must not commit.
     broken: bool,
+    /// What this transaction changed, for the redo log.
+    redo: wal::Redo,
 }
 
 impl Writer<'_> {
@@ -804,11 +940,8 @@ impl Writer<'_> {
             && old.insert_instant == new.insert_instant
         {
             // Only the record changes (a login stamp, a flag): skip the indexes.
-            return self.guard(|w| {
-                w.t.insert(tables::user_key(new.id).as_slice(), bytes.as_slice())
-                    .map_err(storage)?;
-                Ok(())
-            });
+            return self
+                .guard(|w| w.dir_put(tables::user_key(new.id).as_slice(), bytes.as_slice()));
         }
         self.guard(|w| {
             w.unindex(old, &old_keys)?;
@@ -822,10 +955,39 @@ impl Writer<'_> {
         let count = self.count()?;
         self.guard(|w| {
             w.unindex(user, &keys)?;
-            w.t.remove(tables::user_key(user.id).as_slice())
-                .map_err(storage)?;
+            w.dir_del(tables::user_key(user.id).as_slice())?;
             w.set_count(count.saturating_sub(1))
         })
+    }
+
+    /// Writes `key` = `value` in the directory table (and in the redo log).
+    pub(crate) fn dir_put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.t.insert(key, value).map_err(storage)?;
+        self.redo.record(wal::DIR_PUT, key, value);
+        Ok(())
+    }
+
+    /// As [`Writer::dir_put`], returning the value `key` had, if any.
+    pub(crate) fn dir_replace(&mut self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>> {
+        let old = self
+            .t
+            .insert(key, value)
+            .map_err(storage)?
+            .map(|g| g.value().to_vec());
+        self.redo.record(wal::DIR_PUT, key, value);
+        Ok(old)
+    }
+
+    /// Removes `key` from the directory table (and records it in the redo log).
+    pub(crate) fn dir_del(&mut self, key: &[u8]) -> Result<()> {
+        self.t.remove(key).map_err(storage)?;
+        self.redo.record(wal::DIR_DEL, key, &[]);
+        Ok(())
+    }
+
+    /// Records a change another module made to its own table (tokens).
+    pub(crate) fn record(&mut self, kind: u8, key: &[u8], value: &[u8]) {
+        self.redo.record(kind, key, value);
     }
 
     fn guard(&mut self, f: impl FnOnce(&mut Self) -> Result<()>) -> Result<()> {
@@ -839,28 +1001,24 @@ impl Writer<'_> {
     fn set_count(&mut self, n: u64) -> Result<()> {
         if n == 0 {
             // An empty directory has no entries at all.
-            self.t.remove(KEY_COUNT).map_err(storage)?;
+            self.dir_del(KEY_COUNT)?;
         } else {
-            self.t
-                .insert(KEY_COUNT, n.to_le_bytes().as_slice())
-                .map_err(storage)?;
+            self.dir_put(KEY_COUNT, n.to_le_bytes().as_slice())?;
         }
         Ok(())
     }
 
     fn put(&mut self, user: &User, keys: &Keys, bytes: &[u8]) -> Result<()> {
-        self.t
-            .insert(tables::user_key(user.id).as_slice(), bytes)
-            .map_err(storage)?;
+        self.dir_put(tables::user_key(user.id).as_slice(), bytes)?;
         for (k, v) in keys.entries(user) {
-            self.t.insert(k.as_slice(), v.as_slice()).map_err(storage)?;
+            self.dir_put(k.as_slice(), v.as_slice())?;
         }
         Ok(())
     }
 
     fn unindex(&mut self, user: &User, keys: &Keys) -> Result<()> {
         for (k, _) in keys.entries(user) {
-            self.t.remove(k.as_slice()).map_err(storage)?;
+            self.dir_del(k.as_slice())?;
         }
         Ok(())
     }

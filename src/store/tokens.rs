@@ -10,7 +10,7 @@ use redb::{ReadableTable, ReadableTableMetadata, WriteTransaction};
 use uuid::Uuid;
 
 use super::tables::{TAG_USER_TOKEN, TOKEN_EXPIRY, TOKENS};
-use super::{Reader, Writer, auth_state, storage, table_error};
+use super::{Reader, Writer, auth_state, storage, table_error, wal};
 use crate::error::Result;
 use crate::user::Instant;
 
@@ -42,6 +42,66 @@ impl TokenRecord {
     fn row(&self) -> (u128, u8, i64, u64) {
         (self.user.as_u128(), self.kind, self.expiry, self.binding)
     }
+}
+
+/// A token row as logged: user (u128 LE), kind, expiry (i64 LE), binding (u64 LE).
+fn encode_row((user, kind, expiry, binding): (u128, u8, i64, u64)) -> [u8; 33] {
+    let mut b = [0u8; 33];
+    b[..16].copy_from_slice(&user.to_le_bytes());
+    b[16] = kind;
+    b[17..25].copy_from_slice(&expiry.to_le_bytes());
+    b[25..].copy_from_slice(&binding.to_le_bytes());
+    b
+}
+
+fn decode_row(b: &[u8]) -> Option<(u128, u8, i64, u64)> {
+    let b: &[u8; 33] = b.try_into().ok()?;
+    let (user, rest) = b.split_first_chunk::<16>()?;
+    let (&kind, rest) = rest.split_first()?;
+    let (expiry, binding) = rest.split_first_chunk::<8>()?;
+    Some((
+        u128::from_le_bytes(*user),
+        kind,
+        i64::from_le_bytes(*expiry),
+        u64::from_le_bytes(binding.try_into().ok()?),
+    ))
+}
+
+/// An expiry-index key as logged: expiry (i64 LE) then the token hash.
+fn expiry_key(expiry: Instant, hash: &TokenHash) -> [u8; 40] {
+    let mut b = [0u8; 40];
+    b[..8].copy_from_slice(&expiry.to_le_bytes());
+    b[8..].copy_from_slice(hash);
+    b
+}
+
+/// Applies one logged change to the token tables (redo log replay).
+pub(crate) fn replay(txn: &WriteTransaction, c: &wal::Change<'_>) -> Result<()> {
+    let bad = || crate::error::Error::Corrupt("malformed token change in the redo log".into());
+    match c.kind {
+        wal::TOKEN_PUT | wal::TOKEN_DEL => {
+            let hash: TokenHash = c.key.try_into().map_err(|_| bad())?;
+            let mut t = txn.open_table(TOKENS).map_err(table_error)?;
+            if c.kind == wal::TOKEN_PUT {
+                t.insert(hash, decode_row(c.value).ok_or_else(bad)?)
+                    .map_err(storage)?;
+            } else {
+                t.remove(hash).map_err(storage)?;
+            }
+        }
+        _ => {
+            let (at, hash) = c.key.split_first_chunk::<8>().ok_or_else(bad)?;
+            let hash: TokenHash = hash.try_into().map_err(|_| bad())?;
+            let key = (i64::from_le_bytes(*at), hash);
+            let mut t = txn.open_table(TOKEN_EXPIRY).map_err(table_error)?;
+            if c.kind == wal::EXPIRY_PUT {
+                t.insert(key, ()).map_err(storage)?;
+            } else {
+                t.remove(key).map_err(storage)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Creates the tables (at open, so read transactions find them).
@@ -141,9 +201,9 @@ pub(crate) fn insert(
         let mut by_expiry = w.txn.open_table(TOKEN_EXPIRY).map_err(table_error)?;
         by_expiry.insert((rec.expiry, *hash), ()).map_err(storage)?;
         drop((tokens, by_expiry));
-        w.t.insert(user_key(rec.user, hash).as_slice(), &[][..])
-            .map_err(storage)?;
-        Ok(())
+        w.record(wal::TOKEN_PUT, hash, &encode_row(rec.row()));
+        w.record(wal::EXPIRY_PUT, &expiry_key(rec.expiry, hash), &[]);
+        w.dir_put(user_key(rec.user, hash).as_slice(), &[][..])
     })
 }
 
@@ -158,9 +218,9 @@ pub(crate) fn remove(w: &mut Writer<'_>, hash: &TokenHash) -> Result<Option<Toke
         let mut by_expiry = w.txn.open_table(TOKEN_EXPIRY).map_err(table_error)?;
         by_expiry.remove((rec.expiry, *hash)).map_err(storage)?;
         drop((tokens, by_expiry));
-        w.t.remove(user_key(rec.user, hash).as_slice())
-            .map_err(storage)?;
-        Ok(())
+        w.record(wal::TOKEN_DEL, hash, &[]);
+        w.record(wal::EXPIRY_DEL, &expiry_key(rec.expiry, hash), &[]);
+        w.dir_del(user_key(rec.user, hash).as_slice())
     })?;
     Ok(Some(rec))
 }

@@ -1,0 +1,231 @@
+//! The redo log (`<file>.wal`): durable writes of a file-backed directory are acknowledged once
+//! their frame is synced; redb commits them non-durably and checkpoints later.
+//!
+//! A crash is simulated by copying the directory file and its log while the directory is still
+//! open (what a killed process leaves: redb's last durable commit, plus the log), then opening
+//! the copies. `tests/crash_kill.rs` does the same with real SIGKILLs.
+
+use std::path::{Path, PathBuf};
+
+use userdir::{
+    Argon2Params, Directory, Durability, ImportBatch, ManualClock, NewUser, StoredHash, UserUpdate,
+};
+
+fn open(path: &Path, d: Durability) -> Directory {
+    Directory::builder()
+        .hasher(Argon2Params::insecure_fast())
+        .clock(ManualClock::new(1_700_000_000_000))
+        .durability(d)
+        .open(path)
+        .unwrap()
+}
+
+fn wal(p: &Path) -> PathBuf {
+    let mut n = p.file_name().unwrap().to_os_string();
+    n.push(".wal");
+    p.with_file_name(n)
+}
+
+/// Copies the directory file, and its log when `with_log`, to `to` (the crash image).
+fn crash_copy(from: &Path, to: &Path, with_log: bool) {
+    std::fs::copy(from, to).unwrap();
+    let _ = std::fs::remove_file(wal(to));
+    if with_log {
+        std::fs::copy(wal(from), wal(to)).unwrap();
+    }
+}
+
+/// Some writes of every kind: creates, updates, deactivations, deletes, a transaction, a
+/// reset token and a failed login.
+fn churn(dir: &Directory, n: usize) {
+    let hash = dir.hash_password("a fine password").unwrap();
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let u = dir
+            .create(
+                NewUser::with_username(format!("User{i}"))
+                    .email(format!("user{i}@example.com"))
+                    .role(if i % 3 == 0 { "admin" } else { "staff" })
+                    .password_hash(hash.clone()),
+            )
+            .unwrap();
+        ids.push(u);
+    }
+    for (i, u) in ids.iter().enumerate() {
+        match i % 5 {
+            0 => {
+                let mut up = UserUpdate::from(u);
+                up.profile.username = Some(format!("renamed{i}"));
+                dir.update(u.id, up, None).unwrap();
+            }
+            1 => {
+                dir.deactivate(u.id).unwrap();
+            }
+            2 => {
+                dir.delete(u.id).unwrap();
+            }
+            _ => {}
+        }
+    }
+    let a = dir.prepare(NewUser::with_username("txn-a")).unwrap();
+    let b = dir.prepare(NewUser::with_username("txn-b")).unwrap();
+    dir.write(|tx| {
+        tx.create(a)?;
+        tx.create(b)?;
+        Ok(())
+    })
+    .unwrap();
+    dir.start_password_reset("user3@example.com").unwrap();
+    assert!(dir.authenticate("user4@example.com", "wrong").is_err());
+}
+
+#[test]
+fn acknowledged_writes_survive_through_the_log() {
+    for d in [Durability::Immediate, Durability::Eventual] {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("users.redb");
+        let dir = open(&p, d);
+        churn(&dir, 60);
+        let expected = dir.dump().unwrap();
+        let count = dir.count().unwrap();
+        // The crash image: redb's durable state and the log.
+        let q = tmp.path().join("crashed.redb");
+        crash_copy(&p, &q, true);
+        // Without its log, the image lacks the writes made since the last checkpoint: the log
+        // is what made them durable.
+        let r = tmp.path().join("nolog.redb");
+        crash_copy(&p, &r, false);
+        drop(dir);
+
+        let crashed = open(&q, d);
+        crashed.check_integrity().unwrap();
+        assert_eq!(crashed.dump().unwrap(), expected, "{d:?}");
+        assert_eq!(crashed.count().unwrap(), count);
+        assert!(crashed.find_by_username("RENAMED0").unwrap().is_some());
+        assert!(crashed.find_by_username("txn-b").unwrap().is_some());
+        drop(crashed);
+        // Replayed and checkpointed: reopening changes nothing.
+        let again = open(&q, d);
+        assert_eq!(again.dump().unwrap(), expected);
+        drop(again);
+
+        let nolog = open(&r, d);
+        nolog.check_integrity().unwrap();
+        assert!(nolog.count().unwrap() < count, "{d:?}");
+    }
+}
+
+#[test]
+fn a_torn_or_cut_log_keeps_a_prefix_of_whole_transactions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("users.redb");
+    let dir = open(&p, Durability::Immediate);
+    let mut dumps = vec![dir.dump().unwrap()];
+    for i in 0..40 {
+        dir.create(NewUser::with_username(format!("u{i}")).email(format!("u{i}@example.com")))
+            .unwrap();
+        dumps.push(dir.dump().unwrap());
+    }
+    let q = tmp.path().join("crashed.redb");
+    crash_copy(&p, &q, true);
+    drop(dir);
+    let log = std::fs::read(wal(&q)).unwrap();
+    let used = log.iter().rposition(|b| *b != 0).unwrap() + 1;
+    let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
+    for round in 0..40 {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let at = usize::try_from(rng % used as u64).unwrap();
+        let img = tmp.path().join(format!("img{round}.redb"));
+        std::fs::copy(&q, &img).unwrap();
+        let mut damaged = log.clone();
+        if round % 2 == 0 {
+            damaged.truncate(at);
+        } else {
+            damaged[at] ^= 0x5a;
+        }
+        std::fs::write(wal(&img), &damaged).unwrap();
+        let d = open(&img, Durability::Immediate);
+        d.check_integrity().unwrap();
+        // Exactly the state after some number of whole creates.
+        let now = d.dump().unwrap();
+        assert!(
+            dumps.contains(&now),
+            "round {round}: not a prefix of the creates"
+        );
+        // And still writable.
+        d.create(NewUser::with_username("after")).unwrap();
+        d.check_integrity().unwrap();
+    }
+}
+
+#[test]
+fn another_directorys_log_is_ignored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tmp.path().join("a.redb");
+    let b = tmp.path().join("b.redb");
+    let da = open(&a, Durability::Immediate);
+    da.create(NewUser::with_username("ann")).unwrap();
+    let db = open(&b, Durability::Immediate);
+    db.create(NewUser::with_username("bob")).unwrap();
+    let expected = db.dump().unwrap();
+    drop(db);
+    let img = tmp.path().join("img.redb");
+    crash_copy(&a, &img, false);
+    drop(da);
+    // b's log beside a's file.
+    std::fs::copy(wal(&b), wal(&img)).unwrap();
+    let d = open(&img, Durability::Immediate);
+    d.check_integrity().unwrap();
+    assert!(d.find_by_username("bob").unwrap().is_none());
+    assert_ne!(d.dump().unwrap(), expected);
+}
+
+#[test]
+fn a_transaction_too_large_for_the_log_commits_durably() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("users.redb");
+    let dir = open(&p, Durability::Immediate);
+    let hash = StoredHash::from_encoded(
+        "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$zZz7iE6bZ1v9fJ6Kx7r9aR4cQyG2cC8m4oN5e2bV1Xk",
+    );
+    // Some 10 MiB of changes, over the 4 MiB a frame may hold.
+    let rows: Vec<NewUser> = (0..12_000)
+        .map(|i| {
+            NewUser::with_username(format!("bulk{i}"))
+                .email(format!("bulk{i}@example.com"))
+                .nick_name("n".repeat(500))
+                .password_hash(hash.clone())
+        })
+        .collect();
+    dir.import(ImportBatch::new(rows)).unwrap();
+    let img = tmp.path().join("img.redb");
+    crash_copy(&p, &img, false);
+    drop(dir);
+    let d = open(&img, Durability::Immediate);
+    d.check_integrity().unwrap();
+    assert_eq!(d.count().unwrap(), 12_000);
+}
+
+#[test]
+fn the_log_is_checkpointed_as_it_grows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("users.redb");
+    let dir = open(&p, Durability::Eventual);
+    // Frames of ~1 KiB: well past the 8 MiB checkpoint size.
+    let note = "x".repeat(900);
+    for i in 0..10_000 {
+        dir.create(NewUser::with_username(format!("u{i}")).nick_name(note.clone()))
+            .unwrap();
+    }
+    let len = std::fs::metadata(wal(&p)).unwrap().len();
+    assert!(len < 10 << 20, "the log kept growing: {len} bytes");
+    let img = tmp.path().join("img.redb");
+    crash_copy(&p, &img, false);
+    drop(dir);
+    // The durable state alone holds everything up to the last checkpoint.
+    let d = open(&img, Durability::Immediate);
+    d.check_integrity().unwrap();
+    assert!(d.count().unwrap() > 5_000);
+}
