@@ -133,6 +133,13 @@ pub(crate) fn changes(mut p: &[u8]) -> Option<Vec<Change<'_>>> {
     Some(out)
 }
 
+fn sync_parent(path: &Path) -> std::io::Result<()> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => File::open(dir)?.sync_all(),
+        _ => File::open(".")?.sync_all(),
+    }
+}
+
 fn checksum(b: &[u8]) -> [u8; CHECKSUM] {
     let d = Sha256::digest(b);
     let mut c = [0u8; CHECKSUM];
@@ -170,6 +177,7 @@ impl Wal {
     /// Opens (creating if needed) the log at `path` and returns it with the frames that follow
     /// `applied` (the lsn recorded by the last durable commit), in order, as payloads.
     pub(crate) fn open(path: &Path, salt: u64, applied: u64) -> Result<(Wal, Vec<Vec<u8>>)> {
+        let existed = path.exists();
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -177,6 +185,10 @@ impl Wal {
             .truncate(false)
             .open(path)
             .map_err(|e| io_error("cannot open", &e))?;
+        if !existed {
+            // The new file's name must be durable before a frame in it is acknowledged.
+            sync_parent(path).map_err(|e| io_error("cannot sync its folder", &e))?;
+        }
         let len = file
             .metadata()
             .map_err(|e| io_error("cannot read", &e))?
