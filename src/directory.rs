@@ -571,6 +571,32 @@ impl Directory {
         self.write_one(move |tx| tx.update(id, prepared, expected_version))
     }
 
+    /// Makes the directory file hold every write so far on its own, without the redo log
+    /// (`<file>.wal`): one durable redb commit, after which the log starts over. Writes are
+    /// durable without it (the log is synced); call it before copying the directory file
+    /// alone. Closing the directory does the same. A no-op for in-memory directories and
+    /// custom backends, which have no log.
+    ///
+    /// # Examples
+    /// ```
+    /// # use userdir::{Argon2Params, Directory, NewUser};
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// let dir = Directory::builder()
+    ///     .hasher(Argon2Params::insecure_fast())
+    ///     .open(tmp.path().join("users.redb"))?;
+    /// dir.create(NewUser::with_username("ann"))?;
+    /// dir.checkpoint()?;
+    /// std::fs::copy(tmp.path().join("users.redb"), tmp.path().join("backup.redb")).unwrap();
+    /// # Ok::<(), userdir::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Storage`] for an I/O failure (later writes then report
+    /// [`Error::NeedsReopen`]); [`Error::NeedsReopen`] after an earlier one.
+    pub fn checkpoint(&self) -> Result<()> {
+        self.inner.store.checkpoint()
+    }
+
     /// Checks that every index entry points to a record carrying that key and every record is
     /// in every index it belongs to.
     ///

@@ -229,3 +229,23 @@ fn the_log_is_checkpointed_as_it_grows() {
     d.check_integrity().unwrap();
     assert!(d.count().unwrap() > 5_000);
 }
+
+#[test]
+fn a_checkpoint_makes_the_file_alone_complete() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("users.redb");
+    let dir = open(&p, Durability::Immediate);
+    for i in 0..20 {
+        dir.create(NewUser::with_username(format!("u{i}"))).unwrap();
+    }
+    dir.checkpoint().unwrap();
+    let expected = dir.dump().unwrap();
+    let img = tmp.path().join("img.redb");
+    crash_copy(&p, &img, false);
+    // Writes after the checkpoint go on through the log.
+    dir.create(NewUser::with_username("later")).unwrap();
+    drop(dir);
+    let d = open(&img, Durability::Immediate);
+    assert_eq!(d.dump().unwrap(), expected);
+    d.check_integrity().unwrap();
+}
