@@ -9,6 +9,7 @@ pub(crate) mod auth_state;
 pub(crate) mod batch;
 pub(crate) mod codec;
 mod group;
+mod guard;
 mod record;
 pub(crate) mod tables;
 pub(crate) mod tokens;
@@ -64,7 +65,8 @@ fn db_error(e: redb::DatabaseError) -> Error {
 
 /// The redb database and its failure state.
 pub(crate) struct Store {
-    db: Database,
+    /// Always `Some` but while dropping (see `guard`: the drop is caught).
+    db: Option<Database>,
     failed: AtomicBool,
     /// Whether the skeleton index is maintained (look-alike refusal is on).
     lookalikes: bool,
@@ -79,19 +81,33 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
+    /// Opens the file at `path`, creating it atomically when absent (see `guard`).
     pub(crate) fn open(path: &Path, lookalikes: bool) -> Result<Store> {
-        let db = Database::builder().create(path).map_err(db_error)?;
-        Store::init(db, lookalikes)
+        guard::open_path(path, &|db| Store::init(db, lookalikes))
     }
 
+    /// Opens a custom backend (see `guard` for a backend left by an interrupted creation).
     pub(crate) fn with_backend(backend: impl StorageBackend, lookalikes: bool) -> Result<Store> {
-        let db = Database::builder()
-            .create_with_backend(backend)
-            .map_err(db_error)?;
-        Store::init(db, lookalikes)
+        guard::open_backend(backend, |db| Store::init(db, lookalikes))
     }
 
+    /// Takes a freshly opened database and sets up or checks userdir's tables. The store owns
+    /// the database before any transaction runs, so a panic in one is caught while the
+    /// database is alive, and the database closes afterwards (see `guard`).
     fn init(db: Database, lookalikes: bool) -> Result<Store> {
+        let store = Store {
+            db: Some(db),
+            failed: AtomicBool::new(false),
+            lookalikes,
+            group: group::Group::default(),
+        };
+        store.guarded("opening the directory", || {
+            Store::init_tables(store.db()?, lookalikes)
+        })?;
+        Ok(store)
+    }
+
+    fn init_tables(db: &Database, lookalikes: bool) -> Result<()> {
         let txn = db.begin_write().map_err(storage)?;
         {
             let existing: Vec<String> = txn
@@ -138,16 +154,11 @@ impl Store {
                 .map_err(storage)?;
         }
         drop((table, meta));
-        txn.commit().map_err(storage)?;
-        Ok(Store {
-            db,
-            failed: AtomicBool::new(false),
-            lookalikes,
-            group: group::Group::default(),
-        })
+        txn.commit().map_err(storage)
     }
 
-    /// Runs `f` in one write transaction; commits when it returns `Ok`, aborts otherwise.
+    /// Runs `f` in one write transaction; commits when it returns `Ok`, aborts otherwise. A
+    /// panic inside (redb's, on a damaged file) becomes [`Error::Corrupt`] (see `guard`).
     pub(crate) fn write<T>(
         &self,
         durability: Durability,
@@ -156,7 +167,15 @@ impl Store {
         if self.failed.load(Ordering::Acquire) {
             return Err(Error::NeedsReopen);
         }
-        let mut txn = self.db.begin_write().map_err(|e| self.fail(e))?;
+        self.guarded("a write", || self.write_unguarded(durability, f))
+    }
+
+    fn write_unguarded<T>(
+        &self,
+        durability: Durability,
+        f: impl FnOnce(&mut Writer<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let mut txn = self.db()?.begin_write().map_err(|e| self.fail(e))?;
         txn.set_durability(match durability {
             Durability::Immediate => redb::Durability::Immediate,
             Durability::Eventual => redb::Durability::None,
@@ -195,11 +214,14 @@ impl Store {
         Error::Storage(e.to_string())
     }
 
-    /// Runs `f` on a consistent snapshot.
+    /// Runs `f` on a consistent snapshot. A panic inside (redb's, on a damaged file, also in a
+    /// parallel scan's worker) becomes [`Error::Corrupt`] (see `guard`).
     pub(crate) fn read<T>(&self, f: impl FnOnce(&Reader) -> Result<T>) -> Result<T> {
-        let txn = self.db.begin_read().map_err(storage)?;
-        let r = Reader::open(txn, self.lookalikes)?;
-        f(&r)
+        self.guarded("a read", || {
+            let txn = self.db()?.begin_read().map_err(storage)?;
+            let r = Reader::open(txn, self.lookalikes)?;
+            f(&r)
+        })
     }
 }
 
