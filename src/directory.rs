@@ -127,6 +127,14 @@ impl Builder {
 
     /// Opens the directory file at `path`, creating it when absent.
     ///
+    /// Creation is atomic: the directory is built under a temporary name in the same folder
+    /// (`.<name>.creating-<random>`) and linked to `path` (never replacing a file) only once it
+    /// is complete and on disk, so a crash leaves either no file at `path` or a whole directory.
+    /// When two processes create the same path at once, one wins and the other opens the
+    /// winner's file ([`Error::AlreadyOpen`] while the winner holds it). Temporary files left by
+    /// a crash are ignored, and removed by a later open once ten minutes old. An existing empty
+    /// file is initialized in place by redb, without this protection.
+    ///
     /// # Errors
     /// [`Error::NotADirectory`] for a file that is not a userdir directory,
     /// [`Error::UnsupportedFormat`] for one written by a newer format, [`Error::AlreadyOpen`]
@@ -146,6 +154,13 @@ impl Builder {
 
     /// Opens a directory on a custom redb storage backend (for instance one that injects I/O
     /// failures in crash tests).
+    ///
+    /// A backend cannot be created atomically under a temporary name: redb initializes it in
+    /// place and writes its magic number (the first 9 bytes) last. A backend whose first bytes
+    /// are all zero (or that is shorter than 9 bytes and all zero) is therefore taken for an
+    /// interrupted creation and initialized afresh: never give this a backend holding other
+    /// data that starts with zeros. Anything else that is not a directory is refused and left
+    /// as it was.
     ///
     /// # Errors
     /// As [`Builder::open`].
@@ -525,6 +540,10 @@ impl Directory {
     /// # Ok(()) }
     /// ```
     ///
+    /// A panic inside the transaction, whether the storage engine's on a damaged file or `f`'s
+    /// own, is caught: nothing commits, the call returns [`Error::Corrupt`], and later writes
+    /// return [`Error::NeedsReopen`] until the directory is reopened.
+    ///
     /// # Errors
     /// The first error `f` returns (nothing is written), or a storage error on commit.
     pub fn write<T>(&self, f: impl FnOnce(&mut Tx<'_, '_>) -> Result<T>) -> Result<T> {
@@ -535,6 +554,10 @@ impl Directory {
     }
 
     /// Runs `f` on one consistent snapshot of the directory.
+    ///
+    /// A panic inside (the storage engine's on a damaged file, or `f`'s own) is caught and
+    /// returned as [`Error::Corrupt`]; later writes return [`Error::NeedsReopen`] until the
+    /// directory is reopened.
     ///
     /// # Errors
     /// The error `f` returns, or a storage error.

@@ -331,3 +331,127 @@ fn kill_child_at_random_moments() {
         state.len()
     );
 }
+
+const CREATE_CHILD_ENV: &str = "USERDIR_KILL_CREATE_CHILD";
+
+/// The child of `kill_child_while_it_creates_files`: creates `f<n>.redb` in the folder, one
+/// user in each, announcing each file before (`@@B n`) and after (`@@A n`).
+#[test]
+fn create_child_process() {
+    let Ok(folder) = std::env::var(CREATE_CHILD_ENV) else {
+        return;
+    };
+    let out = std::io::stdout();
+    let say = |s: String| {
+        let mut o = out.lock();
+        o.write_all(s.as_bytes()).unwrap();
+        o.write_all(b"\n").unwrap();
+        o.flush().unwrap();
+    };
+    for n in 0..100_000u64 {
+        say(format!("@@B {n}"));
+        let dir = open(&format!("{folder}/f{n}.redb")).expect("child creates a file");
+        dir.create(NewUser::with_username(format!("u{n}")))
+            .expect("child creates a user");
+        drop(dir);
+        say(format!("@@A {n}"));
+    }
+}
+
+/// SIGKILL while directory files are being created: every acknowledged file opens with its
+/// user; the file in flight is absent or opens as a directory (empty, or with its user), never
+/// as a file redb refuses. A kill during a creation leaves a temporary file, which later opens
+/// ignore.
+#[test]
+fn kill_child_while_it_creates_files() {
+    let iters = env_u64("USERDIR_KILL_ITERS", 5) * 2;
+    let exe = std::env::current_exe().unwrap();
+    let mut rng = Rng(env_u64(SEED_ENV, 0xC4EA7E));
+    let (mut acked, mut in_flight_absent, mut in_flight_present, mut left_temp) = (0, 0, 0, 0);
+    for it in 0..iters {
+        let tmp = tempfile::tempdir().unwrap();
+        let folder = tmp.path().to_str().unwrap().to_owned();
+        let mut child = Command::new(&exe)
+            .args([
+                "--exact",
+                "create_child_process",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
+            .env(CREATE_CHILD_ENV, &folder)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let k = 1 + rng.below(40);
+        let spin = Duration::from_micros(rng.below(4000));
+        let (mut seen, mut killed) = (0, false);
+        let (mut begun, mut done): (Option<u64>, Option<u64>) = (None, None);
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let Some(at) = line.find("@@") else { continue };
+            let mut f = line[at + 2..].split(' ');
+            match (f.next(), f.next().and_then(|n| n.parse::<u64>().ok())) {
+                (Some("B"), Some(n)) => begun = Some(n),
+                (Some("A"), Some(n)) => done = Some(n),
+                _ => {}
+            }
+            seen += 1;
+            if seen == k && !killed {
+                let t = Instant::now();
+                while t.elapsed() < spin {
+                    std::hint::spin_loop();
+                }
+                child.kill().unwrap();
+                killed = true;
+            }
+        }
+        let status = child.wait().unwrap();
+        if !killed {
+            let mut err = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+            panic!("child exited before the kill ({status}): {err}");
+        }
+        let temps = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .contains(".creating-")
+            })
+            .count();
+        left_temp += usize::from(temps > 0);
+        let open_checked = |n: u64| -> Result<u64, String> {
+            let dir = catch_unwind(AssertUnwindSafe(|| open(&format!("{folder}/f{n}.redb"))))
+                .map_err(|_| format!("kill {it}: PANIC opening f{n}"))?
+                .map_err(|e| format!("kill {it}: f{n} does not open: {e}"))?;
+            dir.check_integrity().map_err(|e| e.to_string())?;
+            dir.count().map_err(|e| e.to_string())
+        };
+        for n in done.map_or(0..0, |d| 0..d + 1) {
+            assert_eq!(open_checked(n), Ok(1), "kill {it}: acknowledged file f{n}");
+            acked += 1;
+        }
+        if let Some(b) = begun.filter(|b| done != Some(*b)) {
+            if std::path::Path::new(&format!("{folder}/f{b}.redb")).exists() {
+                let count = open_checked(b).unwrap_or_else(|e| panic!("{e}"));
+                assert!(count <= 1, "kill {it}: f{b} has {count} users");
+                in_flight_present += 1;
+            } else {
+                in_flight_absent += 1;
+                // The path is free: it can be created now, past any temporary file.
+                assert_eq!(open_checked(b), Ok(0), "kill {it}: creating f{b} again");
+            }
+        }
+    }
+    eprintln!(
+        "{iters} kills while creating files: {acked} acknowledged files all open with their user; \
+         the file in flight was absent {in_flight_absent} times and a directory \
+         {in_flight_present} times; {left_temp} kills left a temporary file (a kill inside a \
+         creation), ignored by the reopens"
+    );
+}

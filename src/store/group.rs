@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
-use super::{Durability, Store, Writer, table_error, tables::DIR, wal};
+use super::{Durability, Store, Writer, guard, table_error, tables::DIR, wal};
 use crate::error::{Error, Result};
 
 type Job = Box<dyn FnOnce(&mut Writer<'_>) + Send>;
@@ -27,6 +27,7 @@ type Job = Box<dyn FnOnce(&mut Writer<'_>) + Send>;
 enum GroupFailure {
     NeedsReopen,
     Storage(String),
+    Corrupt(String),
 }
 
 impl From<GroupFailure> for Error {
@@ -34,6 +35,7 @@ impl From<GroupFailure> for Error {
         match f {
             GroupFailure::NeedsReopen => Error::NeedsReopen,
             GroupFailure::Storage(s) => Error::Storage(s),
+            GroupFailure::Corrupt(s) => Error::Corrupt(s),
         }
     }
 }
@@ -100,7 +102,12 @@ impl Store {
         batch: Vec<(u64, Job)>,
     ) -> Vec<(u64, Result<(), GroupFailure>)> {
         let tickets: Vec<u64> = batch.iter().map(|(t, _)| *t).collect();
-        let result = self.try_batch(durability, batch);
+        // Never unwinds: a panic here would leave `leader` set and every waiter asleep.
+        let result = guard::catch(|| self.try_batch(durability, batch)).unwrap_or_else(|_| {
+            self.failed
+                .store(true, std::sync::atomic::Ordering::Release);
+            Err(GroupFailure::Corrupt(guard::panic_text("a group commit")))
+        });
         tickets.into_iter().map(|t| (t, result.clone())).collect()
     }
 
@@ -113,7 +120,8 @@ impl Store {
             return Err(GroupFailure::NeedsReopen);
         }
         let txn = self
-            .db
+            .db()
+            .map_err(|_| GroupFailure::NeedsReopen)?
             .begin_write()
             .map_err(|e| GroupFailure::Storage(self.fail(e).to_string()))?;
         let (broken, redo) = {

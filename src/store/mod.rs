@@ -9,6 +9,7 @@ pub(crate) mod auth_state;
 pub(crate) mod batch;
 pub(crate) mod codec;
 mod group;
+mod guard;
 mod record;
 pub(crate) mod tables;
 pub(crate) mod tokens;
@@ -65,7 +66,8 @@ fn db_error(e: redb::DatabaseError) -> Error {
 
 /// The redb database and its failure state.
 pub(crate) struct Store {
-    db: Database,
+    /// Always `Some` but while dropping (see `guard`: the drop is caught).
+    db: Option<Database>,
     failed: AtomicBool,
     /// Whether the skeleton index is maintained (look-alike refusal is on).
     lookalikes: bool,
@@ -82,19 +84,44 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
+    /// Opens the file at `path`, creating it atomically when absent (see `guard`).
     pub(crate) fn open(path: &Path, lookalikes: bool) -> Result<Store> {
-        let db = Database::builder().create(path).map_err(db_error)?;
-        Store::init(db, lookalikes, Some(&wal::path_for(path)))
+        let wal = wal::path_for(path);
+        guard::open_path(path, &|db| Store::init(db, lookalikes, Some(&wal)))
     }
 
+    /// Opens a custom backend (see `guard` for a backend left by an interrupted creation).
     pub(crate) fn with_backend(backend: impl StorageBackend, lookalikes: bool) -> Result<Store> {
-        let db = Database::builder()
-            .create_with_backend(backend)
-            .map_err(db_error)?;
-        Store::init(db, lookalikes, None)
+        guard::open_backend(backend, |db| Store::init(db, lookalikes, None))
     }
 
+    /// Takes a freshly opened database and sets up or checks userdir's tables, replaying the
+    /// redo log of a file-backed directory (`wal_path`). The store owns the database before any
+    /// transaction runs, so a panic in one is caught while the database is alive, and the
+    /// database closes afterwards (see `guard`).
     fn init(db: Database, lookalikes: bool, wal_path: Option<&Path>) -> Result<Store> {
+        let mut store = Store {
+            db: Some(db),
+            failed: AtomicBool::new(false),
+            lookalikes,
+            group: group::Group::default(),
+            wal: None,
+        };
+        let wal = store.guarded("opening the directory", || {
+            Store::init_tables(store.db()?, lookalikes, wal_path)
+        })?;
+        store.wal = wal.map(|mut w| {
+            w.restart();
+            parking_lot::Mutex::new(w)
+        });
+        Ok(store)
+    }
+
+    fn init_tables(
+        db: &Database,
+        lookalikes: bool,
+        wal_path: Option<&Path>,
+    ) -> Result<Option<wal::Wal>> {
         let txn = db.begin_write().map_err(storage)?;
         {
             let existing: Vec<String> = txn
@@ -148,20 +175,11 @@ impl Store {
         drop((table, meta));
         // A durable commit: it holds every frame replayed, and the log starts over.
         txn.commit().map_err(storage)?;
-        let wal = wal.map(|mut w| {
-            w.restart();
-            parking_lot::Mutex::new(w)
-        });
-        Ok(Store {
-            db,
-            failed: AtomicBool::new(false),
-            lookalikes,
-            group: group::Group::default(),
-            wal,
-        })
+        Ok(wal)
     }
 
-    /// Runs `f` in one write transaction; commits when it returns `Ok`, aborts otherwise.
+    /// Runs `f` in one write transaction; commits when it returns `Ok`, aborts otherwise. A
+    /// panic inside (redb's, on a damaged file) becomes [`Error::Corrupt`] (see `guard`).
     pub(crate) fn write<T>(
         &self,
         durability: Durability,
@@ -170,7 +188,15 @@ impl Store {
         if self.failed.load(Ordering::Acquire) {
             return Err(Error::NeedsReopen);
         }
-        let txn = self.db.begin_write().map_err(|e| self.fail(e))?;
+        self.guarded("a write", || self.write_unguarded(durability, f))
+    }
+
+    fn write_unguarded<T>(
+        &self,
+        durability: Durability,
+        f: impl FnOnce(&mut Writer<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let txn = self.db()?.begin_write().map_err(|e| self.fail(e))?;
         let (result, redo) = {
             let mut w = Writer {
                 t: txn.open_table(DIR).map_err(table_error)?,
@@ -258,7 +284,7 @@ impl Store {
         if self.failed.load(Ordering::Acquire) {
             return Err(Error::NeedsReopen);
         }
-        let mut txn = self.db.begin_write().map_err(|e| self.fail(e))?;
+        let mut txn = self.db()?.begin_write().map_err(|e| self.fail(e))?;
         let mut log = wal.lock();
         set_applied(&txn, log.last_lsn())?;
         txn.set_durability(redb::Durability::Immediate)
@@ -273,11 +299,14 @@ impl Store {
         Error::Storage(e.to_string())
     }
 
-    /// Runs `f` on a consistent snapshot.
+    /// Runs `f` on a consistent snapshot. A panic inside (redb's, on a damaged file, also in a
+    /// parallel scan's worker) becomes [`Error::Corrupt`] (see `guard`).
     pub(crate) fn read<T>(&self, f: impl FnOnce(&Reader) -> Result<T>) -> Result<T> {
-        let txn = self.db.begin_read().map_err(storage)?;
-        let r = Reader::open(txn, self.lookalikes)?;
-        f(&r)
+        self.guarded("a read", || {
+            let txn = self.db()?.begin_read().map_err(storage)?;
+            let r = Reader::open(txn, self.lookalikes)?;
+            f(&r)
+        })
     }
 }
 
@@ -326,15 +355,6 @@ fn replay_log(txn: &WriteTransaction, path: &Path) -> Result<wal::Wal> {
     }
     meta.insert("wal_lsn", log.last_lsn()).map_err(storage)?;
     Ok(log)
-}
-
-impl Drop for Store {
-    fn drop(&mut self) {
-        // A clean close leaves redb durable with every logged write in it.
-        if !self.failed.load(Ordering::Acquire) {
-            let _ = self.checkpoint();
-        }
-    }
 }
 
 fn unicode_version() -> u64 {
