@@ -620,6 +620,13 @@ impl Directory {
         self.inner.store.checkpoint()
     }
 
+    /// For crash tests only: every redo log I/O operation after the next `n` fails, as on a
+    /// full or failing disk. Not part of the stable API.
+    #[doc(hidden)]
+    pub fn fail_log_after(&self, n: u64) {
+        self.inner.store.fail_log_after(n);
+    }
+
     /// Checks that every index entry points to a record carrying that key and every record is
     /// in every index it belongs to.
     ///

@@ -249,3 +249,126 @@ fn a_checkpoint_makes_the_file_alone_complete() {
     assert_eq!(d.dump().unwrap(), expected);
     d.check_integrity().unwrap();
 }
+
+/// A log write or sync that fails (a full or failing disk): the call errors, later writes
+/// answer `NeedsReopen`, and after a reopen every acknowledged write is there and the failed one
+/// is entirely applied (its frame reached the file before the sync failed) or absent.
+#[test]
+fn failing_log_io_loses_nothing_acknowledged() {
+    use std::collections::BTreeMap;
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut applied, mut absent) = (0, 0);
+    // `USERDIR_LOG_FAIL_POINTS` failure points (default 32).
+    let points = std::env::var("USERDIR_LOG_FAIL_POINTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(32u64);
+    for n in 0..points {
+        let p = tmp.path().join(format!("f{n}.redb"));
+        let dir = open(&p, Durability::Immediate);
+        // A few users made durable by a checkpoint first, so renames and deletes have targets.
+        let mut model: BTreeMap<uuid::Uuid, String> = BTreeMap::new();
+        for i in 0..4 {
+            let u = dir
+                .create(NewUser::with_username(format!("base{i}")))
+                .unwrap();
+            model.insert(u.id, format!("base{i}"));
+        }
+        dir.checkpoint().unwrap();
+        dir.fail_log_after(n);
+        let mut in_flight = None;
+        for i in 0..40u32 {
+            let target = *model.keys().nth(i as usize % model.len().max(1)).unwrap();
+            let (result, expect) = match i % 4 {
+                1 => {
+                    let cur = dir.get(target).unwrap().unwrap();
+                    let mut up = UserUpdate::from(&cur);
+                    up.profile.username = Some(format!("renamed{n}x{i}"));
+                    (
+                        dir.update(target, up, None).map(|_| ()),
+                        (target, Some(format!("renamed{n}x{i}"))),
+                    )
+                }
+                3 if model.len() > 1 => (dir.delete(target).map(|_| ()), (target, None)),
+                _ => match dir.create(NewUser::with_username(format!("new{n}x{i}"))) {
+                    Ok(u) => {
+                        model.insert(u.id, format!("new{n}x{i}"));
+                        continue;
+                    }
+                    Err(e) => {
+                        in_flight = Some((None, format!("new{n}x{i}")));
+                        assert!(matches!(e, userdir::Error::Storage(_)), "{e:?}");
+                        break;
+                    }
+                },
+            };
+            match result {
+                Ok(()) => match expect {
+                    (id, Some(name)) => {
+                        model.insert(id, name);
+                    }
+                    (id, None) => {
+                        model.remove(&id);
+                    }
+                },
+                Err(e) => {
+                    assert!(matches!(e, userdir::Error::Storage(_)), "{e:?}");
+                    in_flight = Some((Some(expect), String::new()));
+                    break;
+                }
+            }
+        }
+        if in_flight.is_some() {
+            assert!(matches!(
+                dir.create(NewUser::with_username("refused")),
+                Err(userdir::Error::NeedsReopen)
+            ));
+        }
+        drop(dir);
+        let d = open(&p, Durability::Immediate);
+        d.check_integrity().unwrap();
+        let mut found: BTreeMap<uuid::Uuid, String> = BTreeMap::new();
+        d.read(|tx| {
+            for u in tx.search(&userdir::query::Search::all().limit(1000))?.users {
+                found.insert(u.id, u.username.unwrap_or_default());
+            }
+            Ok(())
+        })
+        .unwrap();
+        let mut after = model.clone();
+        match in_flight {
+            None => {}
+            Some((None, name)) => {
+                if let Some((id, _)) = found.iter().find(|(_, v)| **v == name) {
+                    after.insert(*id, name);
+                }
+            }
+            Some((Some((id, change)), _)) => {
+                let mut with = model.clone();
+                match change {
+                    Some(name) => {
+                        with.insert(id, name);
+                    }
+                    None => {
+                        with.remove(&id);
+                    }
+                }
+                if found == with {
+                    after = with;
+                }
+            }
+        }
+        if after == model {
+            absent += 1;
+        } else {
+            applied += 1;
+        }
+        assert_eq!(found, after, "fail after {n} log operations");
+    }
+    // Both outcomes occur over this range of failure points: a failed write (absent) and a
+    // failed sync after the frame was written (applied by the replay).
+    assert!(
+        absent > 0 && applied > 0,
+        "applied {applied}, absent {absent}"
+    );
+}

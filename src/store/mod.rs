@@ -275,6 +275,13 @@ impl Store {
         Ok(())
     }
 
+    /// Tests: makes every redo log I/O operation after the next `n` fail.
+    pub(crate) fn fail_log_after(&self, n: u64) {
+        if let Some(w) = &self.wal {
+            w.lock().fail_after(n);
+        }
+    }
+
     /// Commits redb durably with every logged frame in it, and starts the log over. Called when
     /// the log has grown, and when the directory is closed.
     pub(crate) fn checkpoint(&self) -> Result<()> {

@@ -164,6 +164,8 @@ pub(crate) struct Wal {
     len: u64,
     /// A frame buffer, reused.
     frame: Vec<u8>,
+    /// Tests: the number of log I/O operations that succeed before every later one fails.
+    fail_after: Option<u64>,
 }
 
 /// The log's path for a directory file: `<file name>.wal` beside it.
@@ -238,8 +240,26 @@ impl Wal {
             pos: 0,
             len,
             frame: Vec::new(),
+            fail_after: None,
         };
         Ok((wal, frames))
+    }
+
+    /// Makes every log I/O operation after the next `n` fail (for crash tests).
+    pub(crate) fn fail_after(&mut self, n: u64) {
+        self.fail_after = Some(n);
+    }
+
+    /// Counts one I/O operation; fails it when the failure injected for tests is due.
+    fn io_tick(&mut self) -> Result<()> {
+        match &mut self.fail_after {
+            Some(0) => Err(Error::Storage("redo log: injected I/O failure".into())),
+            Some(n) => {
+                *n -= 1;
+                Ok(())
+            }
+            None => Ok(()),
+        }
     }
 
     /// The lsn of the last frame written.
@@ -272,20 +292,23 @@ impl Wal {
         if end > self.len {
             let grown = end.div_ceil(GROW_BY) * GROW_BY;
             let zeros = vec![0u8; usize::try_from(grown - self.len).unwrap_or(0)];
+            self.io_tick()?;
             self.file
                 .write_all_at(&zeros, self.len)
                 .map_err(|e| io_error("write failed", &e))?;
             self.len = grown;
         }
+        self.io_tick()?;
         self.file
-            .write_all_at(f, self.pos)
+            .write_all_at(&self.frame, self.pos)
             .map_err(|e| io_error("write failed", &e))?;
         if durable {
+            self.io_tick()?;
             self.file
                 .sync_data()
                 .map_err(|e| io_error("sync failed", &e))?;
         }
-        self.pos += f.len() as u64;
+        self.pos += self.frame.len() as u64;
         self.last_lsn = lsn;
         Ok(lsn)
     }
