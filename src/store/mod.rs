@@ -722,6 +722,14 @@ macro_rules! read_ops {
             for e in self.t.iter().map_err(storage)? {
                 let (k, v) = e.map_err(storage)?;
                 let (k, v) = (k.value(), v.value());
+                // A damaged branch page can misdirect point lookups while a scan still walks
+                // every leaf: every entry the scan finds must also be found by its key.
+                if self.t.get(k).map_err(storage)?.map(|g| g.value() == v) != Some(true) {
+                    problems.push(format!(
+                        "entry {} is not found by its key (damaged tree)",
+                        show_key(k)
+                    ));
+                }
                 if k.first() != Some(&TAG_USER) {
                     if k.first().is_some_and(|t| tables::INDEX_TAGS.contains(t)) {
                         actual.insert(k.to_vec(), v.to_vec());
