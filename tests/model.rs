@@ -671,3 +671,29 @@ fn fixed_import_patch_search_sequence() {
     );
     assert_eq!(total(&mut h, Some(either), SortBy::UserName, false), 2);
 }
+
+/// `ImportReport::problems` is documented as "ordered by row index, then field"; the model
+/// comparison above compares the problems as a set (and the row order, which holds). Within a
+/// row the library keeps the order it found the problems in (duplicates inside the batch
+/// before duplicates of existing users), so a row whose username repeats an earlier row's and
+/// whose id is an existing user's lists `username` before `id`. Kept as a failing test, marked,
+/// until the library sorts by field or the documentation changes.
+#[test]
+#[ignore = "library bug (issue 8): ImportReport problems are not ordered by field within a row"]
+fn import_report_is_ordered_by_row_then_field() {
+    use userdir::{Argon2Params, Directory, Error, ImportBatch, NewUser};
+    let dir = Directory::builder()
+        .hasher(Argon2Params::insecure_fast())
+        .in_memory()
+        .unwrap();
+    let existing = dir.create(NewUser::with_username("bob")).unwrap();
+    let mut second = NewUser::with_username("carol");
+    second.id = Some(existing.id);
+    let rows = vec![NewUser::with_username("carol"), second];
+    let Err(Error::Import(report)) = dir.import(ImportBatch::new(rows)) else {
+        panic!("the batch must be refused");
+    };
+    let fields: Vec<(usize, &str)> = report.problems.iter().map(|p| (p.index, p.field)).collect();
+    // `id` comes before `username` in the field order of `User` and alphabetically.
+    assert_eq!(fields, [(1, "id"), (1, "username")]);
+}

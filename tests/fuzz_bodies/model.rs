@@ -642,6 +642,10 @@ pub fn kind(e: &Error) -> ErrKind {
         Error::LoginIdConflict { field, existing } => ErrKind::LoginIdConflict(field, *existing),
         Error::NotFound(id) => ErrKind::NotFound(*id),
         Error::VersionConflict { expected, actual } => ErrKind::VersionConflict(*expected, *actual),
+        // The report is documented as ordered by row index.
+        Error::Import(report) if !report.problems.is_sorted_by_key(|p| p.index) => {
+            ErrKind::Other(format!("import report not ordered by row: {report}"))
+        }
         Error::Import(report) => ErrKind::Import(
             report
                 .problems
