@@ -1602,12 +1602,30 @@ pub fn compare(dir: &Directory, model: &Model) -> Result<(), String> {
             return Err(format!("resolve({id}): directory {got:?}"));
         }
     }
+    // The model's login keys, computed once (the same answers as `find_username`,
+    // `find_email`, `find_login` and `resolve`, without folding every user's names per lookup).
+    let mut logins: BTreeMap<String, (&MUser, u8)> = BTreeMap::new();
+    for u in model.users.values() {
+        for (v, kind) in [(&u.username, KIND_USERNAME), (&u.email, KIND_EMAIL)] {
+            if let Some(v) = v {
+                logins.entry(caseless_key(v)).or_insert((u, 0)).1 |= kind;
+            }
+        }
+    }
     for s in USERNAMES.iter().chain(EMAILS) {
+        let entry = logins.get(&lookup_key(s));
+        let by = |kind: u8| entry.filter(|(_, k)| k & kind != 0).map(|(u, _)| *u);
+        let login = entry.map(|(u, _)| *u);
+        let resolved = Uuid::parse_str(s.trim())
+            .ok()
+            .and_then(|id| model.users.get(&id))
+            .or(login)
+            .or_else(|| model.find_external(s));
         let checks: [Check<'_>; 4] = [
-            ("username", dir.find_by_username(s), model.find_username(s)),
-            ("email", dir.find_by_email(s), model.find_email(s)),
-            ("login id", dir.find_by_login_id(s), model.find_login(s)),
-            ("resolve", dir.resolve(s), model.resolve(s)),
+            ("username", dir.find_by_username(s), by(KIND_USERNAME)),
+            ("email", dir.find_by_email(s), by(KIND_EMAIL)),
+            ("login id", dir.find_by_login_id(s), login),
+            ("resolve", dir.resolve(s), resolved),
         ];
         for (what, got, want) in checks {
             let got = m(got)?;
