@@ -27,7 +27,8 @@ use uuid::Uuid;
 
 /// Raw usernames: a small alphabet so that collisions are frequent. Groups of caselessly equal
 /// names: bob; strasse; kelvin; admin (fullwidth); café (composed/decomposed); a username that is
-/// an email; Turkish dotted I (which is NOT equal to `istanbul`); and invalid values.
+/// an email; Turkish dotted I (which is NOT equal to `istanbul`); invalid values; two plain
+/// names that collide with nothing (so that more import batches succeed).
 pub const USERNAMES: &[&str] = &[
     "bob",
     "BoB",
@@ -57,7 +58,7 @@ pub const USERNAMES: &[&str] = &[
 ];
 
 /// Raw emails. Groups: ann; bob (also a username above); straße/strasse (different stored
-/// forms, same caseless key); Kelvin sign; invalid values.
+/// forms, same caseless key); Kelvin sign; invalid values; the two plain users' addresses.
 pub const EMAILS: &[&str] = &[
     "ann@example.com",
     "ANN@Example.COM",
