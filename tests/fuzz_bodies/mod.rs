@@ -98,11 +98,12 @@ pub fn identity(data: &[u8]) {
     }
 }
 
-/// Bytes as a sequence of operations on an in-memory directory, compared with the reference
-/// model after every step; `check_integrity()` after each.
+/// Bytes as a sequence of operations (imports, patches and searches included) on an in-memory
+/// directory, compared with the reference model after every step: outcome, lookups, count,
+/// a battery of searches, `check_integrity()`.
 pub fn ops(data: &[u8]) {
     let mut h = model::Harness::in_memory();
-    for op in model::ops_from_bytes(data, false) {
+    for op in model::all_ops_from_bytes(data, false) {
         if let Err(e) = h.step(&op) {
             panic!("{e}");
         }
