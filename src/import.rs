@@ -171,7 +171,8 @@ impl fmt::Display for RowProblem {
 /// Every problem of a refused batch, in row order. Its `Display` lists them all, one per line.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ImportReport {
-    /// The problems, ordered by row index, then field.
+    /// The problems, ordered by row index, then field name (one problem per row and field:
+    /// the first found).
     pub problems: Vec<RowProblem>,
 }
 
@@ -231,11 +232,12 @@ fn from_clash(c: Clash) -> RowProblem {
     }
 }
 
-/// Sorts by row and drops repeated (row, field) problems, keeping the first reported.
+/// Drops repeated (row, field) problems, keeping the first reported, and sorts by row, then
+/// field name.
 fn report(mut problems: Vec<RowProblem>) -> Error {
     let mut seen = HashSet::new();
     problems.retain(|p| seen.insert((p.index, p.field)));
-    problems.sort_by_key(|p| p.index);
+    problems.sort_by_key(|p| (p.index, p.field));
     Error::Import(ImportReport { problems })
 }
 

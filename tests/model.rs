@@ -679,7 +679,6 @@ fn fixed_import_patch_search_sequence() {
 /// whose id is an existing user's lists `username` before `id`. Kept as a failing test, marked,
 /// until the library sorts by field or the documentation changes.
 #[test]
-#[ignore = "library bug (issue 8): ImportReport problems are not ordered by field within a row"]
 fn import_report_is_ordered_by_row_then_field() {
     use userdir::{Argon2Params, Directory, Error, ImportBatch, NewUser};
     let dir = Directory::builder()
