@@ -558,9 +558,9 @@ fn compare(x: &V<'_>, op: CompareOp, lit: &Lit) -> bool {
 }
 
 /// Calls `f` with [`caseless_key`]`(s)`, computed without allocating for ASCII text up to
-/// 256 bytes (every username and email fits): for ASCII, the key is the lowercase text.
+/// 128 bytes (nearly every username and email): for ASCII, the key is the lowercase text.
 pub(crate) fn with_caseless<R>(s: &str, f: impl FnOnce(&str) -> R) -> R {
-    let mut buf = [0u8; 256];
+    let mut buf = [0u8; 128];
     if s.is_ascii()
         && let Some(b) = buf.get_mut(..s.len())
     {

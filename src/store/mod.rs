@@ -276,7 +276,13 @@ impl Store {
     /// Runs `f` on a consistent snapshot.
     pub(crate) fn read<T>(&self, f: impl FnOnce(&Reader) -> Result<T>) -> Result<T> {
         let txn = self.db.begin_read().map_err(storage)?;
-        let r = Reader::open(txn, self.lookalikes)?;
+        // Built in place: the transaction and the table are a few hundred bytes, and every
+        // lookup goes through here.
+        let r = Reader {
+            t: txn.open_table(DIR).map_err(table_error)?,
+            lookalikes: self.lookalikes,
+            txn,
+        };
         f(&r)
     }
 }
@@ -380,10 +386,10 @@ fn rebuild_login_indexes(t: &mut DirTable<'_>, skeletons: bool) -> Result<()> {
     Ok(())
 }
 
-/// Calls `f` with `tables::str_key(tag, s)`, built on the stack when it is short (every
-/// login key is: usernames are at most 256 bytes before case folding).
+/// Calls `f` with `tables::str_key(tag, s)`, built on the stack when it is short (up to 127
+/// bytes: nearly every login key), allocated otherwise.
 fn with_str_key<R>(tag: u8, s: &str, f: impl FnOnce(&[u8]) -> R) -> R {
-    let mut buf = [0u8; 512];
+    let mut buf = [0u8; 128];
     match buf.get_mut(..=s.len()) {
         Some(k) => {
             if let Some((t, rest)) = k.split_first_mut() {
@@ -907,13 +913,6 @@ impl Reader {
         Ok((1..parts).map(|i| lo + step * i).collect())
     }
 
-    fn open(txn: ReadTransaction, lookalikes: bool) -> Result<Reader> {
-        Ok(Reader {
-            t: txn.open_table(DIR).map_err(table_error)?,
-            lookalikes,
-            txn,
-        })
-    }
     read_ops!();
 }
 
