@@ -645,6 +645,15 @@ fn candidates(r: &Reader, p: &Plan) -> Result<Option<Vec<Uuid>>> {
     Ok(Some(ids))
 }
 
+/// Whether `p` reads given ids (which are candidates whether or not such users exist).
+fn names_ids(p: &Plan) -> bool {
+    match p {
+        Plan::IdList { .. } => true,
+        Plan::Union { arms, .. } => arms.iter().any(names_ids),
+        _ => false,
+    }
+}
+
 /// A bound on the insert-instant index key.
 type IndexBound = Bound<(i64, Uuid)>;
 
@@ -754,7 +763,9 @@ pub(crate) fn run(r: &Reader, s: &Search) -> Result<Page> {
 
     let pred = plan.residual().map(Pred::compile);
     let cands = candidates(r, &plan)?;
-    let exact = pred.is_none() && !matches!(plan, Plan::IdList { .. });
+    // Candidates are exactly the matches when nothing is left to evaluate, except for given
+    // ids (also inside a union), which need not exist.
+    let exact = pred.is_none() && !names_ids(&plan);
 
     // Exact candidates in id order: only the page is decoded.
     if exact && s.sort.is_empty() {
