@@ -1,4 +1,7 @@
 //! Evaluation of a [`Filter`] on one [`User`], with the SCIM case rules.
+//!
+//! Evaluation reads a user through [`Fields`], implemented by [`User`] and by a record read in
+//! place ([`RecordView`]): a search scan evaluates on views and decodes only the page's users.
 
 use std::cmp::Ordering;
 
@@ -6,6 +9,7 @@ use uuid::Uuid;
 
 use super::parse::{Attr, CompareOp, Filter, Multi, Sub, Value};
 use crate::identity::caseless_key;
+use crate::store::record::{Need, RecordView, ValueRef, field};
 use crate::user::{AttrValue, User};
 
 /// A literal with its derived forms computed once.
@@ -65,16 +69,26 @@ impl Pred {
     }
 
     /// Whether `u` matches.
-    pub(crate) fn matches(&self, u: &User) -> bool {
+    pub(crate) fn matches<U: Fields + ?Sized>(&self, u: &U) -> bool {
         self.eval(u, None)
     }
 
     /// Whether an element of a multi-valued attribute matches (for PATCH value paths).
-    pub(crate) fn matches_element(&self, u: &User, e: &Elem<'_>) -> bool {
+    pub(crate) fn matches_element<U: Fields + ?Sized>(&self, u: &U, e: &Elem<'_>) -> bool {
         self.eval(u, Some(e))
     }
 
-    fn eval(&self, u: &User, e: Option<&Elem<'_>>) -> bool {
+    /// The fields of a record evaluation reads.
+    pub(crate) fn need(&self) -> Need {
+        match self {
+            Pred::And(a, b) | Pred::Or(a, b) => a.need().union(b.need()),
+            Pred::Not(a) => a.need(),
+            Pred::Present(attr) | Pred::Cmp(attr, _, _) => attr_need(attr),
+            Pred::ValuePath(m, inner) => inner.need().with(multi_field(*m)),
+        }
+    }
+
+    fn eval<U: Fields + ?Sized>(&self, u: &U, e: Option<&Elem<'_>>) -> bool {
         match self {
             Pred::And(a, b) => a.eval(u, e) && b.eval(u, e),
             Pred::Or(a, b) => a.eval(u, e) || b.eval(u, e),
@@ -88,6 +102,212 @@ impl Pred {
                 _ => values(u, attr, e, &mut |v| compare(&v, *op, lit)),
             },
         }
+    }
+}
+
+/// The record field a multi-valued attribute reads.
+fn multi_field(m: Multi) -> usize {
+    match m {
+        Multi::Emails => field::EMAIL,
+        Multi::PhoneNumbers => field::MOBILE_PHONE,
+        Multi::Roles => field::ROLES,
+    }
+}
+
+/// The record fields `attr` reads (none for the id, which is the record's key, and for an
+/// element's sub-attribute, read from the element).
+fn attr_need(attr: &Attr) -> Need {
+    let none = Need::default();
+    let i = match attr {
+        Attr::Id | Attr::Element(_) => return none,
+        Attr::UserName => field::USERNAME,
+        Attr::ExternalId => field::EXTERNAL_ID,
+        Attr::Active => field::ACTIVE,
+        Attr::Verified => field::VERIFIED,
+        Attr::GivenName => field::FIRST_NAME,
+        Attr::MiddleName => field::MIDDLE_NAME,
+        Attr::FamilyName => field::LAST_NAME,
+        Attr::Formatted => field::FULL_NAME,
+        Attr::NickName => field::NICK_NAME,
+        Attr::BirthDate => field::BIRTH_DATE,
+        Attr::ImageUrl => field::IMAGE_URL,
+        Attr::Timezone => field::TIMEZONE,
+        Attr::PreferredLanguage => field::PREFERRED_LANGUAGES,
+        Attr::Emails(_) => field::EMAIL,
+        Attr::PhoneNumbers(_) => field::MOBILE_PHONE,
+        Attr::Roles(_) => field::ROLES,
+        Attr::Created => field::INSERT_INSTANT,
+        Attr::LastModified => field::LAST_UPDATE_INSTANT,
+        Attr::Version => field::VERSION,
+        Attr::LastLogin => field::LAST_LOGIN_INSTANT,
+        Attr::Expiry => field::EXPIRY,
+        Attr::Data(_) => field::DATA,
+    };
+    none.with(i)
+}
+
+/// What filter evaluation and sort keys read of a user: a decoded [`User`], or a record read
+/// in place ([`RecordView`]), of which only the fields its [`Need`] named may be read.
+pub(crate) trait Fields {
+    fn id(&self) -> Uuid;
+    fn username(&self) -> Option<&str>;
+    fn email(&self) -> Option<&str>;
+    fn external_id(&self) -> Option<&str>;
+    fn active(&self) -> bool;
+    fn verified(&self) -> bool;
+    fn first_name(&self) -> Option<&str>;
+    fn middle_name(&self) -> Option<&str>;
+    fn last_name(&self) -> Option<&str>;
+    fn full_name(&self) -> Option<&str>;
+    fn nick_name(&self) -> Option<&str>;
+    fn birth_date(&self) -> Option<&str>;
+    fn mobile_phone(&self) -> Option<&str>;
+    fn image_url(&self) -> Option<&str>;
+    fn timezone(&self) -> Option<&str>;
+    /// Whether `f` is true for one of the preferred languages.
+    fn any_language<'s>(&'s self, f: &mut dyn FnMut(&'s str) -> bool) -> bool;
+    /// Whether `f` is true for one of the roles (in role order).
+    fn any_role<'s>(&'s self, f: &mut dyn FnMut(&'s str) -> bool) -> bool;
+    /// The custom attribute at the top-level key `k`.
+    fn data(&self, k: &str) -> Option<DataRef<'_>>;
+    fn expiry(&self) -> Option<i64>;
+    fn insert_instant(&self) -> i64;
+    fn last_update_instant(&self) -> i64;
+    fn last_login_instant(&self) -> Option<i64>;
+    fn version(&self) -> u64;
+}
+
+/// A custom attribute value of a [`User`] or of a [`RecordView`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum DataRef<'a> {
+    Owned(&'a AttrValue),
+    Borrowed(&'a ValueRef<'a>),
+}
+
+impl<'a> DataRef<'a> {
+    /// The member `k` of an object.
+    fn get(self, k: &str) -> Option<DataRef<'a>> {
+        match self {
+            DataRef::Owned(AttrValue::Object(m)) => m.get(k).map(DataRef::Owned),
+            DataRef::Borrowed(ValueRef::Object(m)) => m.get(k).map(DataRef::Borrowed),
+            _ => None,
+        }
+    }
+}
+
+macro_rules! text_fields {
+    ($($name:ident),*) => {
+        $(fn $name(&self) -> Option<&str> {
+            self.$name.as_deref()
+        })*
+    };
+}
+
+impl Fields for User {
+    text_fields!(
+        username,
+        email,
+        external_id,
+        first_name,
+        middle_name,
+        last_name,
+        full_name,
+        nick_name,
+        birth_date,
+        mobile_phone,
+        image_url,
+        timezone
+    );
+    fn id(&self) -> Uuid {
+        self.id
+    }
+    fn active(&self) -> bool {
+        self.active
+    }
+    fn verified(&self) -> bool {
+        self.verified
+    }
+    fn any_language<'s>(&'s self, f: &mut dyn FnMut(&'s str) -> bool) -> bool {
+        self.preferred_languages.iter().any(|l| f(l))
+    }
+    fn any_role<'s>(&'s self, f: &mut dyn FnMut(&'s str) -> bool) -> bool {
+        self.roles.iter().any(|r| f(r))
+    }
+    fn data(&self, k: &str) -> Option<DataRef<'_>> {
+        self.data.get(k).map(DataRef::Owned)
+    }
+    fn expiry(&self) -> Option<i64> {
+        self.expiry
+    }
+    fn insert_instant(&self) -> i64 {
+        self.insert_instant
+    }
+    fn last_update_instant(&self) -> i64 {
+        self.last_update_instant
+    }
+    fn last_login_instant(&self) -> Option<i64> {
+        self.last_login_instant
+    }
+    fn version(&self) -> u64 {
+        self.version
+    }
+}
+
+macro_rules! view_text_fields {
+    ($($name:ident),*) => {
+        $(fn $name(&self) -> Option<&str> {
+            self.$name
+        })*
+    };
+}
+
+impl Fields for RecordView<'_> {
+    view_text_fields!(
+        username,
+        email,
+        external_id,
+        first_name,
+        middle_name,
+        last_name,
+        full_name,
+        nick_name,
+        birth_date,
+        mobile_phone,
+        image_url,
+        timezone
+    );
+    fn id(&self) -> Uuid {
+        self.id
+    }
+    fn active(&self) -> bool {
+        self.active
+    }
+    fn verified(&self) -> bool {
+        self.verified
+    }
+    fn any_language<'s>(&'s self, f: &mut dyn FnMut(&'s str) -> bool) -> bool {
+        self.preferred_languages.as_slice().iter().any(|l| f(l))
+    }
+    fn any_role<'s>(&'s self, f: &mut dyn FnMut(&'s str) -> bool) -> bool {
+        self.roles.as_slice().iter().any(|r| f(r))
+    }
+    fn data(&self, k: &str) -> Option<DataRef<'_>> {
+        self.data.get(k).map(DataRef::Borrowed)
+    }
+    fn expiry(&self) -> Option<i64> {
+        self.expiry
+    }
+    fn insert_instant(&self) -> i64 {
+        self.insert_instant
+    }
+    fn last_update_instant(&self) -> i64 {
+        self.last_update_instant
+    }
+    fn last_login_instant(&self) -> Option<i64> {
+        self.last_login_instant
+    }
+    fn version(&self) -> u64 {
+        self.version
     }
 }
 
@@ -122,9 +342,13 @@ pub(crate) struct Elem<'a> {
 }
 
 /// Calls `f` on each element of `m`; true as soon as one call is.
-pub(crate) fn elements<'a>(u: &'a User, m: Multi, f: &mut dyn FnMut(Elem<'a>) -> bool) -> bool {
+pub(crate) fn elements<'a, U: Fields + ?Sized>(
+    u: &'a U,
+    m: Multi,
+    f: &mut dyn FnMut(Elem<'a>) -> bool,
+) -> bool {
     match m {
-        Multi::Emails => u.email.as_deref().is_some_and(|x| {
+        Multi::Emails => u.email().is_some_and(|x| {
             f(Elem {
                 value: Some(x),
                 kind: Some("work"),
@@ -132,7 +356,7 @@ pub(crate) fn elements<'a>(u: &'a User, m: Multi, f: &mut dyn FnMut(Elem<'a>) ->
                 caseless: true,
             })
         }),
-        Multi::PhoneNumbers => u.mobile_phone.as_deref().is_some_and(|x| {
+        Multi::PhoneNumbers => u.mobile_phone().is_some_and(|x| {
             f(Elem {
                 value: Some(x),
                 kind: Some("mobile"),
@@ -140,7 +364,7 @@ pub(crate) fn elements<'a>(u: &'a User, m: Multi, f: &mut dyn FnMut(Elem<'a>) ->
                 caseless: false,
             })
         }),
-        Multi::Roles => u.roles.iter().any(|r| {
+        Multi::Roles => u.any_role(&mut |r| {
             f(Elem {
                 value: Some(r),
                 kind: None,
@@ -177,47 +401,62 @@ fn sub_value<'a>(e: &Elem<'a>, s: Sub) -> Option<V<'a>> {
     }
 }
 
-fn data_value<'a>(v: &'a AttrValue, f: &mut dyn FnMut(V<'a>) -> bool, nested: bool) -> bool {
+fn data_value<'a>(v: DataRef<'a>, f: &mut dyn FnMut(V<'a>) -> bool, nested: bool) -> bool {
     match v {
-        AttrValue::Null => false,
-        AttrValue::Bool(b) => f(V::Bool(*b)),
-        AttrValue::Int(i) => f(V::Int(*i)),
-        AttrValue::Float(x) => f(V::Float(*x)),
-        AttrValue::String(s) => f(V::Str(s, false)),
-        AttrValue::Array(xs) if !nested => xs.iter().any(|x| data_value(x, f, true)),
-        AttrValue::Array(_) | AttrValue::Object(_) => f(V::Opaque),
+        DataRef::Owned(v) => match v {
+            AttrValue::Null => false,
+            AttrValue::Bool(b) => f(V::Bool(*b)),
+            AttrValue::Int(i) => f(V::Int(*i)),
+            AttrValue::Float(x) => f(V::Float(*x)),
+            AttrValue::String(s) => f(V::Str(s, false)),
+            AttrValue::Array(xs) if !nested => {
+                xs.iter().any(|x| data_value(DataRef::Owned(x), f, true))
+            }
+            AttrValue::Array(_) | AttrValue::Object(_) => f(V::Opaque),
+        },
+        DataRef::Borrowed(v) => match v {
+            ValueRef::Null => false,
+            ValueRef::Bool(b) => f(V::Bool(*b)),
+            ValueRef::Int(i) => f(V::Int(*i)),
+            ValueRef::Float(x) => f(V::Float(*x)),
+            ValueRef::Str(s) => f(V::Str(s, false)),
+            ValueRef::Array(xs) if !nested => {
+                xs.iter().any(|x| data_value(DataRef::Borrowed(x), f, true))
+            }
+            ValueRef::Array(_) | ValueRef::Object(_) => f(V::Opaque),
+        },
     }
 }
 
 /// Calls `f` on each value of `attr` for `u` (or the element `e`); true as soon as one is.
-fn values<'a>(
-    u: &'a User,
+fn values<'a, U: Fields + ?Sized>(
+    u: &'a U,
     attr: &Attr,
     e: Option<&Elem<'a>>,
     f: &mut dyn FnMut(V<'a>) -> bool,
 ) -> bool {
-    let s = |o: &'a Option<String>| o.as_deref().map(|x| V::Str(x, false));
+    let s = |o: Option<&'a str>| o.map(|x| V::Str(x, false));
     let one = match attr {
-        Attr::Id => Some(V::Id(u.id)),
-        Attr::UserName => u.username.as_deref().map(|x| V::Str(x, true)),
-        Attr::ExternalId => s(&u.external_id),
-        Attr::Active => Some(V::Bool(u.active)),
-        Attr::Verified => Some(V::Bool(u.verified)),
-        Attr::GivenName => s(&u.first_name),
-        Attr::MiddleName => s(&u.middle_name),
-        Attr::FamilyName => s(&u.last_name),
-        Attr::Formatted => s(&u.full_name),
-        Attr::NickName => s(&u.nick_name),
-        Attr::BirthDate => s(&u.birth_date),
-        Attr::ImageUrl => s(&u.image_url),
-        Attr::Timezone => s(&u.timezone),
-        Attr::Created => Some(V::Time(u.insert_instant)),
-        Attr::LastModified => Some(V::Time(u.last_update_instant)),
-        Attr::LastLogin => u.last_login_instant.map(V::Time),
-        Attr::Expiry => u.expiry.map(V::Time),
-        Attr::Version => Some(V::Int(i64::try_from(u.version).unwrap_or(i64::MAX))),
+        Attr::Id => Some(V::Id(u.id())),
+        Attr::UserName => u.username().map(|x| V::Str(x, true)),
+        Attr::ExternalId => s(u.external_id()),
+        Attr::Active => Some(V::Bool(u.active())),
+        Attr::Verified => Some(V::Bool(u.verified())),
+        Attr::GivenName => s(u.first_name()),
+        Attr::MiddleName => s(u.middle_name()),
+        Attr::FamilyName => s(u.last_name()),
+        Attr::Formatted => s(u.full_name()),
+        Attr::NickName => s(u.nick_name()),
+        Attr::BirthDate => s(u.birth_date()),
+        Attr::ImageUrl => s(u.image_url()),
+        Attr::Timezone => s(u.timezone()),
+        Attr::Created => Some(V::Time(u.insert_instant())),
+        Attr::LastModified => Some(V::Time(u.last_update_instant())),
+        Attr::LastLogin => u.last_login_instant().map(V::Time),
+        Attr::Expiry => u.expiry().map(V::Time),
+        Attr::Version => Some(V::Int(i64::try_from(u.version()).unwrap_or(i64::MAX))),
         Attr::PreferredLanguage => {
-            return u.preferred_languages.iter().any(|l| f(V::Str(l, false)));
+            return u.any_language(&mut |l| f(V::Str(l, false)));
         }
         Attr::Emails(sub) => {
             return elements(u, Multi::Emails, &mut |el| {
@@ -231,7 +470,7 @@ fn values<'a>(
         }
         Attr::Roles(sub) => {
             return match sub {
-                Sub::Value | Sub::Display => u.roles.iter().any(|r| f(V::Str(r, false))),
+                Sub::Value | Sub::Display => u.any_role(&mut |r| f(V::Str(r, false))),
                 Sub::Type | Sub::Primary => false,
             };
         }
@@ -240,12 +479,9 @@ fn values<'a>(
             let mut cur = None;
             for (i, k) in keys.iter().enumerate() {
                 cur = if i == 0 {
-                    u.data.get(k)
+                    u.data(k)
                 } else {
-                    match cur {
-                        Some(AttrValue::Object(m)) => m.get(k),
-                        _ => None,
-                    }
+                    cur.and_then(|c: DataRef<'a>| c.get(k))
                 };
             }
             return cur.is_some_and(|v| data_value(v, f, false));
@@ -303,8 +539,7 @@ fn compare(x: &V<'_>, op: CompareOp, lit: &Lit) -> bool {
     match (x, &lit.v) {
         (V::Str(s, caseless), Value::String(l)) => {
             if *caseless {
-                let k = caseless_key(s);
-                str_op(op, &k, lit.key.as_deref().unwrap_or(""))
+                with_caseless(s, |k| str_op(op, k, lit.key.as_deref().unwrap_or("")))
             } else {
                 str_op(op, s, l)
             }
@@ -320,6 +555,22 @@ fn compare(x: &V<'_>, op: CompareOp, lit: &Lit) -> bool {
         }
         _ => false,
     }
+}
+
+/// Calls `f` with [`caseless_key`]`(s)`, computed without allocating for ASCII text up to
+/// 128 bytes (nearly every username and email): for ASCII, the key is the lowercase text.
+pub(crate) fn with_caseless<R>(s: &str, f: impl FnOnce(&str) -> R) -> R {
+    let mut buf = [0u8; 128];
+    if s.is_ascii()
+        && let Some(b) = buf.get_mut(..s.len())
+    {
+        b.copy_from_slice(s.as_bytes());
+        b.make_ascii_lowercase();
+        if let Ok(k) = std::str::from_utf8(b) {
+            return f(k);
+        }
+    }
+    f(&caseless_key(s))
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).

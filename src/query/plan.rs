@@ -5,14 +5,15 @@ use std::ops::Bound;
 
 use uuid::Uuid;
 
-use super::eval::{Pred, parse_instant};
+use super::eval::{Fields, Pred, parse_instant};
 use super::parse::{Attr, CompareOp, Filter, Multi, Sub, Value, parse_filter};
 use super::sort::{Cursor, Key, SortBy, SortField, cmp_rows};
 use crate::directory::{Directory, ReadTx};
 use crate::error::{Error, Result};
 use crate::identity::caseless_key;
-use crate::store::Reader;
+use crate::store::record::{Need, RecordView};
 use crate::store::tables::{KIND_EMAIL, KIND_USERNAME};
+use crate::store::{Reader, codec};
 use crate::user::{Instant, User};
 
 /// The default page size (FusionAuth's `numberOfResults`).
@@ -614,12 +615,11 @@ fn candidates(r: &Reader, p: &Plan) -> Result<Option<Vec<Uuid>>> {
             .map(|(id, _)| id)
             .into_iter()
             .collect(),
-        Plan::LoginKeyPrefix { attr, prefix, .. } => r
-            .login_prefix(prefix)?
-            .into_iter()
-            .filter(|(_, k)| k & attr.kind() != 0)
-            .map(|(id, _)| id)
-            .collect(),
+        Plan::LoginKeyPrefix { attr, prefix, .. } => {
+            let mut v = Vec::new();
+            r.login_prefix(prefix, attr.kind(), |id| v.push(id))?;
+            v
+        }
         Plan::ExternalIdEq { external_id, .. } => r.external(external_id)?.into_iter().collect(),
         Plan::RoleEq { role, .. } => r.role_members(role)?,
         Plan::InsertRange { from, to, .. } => {
@@ -639,9 +639,19 @@ fn candidates(r: &Reader, p: &Plan) -> Result<Option<Vec<Uuid>>> {
             v
         }
     };
-    ids.sort_unstable();
+    // Big-endian, so the order of the numbers is the order of the ids (and cheaper to compare).
+    ids.sort_unstable_by_key(|id| id.as_u128());
     ids.dedup();
     Ok(Some(ids))
+}
+
+/// Whether `p` reads given ids (which are candidates whether or not such users exist).
+fn names_ids(p: &Plan) -> bool {
+    match p {
+        Plan::IdList { .. } => true,
+        Plan::Union { arms, .. } => arms.iter().any(names_ids),
+        _ => false,
+    }
 }
 
 /// A bound on the insert-instant index key.
@@ -753,7 +763,9 @@ pub(crate) fn run(r: &Reader, s: &Search) -> Result<Page> {
 
     let pred = plan.residual().map(Pred::compile);
     let cands = candidates(r, &plan)?;
-    let exact = pred.is_none() && !matches!(plan, Plan::IdList { .. });
+    // Candidates are exactly the matches when nothing is left to evaluate, except for given
+    // ids (also inside a union), which need not exist.
+    let exact = pred.is_none() && !names_ids(&plan);
 
     // Exact candidates in id order: only the page is decoded.
     if exact && s.sort.is_empty() {
@@ -776,12 +788,12 @@ pub(crate) fn run(r: &Reader, s: &Search) -> Result<Page> {
         let mut users = Vec::new();
         let mut skip = s.offset;
         let want = s.limit.saturating_add(1);
-        r.for_each_user_after(after, |u| {
+        r.for_each_record_after(after, |id, bytes| {
             if skip > 0 {
                 skip -= 1;
                 return Ok(true);
             }
-            users.push(u);
+            users.push(codec::decode(id, bytes)?);
             Ok(users.len() < want)
         })?;
         let more = users.len() > s.limit;
@@ -794,18 +806,22 @@ pub(crate) fn run(r: &Reader, s: &Search) -> Result<Page> {
         return Ok(page(users, total, next));
     }
 
-    // General case: evaluate every candidate, sort the matches, cut the page.
-    let mut rows: Vec<(Vec<Key>, Uuid)> = Vec::new();
-    let mut visit = |u: User| -> Result<bool> {
-        if pred.as_ref().is_none_or(|p| p.matches(&u)) {
-            rows.push((s.sort.iter().map(|f| f.key(&u)).collect(), u.id));
-        }
-        Ok(true)
-    };
+    // General case: evaluate every candidate on its record read in place (only the fields
+    // the filter and the sort read), count the matches, keep the rows that can be on the page.
+    let keep = s.offset.saturating_add(s.limit);
+    let need = s
+        .sort
+        .iter()
+        .fold(pred.as_ref().map_or(Need::default(), Pred::need), |n, f| {
+            n.union(f.need())
+        });
+    let after = s.after.as_ref().map(|c| (c.keys.as_slice(), c.id));
+    let new_matches = || Matches::new(&s.sort, keep, after);
+    let mut acc = new_matches();
     match cands {
         None => {
             // Records that lack a string the filter requires cannot match: skip them
-            // without decoding.
+            // without reading them.
             let needles: Vec<memchr::memmem::Finder<'_>> = plan
                 .residual()
                 .map(required_strings)
@@ -813,49 +829,140 @@ pub(crate) fn run(r: &Reader, s: &Search) -> Result<Page> {
                 .into_iter()
                 .map(|n| memchr::memmem::Finder::new(n).into_owned())
                 .collect();
-            // Scanned on all cores for large directories; rows come back in id order.
-            let found = r.filter_map_records(|id, bytes| {
+            // Scanned on all cores for large directories; one accumulator per id range.
+            let parts = r.fold_records(new_matches, |m, id, bytes| {
                 if needles.iter().any(|n| n.find(bytes).is_none()) {
-                    return Ok(None);
+                    return Ok(());
                 }
-                let u = crate::store::codec::decode(id, bytes)?;
-                Ok(pred
-                    .as_ref()
-                    .is_none_or(|p| p.matches(&u))
-                    .then(|| (s.sort.iter().map(|f| f.key(&u)).collect::<Vec<Key>>(), u.id)))
+                let mut v = RecordView::default();
+                codec::view_into(id, bytes, need, &mut v)?;
+                if pred.as_ref().is_none_or(|p| p.matches(&v)) {
+                    m.add(&v);
+                }
+                Ok(())
             })?;
-            rows.extend(found);
+            for p in parts {
+                acc.merge(p);
+            }
         }
         Some(ids) => {
             for id in ids {
-                if let Some(u) = r.get(id)? {
-                    visit(u)?;
-                }
+                r.with_record(id, |bytes| {
+                    let mut v = RecordView::default();
+                    codec::view_into(id, bytes, need, &mut v)?;
+                    if pred.as_ref().is_none_or(|p| p.matches(&v)) {
+                        acc.add(&v);
+                    }
+                    Ok(())
+                })?;
             }
         }
     }
-    let total = rows.len();
+    let Matches {
+        total,
+        remaining,
+        mut rows,
+        ..
+    } = acc;
     let cmp =
         |a: &(Vec<Key>, Uuid), b: &(Vec<Key>, Uuid)| cmp_rows(&s.sort, (&a.0, a.1), (&b.0, b.1));
-    if let Some(c) = &s.after {
-        let at = (c.keys.clone(), c.id);
-        rows.retain(|row| cmp(row, &at) == std::cmp::Ordering::Greater);
-    }
-    let remaining = rows.len();
-    let end = s.offset.saturating_add(s.limit);
-    if end < rows.len() {
-        rows.select_nth_unstable_by(end, cmp);
-        rows.truncate(end);
+    if keep < rows.len() {
+        rows.select_nth_unstable_by(keep, cmp);
+        rows.truncate(keep);
     }
     rows.sort_unstable_by(cmp);
     let page_ids: Vec<Uuid> = rows.iter().skip(s.offset).map(|(_, id)| *id).collect();
     let users = fetch(r, page_ids)?;
-    let next = if remaining > end {
+    let next = if remaining > keep {
         users.last().map(cursor_of)
     } else {
         None
     };
     Ok(page(users, total, next))
+}
+
+/// The matches of a search, counted, and the rows that can be on its page: the first `keep`
+/// in the search's order after the cursor (a bounded selection: rows that cannot make it are
+/// neither kept nor, once the bound is known, allocated).
+struct Matches<'s> {
+    sort: &'s [SortField],
+    keep: usize,
+    after: Option<(&'s [Key], Uuid)>,
+    /// Every match.
+    total: usize,
+    /// Matches after the cursor.
+    remaining: usize,
+    /// Candidates for the page, pruned to the first `keep` when they reach twice that (or
+    /// 64, for small pages).
+    rows: Vec<(Vec<Key>, Uuid)>,
+    /// After a pruning, the last row kept: a row ordered after it cannot be on the page.
+    bound: Option<(Vec<Key>, Uuid)>,
+    /// The sort keys of the match being added (buffers reused from match to match).
+    scratch: Vec<Key>,
+}
+
+impl<'s> Matches<'s> {
+    fn new(sort: &'s [SortField], keep: usize, after: Option<(&'s [Key], Uuid)>) -> Self {
+        Matches {
+            sort,
+            keep,
+            after,
+            total: 0,
+            remaining: 0,
+            rows: Vec::new(),
+            bound: None,
+            scratch: vec![Key::Missing; sort.len()],
+        }
+    }
+
+    fn cmp(&self, a: (&[Key], Uuid), b: (&[Key], Uuid)) -> std::cmp::Ordering {
+        cmp_rows(self.sort, a, b)
+    }
+
+    fn add<U: Fields + ?Sized>(&mut self, u: &U) {
+        use std::cmp::Ordering;
+        self.total += 1;
+        for (f, k) in self.sort.iter().zip(self.scratch.iter_mut()) {
+            f.key_into(u, k);
+        }
+        let row = (self.scratch.as_slice(), u.id());
+        if let Some(at) = self.after
+            && self.cmp(row, at) != Ordering::Greater
+        {
+            return;
+        }
+        self.remaining += 1;
+        if self.keep == 0
+            || self
+                .bound
+                .as_ref()
+                .is_some_and(|b| self.cmp(row, (&b.0, b.1)) != Ordering::Less)
+        {
+            return;
+        }
+        self.rows.push((self.scratch.clone(), u.id()));
+        if self.rows.len() >= self.keep.max(32).saturating_mul(2) {
+            self.prune();
+        }
+    }
+
+    /// Keeps the first `keep` rows and remembers the last of them as the bound.
+    fn prune(&mut self) {
+        let (sort, keep) = (self.sort, self.keep);
+        if keep == 0 || self.rows.len() <= keep {
+            return;
+        }
+        self.rows
+            .select_nth_unstable_by(keep - 1, |a, b| cmp_rows(sort, (&a.0, a.1), (&b.0, b.1)));
+        self.rows.truncate(keep);
+        self.bound = self.rows.last().cloned();
+    }
+
+    fn merge(&mut self, o: Matches<'_>) {
+        self.total += o.total;
+        self.remaining += o.remaining;
+        self.rows.extend(o.rows);
+    }
 }
 
 /// Strings that appear verbatim in the encoded record of every user `f` matches: exact

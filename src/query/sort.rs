@@ -8,9 +8,10 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use uuid::Uuid;
 
+use super::eval::{Fields, with_caseless};
 use crate::error::{Error, Result};
 use crate::identity::caseless_key;
-use crate::user::User;
+use crate::store::record::{Need, field};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum SortBy {
@@ -114,22 +115,61 @@ impl SortField {
         self
     }
 
-    pub(crate) fn key(&self, u: &User) -> Key {
-        let s = |o: &Option<String>| o.clone().map_or(Key::Missing, Key::Str);
+    pub(crate) fn key<U: Fields + ?Sized>(&self, u: &U) -> Key {
+        let s = |o: Option<&str>| o.map_or(Key::Missing, |x| Key::Str(x.to_owned()));
         match self.by {
             SortBy::Username => u
-                .username
-                .as_deref()
+                .username()
                 .map_or(Key::Missing, |x| Key::Str(caseless_key(x))),
-            SortBy::Email => s(&u.email),
+            SortBy::Email => s(u.email()),
             SortBy::FullName => u
-                .full_name
-                .as_deref()
+                .full_name()
                 .map_or(Key::Missing, |x| Key::Str(caseless_key(x))),
-            SortBy::BirthDate => s(&u.birth_date),
-            SortBy::InsertInstant => Key::Int(u.insert_instant),
-            SortBy::LastLogin => u.last_login_instant.map_or(Key::Missing, Key::Int),
+            SortBy::BirthDate => s(u.birth_date()),
+            SortBy::InsertInstant => Key::Int(u.insert_instant()),
+            SortBy::LastLogin => u.last_login_instant().map_or(Key::Missing, Key::Int),
         }
+    }
+
+    /// As [`SortField::key`], into `out`, reusing its string buffer.
+    pub(crate) fn key_into<U: Fields + ?Sized>(&self, u: &U, out: &mut Key) {
+        let text = |x: Option<&str>, caseless: bool, out: &mut Key| {
+            let Some(x) = x else {
+                *out = Key::Missing;
+                return;
+            };
+            let mut buf = match std::mem::replace(out, Key::Missing) {
+                Key::Str(b) => b,
+                _ => String::new(),
+            };
+            buf.clear();
+            if caseless {
+                with_caseless(x, |k| buf.push_str(k));
+            } else {
+                buf.push_str(x);
+            }
+            *out = Key::Str(buf);
+        };
+        match self.by {
+            SortBy::Username => text(u.username(), true, out),
+            SortBy::Email => text(u.email(), false, out),
+            SortBy::FullName => text(u.full_name(), true, out),
+            SortBy::BirthDate => text(u.birth_date(), false, out),
+            SortBy::InsertInstant => *out = Key::Int(u.insert_instant()),
+            SortBy::LastLogin => *out = u.last_login_instant().map_or(Key::Missing, Key::Int),
+        }
+    }
+
+    /// The record field this key reads.
+    pub(crate) fn need(&self) -> Need {
+        Need::default().with(match self.by {
+            SortBy::Username => field::USERNAME,
+            SortBy::Email => field::EMAIL,
+            SortBy::FullName => field::FULL_NAME,
+            SortBy::BirthDate => field::BIRTH_DATE,
+            SortBy::InsertInstant => field::INSERT_INSTANT,
+            SortBy::LastLogin => field::LAST_LOGIN_INSTANT,
+        })
     }
 }
 

@@ -1,13 +1,18 @@
 //! The record codec: one function pair, a leading format-version byte, then bincode 2.
 //!
 //! bincode stays inside this file so the format can move later: a new version byte can decode
-//! old records and write new ones.
+//! old records and write new ones. Records are encoded by bincode (through serde); whole
+//! records are decoded by a reader of the same encoding written out here ([`decode`], twice
+//! as fast as serde's, tested against bincode's on random and damaged records), and search
+//! reads the fields it needs in place through bincode's borrowed serde decoding ([`view_into`]).
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use uuid::Uuid;
 
-use super::record::DbUserV1;
+use super::record::{DbUserV1, Need, RecordView, ViewSeed};
 use crate::error::{Error, Result};
-use crate::user::User;
+use crate::user::{AttrValue, MAX_DATA_DEPTH, StoredHash, User};
 
 /// The record format written by this version.
 pub(crate) const RECORD_V1: u8 = 1;
@@ -35,14 +40,19 @@ pub(crate) fn decode(id: Uuid, bytes: &[u8]) -> Result<User> {
         .ok_or_else(|| Error::Corrupt(format!("empty record for user {id}")))?;
     match version {
         RECORD_V1 => {
-            let (rec, used): (DbUserV1, usize) = bincode::serde::decode_from_slice(body, config())
+            let mut r = Bytes {
+                rest: body,
+                claimed: 0,
+            };
+            let user = r
+                .user(id)
                 .map_err(|e| Error::Corrupt(format!("record of user {id} does not decode: {e}")))?;
-            if used != body.len() {
+            if !r.rest.is_empty() {
                 return Err(Error::Corrupt(format!(
                     "record of user {id} has trailing bytes"
                 )));
             }
-            Ok(rec.into_user(id))
+            Ok(user)
         }
         v => Err(Error::Corrupt(format!(
             "record of user {id} has unknown format version {v}"
@@ -50,8 +60,578 @@ pub(crate) fn decode(id: Uuid, bytes: &[u8]) -> Result<User> {
     }
 }
 
+/// A record body read by hand, by the rules of bincode 2's standard configuration with
+/// [`config`]'s limit, into a [`User`]: the fields of [`DbUserV1`] in order, with the types
+/// its derived `Deserialize` reads. Going through serde cost about twice as much per record
+/// (plumbing and moves of the intermediate struct); the tests check that this reader and
+/// bincode's (`decode_from_slice::<DbUserV1>`) accept the same bytes and read the same user.
+///
+/// The rules: varint integers (below 251 one byte; 251, 252, 253 then 2, 4, 8 little-endian
+/// bytes; 254 and 255 refused for 64-bit values, 253 too for 32-bit ones), zigzag for signed
+/// ones, `f64` as 8 little-endian bytes, `bool` and `Option` tags 0 or 1, strings and lists as
+/// a length then the items, enum variants as a `u32` index. Every primitive "claims" bytes
+/// against the limit as bincode's decoders do (8 per `u64`/`i64`/`usize`/`f64`, 4 per `u32`,
+/// 1 per `u8`/`bool`/tag, plus a string's length), whatever its encoded size.
+struct Bytes<'a> {
+    rest: &'a [u8],
+    claimed: usize,
+}
+
+type Step<T> = std::result::Result<T, &'static str>;
+
+impl<'a> Bytes<'a> {
+    fn claim(&mut self, n: usize) -> Step<()> {
+        self.claimed = self
+            .claimed
+            .checked_add(n)
+            .filter(|c| *c <= MAX_RECORD_BYTES)
+            .ok_or("the record exceeds the decoding limit")?;
+        Ok(())
+    }
+
+    fn take(&mut self, n: usize) -> Step<&'a [u8]> {
+        if n > self.rest.len() {
+            return Err("unexpected end of record");
+        }
+        let (a, b) = self.rest.split_at(n);
+        self.rest = b;
+        Ok(a)
+    }
+
+    fn array<const N: usize>(&mut self) -> Step<[u8; N]> {
+        <[u8; N]>::try_from(self.take(N)?).map_err(|_| "unexpected end of record")
+    }
+
+    fn byte(&mut self) -> Step<u8> {
+        self.claim(1)?;
+        Ok(self.array::<1>()?[0])
+    }
+
+    /// A varint of at most 64 bits (at most 32 when `wide` is false); claims nothing.
+    fn varint(&mut self, wide: bool) -> Step<u64> {
+        let [tag] = self.array::<1>()?;
+        Ok(match tag {
+            0..=250 => u64::from(tag),
+            251 => u64::from(u16::from_le_bytes(self.array()?)),
+            252 => u64::from(u32::from_le_bytes(self.array()?)),
+            253 if wide => u64::from_le_bytes(self.array()?),
+            _ => return Err("invalid integer"),
+        })
+    }
+
+    fn u64(&mut self) -> Step<u64> {
+        self.claim(8)?;
+        self.varint(true)
+    }
+
+    fn len(&mut self) -> Step<usize> {
+        usize::try_from(self.u64()?).map_err(|_| "length out of range")
+    }
+
+    fn i64(&mut self) -> Step<i64> {
+        let n = self.u64()?;
+        // Zigzag: 0, -1, 1, -2, ... encode as 0, 1, 2, 3, ...
+        Ok(((n >> 1) as i64) ^ -((n & 1) as i64))
+    }
+
+    fn u32(&mut self) -> Step<u32> {
+        self.claim(4)?;
+        u32::try_from(self.varint(false)?).map_err(|_| "invalid integer")
+    }
+
+    fn f64(&mut self) -> Step<f64> {
+        self.claim(8)?;
+        Ok(f64::from_le_bytes(self.array()?))
+    }
+
+    fn bool(&mut self) -> Step<bool> {
+        match self.byte()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err("invalid boolean"),
+        }
+    }
+
+    fn option<T>(&mut self, f: impl FnOnce(&mut Self) -> Step<T>) -> Step<Option<T>> {
+        match self.byte()? {
+            0 => Ok(None),
+            1 => f(self).map(Some),
+            _ => Err("invalid option tag"),
+        }
+    }
+
+    fn string(&mut self) -> Step<String> {
+        let n = self.len()?;
+        self.claim(n)?;
+        let b = self.take(n)?;
+        std::str::from_utf8(b)
+            .map(str::to_owned)
+            .map_err(|_| "invalid UTF-8")
+    }
+
+    fn text(&mut self) -> Step<Option<String>> {
+        self.option(Self::string)
+    }
+
+    /// A custom attribute value at nesting level `depth` (1 for a top-level value).
+    fn value(&mut self, depth: usize) -> Step<AttrValue> {
+        if depth > MAX_DATA_DEPTH {
+            return Err("custom data nested too deep");
+        }
+        // `DbValue`'s variants, in order.
+        Ok(match self.u32()? {
+            0 => AttrValue::Null,
+            1 => AttrValue::Bool(self.bool()?),
+            2 => AttrValue::Int(self.i64()?),
+            3 => AttrValue::Float(self.f64()?),
+            4 => AttrValue::String(self.string()?),
+            5 => {
+                let n = self.len()?;
+                let mut v = Vec::new();
+                for _ in 0..n {
+                    v.push(self.value(depth + 1)?);
+                }
+                AttrValue::Array(v)
+            }
+            6 => AttrValue::Object(self.map(depth + 1)?),
+            _ => return Err("invalid custom value variant"),
+        })
+    }
+
+    /// A map of custom attributes whose values are at level `depth`. As when decoding into a
+    /// `BTreeMap`, a repeated key keeps its last value.
+    fn map(&mut self, depth: usize) -> Step<BTreeMap<String, AttrValue>> {
+        let n = self.len()?;
+        let mut m = BTreeMap::new();
+        for _ in 0..n {
+            let k = self.string()?;
+            let v = self.value(depth)?;
+            m.insert(k, v);
+        }
+        Ok(m)
+    }
+
+    fn user(&mut self, id: Uuid) -> Step<User> {
+        // Struct fields are evaluated in the order written: `DbUserV1`'s order.
+        Ok(User {
+            id,
+            username: self.text()?,
+            email: self.text()?,
+            external_id: self.text()?,
+            active: self.bool()?,
+            verified: self.bool()?,
+            first_name: self.text()?,
+            middle_name: self.text()?,
+            last_name: self.text()?,
+            full_name: self.text()?,
+            nick_name: self.text()?,
+            birth_date: self.text()?,
+            mobile_phone: self.text()?,
+            image_url: self.text()?,
+            timezone: self.text()?,
+            preferred_languages: {
+                let n = self.len()?;
+                let mut v = Vec::new();
+                for _ in 0..n {
+                    v.push(self.string()?);
+                }
+                v
+            },
+            roles: {
+                let n = self.len()?;
+                let mut set = BTreeSet::new();
+                for _ in 0..n {
+                    set.insert(self.string()?);
+                }
+                set
+            },
+            data: self.map(1)?,
+            password: self.text()?.map(StoredHash::from_encoded),
+            password_change_required: self.bool()?,
+            expiry: self.option(Self::i64)?,
+            insert_instant: self.i64()?,
+            last_update_instant: self.i64()?,
+            last_login_instant: self.option(Self::i64)?,
+            password_last_update_instant: self.option(Self::i64)?,
+            version: self.u64()?,
+        })
+    }
+}
+
 /// Decodes arbitrary bytes as a record; for the fuzz target and its seed tests.
 #[doc(hidden)]
 pub fn fuzz_decode(bytes: &[u8]) -> Result<User> {
     decode(Uuid::nil(), bytes)
+}
+
+/// A view of the fields `need` names (see [`view_into`]); for tests.
+#[cfg(test)]
+pub(crate) fn view(id: Uuid, bytes: &[u8], need: Need) -> Result<RecordView<'_>> {
+    let mut v = RecordView::default();
+    view_into(id, bytes, need, &mut v)?;
+    Ok(v)
+}
+
+/// Reads the fields of a record that `need` names into `out`, in place (strings borrow from
+/// `bytes`); for search, which evaluates filters and sort keys on every candidate. `out`
+/// should be a default view: fields not needed are left as they are.
+///
+/// Damage in the fields read is an error, as with [`decode`]. With [`Need::ALL`] the whole
+/// record is checked (trailing bytes included); otherwise the fields after the last one
+/// needed are not looked at, and those stepped over before it are only checked for their
+/// framing (a string's length, not its UTF-8).
+pub(crate) fn view_into<'a>(
+    id: Uuid,
+    bytes: &'a [u8],
+    need: Need,
+    out: &mut RecordView<'a>,
+) -> Result<()> {
+    out.id = id;
+    let (&version, body) = bytes
+        .split_first()
+        .ok_or_else(|| Error::Corrupt(format!("empty record for user {id}")))?;
+    match version {
+        RECORD_V1 => {
+            let ((), used) = bincode::serde::seed_decode_from_slice(
+                ViewSeed { view: out, need },
+                body,
+                config(),
+            )
+            .map_err(|e| Error::Corrupt(format!("record of user {id} does not decode: {e}")))?;
+            if need == Need::ALL && used != body.len() {
+                return Err(Error::Corrupt(format!(
+                    "record of user {id} has trailing bytes"
+                )));
+            }
+            Ok(())
+        }
+        v => Err(Error::Corrupt(format!(
+            "record of user {id} has unknown format version {v}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use proptest::collection::{btree_map, btree_set, vec};
+    use proptest::prelude::*;
+
+    use super::{decode, encode, view};
+    use crate::store::record::{MapRef, Need, RecordView, ValueRef, field};
+    use crate::user::{AttrValue, StoredHash, User};
+    use uuid::Uuid;
+
+    fn text() -> impl Strategy<Value = Option<String>> {
+        proptest::option::of("[a-zA-Z0-9 éß]{0,10}")
+    }
+
+    fn attr() -> impl Strategy<Value = AttrValue> {
+        let leaf = prop_oneof![
+            Just(AttrValue::Null),
+            any::<bool>().prop_map(AttrValue::Bool),
+            any::<i64>().prop_map(AttrValue::Int),
+            any::<f64>().prop_map(AttrValue::Float),
+            "[a-z]{0,6}".prop_map(AttrValue::String),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                vec(inner.clone(), 0..4).prop_map(AttrValue::Array),
+                btree_map("[a-c]{1,2}", inner, 0..4).prop_map(AttrValue::Object),
+            ]
+        })
+    }
+
+    prop_compose! {
+        fn user()(
+            id in any::<u128>(),
+            (username, email, external_id, first_name, middle_name, last_name) in
+                (text(), text(), text(), text(), text(), text()),
+            (full_name, nick_name, birth_date, mobile_phone, image_url, timezone) in
+                (text(), text(), text(), text(), text(), text()),
+            (active, verified, password_change_required) in (any::<bool>(), any::<bool>(), any::<bool>()),
+            preferred_languages in vec("[a-z]{2}", 0..6),
+            roles in btree_set("[a-z]{1,5}", 0..6),
+            data in btree_map("[a-d]{1,3}", attr(), 0..4),
+            password in text(),
+            (expiry, last_login_instant, password_last_update_instant) in
+                (any::<Option<i64>>(), any::<Option<i64>>(), any::<Option<i64>>()),
+            (insert_instant, last_update_instant, version) in (any::<i64>(), any::<i64>(), any::<u64>()),
+        ) -> User {
+            User {
+                id: Uuid::from_u128(id),
+                username, email, external_id, active, verified, first_name, middle_name,
+                last_name, full_name, nick_name, birth_date, mobile_phone, image_url, timezone,
+                preferred_languages,
+                roles,
+                data,
+                password: password.map(StoredHash::from_encoded),
+                password_change_required,
+                expiry, insert_instant, last_update_instant, last_login_instant,
+                password_last_update_instant, version,
+            }
+        }
+    }
+
+    fn same_value(a: &AttrValue, b: &ValueRef<'_>) -> bool {
+        match (a, b) {
+            (AttrValue::Null, ValueRef::Null) => true,
+            (AttrValue::Bool(x), ValueRef::Bool(y)) => x == y,
+            (AttrValue::Int(x), ValueRef::Int(y)) => x == y,
+            (AttrValue::Float(x), ValueRef::Float(y)) => x.to_bits() == y.to_bits(),
+            (AttrValue::String(x), ValueRef::Str(y)) => x == y,
+            (AttrValue::Array(x), ValueRef::Array(y)) => {
+                x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same_value(a, b))
+            }
+            (AttrValue::Object(x), ValueRef::Object(y)) => same_map(x, y),
+            _ => false,
+        }
+    }
+
+    fn same_map(a: &BTreeMap<String, AttrValue>, b: &MapRef<'_>) -> bool {
+        a.len() == b.0.len()
+            && a.iter()
+                .zip(&b.0)
+                .all(|((ka, va), (kb, vb))| ka == kb && same_value(va, vb))
+    }
+
+    /// Compares the fields a view read (`need`) with the decoded user; the others must have
+    /// kept their defaults.
+    fn check(u: &User, v: &RecordView<'_>, need: Need) -> Result<(), TestCaseError> {
+        let d = RecordView::default();
+        macro_rules! text {
+            ($($f:ident = $i:expr),*) => {$(
+                if need.has($i) {
+                    prop_assert_eq!(u.$f.as_deref(), v.$f, "{}", stringify!($f));
+                } else {
+                    prop_assert_eq!(d.$f, v.$f, "{}", stringify!($f));
+                }
+            )*};
+        }
+        macro_rules! plain {
+            ($($f:ident = $i:expr),*) => {$(
+                if need.has($i) {
+                    prop_assert_eq!(u.$f, v.$f, "{}", stringify!($f));
+                } else {
+                    prop_assert_eq!(d.$f, v.$f, "{}", stringify!($f));
+                }
+            )*};
+        }
+        prop_assert_eq!(u.id, v.id);
+        text!(
+            username = field::USERNAME,
+            email = field::EMAIL,
+            external_id = field::EXTERNAL_ID,
+            first_name = field::FIRST_NAME,
+            middle_name = field::MIDDLE_NAME,
+            last_name = field::LAST_NAME,
+            full_name = field::FULL_NAME,
+            nick_name = field::NICK_NAME,
+            birth_date = field::BIRTH_DATE,
+            mobile_phone = field::MOBILE_PHONE,
+            image_url = field::IMAGE_URL,
+            timezone = field::TIMEZONE
+        );
+        plain!(
+            active = field::ACTIVE,
+            verified = field::VERIFIED,
+            password_change_required = field::PASSWORD_CHANGE_REQUIRED,
+            expiry = field::EXPIRY,
+            insert_instant = field::INSERT_INSTANT,
+            last_update_instant = field::LAST_UPDATE_INSTANT,
+            last_login_instant = field::LAST_LOGIN_INSTANT,
+            password_last_update_instant = field::PASSWORD_LAST_UPDATE_INSTANT,
+            version = field::VERSION
+        );
+        let langs: Vec<&str> = u.preferred_languages.iter().map(String::as_str).collect();
+        let roles: Vec<&str> = u.roles.iter().map(String::as_str).collect();
+        let empty: &[&str] = &[];
+        prop_assert_eq!(
+            v.preferred_languages.as_slice(),
+            if need.has(field::PREFERRED_LANGUAGES) {
+                langs.as_slice()
+            } else {
+                empty
+            }
+        );
+        prop_assert_eq!(
+            v.roles.as_slice(),
+            if need.has(field::ROLES) {
+                roles.as_slice()
+            } else {
+                empty
+            }
+        );
+        if need.has(field::DATA) {
+            prop_assert!(same_map(&u.data, &v.data), "data");
+        } else {
+            prop_assert!(v.data.0.is_empty(), "data not read");
+        }
+        let password = u.password.as_ref().map(StoredHash::expose);
+        prop_assert_eq!(
+            if need.has(field::PASSWORD) {
+                password
+            } else {
+                None
+            },
+            v.password
+        );
+        Ok(())
+    }
+
+    /// bincode's own decoding of the record (through `DbUserV1`'s derived `Deserialize`):
+    /// the reference for `decode`.
+    fn reference(id: Uuid, bytes: &[u8]) -> Option<User> {
+        let (&version, body) = bytes.split_first()?;
+        if version != super::RECORD_V1 {
+            return None;
+        }
+        let (rec, used) =
+            bincode::serde::decode_from_slice::<super::DbUserV1, _>(body, super::config()).ok()?;
+        (used == body.len()).then(|| rec.into_user(id))
+    }
+
+    /// Users compared through `Debug` (floats by their text, so NaN equals NaN).
+    fn shown(u: Option<&User>) -> Option<String> {
+        u.map(|u| format!("{u:?}"))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// A view of every field agrees with the full decode; so does every prefix view on
+        /// the fields it reads, with or without custom data.
+        #[test]
+        fn views_agree_with_the_full_decode(u in user(), bits: u32) {
+            let bytes = encode(&u).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let decoded = decode(u.id, &bytes).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(shown(Some(&decoded)), shown(Some(&u)));
+            prop_assert_eq!(shown(Some(&decoded)), shown(reference(u.id, &bytes).as_ref()));
+            let all = view(u.id, &bytes, Need::ALL).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            check(&u, &all, Need::ALL)?;
+            let need = Need::from_bits(bits);
+            let part = view(u.id, &bytes, need).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            check(&u, &part, need)?;
+        }
+
+        /// Damaged records: a view of every field fails exactly when the full decode does,
+        /// and agrees with it when both succeed; prefix views never panic.
+        #[test]
+        fn damaged_records_fail_alike(u in user(), flips in vec((any::<usize>(), any::<u8>()), 1..4), bits: u32, len in any::<usize>()) {
+            let mut bytes = encode(&u).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            for (at, x) in flips {
+                let i = at % bytes.len();
+                bytes[i] ^= x;
+            }
+            if len % 4 == 0 {
+                bytes.truncate(len % (bytes.len() + 1));
+            }
+            let full = decode(u.id, &bytes);
+            prop_assert_eq!(shown(full.as_ref().ok()), shown(reference(u.id, &bytes).as_ref()));
+            let all = view(u.id, &bytes, Need::ALL);
+            prop_assert_eq!(full.is_ok(), all.is_ok(), "{:?} / {:?}", full.as_ref().err(), all.as_ref().err());
+            if let (Ok(full), Ok(all)) = (&full, &all) {
+                check(full, all, Need::ALL)?;
+            }
+            let _ = view(u.id, &bytes, Need::from_bits(bits));
+        }
+    }
+
+    /// A record of `n` empty arrays under one custom key, built by hand: each claims 12 bytes
+    /// of the decoding limit (a variant index and a length) for 2 encoded bytes.
+    fn empty_arrays(n: u32) -> Vec<u8> {
+        let mut b = vec![super::RECORD_V1];
+        b.extend([0; 3 + 2 + 9 + 2]); // texts, flags, names, languages, roles
+        b.extend([1, 1, b'k', 5, 252]); // one key "k": an array of n (a 4-byte varint)
+        b.extend(n.to_le_bytes());
+        for _ in 0..n {
+            b.extend([5, 0]);
+        }
+        b.extend([0; 8]); // password, flag, instants, version
+        b
+    }
+
+    #[test]
+    fn the_decoding_limit_counts_what_bincode_counts() {
+        let small = empty_arrays(1000);
+        let u = decode(Uuid::nil(), &small).unwrap();
+        assert!(matches!(&u.data["k"], AttrValue::Array(a) if a.len() == 1000));
+        assert_eq!(
+            shown(Some(&u)),
+            shown(reference(Uuid::nil(), &small).as_ref())
+        );
+        // 1.3M * 12 bytes claimed are under the 16 MiB limit, 1.4M * 12 over it (in a
+        // record of 2.8 MB).
+        let under = empty_arrays(1_300_000);
+        assert!(decode(Uuid::nil(), &under).is_ok());
+        assert!(reference(Uuid::nil(), &under).is_some());
+        let big = empty_arrays(1_400_000);
+        assert!(big.len() < super::MAX_RECORD_BYTES);
+        assert!(reference(Uuid::nil(), &big).is_none());
+        assert!(decode(Uuid::nil(), &big).is_err());
+        assert!(view(Uuid::nil(), &big, Need::ALL).is_err());
+    }
+
+    #[test]
+    fn views_check_the_version_byte_and_trailing_bytes() {
+        let u = User {
+            id: Uuid::nil(),
+            username: Some("ann".into()),
+            email: None,
+            external_id: None,
+            active: true,
+            verified: false,
+            first_name: None,
+            middle_name: None,
+            last_name: Some("Smithson".into()),
+            full_name: None,
+            nick_name: None,
+            birth_date: None,
+            mobile_phone: None,
+            image_url: None,
+            timezone: None,
+            preferred_languages: Vec::new(),
+            roles: BTreeSet::new(),
+            data: BTreeMap::new(),
+            password: None,
+            password_change_required: false,
+            expiry: None,
+            insert_instant: 1,
+            last_update_instant: 2,
+            last_login_instant: None,
+            password_last_update_instant: None,
+            version: 3,
+        };
+        let bytes = encode(&u).unwrap();
+        let need = Need::default().with(field::LAST_NAME);
+        assert_eq!(
+            view(u.id, &bytes, need).unwrap().last_name,
+            Some("Smithson")
+        );
+        let mut other = bytes.clone();
+        other[0] = 2;
+        assert!(view(u.id, &other, need).is_err());
+        assert!(view(u.id, &[], need).is_err());
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(decode(u.id, &longer).is_err());
+        assert!(view(u.id, &longer, Need::ALL).is_err());
+        // A prefix view does not look past the fields it reads.
+        assert!(view(u.id, &longer, need).is_ok());
+        // Custom data nested deeper than the bound is refused, read or skipped.
+        let mut deep = AttrValue::Null;
+        for _ in 0..(crate::user::MAX_DATA_DEPTH + 2) {
+            deep = AttrValue::Array(vec![deep]);
+        }
+        let mut d = u.clone();
+        d.data.insert("k".into(), deep);
+        let bytes = encode(&d).unwrap();
+        assert!(decode(d.id, &bytes).is_err());
+        assert!(view(d.id, &bytes, Need::ALL).is_err());
+        let skip = Need::default().with(field::VERSION);
+        assert!(!skip.has(field::DATA));
+        assert!(view(d.id, &bytes, skip).is_err());
+        assert!(view(d.id, &bytes, need).is_ok());
+    }
 }
