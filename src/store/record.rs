@@ -10,7 +10,7 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
 
-use crate::user::{AttrValue, MAX_DATA_DEPTH, User};
+use crate::user::{AttrValue, MAX_DATA_DEPTH, StoredHash, User};
 
 #[derive(Serialize, Deserialize)]
 pub(crate) struct DbUserV1 {
@@ -180,9 +180,6 @@ impl From<&User> for DbUserV1 {
 }
 
 impl DbUserV1 {
-    /// The user bincode's derived decoding reads: the reference `codec::decode` is tested
-    /// against.
-    #[cfg(test)]
     pub(crate) fn into_user(self, id: Uuid) -> User {
         User {
             id,
@@ -203,7 +200,7 @@ impl DbUserV1 {
             preferred_languages: self.preferred_languages,
             roles: self.roles,
             data: self.data.into_iter().map(|(k, v)| (k, v.into())).collect(),
-            password: self.password.map(crate::user::StoredHash::from_encoded),
+            password: self.password.map(StoredHash::from_encoded),
             password_change_required: self.password_change_required,
             expiry: self.expiry,
             insert_instant: self.insert_instant,
