@@ -71,6 +71,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "import:              {secs:.2} s = {:.0} users/s",
         n as f64 / secs
     );
+    let t = summary.timings;
+    println!(
+        "phases:              validate {:.2} s, sort {:.2} s, check {:.2} s, hash {:.2} s, insert {:.2} s, commit {:.2} s",
+        t.validate.as_secs_f64(),
+        t.sort.as_secs_f64(),
+        t.check.as_secs_f64(),
+        t.hash.as_secs_f64(),
+        t.insert.as_secs_f64(),
+        t.commit.as_secs_f64()
+    );
     println!(
         "peak RSS (VmHWM):    {} MiB ({} MiB with only the rows built, {} MiB at start)",
         rss_peak / 1024,
