@@ -14,6 +14,7 @@
 //! clash. Any clash marks the transaction broken, so it can never commit.
 
 use std::ops::Bound;
+use std::sync::mpsc;
 
 use rayon::prelude::*;
 use redb::ReadableTable;
@@ -513,14 +514,26 @@ impl Writer<'_> {
 
     /// Inserts the entries (in strictly ascending key order) through a cursor, recording each
     /// in the redo log. A key some existing entry already has is a clash and is not written.
+    ///
+    /// A helper thread copies the entries, in key order, out of the arenas ([`Gathered`]).
     fn insert_sorted(&mut self, keys: &BatchKeys, found: &mut Found) -> Result<()> {
+        std::thread::scope(|scope| {
+            let mut entries = Gathered::start(keys, scope);
+            self.insert_gathered(keys, &mut entries, found)
+        })
+    }
+
+    fn insert_gathered(
+        &mut self,
+        keys: &BatchKeys,
+        entries: &mut Gathered<'_>,
+        found: &mut Found,
+    ) -> Result<()> {
         let Writer { t, redo, .. } = self;
-        let mut block = Block::default();
         let mut next = 0;
         while next < keys.entries.len() {
             // Place a cursor in the gap where this key belongs.
-            block.load(keys, next);
-            let (e, key, _) = block.get(next)?;
+            let (e, key, _) = entries.get(next)?;
             let mut cursor = t.lower_bound_mut(Bound::Included(key)).map_err(storage)?;
             let taken = match cursor.peek_next().map_err(storage)? {
                 Some((k, v)) if k.value() == key => Some(v.value().to_vec()),
@@ -546,8 +559,7 @@ impl Writer<'_> {
             }
             // Then insert until an existing entry stands in the way.
             while next < keys.entries.len() {
-                block.load(keys, next);
-                let (_, key, value) = block.get(next)?;
+                let (_, key, value) = entries.get(next)?;
                 if key.first() == Some(&TAG_USER) && value.is_empty() {
                     return Err(Error::Corrupt("an imported user has no record".into()));
                 }
@@ -566,52 +578,122 @@ impl Writer<'_> {
     }
 }
 
-/// Entries copied, in key order, out of the arenas they were built in.
-///
-/// The arenas are in row order, so key order jumps around in them (ids are random): one cache
-/// and TLB miss per entry. Copying a block of entries in a tight loop lets those misses
-/// overlap; the inserts then read the block sequentially.
+/// Entries per block of [`Gathered`].
+const BLOCK: usize = 1024;
+/// Blocks filled ahead of the inserts.
+const BLOCKS_AHEAD: usize = 4;
+
+/// Consecutive entries (in key order), their keys and values copied next to each other.
 #[derive(Default)]
-struct Block<'k> {
+struct Block {
     /// Index of the first entry held.
     first: usize,
-    /// (entry, start in `bytes`, key length, value length), one per entry held.
-    held: Vec<(&'k Entry, usize, usize, usize)>,
+    /// (start in `bytes`, key length, value length), one per entry held.
+    held: Vec<(usize, usize, usize)>,
     bytes: Vec<u8>,
 }
 
-/// Entries per block.
-const BLOCK: usize = 256;
-
-impl<'k> Block<'k> {
-    /// Makes sure entry `i` is held.
-    fn load(&mut self, keys: &'k BatchKeys, i: usize) {
-        if (self.first..self.first + self.held.len()).contains(&i) {
-            return;
-        }
-        self.first = i;
+impl Block {
+    /// Fills the block with the entries from `first` on.
+    fn fill(&mut self, keys: &BatchKeys, first: usize) {
+        self.first = first;
         self.held.clear();
         self.bytes.clear();
-        for e in keys.entries.iter().skip(i).take(BLOCK) {
+        for e in keys.entries.iter().skip(first).take(BLOCK) {
             let (k, v) = (keys.key(e), keys.value(e));
-            self.held.push((e, self.bytes.len(), k.len(), v.len()));
+            self.held.push((self.bytes.len(), k.len(), v.len()));
             self.bytes.extend_from_slice(k);
             self.bytes.extend_from_slice(v);
         }
     }
 
-    /// Entry `i` (held: see [`Block::load`]), its key and its value.
-    fn get(&self, i: usize) -> Result<(&'k Entry, &[u8], &[u8])> {
-        let &(e, at, klen, vlen) = self
-            .held
-            .get(i.wrapping_sub(self.first))
-            .ok_or_else(|| Error::Corrupt("import entry out of its block".into()))?;
+    /// Index of the first entry after the block.
+    fn end(&self) -> usize {
+        self.first + self.held.len()
+    }
+}
+
+/// The entries of a batch in key order, for the inserts.
+///
+/// The arenas are in row order, and key order jumps around in them (ids are random): one
+/// cache and TLB miss per entry, a third of the insert phase when the inserting thread took
+/// them. A helper thread copies blocks of entries ahead (a tight loop whose misses overlap);
+/// the inserts read each block sequentially. Without the helper (a thread could not be
+/// started), blocks are filled on the inserting thread.
+struct Gathered<'k> {
+    keys: &'k BatchKeys,
+    /// Filled blocks, in order, from the helper thread.
+    filled: Option<mpsc::Receiver<Block>>,
+    /// Used blocks, back to the helper thread for reuse.
+    used: Option<mpsc::Sender<Block>>,
+    current: Block,
+}
+
+impl<'k> Gathered<'k> {
+    /// Starts the helper thread in `scope`.
+    fn start<'s>(keys: &'k BatchKeys, scope: &'s std::thread::Scope<'s, '_>) -> Gathered<'k>
+    where
+        'k: 's,
+    {
+        let (fill, filled) = mpsc::sync_channel::<Block>(BLOCKS_AHEAD);
+        let (used, reuse) = mpsc::channel::<Block>();
+        let helper = std::thread::Builder::new()
+            .name("userdir-import-gather".into())
+            .spawn_scoped(scope, move || {
+                let mut first = 0;
+                while first < keys.entries.len() {
+                    let mut block = reuse.try_recv().unwrap_or_default();
+                    block.fill(keys, first);
+                    first = block.end();
+                    // The inserts stopped (an error): nothing more to do.
+                    if fill.send(block).is_err() {
+                        break;
+                    }
+                }
+            });
+        let (filled, used) = match helper {
+            Ok(_) => (Some(filled), Some(used)),
+            Err(_) => (None, None),
+        };
+        Gathered {
+            keys,
+            filled,
+            used,
+            current: Block::default(),
+        }
+    }
+
+    /// Entry `i`, its key and its value. `i` never decreases from one call to the next.
+    fn get(&mut self, i: usize) -> Result<(&'k Entry, &[u8], &[u8])> {
+        while i >= self.current.end() {
+            let next = match &self.filled {
+                Some(filled) => filled
+                    .recv()
+                    .map_err(|_| Error::Corrupt("import entries ended early".into()))?,
+                None => {
+                    let mut block = std::mem::take(&mut self.current);
+                    let first = block.end();
+                    block.fill(self.keys, first);
+                    block
+                }
+            };
+            let done = std::mem::replace(&mut self.current, next);
+            if let Some(used) = &self.used {
+                let _ = used.send(done);
+            }
+        }
+        let entry = self.keys.entries.get(i);
+        let held = i
+            .checked_sub(self.current.first)
+            .and_then(|j| self.current.held.get(j));
+        let (Some(e), Some(&(at, klen, vlen))) = (entry, held) else {
+            return Err(Error::Corrupt("import entry out of order".into()));
+        };
+        let bytes = &self.current.bytes;
         Ok((
             e,
-            self.bytes.get(at..at + klen).unwrap_or_default(),
-            self.bytes
-                .get(at + klen..at + klen + vlen)
-                .unwrap_or_default(),
+            bytes.get(at..at + klen).unwrap_or_default(),
+            bytes.get(at + klen..at + klen + vlen).unwrap_or_default(),
         ))
     }
 }
@@ -694,6 +776,51 @@ mod tests {
                     assert_eq!(e.row, 3);
                 }
             }
+        }
+    }
+
+    /// Both ways of gathering (helper thread, or inline when no thread could be started) give
+    /// every entry in sorted order, across block boundaries.
+    #[test]
+    fn gathered_entries_are_the_sorted_entries() {
+        let mut parts = Vec::new();
+        for p in 0..3 {
+            let mut part = BatchPart::with_capacity(1000);
+            for i in 0..1000 {
+                let name = format!("u{p}-{i}");
+                let u = user(Some(&name), Some(&format!("{name}@example.com")), None);
+                part.add(p * 1000 + i, &u, false, i % 3 != 0).unwrap();
+            }
+            parts.push(part);
+        }
+        let keys = BatchKeys::new(parts).unwrap();
+        assert!(keys.entries.len() > 3 * BLOCK);
+        let want: Vec<(Vec<u8>, Vec<u8>)> = keys
+            .entries
+            .iter()
+            .map(|e| (keys.key(e).to_vec(), keys.value(e).to_vec()))
+            .collect();
+        assert!(want.windows(2).all(|w| w[0].0 < w[1].0));
+        for helper in [true, false] {
+            std::thread::scope(|scope| {
+                let mut g = if helper {
+                    Gathered::start(&keys, scope)
+                } else {
+                    Gathered {
+                        keys: &keys,
+                        filled: None,
+                        used: None,
+                        current: Block::default(),
+                    }
+                };
+                for (i, (k, v)) in want.iter().enumerate() {
+                    let (e, key, value) = g.get(i).unwrap();
+                    assert_eq!((key, value), (k.as_slice(), v.as_slice()));
+                    assert_eq!(keys.key(e), k.as_slice());
+                }
+                // Going back is an error, not a panic.
+                assert!(g.get(0).is_err());
+            });
         }
     }
 }
