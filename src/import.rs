@@ -140,7 +140,8 @@ pub struct ImportTimings {
     pub check: Duration,
     /// Hashing plaintext passwords and encoding those records (all cores).
     pub hash: Duration,
-    /// Inserting the records and index entries in the write transaction.
+    /// Inserting the records and index entries in the write transaction (from asking for
+    /// it: a concurrent writer's transaction delays it).
     pub insert: Duration,
     /// Committing the transaction (with `Durability::Immediate`, until it is on disk).
     pub commit: Duration,
@@ -407,6 +408,7 @@ impl Directory {
         // 1. Validate every row; build its entries and, unless its password is still to be
         //    hashed, encode its record. Then the row itself is dropped.
         let lookalikes = self.inner.refuse_lookalikes;
+        let part_rows = rows.len().min(PART_ROWS);
         let parts: Vec<Result<Part>> = rows
             .into_par_iter()
             .enumerate()
@@ -414,7 +416,7 @@ impl Directory {
             .fold(
                 || {
                     Ok(Part {
-                        keys: BatchPart::with_capacity(PART_ROWS),
+                        keys: BatchPart::with_capacity(part_rows),
                         ..Part::default()
                     })
                 },

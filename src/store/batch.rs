@@ -132,13 +132,13 @@ impl BatchPart {
 
     /// Ends the entry opened at `off`: its key is the first `klen` bytes written since.
     fn close(&mut self, off: usize, klen: usize) -> Result<()> {
-        let total = self.arena.len() - off;
+        let total = self.arena.len().saturating_sub(off);
         let key = self.arena.get(off..off + klen).unwrap_or_default();
         let prefix = prefix_of(unique_part(key).unwrap_or(key));
         if let Some(e) = self.entries.last_mut() {
             e.prefix = prefix;
             e.klen = len32(klen)?;
-            e.vlen = len32(total - klen)?;
+            e.vlen = len32(total.saturating_sub(klen))?;
         }
         Ok(())
     }
@@ -164,7 +164,8 @@ impl BatchPart {
     }
 
     /// Adds the entries of `user`, row `row` of the batch: the id claim and the index entries
-    /// [`Keys::entries`] gives, written straight into the arena. `skeletons`: whether the
+    /// that `Keys::of(user, skeletons).entries(user)` gives, written straight into the arena
+    /// (a unit test holds the two equal). `skeletons`: whether the
     /// directory keeps the look-alike index. `encode`: whether to encode the record now
     /// (`false` leaves the id claim without a record, for [`BatchKeys::set_records`]).
     pub(crate) fn add(
@@ -223,8 +224,8 @@ impl BatchPart {
     }
 }
 
-/// Every entry of the users of a batch, sorted by key: one id claim (with the record) per user,
-/// then its index entries.
+/// Every entry of the users of a batch, sorted by key: one id claim (with the record) and the
+/// index entries of each user.
 pub(crate) struct BatchKeys {
     arenas: Vec<Vec<u8>>,
     entries: Vec<Entry>,
