@@ -619,8 +619,8 @@ impl Block {
 /// The arenas are in row order, and key order jumps around in them (ids are random): one
 /// cache and TLB miss per entry, a third of the insert phase when the inserting thread took
 /// them. A helper thread copies blocks of entries ahead (a tight loop whose misses overlap);
-/// the inserts read each block sequentially. Without the helper (a thread could not be
-/// started), blocks are filled on the inserting thread.
+/// the inserts read each block sequentially. Without the helper (a batch of one block, or a
+/// thread could not be started), blocks are filled on the inserting thread.
 struct Gathered<'k> {
     keys: &'k BatchKeys,
     /// Filled blocks, in order, from the helper thread.
@@ -636,6 +636,10 @@ impl<'k> Gathered<'k> {
     where
         'k: 's,
     {
+        if keys.entries.len() <= BLOCK {
+            // One block: not worth a thread.
+            return Gathered::inline(keys);
+        }
         let (fill, filled) = mpsc::sync_channel::<Block>(BLOCKS_AHEAD);
         let (used, reuse) = mpsc::channel::<Block>();
         let helper = std::thread::Builder::new()
@@ -652,14 +656,23 @@ impl<'k> Gathered<'k> {
                     }
                 }
             });
-        let (filled, used) = match helper {
-            Ok(_) => (Some(filled), Some(used)),
-            Err(_) => (None, None),
-        };
+        match helper {
+            Ok(_) => Gathered {
+                keys,
+                filled: Some(filled),
+                used: Some(used),
+                current: Block::default(),
+            },
+            Err(_) => Gathered::inline(keys),
+        }
+    }
+
+    /// Without a helper thread: blocks are filled when the inserts need them.
+    fn inline(keys: &'k BatchKeys) -> Gathered<'k> {
         Gathered {
             keys,
-            filled,
-            used,
+            filled: None,
+            used: None,
             current: Block::default(),
         }
     }
@@ -807,13 +820,9 @@ mod tests {
                 let mut g = if helper {
                     Gathered::start(&keys, scope)
                 } else {
-                    Gathered {
-                        keys: &keys,
-                        filled: None,
-                        used: None,
-                        current: Block::default(),
-                    }
+                    Gathered::inline(&keys)
                 };
+                assert_eq!(g.filled.is_some(), helper);
                 for (i, (k, v)) in want.iter().enumerate() {
                     let (e, key, value) = g.get(i).unwrap();
                     assert_eq!((key, value), (k.as_slice(), v.as_slice()));
