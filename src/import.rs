@@ -126,8 +126,8 @@ pub struct ImportSummary {
     pub timings: ImportTimings,
 }
 
-/// How long each phase of a successful import took (wall-clock time; the phases are
-/// described in the [module docs](self)).
+/// How long each phase of a successful [`Directory::import`] took (wall-clock time, in the
+/// order the phases run).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ImportTimings {
@@ -366,8 +366,10 @@ impl Directory {
     /// cores before the write transaction; pre-hashed ones (argon2, bcrypt, PBKDF2-SHA256,
     /// FusionAuth's PBKDF2, see [`StoredHash`](crate::StoredHash)) are checked for a supported
     /// scheme and cost caps, then stored as given. Rows keep their ids and instants (the
-    /// directory's clock fills in missing insert instants). See the [module docs](self) for
-    /// the phases.
+    /// directory's clock fills in missing insert instants). The phases are those of
+    /// [`ImportTimings`]: validation (which also builds every index entry and encodes the
+    /// records), sorting the keys to find duplicates, hashing, then one write transaction that
+    /// inserts in key order.
     ///
     /// # Examples
     /// ```
