@@ -17,11 +17,13 @@
 //!   `plaintext/one_hash` is one such hash.
 //!
 //! A paired summary follows criterion's figures: the measurements run in turn, round after
-//! round, so that the load of a shared machine affects them alike; it prints the medians, the
-//! userdir:SQLite ratio (also against SQLite with only the id, username and email indexes the
-//! issue names), the fraction of the hashing limit reached, and the import against bare
-//! parallel hashing of the same number of passwords (the limit as the loaded machine allows it
-//! in that moment). `IMPORT_BENCH_PAIRS` sets the number of rounds (default 5).
+//! round, so that the load of a shared machine affects them alike; it prints the medians (and
+//! those of userdir's phases, from `ImportSummary::timings`), the userdir:SQLite ratio (also
+//! against SQLite with only the id, username and email indexes the issue names), the fraction
+//! of the hashing limit reached, and the import against bare parallel hashing of the same
+//! number of passwords (the limit as the loaded machine allows it in that moment).
+//! `IMPORT_BENCH_PAIRS` sets the number of rounds (default 5); `-- paired` skips criterion's
+//! own measurements and runs only the summary.
 
 use std::hint::black_box;
 use std::path::Path;
@@ -30,7 +32,9 @@ use std::time::{Duration, Instant};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use rayon::prelude::*;
 use rusqlite::{Connection, params};
-use userdir::{Argon2Params, Directory, Durability, Hasher, ImportBatch, NewUser, StoredHash};
+use userdir::{
+    Argon2Params, Directory, Durability, Hasher, ImportBatch, ImportTimings, NewUser, StoredHash,
+};
 use uuid::Uuid;
 
 fn env(name: &str, default: usize) -> usize {
@@ -87,14 +91,14 @@ fn open_dir(path: &Path, params: Argon2Params) -> Directory {
         .unwrap()
 }
 
-fn userdir_import(path: &Path, users: Vec<NewUser>) -> Duration {
+fn userdir_import(path: &Path, users: Vec<NewUser>) -> (Duration, ImportTimings) {
     let dir = open_dir(path, Argon2Params::owasp());
     let n = users.len();
     let t = Instant::now();
     let s = dir.import(ImportBatch::new(users)).unwrap();
     let took = t.elapsed();
     assert_eq!(s.imported, n);
-    took
+    (took, s.timings)
 }
 
 fn sqlite_open(path: &Path, minimal: bool) -> Connection {
@@ -254,12 +258,17 @@ fn paired_summary(n: usize, plain: usize, rows: &[Row], hash: &StoredHash, owasp
     let pairs = env("IMPORT_BENCH_PAIRS", 5);
     let (mut ud, mut sq, mut sqm, mut one, mut pt, mut raw) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
+    let mut phases: [Vec<Duration>; 4] = Default::default();
     for _ in 0..pairs {
         let tmp = tempfile::tempdir().unwrap();
-        ud.push(userdir_import(
-            &tmp.path().join("u.redb"),
-            new_users(rows, hash),
-        ));
+        let (took, t) = userdir_import(&tmp.path().join("u.redb"), new_users(rows, hash));
+        ud.push(took);
+        for (all, d) in phases
+            .iter_mut()
+            .zip([t.validate, t.sort, t.insert, t.commit])
+        {
+            all.push(d);
+        }
         sq.push(sqlite_import(
             &tmp.path().join("u.sqlite"),
             rows,
@@ -303,6 +312,14 @@ fn paired_summary(n: usize, plain: usize, rows: &[Row], hash: &StoredHash, owasp
         "  pre-hashed import, {n} users, durable:  userdir {:>8.3} s ({:>7.0} users/s)",
         ud.as_secs_f64(),
         rate(ud, n)
+    );
+    let [validate, sort, insert, commit] = phases.map(median);
+    println!(
+        "    phases (medians): validate {:.3} s, sort {:.3} s, insert {:.3} s, commit {:.3} s",
+        validate.as_secs_f64(),
+        sort.as_secs_f64(),
+        insert.as_secs_f64(),
+        commit.as_secs_f64()
     );
     println!(
         "                                           sqlite  {:>8.3} s ({:>7.0} users/s)",

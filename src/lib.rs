@@ -59,7 +59,7 @@ pub use directory::{
     Builder, Directory, MAX_FIELD_BYTES, PreparedUpdate, PreparedUser, ReadTx, Tx,
 };
 pub use error::{Error, JsonProblem, Result};
-pub use import::{ImportBatch, ImportReport, ImportSummary, RowProblem, RowReason};
+pub use import::{ImportBatch, ImportReport, ImportSummary, ImportTimings, RowProblem, RowReason};
 pub use password::{
     Argon2Params, BreachedCheck, Hasher, MAX_ARGON2_M_KIB, MAX_ARGON2_P, MAX_ARGON2_T,
     PasswordPolicy, PolicyViolation, check_stored_hash, verification_count,

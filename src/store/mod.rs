@@ -1077,17 +1077,6 @@ impl Writer<'_> {
         Ok(())
     }
 
-    /// As [`Writer::dir_put`], returning the value `key` had, if any.
-    pub(crate) fn dir_replace(&mut self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>> {
-        let old = self
-            .t
-            .insert(key, value)
-            .map_err(storage)?
-            .map(|g| g.value().to_vec());
-        self.redo.record(wal::DIR_PUT, key, value);
-        Ok(old)
-    }
-
     /// Removes `key` from the directory table (and records it in the redo log).
     pub(crate) fn dir_del(&mut self, key: &[u8]) -> Result<()> {
         self.t.remove(key).map_err(storage)?;
