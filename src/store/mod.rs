@@ -36,13 +36,19 @@ use tables::{
 };
 
 /// When a write is on disk.
+///
+/// A file-backed directory makes writes durable through its redo log (`<file>.wal`, see the
+/// README's Storage section); in-memory directories and custom backends use redb's own commits.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Durability {
-    /// Each commit is flushed (fsync) before the call returns. The default.
+    /// A write is on disk before the call returns: its redo log frame is synced (or, without a
+    /// log, the redb commit is fsynced). The default.
     #[default]
     Immediate,
-    /// Commits are visible at once but reach the disk only with a later `Immediate` commit or a
-    /// clean close; a crash may lose them (never half of one).
+    /// Writes are visible at once and reach the disk soon after: their log frames are written
+    /// but not synced (without a log: until a later `Immediate` commit or a clean close). A
+    /// crash of the process loses nothing that reached the log; a crash of the machine may
+    /// lose the last writes, never part of one.
     Eventual,
 }
 
