@@ -260,9 +260,14 @@ impl Store {
                 log.restart();
                 false
             } else {
-                if !redo.buf.is_empty()
-                    && let Err(e) = log.append(&redo.buf, durability == Durability::Immediate)
-                {
+                let durable = durability == Durability::Immediate;
+                let logged = if redo.buf.is_empty() {
+                    // Nothing changed; a durable call still makes earlier writes durable.
+                    if durable { log.sync() } else { Ok(()) }
+                } else {
+                    log.append(&redo.buf, durable).map(|_| ())
+                };
+                if let Err(e) = logged {
                     self.failed.store(true, Ordering::Release);
                     let _ = txn.abort();
                     return Err(e);
@@ -299,6 +304,11 @@ impl Store {
         }
         let mut txn = self.db()?.begin_write().map_err(|e| self.fail(e))?;
         let mut log = wal.lock();
+        if !log.has_frames() {
+            // redb's durable state already holds everything.
+            drop(log);
+            return txn.abort().map_err(storage);
+        }
         set_applied(&txn, log.last_lsn())?;
         txn.set_durability(redb::Durability::Immediate)
             .map_err(storage)?;

@@ -166,6 +166,8 @@ pub(crate) struct Wal {
     frame: Vec<u8>,
     /// Tests: the number of log I/O operations that succeed before every later one fails.
     fail_after: Option<u64>,
+    /// Frames were written since the last sync (`Durability::Eventual`).
+    unsynced: bool,
 }
 
 /// The log's path for a directory file: `<file name>.wal` beside it.
@@ -241,6 +243,7 @@ impl Wal {
             len,
             frame: Vec::new(),
             fail_after: None,
+            unsynced: false,
         };
         Ok((wal, frames))
     }
@@ -302,20 +305,37 @@ impl Wal {
         self.file
             .write_all_at(&self.frame, self.pos)
             .map_err(|e| io_error("write failed", &e))?;
+        self.unsynced = true;
+        self.pos += self.frame.len() as u64;
+        self.last_lsn = lsn;
         if durable {
+            self.sync()?;
+        }
+        Ok(lsn)
+    }
+
+    /// Syncs the frames written without a sync (`Durability::Eventual`), if any: a durable
+    /// write that changed nothing still makes the writes before it durable.
+    pub(crate) fn sync(&mut self) -> Result<()> {
+        if self.unsynced {
             self.io_tick()?;
             self.file
                 .sync_data()
                 .map_err(|e| io_error("sync failed", &e))?;
+            self.unsynced = false;
         }
-        self.pos += self.frame.len() as u64;
-        self.last_lsn = lsn;
-        Ok(lsn)
+        Ok(())
+    }
+
+    /// Whether frames were written since the last durable redb commit (a checkpoint has work).
+    pub(crate) fn has_frames(&self) -> bool {
+        self.pos > 0
     }
 
     /// After a durable redb commit that holds every frame: the next frame starts the log over.
     pub(crate) fn restart(&mut self) {
         self.pos = 0;
+        self.unsynced = false;
     }
 }
 
