@@ -1,5 +1,5 @@
 //! Group commit: concurrent single-operation writes share one redb write transaction and one
-//! fsync.
+//! sync (one redo log frame, see `wal`; or one redb fsync for directories without a log).
 //!
 //! A caller queues its operation. If no leader is committing, it becomes the leader: it takes
 //! every queued operation, runs them one after another in one write transaction, commits, and
