@@ -76,6 +76,9 @@ fn churn(dir: &Directory, n: usize) {
     })
     .unwrap();
     dir.start_password_reset("user3@example.com").unwrap();
+    // A token issued and used: its rows are written, then removed, through the log.
+    let used = dir.start_password_reset("user8@example.com").unwrap();
+    dir.reset_password(&used, "another fine password").unwrap();
     assert!(dir.authenticate("user4@example.com", "wrong").is_err());
 }
 
