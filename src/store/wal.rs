@@ -34,7 +34,7 @@
 //! no log: their commits use redb's own durability directly.
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -133,11 +133,41 @@ pub(crate) fn changes(mut p: &[u8]) -> Option<Vec<Change<'_>>> {
     Some(out)
 }
 
+/// Positioned I/O through `Seek` (portable; the log is only used under its mutex).
+fn read_at(mut file: &File, buf: &mut [u8], pos: u64) -> std::io::Result<()> {
+    file.seek(SeekFrom::Start(pos))?;
+    file.read_exact(buf)
+}
+
+fn write_at(mut file: &File, buf: &[u8], pos: u64) -> std::io::Result<()> {
+    file.seek(SeekFrom::Start(pos))?;
+    file.write_all(buf)
+}
+
+#[cfg(unix)]
 fn sync_parent(path: &Path) -> std::io::Result<()> {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => File::open(dir)?.sync_all(),
-        _ => File::open(".")?.sync_all(),
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    match File::open(dir).and_then(|f| f.sync_all()) {
+        // File systems that cannot fsync a folder.
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::InvalidInput | std::io::ErrorKind::Unsupported
+            ) =>
+        {
+            Ok(())
+        }
+        other => other,
     }
+}
+
+/// Folders cannot be opened and synced elsewhere (Windows journals its metadata).
+#[cfg(not(unix))]
+fn sync_parent(_path: &Path) -> std::io::Result<()> {
+    Ok(())
 }
 
 fn checksum(b: &[u8]) -> [u8; CHECKSUM] {
@@ -202,7 +232,7 @@ impl Wal {
         let mut expected = applied + 1;
         let mut header = [0u8; HEADER];
         while pos + (HEADER + CHECKSUM) as u64 <= len {
-            if file.read_exact_at(&mut header, pos).is_err() {
+            if read_at(&file, &mut header, pos).is_err() {
                 break;
             }
             let Some(f) = parse_header(&header) else {
@@ -212,7 +242,7 @@ impl Wal {
                 break;
             }
             let mut body = vec![0u8; usize::try_from(f.frame_len()).unwrap_or(usize::MAX)];
-            if file.read_exact_at(&mut body, pos).is_err() {
+            if read_at(&file, &mut body, pos).is_err() {
                 break;
             }
             let (data, sum) = body.split_at(body.len() - CHECKSUM);
@@ -296,15 +326,11 @@ impl Wal {
             let grown = end.div_ceil(GROW_BY) * GROW_BY;
             let zeros = vec![0u8; usize::try_from(grown - self.len).unwrap_or(0)];
             self.io_tick()?;
-            self.file
-                .write_all_at(&zeros, self.len)
-                .map_err(|e| io_error("write failed", &e))?;
+            write_at(&self.file, &zeros, self.len).map_err(|e| io_error("write failed", &e))?;
             self.len = grown;
         }
         self.io_tick()?;
-        self.file
-            .write_all_at(&self.frame, self.pos)
-            .map_err(|e| io_error("write failed", &e))?;
+        write_at(&self.file, &self.frame, self.pos).map_err(|e| io_error("write failed", &e))?;
         self.unsynced = true;
         self.pos += self.frame.len() as u64;
         self.last_lsn = lsn;
@@ -421,7 +447,7 @@ mod tests {
         // A flipped byte in the second frame cuts the log there.
         let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
         let second = (HEADER + a.len() + CHECKSUM) as u64;
-        f.write_all_at(&[0xff], second + HEADER as u64 + 2).unwrap();
+        write_at(&f, &[0xff], second + HEADER as u64 + 2).unwrap();
         let (_, frames) = Wal::open(&p, 7, 0).unwrap();
         assert_eq!(frames, vec![a]);
     }
