@@ -550,9 +550,19 @@ macro_rules! read_ops {
             &self,
             lo: &[u8],
             hi: &[u8],
+            f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
+        ) -> Result<()> {
+            self.walk(lo..hi, f)
+        }
+
+        /// Calls `f(key, value)` for every entry in `range` until it returns `false`.
+        #[allow(dead_code)]
+        fn walk<'k>(
+            &self,
+            range: impl std::ops::RangeBounds<&'k [u8]> + 'k,
             mut f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
         ) -> Result<()> {
-            let mut entries = self.t.range(lo..hi).map_err(storage)?;
+            let mut entries = self.t.range(range).map_err(storage)?;
             loop {
                 // The entry is borrowed where `next` left it: moving the pair of guards out
                 // costs a copy of a few hundred bytes per entry.
@@ -913,27 +923,19 @@ impl Reader {
             );
             // Open-ended in redb (which then compares no key with a bound); the end of the
             // range is checked here, on the id.
-            let mut entries = self.t.range(start.as_slice()..).map_err(storage)?;
-            loop {
-                // The entry is borrowed where `next` left it: moving the pair of guards out
-                // costs a copy of a few hundred bytes per entry.
-                let entry = entries.next();
-                let (k, v) = match &entry {
-                    None => break,
-                    Some(Err(e)) => return Err(storage(e)),
-                    Some(Ok((k, v))) => (k.value(), v.value()),
-                };
+            self.walk(start.as_slice().., |k, v| {
                 let Some((&TAG_USER, id)) = k.split_first() else {
-                    break;
+                    return Ok(false);
                 };
                 let id = <[u8; 16]>::try_from(id)
                     .map(Uuid::from_bytes)
                     .map_err(|_| Error::Corrupt("malformed user key".into()))?;
                 if hi.is_some_and(|hi| id.as_u128() >= hi) {
-                    break;
+                    return Ok(false);
                 }
                 f(&mut acc, id, v)?;
-            }
+                Ok(true)
+            })?;
             Ok(acc)
         };
         if ranges.len() == 1 {
