@@ -17,7 +17,6 @@ use std::ops::Bound;
 use std::sync::mpsc;
 
 use rayon::prelude::*;
-use redb::ReadableTable;
 use uuid::Uuid;
 
 use super::tables::{self, TAG_EXTERNAL, TAG_LOGIN, TAG_ROLE, TAG_SKELETON, TAG_USER};
@@ -409,13 +408,7 @@ impl Reader {
                     }
                 }
                 Some(&TAG_SKELETON) if self.lookalikes => {
-                    if let Some(owner) = skeleton_owner(key, |lo, hi| {
-                        let mut r = self.t.range(lo..hi).map_err(storage)?;
-                        Ok(match r.next() {
-                            Some(x) => tables::trailing_id(x.map_err(storage)?.0.value()),
-                            None => None,
-                        })
-                    })? {
+                    if let Some(owner) = self.skeleton_key_owner(key)? {
                         out.push(keys.clash(e, ClashWith::LookalikeUser(owner)));
                     }
                 }
@@ -433,22 +426,6 @@ fn owner(key: &[u8], value: &[u8]) -> Uuid {
     } else {
         Uuid::from_slice(value).unwrap_or_default()
     }
-}
-
-/// Looks up any existing owner of the skeleton in a skeleton entry key (`S skeleton 0x00 id`).
-fn skeleton_owner(
-    key: &[u8],
-    first_in: impl FnOnce(&[u8], &[u8]) -> Result<Option<Uuid>>,
-) -> Result<Option<Uuid>> {
-    let Some(prefix) = key.get(..key.len().saturating_sub(16)) else {
-        return Ok(None);
-    };
-    let lo = prefix.to_vec();
-    let mut hi = prefix.to_vec();
-    if let Some(last) = hi.last_mut() {
-        *last = 1; // the 0x00 separator + 1: past every id
-    }
-    first_in(&lo, &hi)
 }
 
 /// Clashes found while inserting, kept apart by kind so that they are reported in the order
@@ -500,13 +477,7 @@ impl Writer<'_> {
             if key.first() != Some(&TAG_SKELETON) {
                 continue;
             }
-            if let Some(owner) = skeleton_owner(key, |lo, hi| {
-                let mut r = self.t.range(lo..hi).map_err(storage)?;
-                Ok(match r.next() {
-                    Some(x) => tables::trailing_id(x.map_err(storage)?.0.value()),
-                    None => None,
-                })
-            })? {
+            if let Some(owner) = self.skeleton_key_owner(key)? {
                 out.push(keys.clash(e, ClashWith::LookalikeUser(owner)));
             }
         }

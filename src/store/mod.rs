@@ -654,6 +654,25 @@ macro_rules! read_ops {
             Ok(out)
         }
 
+        /// The first user holding the skeleton of a skeleton entry key (`S skeleton 0x00 id`),
+        /// whatever the id in the key (import checks look-alikes with it).
+        #[allow(dead_code)]
+        pub(crate) fn skeleton_key_owner(&self, key: &[u8]) -> Result<Option<Uuid>> {
+            let Some(prefix) = key.get(..key.len().saturating_sub(16)) else {
+                return Ok(None);
+            };
+            let mut hi = prefix.to_vec();
+            if let Some(last) = hi.last_mut() {
+                *last = 1; // the 0x00 separator + 1: past every id
+            }
+            let mut owner = None;
+            self.scan(prefix, &hi, |k, _| {
+                owner = tables::trailing_id(k);
+                Ok(false)
+            })?;
+            Ok(owner)
+        }
+
         /// Users whose username has this confusable skeleton.
         #[allow(dead_code)]
         pub(crate) fn skeleton_owners(&self, skeleton: &str) -> Result<Vec<Uuid>> {
