@@ -549,7 +549,7 @@ fn sample_password(prefix: &str, n: usize) -> String {
 
 fn demo(cli: &Cli, data: Option<&Path>) -> CliResult {
     let data = data.map_or_else(
-        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data")),
+        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/data")),
         Path::to_path_buf,
     );
     if !data.is_dir() {

@@ -3,7 +3,6 @@
 //! file locked by another process.
 //!
 //! Every run sets `USERDIR_INSECURE_FAST_HASH=1` (cheap argon2, for tests only).
-#![cfg(feature = "cli")]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -15,7 +14,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_userdir");
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
+        .join("../tests/fixtures")
         .join(name)
 }
 
@@ -418,7 +417,7 @@ fn demo_runs_on_a_small_sample_folder() {
     let env = Env::new();
     let data = env.path("data");
     std::fs::create_dir(&data).unwrap();
-    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data");
+    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/data");
     // A few users of each sample file, to keep the test fast.
     for name in [
         "fusionauth_users.json",
