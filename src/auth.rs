@@ -358,7 +358,7 @@ impl Directory {
             let user = self.check_credentials(login_id, password)?;
             let verified = user.password.clone();
             let new_hash = match &verified {
-                Some(h) if self.inner.hasher.needs_rehash(h) => {
+                Some(h) if self.inner.hasher.should_rehash(h, password) => {
                     Some(self.inner.hasher.hash(password)?)
                 }
                 _ => None,

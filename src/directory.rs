@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::identity;
-use crate::password::{Argon2Params, Hasher, PasswordPolicy, check_stored_hash};
+use crate::password::{Argon2Params, Hasher, PasswordPolicy};
 use crate::store::{Durability, Reader, StorageBackend, Store, Writer};
 use crate::user::{AttrValue, MAX_DATA_DEPTH};
 use crate::user::{Instant, NewUser, PasswordInput, Profile, StoredHash, User, UserUpdate};
@@ -425,7 +425,7 @@ impl Directory {
                 Some(self.inner.hasher.hash(p.expose())?)
             }
             Some(PasswordInput::Hashed(h)) => {
-                check_stored_hash(&h)?;
+                self.inner.hasher.check_given(&h, false)?;
                 Some(h)
             }
         };
@@ -941,8 +941,19 @@ impl Tx<'_, '_> {
             new.password = Some(h);
             new.password_last_update_instant = Some(now);
         }
-        self.w.replace(&old, &new)?;
+        self.replace(&old, &new)?;
         Ok(new)
+    }
+
+    /// Writes `new` over `old`: every change of a user goes through here, so that whatever
+    /// deactivates a user (an update, a patch of `active`, [`Tx::deactivate`]) revokes its
+    /// outstanding tokens the same way.
+    pub(crate) fn replace(&mut self, old: &User, new: &User) -> Result<()> {
+        self.w.replace(old, new)?;
+        if old.active && !new.active {
+            crate::store::tokens::revoke_user(self.w, new.id, None)?;
+        }
+        Ok(())
     }
 
     /// Writes `f(user)` back if it changed anything, bumping version and update instant.
@@ -955,16 +966,18 @@ impl Tx<'_, '_> {
         }
         new.version = old.version + 1;
         new.last_update_instant = self.dir.now();
-        self.w.replace(&old, &new)?;
+        self.replace(&old, &new)?;
         Ok(new)
     }
 
-    /// Deactivates a user (see [`Directory::deactivate`]).
+    /// Deactivates a user (see [`Directory::deactivate`]); its outstanding tokens are revoked.
     ///
     /// # Errors
     /// [`Error::NotFound`].
     pub fn deactivate(&mut self, id: Uuid) -> Result<User> {
         let user = self.modify(id, |u| u.active = false)?;
+        // An inactive user holds no usable token either (issued before a crash of an older
+        // version, say): deactivating it again clears them too.
         crate::store::tokens::revoke_user(self.w, id, None)?;
         Ok(user)
     }

@@ -42,7 +42,7 @@ use uuid::Uuid;
 
 use crate::directory::Directory;
 use crate::error::{Error, Result};
-use crate::password::{check_stored_hash, describe};
+use crate::password::describe;
 use crate::store::batch::{BatchKeys, BatchPart, Clash, ClashWith};
 use crate::user::{NewUser, Password, PasswordInput, Profile, User};
 
@@ -69,6 +69,7 @@ type Progress = Arc<dyn Fn(usize, usize) + Send + Sync>;
 pub struct ImportBatch {
     rows: Vec<NewUser>,
     progress: Option<Progress>,
+    peppered: bool,
 }
 
 impl fmt::Debug for ImportBatch {
@@ -76,6 +77,7 @@ impl fmt::Debug for ImportBatch {
         f.debug_struct("ImportBatch")
             .field("rows", &self.rows.len())
             .field("progress", &self.progress.is_some())
+            .field("peppered", &self.peppered)
             .finish()
     }
 }
@@ -87,7 +89,17 @@ impl ImportBatch {
         ImportBatch {
             rows,
             progress: None,
+            peppered: false,
         }
+    }
+
+    /// Declares that the batch's argon2 hashes were made with this directory's pepper (an
+    /// export, with hashes, of a directory with the same pepper). Without it, a peppered
+    /// directory refuses imported argon2 hashes, which could never verify there (see
+    /// [`Hasher::check_given`](crate::Hasher::check_given)). Has no effect without a pepper.
+    pub fn hashes_made_with_pepper(mut self) -> Self {
+        self.peppered = true;
+        self
     }
 
     /// Calls `f(done, total)` while plaintext passwords are hashed: once with `done == 0`
@@ -290,6 +302,7 @@ impl Directory {
         index: usize,
         row: NewUser,
         now: i64,
+        peppered: bool,
     ) -> (Option<Valid>, Vec<RowProblem>) {
         let NewUser {
             id,
@@ -340,7 +353,7 @@ impl Directory {
                 }
                 plain = Some(p);
             }
-            Some(PasswordInput::Hashed(h)) => match check_stored_hash(&h) {
+            Some(PasswordInput::Hashed(h)) => match self.hasher().check_given(&h, peppered) {
                 Ok(()) => hash = Some(h),
                 Err(e) => problems.push(from_error(index, e)),
             },
@@ -395,7 +408,11 @@ impl Directory {
     /// [`Error::Hashing`] if argon2 fails; [`Error::Storage`] and [`Error::NeedsReopen`] for
     /// storage failures.
     pub fn import(&self, batch: ImportBatch) -> Result<ImportSummary> {
-        let ImportBatch { rows, progress } = batch;
+        let ImportBatch {
+            rows,
+            progress,
+            peppered,
+        } = batch;
         if rows.is_empty() {
             return Ok(ImportSummary::default());
         }
@@ -426,7 +443,7 @@ impl Directory {
                 },
                 |part, (i, row)| {
                     let mut part = part?;
-                    let (valid, p) = self.validate_row(i, row, now);
+                    let (valid, p) = self.validate_row(i, row, now, peppered);
                     part.problems.extend(p);
                     if let Some(Valid { user, plain }) = valid {
                         part.keys.add(i, &user, lookalikes, plain.is_none())?;
