@@ -227,3 +227,86 @@ fn every_deactivation_revokes_tokens() {
         Err(Error::AccountInactive)
     ));
 }
+
+/// Answers and writes do not tell an unknown login id from a wrong password: unknown ids are
+/// counted and lock after the same number of failures, with the same error, and each failure
+/// changes exactly one failed-login row in both cases.
+#[test]
+fn unknown_login_ids_lock_and_write_like_accounts() {
+    let d = dir();
+    d.create(NewUser::with_username("ann").password("correct horse"))
+        .unwrap();
+    let answers = |login: &str| -> Vec<String> {
+        (0..7)
+            .map(|_| match d.authenticate(login, "wrong password") {
+                Err(Error::AccountLocked { until }) => format!("locked until {until}"),
+                Err(e) => e.to_string(),
+                Ok(_) => "ok".into(),
+            })
+            .collect()
+    };
+    let known = answers("ann");
+    let unknown = answers("nobody");
+    assert_eq!(known, unknown);
+    assert!(known[4].starts_with("locked"), "{known:?}");
+    // Another spelling of the same unknown id is the same login key.
+    assert!(matches!(
+        d.authenticate(" NOBODY ", "x"),
+        Err(Error::AccountLocked { .. })
+    ));
+
+    // Writes: each failure changes one row, known or unknown.
+    let changed = |login: &str| {
+        let before = d.dump().unwrap();
+        let _ = d.authenticate(login, "wrong password");
+        let after = d.dump().unwrap();
+        let b: std::collections::BTreeSet<_> = before.into_iter().collect();
+        let a: std::collections::BTreeSet<_> = after.into_iter().collect();
+        (a.difference(&b).count(), b.difference(&a).count())
+    };
+    d.create(NewUser::with_username("bob").password("correct horse"))
+        .unwrap();
+    assert_eq!(
+        changed("bob"),
+        (1, 0),
+        "first failure of an account: one row added"
+    );
+    assert_eq!(
+        changed("carol"),
+        (1, 0),
+        "first failure of an unknown id: one row added"
+    );
+    assert_eq!(changed("bob"), (1, 1), "next failure: the row changes");
+    assert_eq!(changed("carol"), (1, 1));
+    // A locked id, known or unknown, writes nothing.
+    assert_eq!(changed("ann"), (0, 0));
+    assert_eq!(changed("nobody"), (0, 0));
+    d.check_integrity().unwrap();
+}
+
+/// Stale rows of unknown login ids are forgotten as failures of other ids sweep past them.
+#[test]
+fn rows_of_unknown_login_ids_do_not_pile_up() {
+    let clock = ManualClock::new(T0);
+    let d = Directory::builder()
+        .hasher(Argon2Params::insecure_fast())
+        .clock(clock.clone())
+        .in_memory()
+        .unwrap();
+    let rows = |d: &Directory| {
+        d.dump()
+            .unwrap()
+            .into_iter()
+            .filter(|(_, k, _)| k.starts_with("F:"))
+            .count()
+    };
+    for i in 0..200 {
+        let _ = d.authenticate(&format!("sprayed-{i}"), "wrong password");
+    }
+    assert_eq!(rows(&d), 200);
+    clock.advance(60 * 60 * 1000);
+    for i in 0..200 {
+        let _ = d.authenticate(&format!("later-{i}"), "wrong password");
+    }
+    assert!(rows(&d) < 300, "stale rows purged: {} left", rows(&d));
+}
