@@ -324,6 +324,15 @@ impl Directory {
                 None
             }
         };
+        for (field, ms) in [
+            ("insert_instant", insert_instant),
+            ("last_login_instant", last_login_instant),
+            ("password_last_update_instant", password_last_update_instant),
+        ] {
+            if let Err(e) = crate::directory::check_instant(field, ms) {
+                problems.push(from_error(index, e));
+            }
+        }
         let mut plain = None;
         let mut hash = None;
         match password {
@@ -333,6 +342,9 @@ impl Directory {
                 }
             }
             Some(PasswordInput::Plain(p)) => {
+                if let Err(e) = crate::password::refuse_hash_as_plaintext(p.expose()) {
+                    problems.push(from_error(index, e));
+                }
                 if confirm.as_ref().is_some_and(|c| c != &p) {
                     problems.push(problem(index, "confirm", "does not match the password"));
                 }

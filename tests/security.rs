@@ -310,3 +310,105 @@ fn rows_of_unknown_login_ids_do_not_pile_up() {
     }
     assert!(rows(&d) < 300, "stale rows purged: {} left", rows(&d));
 }
+
+/// Dates and instants go through `jiff`: impossible dates are refused, offsets honoured, and
+/// instants no date can show are refused at import.
+#[test]
+fn dates_and_instants_are_checked() {
+    use userdir::json::{self, Format};
+    let d = dir();
+    for bad in [
+        "2023-02-31",
+        "2023-02-29",
+        "2023-13-01",
+        "2023-1-01",
+        "20230101xx",
+    ] {
+        let err = d
+            .create(NewUser::with_username("ann").birth_date(bad))
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::InvalidField {
+                    field: "birth_date",
+                    ..
+                }
+            ),
+            "{bad}: {err}"
+        );
+    }
+    d.create(NewUser::with_username("leap").birth_date("2024-02-29"))
+        .unwrap();
+
+    // SCIM meta.created: impossible dates refused, offsets honoured.
+    let scim = |created: &str| {
+        json::read(
+            Format::Scim,
+            &format!(
+                r#"{{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"x","meta":{{"created":"{created}"}}}}"#
+            ),
+        )
+    };
+    assert!(scim("2023-02-31T00:00:00Z").is_err());
+    assert!(scim("2023-02-29T00:00:00Z").is_err());
+    let rows = scim("2000-01-01T01:30:00+01:30").unwrap();
+    assert_eq!(rows[0].insert_instant, Some(946_684_800_000));
+
+    // FusionAuth instants out of any date's range: refused at import, nothing written.
+    for field in ["insertInstant", "lastLoginInstant", "expiry"] {
+        let rows = json::read(
+            Format::FusionAuth,
+            &format!(
+                r#"{{"users":[{{"username":"far","active":true,"{field}":9223372036854775807}}]}}"#
+            ),
+        )
+        .unwrap();
+        let err = d.import(ImportBatch::new(rows)).unwrap_err();
+        assert!(
+            err.to_string().contains("outside the years"),
+            "{field}: {err}"
+        );
+    }
+    assert!(d.find_by_username("far").unwrap().is_none());
+    assert_eq!(
+        json::format_rfc3339(946_684_800_000),
+        "2000-01-01T00:00:00.000Z"
+    );
+}
+
+/// A plaintext password that is plainly a hash is refused, naming `encryptionScheme`.
+#[test]
+fn a_hash_given_as_plaintext_is_refused() {
+    use userdir::json::{self, Format};
+    let d = dir();
+    let bcrypt_hash = bcrypt::hash("correct horse", 4).unwrap();
+    let argon = d.hash_password("correct horse").unwrap();
+    for h in [bcrypt_hash.as_str(), argon.expose()] {
+        let rows = json::read(
+            Format::FusionAuth,
+            &format!(r#"{{"users":[{{"username":"ann","active":true,"password":"{h}"}}]}}"#),
+        )
+        .unwrap();
+        let err = d.import(ImportBatch::new(rows)).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("encryptionScheme"), "{text}");
+        assert!(!text.contains(&h[8..]), "the hash is not echoed: {text}");
+        let err = d
+            .create(NewUser::with_username("ann").password(h))
+            .unwrap_err();
+        assert!(err.to_string().contains("encryptionScheme"), "{err}");
+    }
+    assert_eq!(d.count().unwrap(), 0);
+    // With its scheme it imports, and logs in.
+    let rows = json::read(
+        Format::FusionAuth,
+        &format!(
+            r#"{{"users":[{{"username":"ann","active":true,"password":"{}","encryptionScheme":"userdir-phc"}}]}}"#,
+            argon.expose()
+        ),
+    )
+    .unwrap();
+    d.import(ImportBatch::new(rows)).unwrap();
+    assert!(d.authenticate("ann", "correct horse").is_ok());
+}

@@ -294,6 +294,24 @@ pub fn check_stored_hash(hash: &StoredHash) -> Result<()> {
     legacy::check(s)
 }
 
+/// Refuses a plaintext password that is plainly a password hash of a known scheme (an
+/// exported hash given without its scheme would be hashed again, and the user could never log
+/// in).
+pub(crate) fn refuse_hash_as_plaintext(password: &str) -> Result<()> {
+    let scheme = StoredHash::from_encoded(password.trim()).scheme();
+    if scheme == "unknown" {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        "password",
+        format!(
+            "is plainly a {scheme} password hash, not a plaintext password: give it as a hash \
+             (in JSON, with its encryptionScheme: bcrypt, salted-pbkdf2-hmac-sha256, or \
+             userdir-phc for a hash as userdir stores it; in Rust, NewUser::password_hash)"
+        ),
+    ))
+}
+
 /// One way a password breaks the policy.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
