@@ -5,8 +5,9 @@
 //! another process, a failed integrity check). Errors are one line on stderr (`userdir: …`);
 //! an import with bad rows prints one line per problem.
 //!
-//! `USERDIR_INSECURE_FAST_HASH=1` (or the hidden `--argon2-fast` flag) makes new hashes use
-//! argon2's cheapest parameters. It exists for the test suite only; never use it for real data.
+//! `--insecure-fast-hash` makes new hashes use argon2's cheapest parameters, and says so on
+//! stderr at every run. It exists for the test suite only; never use it for real data. (No
+//! environment variable can weaken the hashes: an inherited variable would do it silently.)
 
 use std::io::{BufRead, BufWriter, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
@@ -30,9 +31,10 @@ struct Cli {
     /// The directory file.
     #[arg(long, global = true, default_value = "userdir.redb")]
     db: PathBuf,
-    /// Tests only: hash new passwords with argon2's cheapest parameters.
-    #[arg(long, global = true, hide = true)]
-    argon2_fast: bool,
+    /// TESTS ONLY, INSECURE: hash new passwords with argon2's cheapest parameters (printed as
+    /// a warning at every run). Never use it for real data.
+    #[arg(long, global = true)]
+    insecure_fast_hash: bool,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -233,6 +235,12 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    if fast_hash(&cli) {
+        eprintln!(
+            "userdir: WARNING: --insecure-fast-hash: new password hashes use argon2's cheapest \
+             parameters (m=8 KiB, t=1); for tests only, never for real data"
+        );
+    }
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
@@ -245,7 +253,7 @@ fn main() -> ExitCode {
 }
 
 fn fast_hash(cli: &Cli) -> bool {
-    cli.argon2_fast || std::env::var("USERDIR_INSECURE_FAST_HASH").is_ok_and(|v| v == "1")
+    cli.insecure_fast_hash
 }
 
 fn params(cli: &Cli) -> Argon2Params {

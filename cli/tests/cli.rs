@@ -2,7 +2,7 @@
 //! `export --with-hashes` → `import` round trip, bad JSON, a file that is not a directory, and a
 //! file locked by another process.
 //!
-//! Every run sets `USERDIR_INSECURE_FAST_HASH=1` (cheap argon2, for tests only).
+//! Every run passes `--insecure-fast-hash` (cheap argon2, for tests only).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -38,8 +38,8 @@ impl Env {
         let mut cmd = Command::new(BIN);
         cmd.arg("--db")
             .arg(db)
+            .arg("--insecure-fast-hash")
             .args(args)
-            .env("USERDIR_INSECURE_FAST_HASH", "1")
             .current_dir(self.tmp.path())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -65,8 +65,20 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// The warning every run prints, since every run passes `--insecure-fast-hash`.
+const FAST_HASH_WARNING: &str = "userdir: WARNING: --insecure-fast-hash";
+
+/// stderr without the `--insecure-fast-hash` warning line.
 fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+    let all = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        all.starts_with(FAST_HASH_WARNING),
+        "the warning is printed: {all}"
+    );
+    all.lines()
+        .filter(|l| !l.starts_with(FAST_HASH_WARNING))
+        .map(|l| format!("{l}\n"))
+        .collect()
 }
 
 #[track_caller]
@@ -445,4 +457,37 @@ fn demo_runs_on_a_small_sample_folder() {
     assert!(out.contains("directory holds 20 users"), "{out}");
     assert!(out.contains("login with the new password: ok"), "{out}");
     assert!(out.contains("integrity check"), "{out}");
+}
+
+/// No environment variable weakens the hashes of a release binary: only the explicit, loudly
+/// printed `--insecure-fast-hash` does.
+#[test]
+fn the_environment_never_weakens_hashes() {
+    let env = Env::new();
+    let o = Command::new(BIN)
+        .arg("--db")
+        .arg(env.db())
+        .args(["create", "--username", "ann"])
+        .env("USERDIR_INSECURE_FAST_HASH", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin
+                .take()
+                .unwrap()
+                .write_all(b"correct horse battery\n")?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("WARNING"));
+    let o = env.run(&["export", "--format", "jsonl", "--with-hashes"], None);
+    expect(&o, 0);
+    assert!(
+        stdout(&o).contains("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "OWASP parameters despite the variable: {}",
+        stdout(&o)
+    );
 }
