@@ -37,6 +37,9 @@
 pub mod fuse;
 pub mod fusionauth;
 pub mod scim;
+mod stream;
+
+pub use stream::{ReadLimits, ReadOutcome, read_stream};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -162,58 +165,24 @@ pub fn detect(file_name: Option<&str>, text: &str) -> Format {
     }
 }
 
-/// Reads every user of a JSON document (or JSON Lines text) in `format`.
+/// Reads every user of a JSON document (or JSON Lines text) in `format`. The text is read
+/// as [`read_stream`] reads it: duplicate keys are refused and a record may take at most
+/// [`ReadLimits::DEFAULT_MAX_RECORD_BYTES`]; every problem is reported.
 ///
 /// # Errors
-/// [`Error::InvalidJson`] listing every problem: malformed JSON, an unexpected document shape,
-/// or rows whose fields have the wrong type, an unparsable instant or an unsupported password
-/// scheme.
+/// [`Error::InvalidJson`] listing every problem: malformed JSON, a duplicate key, an
+/// unexpected document shape, a record over the size limit, or rows whose fields have the
+/// wrong type, an unparsable instant or an unsupported password scheme.
 pub fn read(format: Format, text: &str) -> Result<Vec<NewUser>> {
-    let mut problems = Vec::new();
-    let rows = match format {
-        Format::FusionAuth => fusionauth::read_document(&parse(text)?, &mut problems),
-        Format::Fuse => fuse::read_document(&parse(text)?, &mut problems),
-        Format::Scim => scim::read_document(&parse(text)?, &mut problems),
-        Format::JsonLines => read_lines(text, &mut problems),
-    };
-    if problems.is_empty() {
-        Ok(rows)
+    let limits = ReadLimits::default()
+        .max_input_bytes(u64::MAX)
+        .max_problems_kept(usize::MAX);
+    let out = read_stream(Some(format), None, text.as_bytes(), limits, &mut |_| {});
+    if out.problem_count == 0 {
+        Ok(out.rows)
     } else {
-        Err(Error::InvalidJson(problems))
+        Err(Error::InvalidJson(out.problems))
     }
-}
-
-fn parse(text: &str) -> Result<Value> {
-    serde_json::from_str(text).map_err(|e| {
-        Error::InvalidJson(vec![JsonProblem {
-            row: None,
-            field: None,
-            reason: format!("malformed JSON: {e}"),
-        }])
-    })
-}
-
-fn read_lines(text: &str, problems: &mut Vec<JsonProblem>) -> Vec<NewUser> {
-    let mut rows = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str::<Value>(line) {
-            Ok(v) => {
-                let mut f = Fields::new(Some(i), problems);
-                if let Some(u) = fusionauth::read_row(&v, false, &mut f) {
-                    rows.push(u);
-                }
-            }
-            Err(e) => problems.push(JsonProblem {
-                row: Some(i),
-                field: None,
-                reason: format!("malformed JSON on line {}: {e}", i + 1),
-            }),
-        }
-    }
-    rows
 }
 
 /// Writes one user in `format` (for [`Format::JsonLines`] and [`Format::FusionAuth`], the
@@ -596,42 +565,6 @@ impl<'p> Fields<'p> {
                 self.problem(path, "expected an array");
                 &[]
             }
-        }
-    }
-}
-
-/// The rows of a document: the array under `key` in an object, or a bare array.
-pub(crate) fn rows_of<'v>(
-    doc: &'v Value,
-    keys: &[&str],
-    problems: &mut Vec<JsonProblem>,
-) -> Option<&'v [Value]> {
-    match doc {
-        Value::Array(a) => Some(a),
-        Value::Object(o) => {
-            for k in keys {
-                match o.get(*k) {
-                    Some(Value::Array(a)) => return Some(a),
-                    Some(_) => {
-                        problems.push(JsonProblem {
-                            row: None,
-                            field: Some((*k).to_owned()),
-                            reason: "expected an array of users".into(),
-                        });
-                        return Some(&[]);
-                    }
-                    None => {}
-                }
-            }
-            None
-        }
-        _ => {
-            problems.push(JsonProblem {
-                row: None,
-                field: None,
-                reason: "expected a JSON object or array".into(),
-            });
-            Some(&[])
         }
     }
 }
