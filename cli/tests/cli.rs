@@ -491,3 +491,141 @@ fn the_environment_never_weakens_hashes() {
         stdout(&o)
     );
 }
+
+/// A file of many bad rows: at most 100 problems printed with the total; `--report FILE`
+/// holds them all, as JSON.
+#[test]
+fn import_prints_the_first_100_problems_and_reports_all() {
+    let env = Env::new();
+    let rows: Vec<String> = (0..250)
+        .map(|i| format!(r#"{{"username":{i},"active":true}}"#))
+        .collect();
+    let file = env.path("bad.json");
+    std::fs::write(&file, format!("{{\"users\":[{}]}}", rows.join(","))).unwrap();
+    let report = env.path("report.json");
+    let o = env.run(
+        &[
+            "import",
+            file.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+        ],
+        None,
+    );
+    expect(&o, 2);
+    let err = stderr(&o);
+    assert!(err.contains("250 problem(s)"), "{err}");
+    assert!(err.contains("and 150 more problem(s) not shown"), "{err}");
+    assert!(
+        err.lines().filter(|l| l.contains("field username")).count() == 100,
+        "{err}"
+    );
+    let rep: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(rep["total"], 250);
+    assert_eq!(rep["problems"].as_array().unwrap().len(), 250);
+    assert_eq!(rep["problems"][249]["row"], 249);
+    assert!(
+        !env.db().exists(),
+        "nothing written, not even the directory file"
+    );
+
+    // Rows bad only for the directory (duplicates): the same printing and report.
+    let rows: Vec<String> = (0..150)
+        .map(|_| r#"{"username":"same","active":true}"#.to_owned())
+        .collect();
+    std::fs::write(&file, format!("{{\"users\":[{}]}}", rows.join(","))).unwrap();
+    let o = env.run(
+        &[
+            "import",
+            file.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+        ],
+        None,
+    );
+    expect(&o, 2);
+    assert!(
+        stderr(&o).contains("and 49 more problem(s)"),
+        "{}",
+        stderr(&o)
+    );
+    let rep: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(rep["total"], 149);
+}
+
+#[test]
+fn import_limits_stdin_fifo_duplicate_keys_and_inactive_rows() {
+    let env = Env::new();
+    // `-` reads stdin, streamed; rows without `active` are imported inactive and counted.
+    let o = env.run(
+        &["import", "-", "--format", "fusionauth"],
+        Some(r#"{"users":[{"username":"ann","active":true},{"username":"bob"}]}"#),
+    );
+    expect(&o, 0);
+    assert!(stderr(&o).contains("imported 2 users"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("1 of them imported INACTIVE"),
+        "{}",
+        stderr(&o)
+    );
+
+    // Duplicate keys: refused, exit 2.
+    let o = env.run(
+        &["import", "-", "--format", "fusionauth"],
+        Some(r#"{"users":[{"username":"carl","active":true}],"users":[]}"#),
+    );
+    expect(&o, 2);
+    assert!(stderr(&o).contains("duplicate key"), "{}", stderr(&o));
+
+    // Record and input caps.
+    let big = format!(
+        r#"{{"users":[{{"username":"dan","active":true,"data":{{"x":"{}"}}}}]}}"#,
+        "z".repeat(10_000)
+    );
+    let o = env.run(
+        &[
+            "import",
+            "-",
+            "--format",
+            "fusionauth",
+            "--max-record-bytes",
+            "1000",
+        ],
+        Some(&big),
+    );
+    expect(&o, 2);
+    assert!(
+        stderr(&o).contains("larger than the limit of 1000 bytes"),
+        "{}",
+        stderr(&o)
+    );
+    let file = env.path("big.json");
+    std::fs::write(&file, &big).unwrap();
+    let o = env.run(
+        &[
+            "import",
+            file.to_str().unwrap(),
+            "--max-input-bytes",
+            "1000",
+        ],
+        None,
+    );
+    expect(&o, 2);
+    assert!(
+        stderr(&o).contains("over the limit of 1000"),
+        "{}",
+        stderr(&o)
+    );
+
+    // A FIFO (no writer would make opening it block forever): refused before opening.
+    #[cfg(unix)]
+    {
+        let fifo = env.path("users.fifo");
+        let made = Command::new("mkfifo").arg(&fifo).status();
+        if made.is_ok_and(|s| s.success()) {
+            let o = env.run(&["import", fifo.to_str().unwrap()], None);
+            expect(&o, 2);
+            assert!(stderr(&o).contains("not a regular file"), "{}", stderr(&o));
+        }
+    }
+}
