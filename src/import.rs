@@ -384,6 +384,26 @@ impl Directory {
         (user.map(|user| Valid { user, plain }), problems)
     }
 
+    /// The problems [`Directory::import`] would find in `row` on its own, as row `index`
+    /// (field values, the password policy, hash schemes and caps, instants), without the
+    /// comparisons with other rows and existing users. For readers that check rows as they
+    /// stream in, so that a file of bad rows never has to be held whole.
+    ///
+    /// # Examples
+    /// ```
+    /// # use userdir::{Argon2Params, Directory, NewUser};
+    /// # let dir = Directory::builder().hasher(Argon2Params::insecure_fast()).in_memory()?;
+    /// assert!(dir.row_problems(0, &NewUser::with_username("ann")).is_empty());
+    /// let p = dir.row_problems(7, &NewUser::with_email("not an email"));
+    /// assert_eq!((p[0].index, p[0].field), (7, "email"));
+    /// # Ok::<(), userdir::Error>(())
+    /// ```
+    #[must_use]
+    pub fn row_problems(&self, index: usize, row: &NewUser) -> Vec<RowProblem> {
+        let (_, problems) = self.validate_row(index, row.clone(), self.now(), false);
+        problems
+    }
+
     /// Imports a batch of users: all of them in one transaction, or none.
     ///
     /// Every row is validated first, with the rules of [`Directory::create`]; duplicates are

@@ -539,6 +539,7 @@ struct ReadRows {
 /// Reads and checks a file as a stream: its rows and its format (given or guessed). Every
 /// problem goes to `report`; the first ones to the error.
 fn read_rows(
+    cli: &Cli,
     file: &Path,
     format: Option<Format>,
     limits: ReadLimits,
@@ -546,13 +547,28 @@ fn read_rows(
 ) -> CliResult<ReadRows> {
     let name = file.file_name().and_then(|n| n.to_str());
     let mut on_problem = |p: &JsonProblem| report.add(p.row, p.field.as_deref(), &p.reason);
+    // Rows are checked as they are read (the directory is not opened yet: an in-memory one
+    // with the same settings judges them), so that a file of bad rows is never held whole.
+    let judge = Directory::builder().hasher(params(cli)).in_memory()?;
+    let mut check = |i: usize, row: &NewUser| -> Vec<JsonProblem> {
+        judge
+            .row_problems(i, row)
+            .into_iter()
+            .map(|p| JsonProblem {
+                row: Some(p.index),
+                field: Some(p.field.to_owned()),
+                reason: p.reason.to_string(),
+            })
+            .collect()
+    };
     let out = if file == Path::new("-") {
-        json::read_stream(
+        json::read_stream_checked(
             format,
             None,
             std::io::stdin().lock(),
             limits,
             &mut on_problem,
+            &mut check,
         )
     } else {
         // A FIFO or a device would block or never end: only regular files (or `-`).
@@ -580,7 +596,7 @@ fn read_rows(
         }
         let f = std::fs::File::open(file)
             .map_err(|e| Fail::new(2, format!("cannot read {}: {e}", file.display())))?;
-        json::read_stream(format, name, f, limits, &mut on_problem)
+        json::read_stream_checked(format, name, f, limits, &mut on_problem, &mut check)
     };
     if out.problem_count > 0 {
         let mut lines = vec![format!(
@@ -610,7 +626,7 @@ fn import(
     // The file is read and checked before the directory file is opened (or created).
     let t = Timer::now();
     let mut rep = Report::create(report)?;
-    let read = match read_rows(file, format, limits, &mut rep) {
+    let read = match read_rows(cli, file, format, limits, &mut rep) {
         Ok(r) => r,
         Err(f) => {
             rep.finish()?;
@@ -798,8 +814,13 @@ fn demo(cli: &Cli, data: Option<&Path>) -> CliResult {
     for (name, what) in files {
         let t = Timer::now();
         let mut report = Report::create(None)?;
-        let ReadRows { rows, format, .. } =
-            read_rows(&data.join(name), None, ReadLimits::default(), &mut report)?;
+        let ReadRows { rows, format, .. } = read_rows(
+            cli,
+            &data.join(name),
+            None,
+            ReadLimits::default(),
+            &mut report,
+        )?;
         let read = t.elapsed();
         let n = import_rows(&dir, rows)?.imported;
         let el = t.elapsed();

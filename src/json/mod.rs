@@ -39,7 +39,7 @@ pub mod fusionauth;
 pub mod scim;
 mod stream;
 
-pub use stream::{ReadLimits, ReadOutcome, read_stream};
+pub use stream::{ReadLimits, ReadOutcome, read_stream, read_stream_checked};
 
 use std::collections::BTreeMap;
 use std::fmt;

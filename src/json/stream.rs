@@ -145,6 +145,40 @@ pub fn read_stream(
     limits: ReadLimits,
     on_problem: &mut dyn FnMut(&JsonProblem),
 ) -> ReadOutcome {
+    read_stream_checked(format, file_name, input, limits, on_problem, &mut |_, _| {
+        Vec::new()
+    })
+}
+
+/// [`read_stream`], calling `check(index, row)` on each row read without problems: what it
+/// returns are problems of that row (for instance a directory's
+/// [`row_problems`](crate::Directory::row_problems)). Checking rows as they come means a file
+/// of rows that are bad for the directory is never held whole either.
+///
+/// # Examples
+/// ```
+/// use userdir::json::{read_stream_checked, Format, ReadLimits};
+/// use userdir::{Argon2Params, Directory, JsonProblem};
+/// # fn main() -> Result<(), userdir::Error> {
+/// let dir = Directory::builder().hasher(Argon2Params::insecure_fast()).in_memory()?;
+/// let text = r#"[{"username":"ann","email":"not an email","active":true}]"#;
+/// let out = read_stream_checked(Some(Format::FusionAuth), None, text.as_bytes(),
+///     ReadLimits::default(), &mut |_| {}, &mut |i, row| {
+///         dir.row_problems(i, row).into_iter().map(|p| JsonProblem {
+///             row: Some(p.index), field: Some(p.field.into()), reason: p.reason.to_string(),
+///         }).collect()
+///     });
+/// assert_eq!(out.problem_count, 1);
+/// # Ok(()) }
+/// ```
+pub fn read_stream_checked(
+    format: Option<Format>,
+    file_name: Option<&str>,
+    input: impl Read,
+    limits: ReadLimits,
+    on_problem: &mut dyn FnMut(&JsonProblem),
+    check: &mut dyn FnMut(usize, &NewUser) -> Vec<JsonProblem>,
+) -> ReadOutcome {
     let state = Rc::new(Budget {
         read: Cell::new(0),
         parsed: Cell::new(0),
@@ -161,6 +195,7 @@ pub fn read_stream(
         out: ReadOutcome::default(),
         keep: limits.max_problems_kept,
         on_problem,
+        check,
         index: 0,
     };
     // The start of the input, to guess the format.
@@ -300,6 +335,7 @@ struct Sink<'c> {
     out: ReadOutcome,
     keep: usize,
     on_problem: &'c mut dyn FnMut(&JsonProblem),
+    check: &'c mut dyn FnMut(usize, &NewUser) -> Vec<JsonProblem>,
     index: usize,
 }
 
@@ -362,9 +398,13 @@ impl Sink<'_> {
         for p in problems {
             self.problem(p);
         }
-        if let Some(u) = row
-            && self.out.problem_count == 0
-        {
+        let Some(u) = row else {
+            return;
+        };
+        for p in (self.check)(i, &u) {
+            self.problem(p);
+        }
+        if self.out.problem_count == 0 {
             let defaulted = matches!(self.format, Format::FusionAuth | Format::JsonLines)
                 && !default_active
                 && matches!(v.get("active"), None | Some(Value::Null));
