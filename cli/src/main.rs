@@ -550,7 +550,7 @@ fn read_rows(
     // Rows are checked as they are read (the directory is not opened yet: an in-memory one
     // with the same settings judges them), so that a file of bad rows is never held whole.
     let judge = Directory::builder().hasher(params(cli)).in_memory()?;
-    let mut check = |i: usize, row: &NewUser| -> Vec<JsonProblem> {
+    let check = |i: usize, row: &NewUser| -> Vec<JsonProblem> {
         judge
             .row_problems(i, row)
             .into_iter()
@@ -568,7 +568,7 @@ fn read_rows(
             std::io::stdin().lock(),
             limits,
             &mut on_problem,
-            &mut check,
+            &check,
         )
     } else {
         // A FIFO or a device would block or never end: only regular files (or `-`).
@@ -596,7 +596,7 @@ fn read_rows(
         }
         let f = std::fs::File::open(file)
             .map_err(|e| Fail::new(2, format!("cannot read {}: {e}", file.display())))?;
-        json::read_stream_checked(format, name, f, limits, &mut on_problem, &mut check)
+        json::read_stream_checked(format, name, f, limits, &mut on_problem, &check)
     };
     if out.problem_count > 0 {
         let mut lines = vec![format!(

@@ -145,13 +145,14 @@ pub fn read_stream(
     limits: ReadLimits,
     on_problem: &mut dyn FnMut(&JsonProblem),
 ) -> ReadOutcome {
-    read_stream_checked(format, file_name, input, limits, on_problem, &mut |_, _| {
+    read_stream_checked(format, file_name, input, limits, on_problem, &|_, _| {
         Vec::new()
     })
 }
 
-/// [`read_stream`], calling `check(index, row)` on each row read without problems: what it
-/// returns are problems of that row (for instance a directory's
+/// [`read_stream`], calling `check(index, row)` on each row read without problems (in
+/// chunks of rows, on all cores, in row order for the problems): what it returns are problems
+/// of that row (for instance a directory's
 /// [`row_problems`](crate::Directory::row_problems)). Checking rows as they come means a file
 /// of rows that are bad for the directory is never held whole either.
 ///
@@ -163,7 +164,7 @@ pub fn read_stream(
 /// let dir = Directory::builder().hasher(Argon2Params::insecure_fast()).in_memory()?;
 /// let text = r#"[{"username":"ann","email":"not an email","active":true}]"#;
 /// let out = read_stream_checked(Some(Format::FusionAuth), None, text.as_bytes(),
-///     ReadLimits::default(), &mut |_| {}, &mut |i, row| {
+///     ReadLimits::default(), &mut |_| {}, &|i, row| {
 ///         dir.row_problems(i, row).into_iter().map(|p| JsonProblem {
 ///             row: Some(p.index), field: Some(p.field.into()), reason: p.reason.to_string(),
 ///         }).collect()
@@ -177,7 +178,7 @@ pub fn read_stream_checked(
     input: impl Read,
     limits: ReadLimits,
     on_problem: &mut dyn FnMut(&JsonProblem),
-    check: &mut dyn FnMut(usize, &NewUser) -> Vec<JsonProblem>,
+    check: &(dyn Fn(usize, &NewUser) -> Vec<JsonProblem> + Sync),
 ) -> ReadOutcome {
     let state = Rc::new(Budget {
         read: Cell::new(0),
@@ -196,6 +197,7 @@ pub fn read_stream_checked(
         keep: limits.max_problems_kept,
         on_problem,
         check,
+        pending: Vec::new(),
         index: 0,
     };
     // The start of the input, to guess the format.
@@ -222,6 +224,7 @@ pub fn read_stream_checked(
         };
         read_document(parsed, &state, &mut sink);
     }
+    sink.flush();
     sink.out.bytes = state.read.get();
     sink.out
 }
@@ -335,12 +338,44 @@ struct Sink<'c> {
     out: ReadOutcome,
     keep: usize,
     on_problem: &'c mut dyn FnMut(&JsonProblem),
-    check: &'c mut dyn FnMut(usize, &NewUser) -> Vec<JsonProblem>,
+    check: &'c (dyn Fn(usize, &NewUser) -> Vec<JsonProblem> + Sync),
+    /// Rows read, not checked yet: (index, row, inactive for lack of `active`).
+    pending: Vec<(usize, NewUser, bool)>,
     index: usize,
 }
 
+/// Rows checked together (on all cores).
+const CHECK_CHUNK: usize = 2048;
+
 impl Sink<'_> {
+    /// Checks the pending rows; keeps them when there is no problem so far.
+    fn flush(&mut self) {
+        use rayon::prelude::*;
+        let pending = std::mem::take(&mut self.pending);
+        if pending.is_empty() {
+            return;
+        }
+        let check = self.check;
+        let found: Vec<Vec<JsonProblem>> =
+            pending.par_iter().map(|(i, u, _)| check(*i, u)).collect();
+        for (problems, (_, u, defaulted)) in found.into_iter().zip(pending) {
+            for p in problems {
+                self.report(p);
+            }
+            if self.out.problem_count == 0 {
+                self.out.inactive_by_default += usize::from(defaulted);
+                self.out.rows.push(u);
+            }
+        }
+    }
+
     fn problem(&mut self, p: JsonProblem) {
+        // Earlier rows' problems first.
+        self.flush();
+        self.report(p);
+    }
+
+    fn report(&mut self, p: JsonProblem) {
         (self.on_problem)(&p);
         if self.out.problems.len() < self.keep {
             self.out.problems.push(p);
@@ -401,17 +436,12 @@ impl Sink<'_> {
         let Some(u) = row else {
             return;
         };
-        for p in (self.check)(i, &u) {
-            self.problem(p);
-        }
-        if self.out.problem_count == 0 {
-            let defaulted = matches!(self.format, Format::FusionAuth | Format::JsonLines)
-                && !default_active
-                && matches!(v.get("active"), None | Some(Value::Null));
-            if defaulted {
-                self.out.inactive_by_default += 1;
-            }
-            self.out.rows.push(u);
+        let defaulted = matches!(self.format, Format::FusionAuth | Format::JsonLines)
+            && !default_active
+            && matches!(v.get("active"), None | Some(Value::Null));
+        self.pending.push((i, u, defaulted));
+        if self.pending.len() >= CHECK_CHUNK {
+            self.flush();
         }
     }
 }
