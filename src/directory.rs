@@ -40,6 +40,7 @@ pub struct Builder {
     clock: Arc<dyn Clock>,
     refuse_lookalikes: bool,
     auth: crate::auth::AuthConfig,
+    read_only: bool,
 }
 
 impl fmt::Debug for Builder {
@@ -52,6 +53,7 @@ impl fmt::Debug for Builder {
             .field("clock", &self.clock)
             .field("refuse_lookalikes", &self.refuse_lookalikes)
             .field("auth", &self.auth)
+            .field("read_only", &self.read_only)
             .finish()
     }
 }
@@ -66,6 +68,7 @@ impl Default for Builder {
             clock: Arc::new(SystemClock),
             refuse_lookalikes: false,
             auth: crate::auth::AuthConfig::default(),
+            read_only: false,
         }
     }
 }
@@ -111,6 +114,33 @@ impl Builder {
         self
     }
 
+    /// Opens the file read-only: [`Builder::open`] then never writes to the file or its redo
+    /// log, never creates them, and works on a file the process cannot write (permissions, a
+    /// read-only mount, a full disk). Every read serves as usual; writes answer
+    /// [`Error::ReadOnly`], and so does `authenticate` (it records logins). Any number of
+    /// read-only opens may share a file, but not with a writable open ([`Error::AlreadyOpen`]).
+    ///
+    /// A file that needs work only a writable open does (a crash left writes in its redo log,
+    /// or redb must repair it) is refused with [`Error::NeedsRecovery`]. `check_integrity` on a
+    /// read-only directory checks records and indexes, but not redb's page checksums (redb's
+    /// check needs a writable open).
+    ///
+    /// # Examples
+    /// ```
+    /// # use userdir::{Argon2Params, Directory, NewUser};
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let path = tmp.path().join("users.redb");
+    /// # drop(Directory::builder().hasher(Argon2Params::insecure_fast()).open(&path)?);
+    /// let dir = Directory::builder().read_only().open(&path)?;
+    /// assert_eq!(dir.count()?, 0);
+    /// assert!(dir.create(NewUser::with_username("ann")).is_err());
+    /// # Ok::<(), userdir::Error>(())
+    /// ```
+    pub fn read_only(mut self) -> Self {
+        self.read_only = true;
+        self
+    }
+
     fn build(self, store: Store) -> Result<Directory> {
         Ok(Directory {
             inner: Arc::new(Inner {
@@ -140,7 +170,7 @@ impl Builder {
     /// [`Error::UnsupportedFormat`] for one written by a newer format, [`Error::AlreadyOpen`]
     /// when another handle holds it, [`Error::Storage`] for I/O failures.
     pub fn open(self, path: impl AsRef<Path>) -> Result<Directory> {
-        let store = Store::open(path.as_ref(), self.refuse_lookalikes)?;
+        let store = Store::open(path.as_ref(), self.refuse_lookalikes, self.read_only)?;
         self.build(store)
     }
 
