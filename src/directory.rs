@@ -657,17 +657,23 @@ impl Directory {
         self.inner.store.fail_log_after(n);
     }
 
-    /// Checks that every index entry points to a record carrying that key and every record is
-    /// in every index it belongs to.
+    /// Checks the file's content and consistency: redb's own page checksums and allocator
+    /// state (after a checkpoint; not on a [read-only](Builder::read_only) open, where redb
+    /// cannot run its check), the checksum of every record, that every index entry points to
+    /// a record carrying that key and every record is in every index it belongs to, and the
+    /// user count. Waits for running transactions to end (do not call it inside
+    /// [`Directory::read`] or [`Directory::write`]).
     ///
     /// # Errors
-    /// [`Error::Integrity`] listing the problems; [`Error::Corrupt`] or [`Error::Storage`].
+    /// [`Error::Integrity`] listing the problems (after damage in the file's pages, writes
+    /// then answer [`Error::NeedsReopen`]); [`Error::Corrupt`] or [`Error::Storage`].
     pub fn check_integrity(&self) -> Result<()> {
-        let problems = self.read_raw(|r| {
+        let mut problems = self.inner.store.engine_problems()?;
+        problems.extend(self.read_raw(|r| {
             let mut p = r.integrity_problems()?;
             p.extend(crate::store::tokens::integrity_problems(r)?);
             Ok(p)
-        })?;
+        })?);
         if problems.is_empty() {
             Ok(())
         } else {

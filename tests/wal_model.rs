@@ -217,6 +217,35 @@ fn damage(p: &Path, rng: &mut Rng) -> bool {
     true
 }
 
+/// Tracing: the log's header and frames.
+fn show_log(p: &Path) {
+    let Ok(log) = std::fs::read(p) else {
+        eprintln!("  no log");
+        return;
+    };
+    let u64_at = |i: usize| u64::from_le_bytes(log[i..i + 8].try_into().unwrap());
+    if log.len() < 64 {
+        eprintln!("  short log {}", log.len());
+        return;
+    }
+    eprintln!(
+        "  header {:?} epoch {:x} first {}",
+        String::from_utf8_lossy(&log[..4]),
+        u64_at(16),
+        u64_at(24)
+    );
+    let mut pos = 512;
+    while pos + 40 <= log.len() && &log[pos..pos + 4] == b"UDW2" {
+        let len = u32::from_le_bytes(log[pos + 4..pos + 8].try_into().unwrap()) as usize;
+        eprintln!(
+            "  frame at {pos}: lsn {} epoch {:x} len {len}",
+            u64_at(pos + 8),
+            u64_at(pos + 16)
+        );
+        pos += 24 + len + 16;
+    }
+}
+
 fn run_case(seed: u64, steps: u64, c: &mut Counts) {
     let mut rng = Rng(seed);
     let durability = if rng.chance(25) {
@@ -234,13 +263,18 @@ fn run_case(seed: u64, steps: u64, c: &mut Counts) {
     };
     let mut ids: Vec<Uuid> = Vec::new();
     let ctx = |step: u64| format!("seed {seed:#x}, step {step}");
+    let trace = std::env::var("USERDIR_WAL_MODEL_TRACE").is_ok();
     for step in 0..steps {
         let r = rng.below(100);
         let mut in_flight: Option<Op> = None;
         let mut crash = false;
         if r < 66 {
             let op = Op::random(&mut rng, &ids);
-            match op.apply(&dir) {
+            let outcome = op.apply(&dir);
+            if trace {
+                eprintln!("{step}: {op:?} -> {outcome:?}");
+            }
+            match outcome {
                 Ok(true) => {
                     c.writes += 1;
                     if let Op::Create { id, .. } = op {
@@ -295,6 +329,13 @@ fn run_case(seed: u64, steps: u64, c: &mut Counts) {
         }
         drop(dir);
         let damaged = rng.chance(45) && damage(&wal(&next), &mut rng);
+        if trace {
+            eprintln!(
+                "{step}: crash, damaged {damaged}, acknowledged {}",
+                h.ops.len()
+            );
+            show_log(&wal(&next));
+        }
         if damaged {
             c.damaged += 1;
         }
@@ -332,6 +373,15 @@ fn run_case(seed: u64, steps: u64, c: &mut Counts) {
             ctx(step)
         );
         let Some(k) = h.dumps.iter().rposition(|d| *d == now) else {
+            if trace {
+                let last = &h.dumps[all];
+                for e in now.iter().filter(|e| !last.contains(e)) {
+                    eprintln!("only now: {e:?}");
+                }
+                for e in last.iter().filter(|e| !now.contains(e)) {
+                    eprintln!("only acknowledged: {e:?}");
+                }
+            }
             panic!(
                 "{}: after damage, the state is not that of any prefix of the acknowledged \
                  writes (a stale frame was replayed?)",

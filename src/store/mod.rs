@@ -179,10 +179,11 @@ impl Store {
         let wal = store.guarded("opening the directory", || {
             store.with_db(|db| Store::init_tables(db.rw()?, lookalikes, wal_path))
         })?;
-        store.wal = wal.map(|mut w| {
+        if let Some(mut w) = wal {
             w.restart();
-            parking_lot::Mutex::new(w)
-        });
+            w.reset_if_cut()?;
+            store.wal = Some(parking_lot::Mutex::new(w));
+        }
         Ok(store)
     }
 
@@ -454,6 +455,40 @@ impl Store {
         txn.commit().map_err(|e| self.fail(e))?;
         log.restart();
         Ok(())
+    }
+
+    /// redb's own check of the file (every page checksum of the committed trees, the
+    /// allocator state), after a checkpoint so that every commit is durable. Problems found
+    /// are returned as text, and the store then needs a reopen (redb may have repaired its
+    /// in-memory state). Read-only opens cannot run it (redb's check commits), nor can a store
+    /// that already failed: none are found there.
+    /// Takes the database to itself: waits for running transactions.
+    pub(crate) fn engine_problems(&self) -> Result<Vec<String>> {
+        if self.failed.load(Ordering::Acquire) {
+            // After a failure redb's state is unknown: the reads still check what they can.
+            return Ok(Vec::new());
+        }
+        self.guarded("checking the file", || {
+            let mut db = self.db.write();
+            let Some(Db::Rw(d)) = db.as_mut() else {
+                return Ok(Vec::new());
+            };
+            self.checkpoint_in(d)?;
+            let found = match d.check_integrity() {
+                Ok(true) => return Ok(Vec::new()),
+                Ok(false) => "the storage engine's check found damage (page checksums or \
+                              allocator state) and repaired its in-memory state; reopen the \
+                              directory"
+                    .to_owned(),
+                Err(redb::DatabaseError::Storage(redb::StorageError::Corrupted(m))) => {
+                    format!("the storage engine's check found damage: {m}")
+                }
+                Err(redb::DatabaseError::Storage(e)) => return Err(storage(e)),
+                Err(e) => return Err(Error::storage_msg(e.to_string())),
+            };
+            self.failed.store(true, Ordering::Release);
+            Ok(vec![found])
+        })
     }
 
     fn fail<E: Into<redb::Error>>(&self, e: E) -> Error {

@@ -46,7 +46,12 @@
 //!    frame will have.
 //! 2. Every frame carries its epoch, and replay accepts only frames of the header's epoch,
 //!    consecutive from the header's first lsn, each checked whole (SHA-256).
-//! 3. So a frame of an earlier epoch (the tail left behind a cut, frames older than a
+//! 3. An open that finds the log *cut* (reading stopped at damage or a torn frame rather than
+//!    at the log's clean end: the end of the file, zeros, or a whole frame of an earlier epoch;
+//!    also a foreign or pre-epoch log) starts the new epoch at once, synced, after redb holds
+//!    what was replayed ([`Wal::reset_if_cut`]). So what an open left out is never read again,
+//!    even if a later read of the same bytes would differ (a transient read error).
+//! 4. So a frame of an earlier epoch (the tail left behind a cut, frames older than a
 //!    checkpoint, frames a shorter new frame did not overwrite) never matches the header: it
 //!    ends the replay. A header that is torn or damaged matches no frame, and replays nothing,
 //!    which is right, since it is only ever written when redb already holds everything the log
@@ -66,9 +71,9 @@
 //! # Files
 //!
 //! The log lives beside the real directory file (links are resolved when opening). A log path
-//! that is a symbolic link is refused, never followed. The log is created with the first frame
-//! (an open that has nothing to replay writes nothing), with mode 0600: it holds password
-//! hashes, as the directory file does.
+//! that is a symbolic link is refused, never followed. The log is created with the first frame,
+//! with mode 0600: it holds password hashes, as the directory file does. An open writes
+//! nothing when there is nothing to recover: no frame to replay and no cut log to reset.
 //!
 //! Directories on a custom [`StorageBackend`](redb::StorageBackend) (and in-memory ones) have
 //! no log: their commits use redb's own durability directly.
@@ -299,16 +304,33 @@ struct Found {
     frames: Vec<Vec<u8>>,
     /// The epoch of the log's header (0: none).
     epoch: u64,
+    /// The log was cut: reading stopped at something other than its clean end (the end of the
+    /// file, zeros, or a whole frame header of an earlier epoch): damage, a torn frame, a
+    /// foreign or pre-epoch log.
+    cut: bool,
+}
+
+impl Found {
+    fn none(cut: bool) -> Found {
+        Found {
+            frames: Vec::new(),
+            epoch: 0,
+            cut,
+        }
+    }
+}
+
+/// Whether the `n` bytes at `pos` are all zero (or cannot be read: past the end).
+fn zeros_at(file: &File, pos: u64, n: usize) -> bool {
+    let mut b = vec![0u8; n];
+    read_at(file, &mut b, pos).map_or(true, |()| b.iter().all(|x| *x == 0))
 }
 
 /// Reads the frames after `applied` from a log (either format).
 fn read_log(file: &File, len: u64, salt: u64, applied: u64) -> Result<Found> {
     let mut magic = [0u8; 4];
     if len < 4 || read_at(file, &mut magic, 0).is_err() {
-        return Ok(Found {
-            frames: Vec::new(),
-            epoch: 0,
-        });
+        return Ok(Found::none(len > 0));
     }
     if &magic == MAGIC_V1 {
         return read_v1(file, len, salt, applied);
@@ -319,11 +341,10 @@ fn read_log(file: &File, len: u64, salt: u64, applied: u64) -> Result<Found> {
         .and_then(|()| parse_log_header(&h))
         .filter(|hd| hd.salt == salt)
     else {
-        // No valid header of this directory: nothing to replay.
-        return Ok(Found {
-            frames: Vec::new(),
-            epoch: 0,
-        });
+        // No valid header of this directory: nothing to replay (a log never written to past
+        // its zero-filled start is not cut).
+        let header_len = usize::try_from(len.min(LOG_HEADER)).unwrap_or(0);
+        return Ok(Found::none(!zeros_at(file, 0, header_len)));
     };
     let mut frames = Vec::new();
     if header.first_lsn > applied.saturating_add(1) {
@@ -332,22 +353,32 @@ fn read_log(file: &File, len: u64, salt: u64, applied: u64) -> Result<Found> {
         return Ok(Found {
             frames,
             epoch: header.epoch,
+            cut: true,
         });
     }
     let mut pos = LOG_HEADER;
     let mut expected = header.first_lsn;
     let mut fh = [0u8; HEADER];
+    let mut cut = false;
     while pos + (HEADER + CHECKSUM) as u64 <= len {
         if read_at(file, &mut fh, pos).is_err() {
+            cut = true;
             break;
         }
         let Some(f) = parse_frame_header(&fh, MAGIC) else {
+            cut = fh.iter().any(|b| *b != 0);
             break;
         };
-        if f.tag != header.epoch || f.lsn != expected || pos + f.frame_len() > len {
+        if f.tag != header.epoch {
+            // A frame of an earlier epoch: the clean end of this one.
+            break;
+        }
+        if f.lsn != expected || pos + f.frame_len() > len {
+            cut = true;
             break;
         }
         let Some(payload) = read_frame(file, pos, &f)? else {
+            cut = true;
             break;
         };
         if f.lsn > applied {
@@ -356,9 +387,15 @@ fn read_log(file: &File, len: u64, salt: u64, applied: u64) -> Result<Found> {
         expected += 1;
         pos += f.frame_len();
     }
+    if pos < len && pos + (HEADER + CHECKSUM) as u64 > len {
+        // A few bytes left at the end: a torn frame, unless they are zeros.
+        let rest = usize::try_from(len - pos).unwrap_or(0);
+        cut |= !zeros_at(file, pos, rest);
+    }
     Ok(Found {
         frames,
         epoch: header.epoch,
+        cut,
     })
 }
 
@@ -390,7 +427,12 @@ fn read_v1(file: &File, len: u64, salt: u64, applied: u64) -> Result<Found> {
         }
         pos += f.frame_len();
     }
-    Ok(Found { frames, epoch: 0 })
+    // A pre-epoch log is always replaced by a fresh epoch.
+    Ok(Found {
+        frames,
+        epoch: 0,
+        cut: true,
+    })
 }
 
 /// The payload of the frame at `pos`, `None` if its checksum fails.
@@ -436,6 +478,8 @@ pub(crate) struct Wal {
     fail_after: Option<u64>,
     /// Frames were written since the last sync (`Durability::Eventual`).
     unsynced: bool,
+    /// Opening found the log cut (see [`Wal::reset_if_cut`]).
+    cut: bool,
 }
 
 /// The log's path for a directory file: `<file name>.wal` beside it.
@@ -472,13 +516,7 @@ impl Wal {
                     .len();
                 (len, read_log(f, len, salt, applied)?)
             }
-            None => (
-                0,
-                Found {
-                    frames: Vec::new(),
-                    epoch: 0,
-                },
-            ),
+            None => (0, Found::none(false)),
         };
         let last_lsn = applied + found.frames.len() as u64;
         let wal = Wal {
@@ -493,8 +531,28 @@ impl Wal {
             frame: Vec::new(),
             fail_after: None,
             unsynced: false,
+            cut: found.cut,
         };
         Ok((wal, found.frames))
+    }
+
+    /// After opening, once redb's durable state holds every frame replayed: when the log was
+    /// cut (damage, a torn frame, a foreign or pre-epoch log), starts a new epoch at once and
+    /// syncs it, so that no later open can read past the cut differently (a transient read
+    /// error, a second change to the same bytes) and replay frames this open left out. An
+    /// open whose log ends cleanly writes nothing here.
+    pub(crate) fn reset_if_cut(&mut self) -> Result<()> {
+        if !self.cut {
+            return Ok(());
+        }
+        self.start_epoch()?;
+        self.io_tick()?;
+        if let Some(file) = &self.file {
+            file.sync_data().map_err(self.io_error("sync failed"))?;
+        }
+        self.unsynced = false;
+        self.cut = false;
+        Ok(())
     }
 
     /// Makes every log I/O operation after the next `n` fail (for crash tests).
@@ -817,6 +875,48 @@ mod tests {
         write_at(&f, &[0xee], 20).unwrap();
         let (_, replay) = Wal::open(&p, 3, 0).unwrap();
         assert!(replay.is_empty());
+    }
+
+    /// An open that cut the log resets it: a later open that reads the cut bytes differently
+    /// (here, the damage undone) still replays nothing from before.
+    #[test]
+    fn a_cut_is_final() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("x.wal");
+        let (mut w, _) = Wal::open(&p, 4, 0).unwrap();
+        w.append(&redo(&[(DIR_PUT, b"k", b"v")]), true).unwrap();
+        drop(w);
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&p)
+            .unwrap();
+        let mut b = [0u8; 1];
+        read_at(&f, &mut b, 20).unwrap();
+        write_at(&f, &[b[0] ^ 0xff], 20).unwrap();
+        let (mut w, replay) = Wal::open(&p, 4, 0).unwrap();
+        assert!(replay.is_empty());
+        w.restart();
+        w.reset_if_cut().unwrap();
+        drop(w);
+        // The same change again, which would have undone the damage to the old header.
+        read_at(&f, &mut b, 20).unwrap();
+        write_at(&f, &[b[0] ^ 0xff], 20).unwrap();
+        let (mut w, replay) = Wal::open(&p, 4, 0).unwrap();
+        assert!(
+            replay.is_empty(),
+            "a frame left out by an earlier open came back"
+        );
+        w.restart();
+        w.reset_if_cut().unwrap();
+        drop(w);
+        // A clean log is not reset: opening it writes nothing.
+        let (mut w, replay) = Wal::open(&p, 4, 0).unwrap();
+        assert!(replay.is_empty());
+        let before = std::fs::read(&p).unwrap();
+        w.restart();
+        w.reset_if_cut().unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), before);
     }
 
     #[test]
