@@ -446,3 +446,144 @@ fn demo_runs_on_a_small_sample_folder() {
     assert!(out.contains("login with the new password: ok"), "{out}");
     assert!(out.contains("integrity check"), "{out}");
 }
+
+/// Issue 14: `login` reads the password before it opens (and locks) the file, so a prompt
+/// waiting for input locks no other process out.
+#[test]
+fn login_reads_stdin_before_it_opens_the_file() {
+    let env = Env::new();
+    expect(
+        &env.run(&["create", "--username", "ann"], Some("a fine password\n")),
+        0,
+    );
+    let mut child = Command::new(BIN)
+        .arg("--db")
+        .arg(env.db())
+        .args(["login", "ann"])
+        .env("USERDIR_INSECURE_FAST_HASH", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // While `login` waits for its password, the file is free: another process (this one)
+    // opens it. Retried briefly: `login` may not have reached its read yet, but it never
+    // holds the file before the password arrives, so every try succeeds.
+    for _ in 0..20 {
+        let dir = userdir::Directory::open(env.db()).unwrap();
+        assert_eq!(dir.count().unwrap(), 1);
+        drop(dir);
+    }
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(b"a fine password\n").unwrap();
+    drop(input);
+    expect(&child.wait_with_output().unwrap(), 0);
+}
+
+/// Issue 14: the reading commands open the file read-only: they work on a file and a folder
+/// without write permission, and leave the file and its log byte for byte as they were.
+#[cfg(unix)]
+#[test]
+fn reading_commands_do_not_write() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    expect(&import(&env, "fuse_bulk_create.json", "fuse"), 0);
+    let log = env.path("users.redb.wal");
+    let before = (std::fs::read(env.db()).unwrap(), std::fs::read(&log).ok());
+    let mode = |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m));
+    mode(&env.db(), 0o444).unwrap();
+    if log.exists() {
+        mode(&log, 0o444).unwrap();
+    }
+    mode(env.tmp.path(), 0o555).unwrap();
+    let runs = [
+        env.run(&["stats"], None),
+        env.run(&["check"], None),
+        env.run(&["search", "userName pr"], None),
+        env.run(&["get", "testuser1"], None),
+        env.run(&["export", "--format", "fusionauth"], None),
+    ];
+    mode(env.tmp.path(), 0o755).unwrap();
+    for o in &runs {
+        expect(o, 0);
+    }
+    assert_eq!(
+        (std::fs::read(env.db()).unwrap(), std::fs::read(&log).ok()),
+        before,
+        "a reading command changed the file or its log"
+    );
+    // Two readers at once (read-only opens share the file).
+    let holder = userdir::Directory::builder()
+        .read_only()
+        .open(env.db())
+        .unwrap();
+    expect(&env.run(&["stats"], None), 0);
+    drop(holder);
+}
+
+/// Issue 14: `export | head` ends quietly when its reader goes away.
+#[test]
+fn export_to_a_closed_pipe_ends_quietly() {
+    let env = Env::new();
+    let rows: Vec<String> = (0..3000)
+        .map(|i| format!(r#"{{"username": "user{i}", "email": "user{i}@example.com"}}"#))
+        .collect();
+    let file = env.path("many.json");
+    std::fs::write(&file, format!(r#"{{"users": [{}]}}"#, rows.join(","))).unwrap();
+    let o = env.run(
+        &["import", file.to_str().unwrap(), "--format", "fusionauth"],
+        None,
+    );
+    expect(&o, 0);
+    let mut child = Command::new(BIN)
+        .arg("--db")
+        .arg(env.db())
+        .args(["export", "--format", "jsonl"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read one line, then close the pipe, as `head -1` does.
+    let mut out = child.stdout.take().unwrap();
+    let mut first = [0u8; 64];
+    std::io::Read::read_exact(&mut out, &mut first).unwrap();
+    drop(out);
+    let o = child.wait_with_output().unwrap();
+    assert!(stderr(&o).is_empty(), "{}", stderr(&o));
+    expect(&o, 0);
+}
+
+/// Issue 14: a refused `create` or `import` on a path that did not exist leaves no file.
+#[test]
+fn a_refused_create_or_import_leaves_no_file() {
+    let env = Env::new();
+    let o = env.run(
+        &["create", "--username", "bad\u{7}name", "--no-password"],
+        None,
+    );
+    expect(&o, 2);
+    assert!(!env.db().exists(), "a refused create left a file");
+    assert!(!env.path("users.redb.wal").exists());
+    let file = env.path("dups.json");
+    std::fs::write(
+        &file,
+        r#"{"users": [{"username": "x"}, {"username": "X"}]}"#,
+    )
+    .unwrap();
+    let o = env.run(
+        &["import", file.to_str().unwrap(), "--format", "fusionauth"],
+        None,
+    );
+    expect(&o, 2);
+    assert!(!env.db().exists(), "a refused import left a file");
+    // An existing directory stays, of course.
+    expect(
+        &env.run(&["create", "--username", "ann", "--no-password"], None),
+        0,
+    );
+    expect(
+        &env.run(&["create", "--username", "ANN", "--no-password"], None),
+        2,
+    );
+    assert!(env.db().exists());
+}

@@ -76,6 +76,9 @@ impl Store {
         durability: Durability,
         f: impl FnOnce(&mut Writer<'_>) -> Result<T> + Send + 'static,
     ) -> Result<T> {
+        if self.is_read_only() {
+            return Err(Error::ReadOnly);
+        }
         let slot: Arc<Mutex<Option<Result<T>>>> = Arc::new(Mutex::new(None));
         let out = Arc::clone(&slot);
         let job: Job = Box::new(move |w| {

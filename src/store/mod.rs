@@ -115,6 +115,8 @@ pub(crate) struct Store {
     db: parking_lot::RecursiveRwLock<Option<Db>>,
     /// The file, for error messages (`None` for backends).
     path: Option<std::path::PathBuf>,
+    /// A read-only open: every write answers [`Error::ReadOnly`].
+    read_only: bool,
     failed: AtomicBool,
     /// Whether the skeleton index is maintained (look-alike refusal is on).
     lookalikes: bool,
@@ -154,7 +156,7 @@ impl Store {
 
     /// Whether this is a read-only open.
     pub(crate) fn is_read_only(&self) -> bool {
-        matches!(&*self.db.read(), Some(Db::Ro(_)))
+        self.read_only
     }
 
     /// Takes a freshly opened database and sets up or checks userdir's tables, replaying the
@@ -162,9 +164,11 @@ impl Store {
     /// transaction runs, so a panic in one is caught while the database is alive, and the
     /// database closes afterwards (see `guard`).
     fn init(db: Db, lookalikes: bool, wal_path: Option<&Path>) -> Result<Store> {
+        let read_only = matches!(db, Db::Ro(_));
         let mut store = Store {
             db: parking_lot::RecursiveRwLock::new(Some(db)),
             path: None,
+            read_only,
             failed: AtomicBool::new(false),
             lookalikes,
             group: group::Group::default(),
@@ -315,6 +319,9 @@ impl Store {
         durability: Durability,
         f: impl FnOnce(&mut Writer<'_>) -> Result<T>,
     ) -> Result<T> {
+        if self.read_only {
+            return Err(Error::ReadOnly);
+        }
         if self.failed.load(Ordering::Acquire) {
             return Err(Error::NeedsReopen);
         }
