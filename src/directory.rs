@@ -163,12 +163,21 @@ impl Builder {
     /// When two processes create the same path at once, one wins and the other opens the
     /// winner's file ([`Error::AlreadyOpen`] while the winner holds it). Temporary files left by
     /// a crash are ignored, and removed by a later open once ten minutes old. An existing empty
-    /// file is initialized in place by redb, without this protection.
+    /// file is initialized in place by redb, without this protection. New files and their redo
+    /// logs get mode 0600 (they hold password hashes).
+    ///
+    /// Symbolic links are resolved: the redo log (`<file>.wal`) lives beside the real file,
+    /// whatever name opened it. A file with more than one hard link is refused (its log could
+    /// sit beside one name only; keep one name, or use a symbolic link), and so is a log path
+    /// that is a symbolic link. Opening writes nothing of userdir's when the log has nothing to
+    /// replay and is not damaged; use [`Builder::read_only`] to never write at all.
     ///
     /// # Errors
     /// [`Error::NotADirectory`] for a file that is not a userdir directory,
     /// [`Error::UnsupportedFormat`] for one written by a newer format, [`Error::AlreadyOpen`]
-    /// when another handle holds it, [`Error::Storage`] for I/O failures.
+    /// when another handle holds it, [`Error::Storage`] for I/O failures and refused links
+    /// (naming the file, with the `io::Error` as its source), and for a read-only open
+    /// [`Error::NeedsRecovery`].
     pub fn open(self, path: impl AsRef<Path>) -> Result<Directory> {
         let store = Store::open(path.as_ref(), self.refuse_lookalikes, self.read_only)?;
         self.build(store)

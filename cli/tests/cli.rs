@@ -587,3 +587,41 @@ fn a_refused_create_or_import_leaves_no_file() {
     );
     assert!(env.db().exists());
 }
+
+/// Issue 14: on damaged files (some make redb panic; the library turns those panics into
+/// `Corrupt`), the command exits 0, 2 or 3 and never prints a panic's text. Roughly one copy in
+/// a hundred makes redb panic; `USERDIR_CLI_DAMAGE_COPIES` sets the number (default 120; the
+/// code before the fix printed redb's panic within 400).
+#[test]
+fn damaged_files_never_print_panic_text() {
+    let env = Env::new();
+    expect(&import(&env, "fuse_bulk_create.json", "fuse"), 0);
+    expect(&env.run(&["check"], None), 0);
+    let original = std::fs::read(env.db()).unwrap();
+    let data: Vec<usize> = (0..original.len()).filter(|i| original[*i] != 0).collect();
+    let copy = env.path("damaged.redb");
+    let mut x = 0x5eed_u64;
+    let copies = std::env::var("USERDIR_CLI_DAMAGE_COPIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(120);
+    for _ in 0..copies {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let mut b = original.clone();
+        let at = data[(x % data.len() as u64) as usize];
+        b[at] ^= 1 << (x % 8);
+        std::fs::write(&copy, &b).unwrap();
+        let _ = std::fs::remove_file(env.path("damaged.redb.wal"));
+        for args in [&["check"][..], &["get", "testuser1"][..]] {
+            let o = env.run_db(&copy, args, None);
+            let err = stderr(&o);
+            assert!(
+                !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+                "byte {at}: {err}"
+            );
+            assert!(matches!(code(&o), 0..=3), "byte {at}: {err}");
+        }
+    }
+}

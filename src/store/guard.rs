@@ -209,6 +209,11 @@ fn open_existing(
     let probe = file
         .try_clone()
         .map_err(|e| Error::storage_io("cannot open", path, e))?;
+    // Storage failures name the file.
+    let db_error = |e| match db_error(e) {
+        Error::Storage(s) => Error::Storage(s.at(path)),
+        other => other,
+    };
     let backend = FileBackend::new(file).map_err(db_error)?;
     let builder = Database::builder();
     let db = if read_only {
