@@ -195,6 +195,8 @@ fn exit_code(e: &Error) -> u8 {
         | Error::TokenExpired => 1,
         Error::Storage(_)
         | Error::AlreadyOpen
+        | Error::NeedsRecovery
+        | Error::ReadOnly
         | Error::NeedsReopen
         | Error::Corrupt(_)
         | Error::Integrity(_)
@@ -205,6 +207,13 @@ fn exit_code(e: &Error) -> u8 {
 
 impl From<Error> for Fail {
     fn from(e: Error) -> Self {
+        if closed_output(&e) {
+            // The reader of the output stopped (`| head`): end quietly.
+            return Fail {
+                code: 0,
+                lines: Vec::new(),
+            };
+        }
         let code = exit_code(&e);
         let lines = match &e {
             Error::InvalidJson(problems) => {
@@ -260,6 +269,12 @@ fn shown(lines: impl Iterator<Item = String>, total: usize) -> Vec<String> {
     out
 }
 
+/// Whether an error is the output's reader having gone away (`userdir export | head`).
+fn closed_output(e: &Error) -> bool {
+    e.io_error()
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -274,8 +289,20 @@ fn main() -> ExitCode {
              parameters (m=8 KiB, t=1); for tests only, never for real data"
         );
     }
-    match run(&cli) {
+    // redb panics on some damaged files; the library catches those panics and answers
+    // `Error::Corrupt`, but the default hook would still print the panic's text (which may
+    // quote bytes of the file) on stderr. Nothing is printed by the hook: a panic that does
+    // escape is reported below, without its text.
+    std::panic::set_hook(Box::new(|_| {}));
+    let outcome = std::panic::catch_unwind(|| run(&cli)).unwrap_or_else(|_| {
+        Err(Fail::new(
+            4,
+            "internal error: userdir panicked (a bug; please report it)",
+        ))
+    });
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
+        Err(f) if f.code == 0 => ExitCode::SUCCESS,
         Err(f) => {
             for l in &f.lines {
                 eprintln!("userdir: {l}");
@@ -317,6 +344,51 @@ fn open(cli: &Cli, create: bool) -> CliResult<Directory> {
     Ok(Directory::builder().hasher(params(cli)).open(&cli.db)?)
 }
 
+/// Opens the directory read-only (commands that only read: the file may be read-only, on a
+/// full disk, or the process may lack write access). A file that needs recovery first (a
+/// crash left writes in its log) is opened writable once to recover, when that is allowed.
+fn open_read(cli: &Cli) -> CliResult<Directory> {
+    // Same checks as a writable open of an existing file.
+    if !cli.db.exists() || cli.db.is_dir() {
+        return open(cli, false);
+    }
+    match Directory::builder()
+        .hasher(params(cli))
+        .read_only()
+        .open(&cli.db)
+    {
+        Ok(d) => Ok(d),
+        Err(Error::NeedsRecovery) => {
+            let dir = Directory::builder()
+                .hasher(params(cli))
+                .open(&cli.db)
+                .map_err(|e| match e {
+                    Error::Storage(_) => Fail::from(Error::NeedsRecovery),
+                    other => Fail::from(other),
+                })?;
+            eprintln!("userdir: the directory was not closed cleanly; recovered it");
+            Ok(dir)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Runs `f` on the directory, created if the file does not exist; when the file did not exist
+/// and `f` fails (a refused create or import), the new file and its log are removed again.
+fn with_new_or_existing(cli: &Cli, f: impl FnOnce(&Directory) -> CliResult) -> CliResult {
+    let existed = std::fs::symlink_metadata(&cli.db).is_ok();
+    let dir = open(cli, true)?;
+    let r = f(&dir);
+    if r.is_err() && !existed {
+        drop(dir);
+        let _ = std::fs::remove_file(&cli.db);
+        let mut log = cli.db.as_os_str().to_owned();
+        log.push(".wal");
+        let _ = std::fs::remove_file(PathBuf::from(log));
+    }
+    r
+}
+
 fn run(cli: &Cli) -> CliResult {
     match &cli.cmd {
         Cmd::Demo { data } => demo(cli, data.as_deref()),
@@ -338,7 +410,7 @@ fn run(cli: &Cli) -> CliResult {
             id_or_login,
             format,
         } => {
-            let dir = open(cli, false)?;
+            let dir = open_read(cli)?;
             let user = resolve(&dir, id_or_login)?;
             print_user(&user, *format)
         }
@@ -362,8 +434,10 @@ fn run(cli: &Cli) -> CliResult {
         Cmd::Reactivate { id_or_login } => change(cli, id_or_login, |d, u| d.reactivate(u.id)),
         Cmd::Delete { id_or_login } => change(cli, id_or_login, |d, u| d.delete(u.id)),
         Cmd::Login { login_id } => {
-            let dir = open(cli, false)?;
+            // The password is read before the file is opened (and locked): a prompt waiting
+            // for input must not lock other processes out.
             let password = read_password()?;
+            let dir = open(cli, false)?;
             let login = dir.authenticate(login_id, &password)?;
             if login.password_change_required {
                 eprintln!("userdir: login ok; the password must be changed now");
@@ -375,7 +449,7 @@ fn run(cli: &Cli) -> CliResult {
             with_hashes,
         } => export(cli, *format, *with_hashes),
         Cmd::Check => {
-            let dir = open(cli, false)?;
+            let dir = open_read(cli)?;
             dir.check_integrity()?;
             println!(
                 "ok: {} users, every index agrees with the records",
@@ -384,7 +458,7 @@ fn run(cli: &Cli) -> CliResult {
             Ok(())
         }
         Cmd::Stats => {
-            let dir = open(cli, false)?;
+            let dir = open_read(cli)?;
             let users = dir.count()?;
             let active = dir
                 .search(&Search::filter("active eq true")?.limit(0))?
@@ -415,7 +489,19 @@ fn change(
 fn print_user(user: &User, format: Format) -> CliResult {
     let v = json::write_user(format, user, false)?;
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{v}").map_err(|e| Fail::new(3, format!("cannot write the output: {e}")))
+    writeln!(out, "{v}").map_err(output_error)
+}
+
+/// A failed write to stdout: quiet when its reader went away (`| head`).
+fn output_error(e: std::io::Error) -> Fail {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        Fail {
+            code: 0,
+            lines: Vec::new(),
+        }
+    } else {
+        Fail::new(3, format!("cannot write the output: {e}"))
+    }
 }
 
 fn read_password() -> CliResult<String> {
@@ -451,9 +537,10 @@ fn create(cli: &Cli, a: &CreateArgs) -> CliResult {
     if !a.no_password {
         new = new.password(read_password()?);
     }
-    let dir = open(cli, true)?;
-    let user = dir.create(new)?;
-    print_user(&user, Format::FusionAuth)
+    with_new_or_existing(cli, |dir| {
+        let user = dir.create(new)?;
+        print_user(&user, Format::FusionAuth)
+    })
 }
 
 fn progress_bar(total: u64, what: &str) -> ProgressBar {
@@ -635,20 +722,25 @@ fn import(
     };
     let format = read.format;
     let inactive = read.inactive_by_default;
-    let dir = open(cli, true)?;
-    let s = match import_rows(&dir, read.rows) {
-        Ok(s) => s,
+    let rows = read.rows;
+    let mut s = None;
+    let outcome = with_new_or_existing(cli, |dir| match import_rows(dir, rows) {
+        Ok(sum) => {
+            s = Some(sum);
+            Ok(())
+        }
         Err(e) => {
             if let Error::Import(r) = &e {
                 for p in &r.problems {
                     rep.add(Some(p.index), Some(p.field), &p.reason.to_string());
                 }
             }
-            rep.finish()?;
-            return Err(e.into());
+            Err(e.into())
         }
-    };
+    });
     rep.finish()?;
+    outcome?;
+    let s = s.ok_or_else(|| Fail::new(4, "internal error: no import summary"))?;
     eprintln!(
         "userdir: imported {} users ({format}; {} passwords hashed, {} pre-hashed) in {:.2?}",
         s.imported,
@@ -710,7 +802,7 @@ fn search(
         let f = sort_field(field)?;
         s = s.sort(if desc { f.desc() } else { f });
     }
-    let dir = open(cli, false)?;
+    let dir = open_read(cli)?;
     const PAGE: usize = 500;
     let mut left = limit.unwrap_or(usize::MAX);
     let mut search = s.offset(offset).limit(left.min(PAGE));
@@ -720,8 +812,7 @@ fn search(
         let page = dir.search(&search)?;
         for u in &page.users {
             let v = json::write_user(format, u, false)?;
-            writeln!(out, "{v}")
-                .map_err(|e| Fail::new(3, format!("cannot write the output: {e}")))?;
+            writeln!(out, "{v}").map_err(output_error)?;
         }
         printed += page.users.len();
         left = left.saturating_sub(page.users.len());
@@ -730,8 +821,7 @@ fn search(
             _ => break,
         }
     }
-    out.flush()
-        .map_err(|e| Fail::new(3, format!("cannot write the output: {e}")))?;
+    out.flush().map_err(output_error)?;
     if printed == 0 {
         return Err(Fail::new(1, "no user matches the filter"));
     }
@@ -739,7 +829,7 @@ fn search(
 }
 
 fn export(cli: &Cli, format: Format, with_hashes: bool) -> CliResult {
-    let dir = open(cli, false)?;
+    let dir = open_read(cli)?;
     let bar = progress_bar(dir.count()?, "exporting");
     let mut out = BufWriter::new(std::io::stdout().lock());
     let n = json::export(&dir, format, with_hashes, &mut out, &mut |done, _| {
