@@ -20,7 +20,7 @@
 //!   `FnOnce`, so an engine that retries must run them in a loop of its own over fresh inputs.
 //! * **Reads** ([`Snapshot`], on readers and writers alike): a user by id ([`Snapshot::get`]),
 //!   its encoded record in place ([`Snapshot::with_record`], for scans that evaluate a filter
-//!   without decoding), the owner of a login key, external id, skeleton or role, range walks
+//!   without decoding), the owner of a login key or external id, the holders of a role, range walks
 //!   over login-key prefixes and insert instants, all records in id order, the user count,
 //!   failed-login state and tokens.
 //! * **Writes** ([`WriteTxn`]): insert, replace and remove a user *with its keys*; the engine
@@ -64,8 +64,8 @@ use crate::error::Result;
 pub(crate) use crate::identity::UserKeys;
 use crate::user::{Instant, User};
 
-pub use self::redb::{InMemoryBackend, StorageBackend};
 pub(crate) use self::redb::batch::{BatchKeys, BatchPart};
+pub use self::redb::{InMemoryBackend, StorageBackend};
 
 /// When a write is on disk.
 ///
@@ -217,9 +217,6 @@ pub(crate) trait Snapshot {
 
     /// The owner of an external id.
     fn external(&self, external_id: &str) -> Result<Option<Uuid>>;
-
-    /// Users whose username has this confusable skeleton, in id order.
-    fn skeleton_owners(&self, skeleton: &str) -> Result<Vec<Uuid>>;
 
     /// Users holding `role`, in id order.
     fn role_members(&self, role: &str) -> Result<Vec<Uuid>>;
@@ -436,32 +433,29 @@ impl<'t> Writer<'t> {
 macro_rules! forward_snapshot {
     () => {
         fn get(&self, id: Uuid) -> Result<Option<User>> {
-            each!(self, x => x.get(id))
+            each!(self, x => Snapshot::get(x, id))
         }
         fn with_record<R>(
             &self,
             id: Uuid,
             f: impl FnOnce(&[u8]) -> Result<R>,
         ) -> Result<Option<R>> {
-            each!(self, x => x.with_record(id, f))
+            each!(self, x => Snapshot::with_record(x, id, f))
         }
         fn count(&self) -> Result<u64> {
-            each!(self, x => x.count())
+            each!(self, x => Snapshot::count(x))
         }
         fn login(&self, key: &str) -> Result<Option<LoginOwner>> {
-            each!(self, x => x.login(key))
+            each!(self, x => Snapshot::login(x, key))
         }
         fn login_prefix(&self, prefix: &str, kind: LoginKind, f: impl FnMut(Uuid)) -> Result<()> {
-            each!(self, x => x.login_prefix(prefix, kind, f))
+            each!(self, x => Snapshot::login_prefix(x, prefix, kind, f))
         }
         fn external(&self, external_id: &str) -> Result<Option<Uuid>> {
-            each!(self, x => x.external(external_id))
-        }
-        fn skeleton_owners(&self, skeleton: &str) -> Result<Vec<Uuid>> {
-            each!(self, x => x.skeleton_owners(skeleton))
+            each!(self, x => Snapshot::external(x, external_id))
         }
         fn role_members(&self, role: &str) -> Result<Vec<Uuid>> {
-            each!(self, x => x.role_members(role))
+            each!(self, x => Snapshot::role_members(x, role))
         }
         fn inserted_walk(
             &self,
@@ -470,26 +464,26 @@ macro_rules! forward_snapshot {
             rev: bool,
             f: impl FnMut(Instant, Uuid) -> Result<bool>,
         ) -> Result<()> {
-            each!(self, x => x.inserted_walk(lo, hi, rev, f))
+            each!(self, x => Snapshot::inserted_walk(x, lo, hi, rev, f))
         }
         fn for_each_record_after(
             &self,
             after: Option<Uuid>,
             f: impl FnMut(Uuid, &[u8]) -> Result<bool>,
         ) -> Result<()> {
-            each!(self, x => x.for_each_record_after(after, f))
+            each!(self, x => Snapshot::for_each_record_after(x, after, f))
         }
         fn failures(&self, id: Uuid) -> Result<Option<FailureState>> {
-            each!(self, x => x.failures(id))
+            each!(self, x => Snapshot::failures(x, id))
         }
         fn token(&self, hash: &TokenHash) -> Result<Option<TokenRecord>> {
-            each!(self, x => x.token(hash))
+            each!(self, x => Snapshot::token(x, hash))
         }
         fn user_token_count(&self, user: Uuid) -> Result<usize> {
-            each!(self, x => x.user_token_count(user))
+            each!(self, x => Snapshot::user_token_count(x, user))
         }
         fn batch_clashes(&self, batch: &BatchKeys) -> Result<Vec<Clash>> {
-            each!(self, x => x.batch_clashes(batch))
+            each!(self, x => Snapshot::batch_clashes(x, batch))
         }
     };
 }
@@ -504,13 +498,13 @@ impl ReadTxn for Reader {
         init: impl Fn() -> A + Sync,
         f: impl Fn(&mut A, Uuid, &[u8]) -> Result<()> + Sync,
     ) -> Result<Vec<A>> {
-        each!(self, x => x.fold_records(init, f))
+        each!(self, x => ReadTxn::fold_records(x, init, f))
     }
     fn integrity_problems(&self) -> Result<Vec<String>> {
-        each!(self, x => x.integrity_problems())
+        each!(self, x => ReadTxn::integrity_problems(x))
     }
     fn dump(&self) -> Result<Vec<(&'static str, String, String)>> {
-        each!(self, x => x.dump())
+        each!(self, x => ReadTxn::dump(x))
     }
 }
 
@@ -520,33 +514,33 @@ impl Snapshot for Writer<'_> {
 
 impl WriteTxn for Writer<'_> {
     fn insert(&mut self, user: &User, keys: &UserKeys) -> Result<()> {
-        each!(self, x => x.insert(user, keys))
+        each!(self, x => WriteTxn::insert(x, user, keys))
     }
     fn replace(&mut self, old: (&User, &UserKeys), new: (&User, &UserKeys)) -> Result<()> {
-        each!(self, x => x.replace(old, new))
+        each!(self, x => WriteTxn::replace(x, old, new))
     }
     fn remove(&mut self, user: &User, keys: &UserKeys) -> Result<()> {
-        each!(self, x => x.remove(user, keys))
+        each!(self, x => WriteTxn::remove(x, user, keys))
     }
     fn insert_batch(&mut self, batch: &BatchKeys) -> Result<Vec<Clash>> {
-        each!(self, x => x.insert_batch(batch))
+        each!(self, x => WriteTxn::insert_batch(x, batch))
     }
     fn set_failures(&mut self, id: Uuid, state: FailureState) -> Result<()> {
-        each!(self, x => x.set_failures(id, state))
+        each!(self, x => WriteTxn::set_failures(x, id, state))
     }
     fn clear_failures(&mut self, id: Uuid) -> Result<()> {
-        each!(self, x => x.clear_failures(id))
+        each!(self, x => WriteTxn::clear_failures(x, id))
     }
     fn insert_token(&mut self, hash: &TokenHash, token: &TokenRecord, keep: usize) -> Result<()> {
-        each!(self, x => x.insert_token(hash, token, keep))
+        each!(self, x => WriteTxn::insert_token(x, hash, token, keep))
     }
     fn remove_token(&mut self, hash: &TokenHash) -> Result<Option<TokenRecord>> {
-        each!(self, x => x.remove_token(hash))
+        each!(self, x => WriteTxn::remove_token(x, hash))
     }
     fn revoke_tokens(&mut self, user: Uuid, kind: Option<TokenKind>) -> Result<usize> {
-        each!(self, x => x.revoke_tokens(user, kind))
+        each!(self, x => WriteTxn::revoke_tokens(x, user, kind))
     }
     fn purge_expired_tokens(&mut self, now: Instant, limit: usize) -> Result<usize> {
-        each!(self, x => x.purge_expired_tokens(now, limit))
+        each!(self, x => WriteTxn::purge_expired_tokens(x, now, limit))
     }
 }

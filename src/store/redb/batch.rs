@@ -369,31 +369,31 @@ fn tag_of(e: &Entry) -> u8 {
 // On a snapshot (a refused batch's report) and in a write transaction alike.
 macro_rules! batch_clashes {
     () => {
-    /// Every key of the batch that an existing user already holds (the `id` claims included).
-    pub(crate) fn batch_clashes(&self, keys: &BatchKeys) -> Result<Vec<Clash>> {
-        let mut out = Vec::new();
-        for e in &keys.entries {
-            let key = keys.key(e);
-            match key.first() {
-                Some(&TAG_USER) if self.with_value(key, |_| ())?.is_some() => {
-                    let id = tables::trailing_id(key).unwrap_or_default();
-                    out.push(keys.clash(e, ClashWith::User(id)));
-                }
-                Some(&(TAG_LOGIN | TAG_EXTERNAL)) => {
-                    if let Some(o) = self.with_value(key, |v| owner(key, v))? {
-                        out.push(keys.clash(e, ClashWith::User(o)));
+        /// Every key of the batch that an existing user already holds (the `id` claims included).
+        pub(crate) fn batch_clashes(&self, keys: &BatchKeys) -> Result<Vec<Clash>> {
+            let mut out = Vec::new();
+            for e in &keys.entries {
+                let key = keys.key(e);
+                match key.first() {
+                    Some(&TAG_USER) if self.with_value(key, |_| ())?.is_some() => {
+                        let id = tables::trailing_id(key).unwrap_or_default();
+                        out.push(keys.clash(e, ClashWith::User(id)));
                     }
-                }
-                Some(&TAG_SKELETON) if self.rules.skeletons => {
-                    if let Some(owner) = self.skeleton_key_owner(key)? {
-                        out.push(keys.clash(e, ClashWith::LookalikeUser(owner)));
+                    Some(&(TAG_LOGIN | TAG_EXTERNAL)) => {
+                        if let Some(o) = self.with_value(key, |v| owner(key, v))? {
+                            out.push(keys.clash(e, ClashWith::User(o)));
+                        }
                     }
+                    Some(&TAG_SKELETON) if self.rules.skeletons => {
+                        if let Some(owner) = self.skeleton_key_owner(key)? {
+                            out.push(keys.clash(e, ClashWith::LookalikeUser(owner)));
+                        }
+                    }
+                    _ => {}
                 }
-                _ => {}
             }
+            Ok(out)
         }
-        Ok(out)
-    }
     };
 }
 

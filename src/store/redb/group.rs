@@ -130,7 +130,7 @@ impl Store {
                     .open_table(DIR)
                     .map_err(|e| GroupFailure::Storage(table_error(e).to_string()))?,
                 txn: &txn,
-                lookalikes: self.lookalikes,
+                rules: self.rules,
                 broken: false,
                 redo: wal::Redo::new(self.wal.is_some()),
             });

@@ -773,7 +773,7 @@ macro_rules! read_ops {
 
         /// Rebuilds every index entry from the records and compares with what is stored.
         #[allow(dead_code)]
-        pub(crate) fn integrity_problems(&self) -> Result<Vec<String>> {
+        pub(crate) fn tree_problems(&self) -> Result<Vec<String>> {
             use std::collections::{BTreeMap, BTreeSet};
             let mut problems = Vec::new();
             let mut expected: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
@@ -853,7 +853,7 @@ macro_rules! read_ops {
         /// Every entry as (table, key, value fingerprint): for tests that compare whole states.
         /// Values are SHA-256 digests, so no hash ever appears in the output.
         #[allow(dead_code)]
-        pub(crate) fn dump(&self) -> Result<Vec<(&'static str, String, String)>> {
+        pub(crate) fn tree_dump(&self) -> Result<Vec<(&'static str, String, String)>> {
             use sha2::{Digest, Sha256};
             let mut out = Vec::new();
             for e in self.t.iter().map_err(storage)? {
@@ -1036,7 +1036,11 @@ impl Writer<'_> {
     }
 
     /// Replaces `old` by `new` (same id), re-indexing what changed.
-    fn replace_user(&mut self, (old, old_uk): (&User, &UserKeys), (new, new_uk): (&User, &UserKeys)) -> Result<()> {
+    fn replace_user(
+        &mut self,
+        (old, old_uk): (&User, &UserKeys),
+        (new, new_uk): (&User, &UserKeys),
+    ) -> Result<()> {
         let new_keys = Keys::new(new_uk);
         let old_keys = Keys::new(old_uk);
         // Only keys the user does not own yet can conflict: an unchanged username stays valid
@@ -1165,9 +1169,6 @@ macro_rules! snapshot_ops {
         fn external(&self, external_id: &str) -> Result<Option<Uuid>> {
             Self::external(self, external_id)
         }
-        fn skeleton_owners(&self, skeleton: &str) -> Result<Vec<Uuid>> {
-            Self::skeleton_owners(self, skeleton)
-        }
         fn role_members(&self, role: &str) -> Result<Vec<Uuid>> {
             Self::role_members(self, role)
         }
@@ -1216,12 +1217,12 @@ impl ReadTxn for Reader {
         Self::fold_records(self, init, f)
     }
     fn integrity_problems(&self) -> Result<Vec<String>> {
-        let mut p = Self::integrity_problems(self)?;
+        let mut p = self.tree_problems()?;
         p.extend(tokens::integrity_problems(self)?);
         Ok(p)
     }
     fn dump(&self) -> Result<Vec<(&'static str, String, String)>> {
-        let mut d = Self::dump(self)?;
+        let mut d = self.tree_dump()?;
         d.extend(tokens::dump(self)?);
         Ok(d)
     }

@@ -249,13 +249,6 @@ pub(crate) fn revoke_user(
     Ok(n)
 }
 
-/// Removes everything the auth workflows keep about a user (tokens, failed-login state): for a
-/// hard delete.
-pub(crate) fn forget_user(w: &mut Writer<'_>, user: Uuid) -> Result<()> {
-    revoke_user(w, user, None)?;
-    auth_state::clear(w, user)
-}
-
 /// Removes up to `limit` tokens that expired at or before `now`, earliest first. Returns how
 /// many were removed.
 pub(crate) fn purge_expired(w: &mut Writer<'_>, now: Instant, limit: usize) -> Result<usize> {
