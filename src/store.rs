@@ -27,6 +27,15 @@
 //!   keeps every key unique across users ([`WriteTxn::insert`] refuses a taken key with the
 //!   caller-facing error), stores failed-login state and tokens, and inserts a whole import
 //!   batch.
+//! * **Import batches.** Import validates rows on all cores and adds each user, with its
+//!   keys and (when its password needs no hashing) its encoded record, to a [`BatchPart`];
+//!   [`BatchKeys`] sorts every key of the batch together to find in-batch duplicates before
+//!   any transaction. The layout is redb's tagged keys, so redb splices the sorted entries in
+//!   as packed leaves; another engine reads the same batch as typed rows
+//!   ([`BatchKeys::typed`]: records, login keys with their owner and kinds, external ids,
+//!   skeletons, roles, insert instants) and loads them its own way (PostgreSQL: `COPY`).
+//!   [`Snapshot::batch_clashes`] and [`WriteTxn::insert_batch`] report clashes with existing
+//!   users in the same [`Clash`] form.
 //! * **Keys in.** Index keys are computed above the store by `identity` ([`UserKeys`]): the
 //!   store never folds case or computes a skeleton. What it must know to rebuild or check its
 //!   indexes on its own (after a Unicode update, in an integrity check) it is given at open
@@ -64,6 +73,8 @@ use crate::error::Result;
 pub(crate) use crate::identity::UserKeys;
 use crate::user::{Instant, User};
 
+#[allow(unused_imports)] // for engines that load typed entries (PostgreSQL)
+pub(crate) use self::redb::batch::BatchEntry;
 pub(crate) use self::redb::batch::{BatchKeys, BatchPart};
 pub use self::redb::{InMemoryBackend, StorageBackend};
 
@@ -407,16 +418,6 @@ impl Store {
     /// Tests: every redo log I/O operation after the next `n` fails (redb only).
     pub(crate) fn fail_log_after(&self, n: u64) {
         each!(self, s => s.fail_log_after(n));
-    }
-}
-
-impl Reader {
-    /// The embedded engine's snapshot, for the engine's own modules.
-    #[allow(dead_code)]
-    pub(crate) fn redb(&self) -> Option<&redb::Reader> {
-        match self {
-            Reader::Redb(r) => Some(r),
-        }
     }
 }
 
