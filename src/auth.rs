@@ -271,8 +271,8 @@ impl Directory {
                 // As `Tx::modify`, without reading and decoding the record a second time.
                 let mut new = cur.clone();
                 new.last_login_instant = Some(now);
-                if let Some(h) = new_hash {
-                    new.password = Some(h);
+                if let Some(h) = &new_hash {
+                    new.password = Some(h.clone());
                 }
                 new.version = cur.version + 1;
                 new.last_update_instant = now;
@@ -339,7 +339,7 @@ impl Directory {
                     return Ok(Outcome::Changed(cur.version));
                 }
                 tx.dir.check_status(&cur, tx.w.failures(id)?, now)?;
-                Ok(Outcome::Done(set_password(tx, id, new_hash, now)?))
+                Ok(Outcome::Done(set_password(tx, id, new_hash.clone(), now)?))
             })?;
             match outcome {
                 Outcome::Done(u) => return Ok(u),
@@ -445,7 +445,7 @@ impl Directory {
                 Ok(found) => found,
                 Err(e) => return Ok(Outcome::Refused(e)),
             };
-            let Some(new_hash) = new_hash else {
+            let Some(new_hash) = new_hash.clone() else {
                 return Ok(Outcome::Refused(Error::InvalidToken));
             };
             Ok(Outcome::Done(set_password(tx, u.id, new_hash, now)?))

@@ -520,15 +520,18 @@ impl Directory {
         Ok(PreparedUpdate { profile, password })
     }
 
-    pub(crate) fn write_raw<T>(&self, f: impl FnOnce(&mut Writer<'_>) -> Result<T>) -> Result<T> {
+    /// One write transaction. `f` may run again after a conflict on an engine that retries
+    /// (see `store`), so it must act only through the transaction.
+    pub(crate) fn write_raw<T>(&self, f: impl FnMut(&mut Writer<'_>) -> Result<T>) -> Result<T> {
         self.inner.store.write(self.inner.durability, f)
     }
 
     /// Runs one operation through group commit: concurrent calls share a transaction and an
-    /// fsync. `f` must be a single check-then-mutate operation (a failing `f` changes nothing).
+    /// fsync. `f` must be a single check-then-mutate operation (a failing `f` changes nothing),
+    /// and may run again after a conflict on an engine that retries (see `store`).
     pub(crate) fn write_one<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Tx<'_, '_>) -> Result<T> + Send + 'static,
+        mut f: impl FnMut(&mut Tx<'_, '_>) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let dir = self.clone();
         self.inner
@@ -573,7 +576,13 @@ impl Directory {
     /// # Errors
     /// The first error `f` returns (nothing is written), or a storage error on commit.
     pub fn write<T>(&self, f: impl FnOnce(&mut Tx<'_, '_>) -> Result<T>) -> Result<T> {
+        // The caller's closure runs once: an engine that would run it again after a conflict
+        // gets an error instead (redb never does).
+        let mut f = Some(f);
         self.write_raw(|w| {
+            let f = f
+                .take()
+                .ok_or_else(|| Error::Storage("a transaction cannot run twice".into()))?;
             let mut tx = Tx { w, dir: self };
             f(&mut tx)
         })
@@ -600,7 +609,7 @@ impl Directory {
     /// [`Error::LoginIdConflict`], [`Error::LookalikeUsername`].
     pub fn create(&self, new: NewUser) -> Result<User> {
         let prepared = self.prepare(new)?;
-        self.write_one(move |tx| tx.create(prepared))
+        self.write_one(move |tx| tx.create(prepared.clone()))
     }
 
     /// Replaces a user's profile (the password is kept unless the update gives one). Changed
@@ -617,7 +626,7 @@ impl Directory {
         expected_version: Option<u64>,
     ) -> Result<User> {
         let prepared = self.prepare_update(update)?;
-        self.write_one(move |tx| tx.update(id, prepared, expected_version))
+        self.write_one(move |tx| tx.update(id, prepared.clone(), expected_version))
     }
 
     /// Makes the directory file hold every write so far on its own, without the redo log

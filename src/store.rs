@@ -15,9 +15,11 @@
 //!   [`Store::write`] runs one on a write transaction ([`Writer`]) that commits when it returns
 //!   `Ok` and changes nothing when it returns `Err`. [`Store::write_grouped`] is a write that
 //!   may share its commit (and its fsync) with concurrent ones: an engine without group commit
-//!   runs it as a plain write. A closure may run more than once only if the engine says so
-//!   (PostgreSQL retries serialization failures): closures given to `write_grouped` are
-//!   `FnOnce`, so an engine that retries must run them in a loop of its own over fresh inputs.
+//!   runs it as a plain write. Both take `FnMut` closures that act only through the
+//!   transaction, so an engine may run them again after a serialization failure (PostgreSQL
+//!   retries; redb runs each once). The caller's own multi-operation transaction
+//!   ([`Directory::write`](crate::Directory::write), an `FnOnce`) is wrapped to run once: a
+//!   second run is an error, not a silent replay.
 //! * **Reads** ([`Snapshot`], on readers and writers alike): a user by id ([`Snapshot::get`]),
 //!   its encoded record in place ([`Snapshot::with_record`], for scans that evaluate a filter
 //!   without decoding), the owner of a login key or external id, the holders of a role, range walks
@@ -390,21 +392,22 @@ impl Store {
     }
 
     /// Runs `f` in one write transaction: commits when it returns `Ok`, changes nothing
-    /// otherwise.
+    /// otherwise. An engine may run `f` again after a conflict (redb never does).
     pub(crate) fn write<T>(
         &self,
         durability: Durability,
-        f: impl FnOnce(&mut Writer<'_>) -> Result<T>,
+        f: impl FnMut(&mut Writer<'_>) -> Result<T>,
     ) -> Result<T> {
         each!(self, s => s.write(durability, f))
     }
 
     /// A write that may share its commit with concurrent ones (group commit); `f` must be one
-    /// check-then-mutate operation (a failing `f` changes nothing).
+    /// check-then-mutate operation (a failing `f` changes nothing). As with [`Store::write`],
+    /// an engine may run `f` again after a conflict.
     pub(crate) fn write_grouped<T: Send + 'static>(
         &self,
         durability: Durability,
-        f: impl FnOnce(&mut Writer<'_>) -> Result<T> + Send + 'static,
+        f: impl FnMut(&mut Writer<'_>) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         each!(self, s => s.write_grouped(durability, f))
     }
