@@ -1,9 +1,17 @@
-//! Configuration of authentication: lockout and token lifetimes. A leaf: the directory keeps
-//! it, the operations in `auth` read it.
+//! Configuration of authentication (lockout, token lifetimes, the failure floor) and the
+//! directory's authentication state. A leaf: the directory keeps it, the rules in `auth` use it.
+
+use std::sync::OnceLock;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::user::StoredHash;
 
 const MINUTE_MS: i64 = 60 * 1000;
+
+/// The kinds of failed login whose cost [`FailureFloor::Adaptive`] tracks (see `auth`).
+pub(crate) const KINDS: usize = 4;
 
 /// Lockout after repeated failed logins.
 ///
@@ -56,6 +64,10 @@ pub struct AuthConfig {
     pub reset_token_ttl_ms: i64,
     /// Lifetime of an email-verification token in ms (default 24 hours).
     pub verification_token_ttl_ms: i64,
+    /// The shortest time a failed login takes (default [`FailureFloor::Adaptive`]): it hides
+    /// which scheme (argon2id, bcrypt, PBKDF2) an account's hash uses, and so whether the
+    /// account exists. See [`Directory::authenticate`](crate::Directory::authenticate).
+    pub failure_floor: FailureFloor,
 }
 
 impl Default for AuthConfig {
@@ -64,11 +76,52 @@ impl Default for AuthConfig {
             lockout: Some(Lockout::default()),
             reset_token_ttl_ms: 10 * MINUTE_MS,
             verification_token_ttl_ms: 24 * 60 * MINUTE_MS,
+            failure_floor: FailureFloor::Adaptive,
         }
     }
 }
 
+/// How long a failed login takes at least (see [`AuthConfig::failure_floor`] and
+/// [`Directory::authenticate`](crate::Directory::authenticate)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FailureFloor {
+    /// No padding: a failed login takes what its work takes. Unknown login ids and accounts
+    /// with argon2id hashes of the current parameters still cost the same; accounts with
+    /// imported hashes (bcrypt, PBKDF2, other argon2 parameters) can be told apart by time.
+    Off,
+    /// Every failed login lasts at least as long as the slowest kind of failed login measured
+    /// since the directory was opened: an estimate is kept per kind of hash verified (the
+    /// current argon2id, other argon2 parameters, bcrypt, PBKDF2; unknown login ids count as
+    /// the current argon2id), which follows each kind's recent failures (it rises at once and
+    /// decays by 1/16 of the gap per failure), capped at [`FailureFloor::ADAPTIVE_CAP`].
+    Adaptive,
+    /// Every failed login lasts at least this long (set it above the slowest scheme present,
+    /// e.g. 300 ms for bcrypt cost 12 accounts). Failures that take longer are not padded.
+    Fixed(Duration),
+}
+
+impl FailureFloor {
+    /// The highest floor [`FailureFloor::Adaptive`] pads to.
+    pub const ADAPTIVE_CAP: Duration = Duration::from_secs(2);
+}
+
 impl AuthConfig {
+    /// Sets [`AuthConfig::failure_floor`].
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use userdir::{AuthConfig, FailureFloor};
+    /// let config = AuthConfig::default().with_failure_floor(FailureFloor::Fixed(Duration::from_millis(300)));
+    /// assert_eq!(config.failure_floor, FailureFloor::Fixed(Duration::from_millis(300)));
+    /// ```
+    #[must_use]
+    pub fn with_failure_floor(mut self, floor: FailureFloor) -> Self {
+        self.failure_floor = floor;
+        self
+    }
+
     pub(crate) fn check(&self) -> Result<()> {
         if let Some(l) = &self.lockout
             && (l.max_failures == 0 || l.window_ms <= 0 || l.duration_ms <= 0)
@@ -82,5 +135,26 @@ impl AuthConfig {
             return Err(Error::invalid("token_ttl", "must be positive"));
         }
         Ok(())
+    }
+}
+
+/// The directory's authentication state: its configuration and the dummy hash verified for
+/// unknown login ids.
+#[derive(Debug, Default)]
+pub(crate) struct AuthState {
+    pub(crate) config: AuthConfig,
+    pub(crate) dummy: OnceLock<StoredHash>,
+    /// [`FailureFloor::Adaptive`]'s estimate of each kind of failed login, in ns.
+    pub(crate) estimates: [AtomicU64; KINDS],
+}
+
+impl AuthState {
+    pub(crate) fn new(config: AuthConfig) -> Result<Self> {
+        config.check()?;
+        Ok(AuthState {
+            config,
+            dummy: OnceLock::new(),
+            estimates: Default::default(),
+        })
     }
 }

@@ -57,7 +57,7 @@ mod user;
 
 pub use auth::{Login, LoginFailures};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{AuthConfig, Lockout};
+pub use config::{AuthConfig, FailureFloor, Lockout};
 pub use directory::{
     Builder, Directory, MAX_FIELD_BYTES, PreparedUpdate, PreparedUser, ReadTx, Tx,
 };

@@ -160,6 +160,10 @@ pub(crate) struct FailureState {
     pub locked_until: Option<Instant>,
 }
 
+/// The digest naming a login id that no account has (see `auth`): its failed logins are
+/// counted under it, so that an unknown login id locks as an account does.
+pub(crate) type LoginDigest = [u8; 32];
+
 /// SHA-256 of a token: only this is stored, never the token.
 pub(crate) type TokenHash = [u8; 32];
 
@@ -255,6 +259,9 @@ pub(crate) trait Snapshot {
     /// The failed-login state of a user.
     fn failures(&self, id: Uuid) -> Result<Option<FailureState>>;
 
+    /// The failed-login state of a login id no account has.
+    fn login_id_failures(&self, digest: &LoginDigest) -> Result<Option<FailureState>>;
+
     /// The token with this hash.
     fn token(&self, hash: &TokenHash) -> Result<Option<TokenRecord>>;
 
@@ -331,6 +338,19 @@ pub(crate) trait WriteTxn: Snapshot {
 
     /// Forgets a user's failed logins.
     fn clear_failures(&mut self, id: Uuid) -> Result<()>;
+
+    /// Stores the failed-login state of a login id no account has.
+    fn set_login_id_failures(&mut self, digest: &LoginDigest, state: FailureState) -> Result<()>;
+
+    /// Removes up to `limit` failed-login rows of login ids without an account that `stale`
+    /// says are over, looking at the rows after `after` (digests are spread uniformly, so each
+    /// failure sweeps another stretch); returns how many.
+    fn purge_stale_login_id_failures(
+        &mut self,
+        after: &LoginDigest,
+        limit: usize,
+        stale: impl Fn(&FailureState) -> bool,
+    ) -> Result<usize>;
 
     /// Stores a new token; when its user already holds `keep` tokens of that kind, those
     /// expiring first are revoked so that at most `keep` remain.
@@ -480,6 +500,9 @@ macro_rules! forward_snapshot {
         fn failures(&self, id: Uuid) -> Result<Option<FailureState>> {
             each!(self, x => Snapshot::failures(x, id))
         }
+        fn login_id_failures(&self, digest: &LoginDigest) -> Result<Option<FailureState>> {
+            each!(self, x => Snapshot::login_id_failures(x, digest))
+        }
         fn token(&self, hash: &TokenHash) -> Result<Option<TokenRecord>> {
             each!(self, x => Snapshot::token(x, hash))
         }
@@ -534,6 +557,17 @@ impl WriteTxn for Writer<'_> {
     }
     fn clear_failures(&mut self, id: Uuid) -> Result<()> {
         each!(self, x => WriteTxn::clear_failures(x, id))
+    }
+    fn set_login_id_failures(&mut self, digest: &LoginDigest, state: FailureState) -> Result<()> {
+        each!(self, x => WriteTxn::set_login_id_failures(x, digest, state))
+    }
+    fn purge_stale_login_id_failures(
+        &mut self,
+        after: &LoginDigest,
+        limit: usize,
+        stale: impl Fn(&FailureState) -> bool,
+    ) -> Result<usize> {
+        each!(self, x => WriteTxn::purge_stale_login_id_failures(x, after, limit, stale))
     }
     fn insert_token(&mut self, hash: &TokenHash, token: &TokenRecord, keep: usize) -> Result<()> {
         each!(self, x => WriteTxn::insert_token(x, hash, token, keep))

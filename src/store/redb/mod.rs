@@ -29,8 +29,8 @@ pub use redb::StorageBackend;
 pub use redb::backends::InMemoryBackend;
 
 use super::{
-    BatchKeys, Clash, Durability, FailureState, IndexRules, LoginKind, LoginOwner, ReadTxn,
-    Snapshot, TokenHash, TokenKind, TokenRecord, UserKeys, WriteTxn, codec,
+    BatchKeys, Clash, Durability, FailureState, IndexRules, LoginDigest, LoginKind, LoginOwner,
+    ReadTxn, Snapshot, TokenHash, TokenKind, TokenRecord, UserKeys, WriteTxn, codec,
 };
 use crate::error::{Error, Result};
 use crate::user::{Instant, User};
@@ -1200,6 +1200,9 @@ impl Snapshot for Reader {
     fn failures(&self, id: Uuid) -> Result<Option<FailureState>> {
         auth_state::get(self, id)
     }
+    fn login_id_failures(&self, digest: &LoginDigest) -> Result<Option<FailureState>> {
+        auth_state::get_login(self, digest)
+    }
     fn token(&self, hash: &TokenHash) -> Result<Option<TokenRecord>> {
         tokens::get(self, hash)
     }
@@ -1234,6 +1237,9 @@ impl Snapshot for Writer<'_> {
     fn failures(&self, id: Uuid) -> Result<Option<FailureState>> {
         auth_state::get_w(self, id)
     }
+    fn login_id_failures(&self, digest: &LoginDigest) -> Result<Option<FailureState>> {
+        auth_state::get_login_w(self, digest)
+    }
     fn token(&self, hash: &TokenHash) -> Result<Option<TokenRecord>> {
         tokens::get_w(self, hash)
     }
@@ -1260,6 +1266,17 @@ impl WriteTxn for Writer<'_> {
     }
     fn clear_failures(&mut self, id: Uuid) -> Result<()> {
         auth_state::clear(self, id)
+    }
+    fn set_login_id_failures(&mut self, digest: &LoginDigest, state: FailureState) -> Result<()> {
+        auth_state::put_login(self, digest, state)
+    }
+    fn purge_stale_login_id_failures(
+        &mut self,
+        after: &LoginDigest,
+        limit: usize,
+        stale: impl Fn(&FailureState) -> bool,
+    ) -> Result<usize> {
+        auth_state::purge_stale_logins(self, after, limit, stale)
     }
     fn insert_token(&mut self, hash: &TokenHash, token: &TokenRecord, keep: usize) -> Result<()> {
         tokens::insert(self, hash, token, keep)
