@@ -7,24 +7,19 @@
 //! stored hash is still the one it verified against (if it changed meanwhile, the operation
 //! starts over with the new one).
 
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::config::{AuthConfig, AuthState, FailureFloor, Lockout};
 use crate::directory::{Directory, Tx};
 use crate::error::{Error, Result};
 use crate::identity;
-use crate::store::auth_state::{self, FailureState, LoginDigest};
-use crate::store::tables::{TOKEN_RESET, TOKEN_VERIFY};
-use crate::store::tokens::{self, TokenRecord};
-use crate::store::{Reader, Writer};
+use crate::store::{FailureState, LoginDigest, Snapshot, TokenKind, TokenRecord, WriteTxn, Writer};
 use crate::token::Token;
 use crate::user::{Instant, StoredHash, User};
-
-const MINUTE_MS: i64 = 60 * 1000;
 
 /// How many times an operation starts over when the user's password hash changed between its
 /// read and its write.
@@ -34,151 +29,7 @@ const PURGE_BATCH: usize = 64;
 /// Outstanding password-reset tokens a user can hold; issuing one more revokes the oldest.
 const MAX_RESET_TOKENS: usize = 8;
 
-/// Lockout after repeated failed logins.
-///
-/// After `max_failures` consecutive failures, each within `window_ms` of the first one counted,
-/// the account refuses logins (even with the right password) for `duration_ms`. A successful
-/// login, a password change and a password reset clear the count.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Lockout {
-    /// Failures that lock the account (default 5).
-    pub max_failures: u32,
-    /// Window, from the first counted failure, in which failures add up (default 15 minutes).
-    pub window_ms: i64,
-    /// How long the account stays locked (default 15 minutes).
-    pub duration_ms: i64,
-}
-
-impl Default for Lockout {
-    fn default() -> Self {
-        Lockout {
-            max_failures: 5,
-            window_ms: 15 * MINUTE_MS,
-            duration_ms: 15 * MINUTE_MS,
-        }
-    }
-}
-
-/// Configuration of authentication and the token workflows (see
-/// [`Builder::auth`](crate::Builder::auth)).
-///
-/// # Examples
-/// ```
-/// use userdir::{Argon2Params, AuthConfig, Directory, Lockout};
-/// # fn main() -> Result<(), userdir::Error> {
-/// let dir = Directory::builder()
-///     .hasher(Argon2Params::insecure_fast())
-///     .auth(AuthConfig {
-///         lockout: Some(Lockout { max_failures: 10, ..Lockout::default() }),
-///         reset_token_ttl_ms: 30 * 60 * 1000,
-///         ..AuthConfig::default()
-///     })
-///     .in_memory()?;
-/// # let _ = dir;
-/// # Ok(()) }
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AuthConfig {
-    /// Lockout after failed logins; `None` disables it (default: [`Lockout::default`]).
-    pub lockout: Option<Lockout>,
-    /// Lifetime of a password-reset token in ms (default 10 minutes).
-    pub reset_token_ttl_ms: i64,
-    /// Lifetime of an email-verification token in ms (default 24 hours).
-    pub verification_token_ttl_ms: i64,
-    /// The shortest time a failed login takes (default [`FailureFloor::Adaptive`]): it hides
-    /// which scheme (argon2id, bcrypt, PBKDF2) an account's hash uses, and so whether the
-    /// account exists. See [`Directory::authenticate`].
-    pub failure_floor: FailureFloor,
-}
-
-impl Default for AuthConfig {
-    fn default() -> Self {
-        AuthConfig {
-            lockout: Some(Lockout::default()),
-            reset_token_ttl_ms: 10 * MINUTE_MS,
-            verification_token_ttl_ms: 24 * 60 * MINUTE_MS,
-            failure_floor: FailureFloor::Adaptive,
-        }
-    }
-}
-
-/// How long a failed login takes at least (see [`AuthConfig::failure_floor`] and
-/// [`Directory::authenticate`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum FailureFloor {
-    /// No padding: a failed login takes what its work takes. Unknown login ids and accounts
-    /// with argon2id hashes of the current parameters still cost the same; accounts with
-    /// imported hashes (bcrypt, PBKDF2, other argon2 parameters) can be told apart by time.
-    Off,
-    /// Every failed login lasts at least as long as the slowest kind of failed login measured
-    /// since the directory was opened: an estimate is kept per kind of hash verified (the
-    /// current argon2id, other argon2 parameters, bcrypt, PBKDF2; unknown login ids count as
-    /// the current argon2id), which follows each kind's recent failures (it rises at once and
-    /// decays by 1/16 of the gap per failure), capped at [`FailureFloor::ADAPTIVE_CAP`].
-    Adaptive,
-    /// Every failed login lasts at least this long (set it above the slowest scheme present,
-    /// e.g. 300 ms for bcrypt cost 12 accounts). Failures that take longer are not padded.
-    Fixed(Duration),
-}
-
-impl FailureFloor {
-    /// The highest floor [`FailureFloor::Adaptive`] pads to.
-    pub const ADAPTIVE_CAP: Duration = Duration::from_secs(2);
-}
-
-impl AuthConfig {
-    /// Sets [`AuthConfig::failure_floor`].
-    ///
-    /// # Examples
-    /// ```
-    /// use std::time::Duration;
-    /// use userdir::{AuthConfig, FailureFloor};
-    /// let config = AuthConfig::default().with_failure_floor(FailureFloor::Fixed(Duration::from_millis(300)));
-    /// assert_eq!(config.failure_floor, FailureFloor::Fixed(Duration::from_millis(300)));
-    /// ```
-    #[must_use]
-    pub fn with_failure_floor(mut self, floor: FailureFloor) -> Self {
-        self.failure_floor = floor;
-        self
-    }
-
-    pub(crate) fn check(&self) -> Result<()> {
-        if let Some(l) = &self.lockout
-            && (l.max_failures == 0 || l.window_ms <= 0 || l.duration_ms <= 0)
-        {
-            return Err(Error::invalid(
-                "lockout",
-                "needs max_failures >= 1 and a positive window and duration",
-            ));
-        }
-        if self.reset_token_ttl_ms <= 0 || self.verification_token_ttl_ms <= 0 {
-            return Err(Error::invalid("token_ttl", "must be positive"));
-        }
-        Ok(())
-    }
-}
-
-/// The directory's authentication state: its configuration and the dummy hash verified for
-/// unknown login ids.
-#[derive(Debug, Default)]
-pub(crate) struct AuthState {
-    pub(crate) config: AuthConfig,
-    dummy: OnceLock<StoredHash>,
-    /// [`FailureFloor::Adaptive`]'s estimate of each kind of failed login, in ns.
-    estimates: [AtomicU64; KINDS],
-}
-
 impl AuthState {
-    pub(crate) fn new(config: AuthConfig) -> Result<Self> {
-        config.check()?;
-        Ok(AuthState {
-            config,
-            dummy: OnceLock::new(),
-            estimates: Default::default(),
-        })
-    }
-
     /// Records how long a failed login's work took, then returns how long it must last.
     fn floor_after(&self, kind: Kind, took: Duration) -> Duration {
         match self.config.failure_floor {
@@ -206,9 +57,6 @@ impl AuthState {
         }
     }
 }
-
-/// The kinds of failed login whose cost [`FailureFloor::Adaptive`] tracks.
-const KINDS: usize = 4;
 
 /// What a failed login verified.
 #[derive(Clone, Copy, Debug)]
@@ -312,16 +160,10 @@ fn login_ids(u: &User) -> Vec<&str> {
         .collect()
 }
 
-fn find_login(r: &Reader, login_id: &str) -> Result<Option<User>> {
+/// The user a login id names (on a snapshot or in a write transaction).
+fn find_login(r: &impl Snapshot, login_id: &str) -> Result<Option<User>> {
     match r.login(&identity::lookup_key(login_id))? {
-        Some((id, _)) => r.get(id),
-        None => Ok(None),
-    }
-}
-
-fn find_login_w(w: &Writer<'_>, login_id: &str) -> Result<Option<User>> {
-    match w.login(&identity::lookup_key(login_id))? {
-        Some((id, _)) => w.get(id),
+        Some(owner) => r.get(owner.id),
         None => Ok(None),
     }
 }
@@ -408,8 +250,8 @@ impl Directory {
                 let user = find_login(r, login_id)?;
                 let failures = match (&user, lockout) {
                     (_, None) => None,
-                    (Some(u), Some(_)) => auth_state::get(r, u.id)?,
-                    (None, Some(_)) => auth_state::get_login(r, &digest)?,
+                    (Some(u), Some(_)) => r.failures(u.id)?,
+                    (None, Some(_)) => r.login_id_failures(&digest)?,
                 };
                 Ok((user, failures))
             });
@@ -475,12 +317,12 @@ impl Directory {
             if cur.password != verified {
                 return Ok(Outcome::Changed(cur.version));
             }
-            let prev = auth_state::get_w(tx.w, id)?;
+            let prev = tx.w.failures(id)?;
             if let Some(until) = lock_of(prev, now) {
                 return Ok(Outcome::Refused(Error::AccountLocked { until }));
             }
             let next = next_failure_state(prev, now, &lockout);
-            auth_state::put(tx.w, id, next)?;
+            tx.w.set_failures(id, next)?;
             Ok(Outcome::Done(next.locked_until))
         })
     }
@@ -494,13 +336,13 @@ impl Directory {
     ) -> Result<Outcome<Option<Instant>>> {
         self.write_one(move |tx| {
             let now = tx.dir.now();
-            let prev = auth_state::get_login_w(tx.w, &digest)?;
+            let prev = tx.w.login_id_failures(&digest)?;
             if let Some(until) = lock_of(prev, now) {
                 return Ok(Outcome::Refused(Error::AccountLocked { until }));
             }
             let next = next_failure_state(prev, now, &lockout);
-            auth_state::put_login(tx.w, &digest, next)?;
-            auth_state::purge_stale_logins(tx.w, &digest, LOGIN_PURGE_SCAN, |s| {
+            tx.w.set_login_id_failures(&digest, next)?;
+            tx.w.purge_stale_login_id_failures(&digest, LOGIN_PURGE_SCAN, |s| {
                 lock_of(Some(*s), now).is_none()
                     && now.saturating_sub(s.window_start) >= lockout.window_ms
             })?;
@@ -598,21 +440,21 @@ impl Directory {
                 if cur.password != verified {
                     return Ok(Outcome::Changed(cur.version));
                 }
-                let failures = auth_state::get_w(tx.w, id)?;
+                let failures = tx.w.failures(id)?;
                 tx.dir.check_status(&cur, failures, now)?;
                 if failures.is_some() {
-                    auth_state::clear(tx.w, id)?;
+                    tx.w.clear_failures(id)?;
                 }
                 let rehashed = new_hash.is_some();
                 // As `Tx::modify`, without reading and decoding the record a second time.
                 let mut new = cur.clone();
                 new.last_login_instant = Some(now);
-                if let Some(h) = new_hash {
-                    new.password = Some(h);
+                if let Some(h) = &new_hash {
+                    new.password = Some(h.clone());
                 }
                 new.version = cur.version + 1;
                 new.last_update_instant = now;
-                tx.w.replace(&cur, &new)?;
+                tx.replace(&cur, &new)?;
                 Ok(Outcome::Done(Login {
                     password_change_required: new.password_change_required,
                     user: new,
@@ -674,9 +516,8 @@ impl Directory {
                 if cur.password != verified {
                     return Ok(Outcome::Changed(cur.version));
                 }
-                tx.dir
-                    .check_status(&cur, auth_state::get_w(tx.w, id)?, now)?;
-                Ok(Outcome::Done(set_password(tx, id, new_hash, now)?))
+                tx.dir.check_status(&cur, tx.w.failures(id)?, now)?;
+                Ok(Outcome::Done(set_password(tx, id, new_hash.clone(), now)?))
             })?;
             match outcome {
                 Outcome::Done(u) => return Ok(u),
@@ -712,18 +553,18 @@ impl Directory {
         self.write_one(move |tx| {
             let now = tx.dir.now();
             let w = &mut *tx.w;
-            let user = find_login_w(w, &login_id)?.ok_or(Error::InvalidCredentials)?;
+            let user = find_login(w, &login_id)?.ok_or(Error::InvalidCredentials)?;
             if !user.active {
                 return Err(Error::AccountInactive);
             }
-            tokens::purge_expired(w, now, PURGE_BATCH)?;
+            w.purge_expired_tokens(now, PURGE_BATCH)?;
             let rec = TokenRecord {
                 user: user.id,
-                kind: TOKEN_RESET,
+                kind: TokenKind::Reset,
                 expiry: now.saturating_add(ttl),
                 binding: reset_binding(&user),
             };
-            tokens::insert(w, &hash, &rec, MAX_RESET_TOKENS)
+            w.insert_token(&hash, &rec, MAX_RESET_TOKENS)
         })?;
         Ok(token)
     }
@@ -755,13 +596,13 @@ impl Directory {
         // Check the token in a snapshot first, so a bad token costs no argon2 hashing.
         let now = self.now();
         let (rec, user) = self.read_raw(|r| {
-            let Some(rec) = tokens::get(r, &hash)? else {
+            let Some(rec) = r.token(&hash)? else {
                 return Ok((None, None));
             };
             Ok((Some(rec), r.get(rec.user)?))
         })?;
         let rec = rec
-            .filter(|r| r.kind == TOKEN_RESET)
+            .filter(|r| r.kind == TokenKind::Reset)
             .ok_or(Error::InvalidToken)?;
         if rec.expiry > now
             && let Some(user) = &user
@@ -778,11 +619,11 @@ impl Directory {
         };
         let outcome = self.write_one(move |tx| {
             let now = tx.dir.now();
-            let (_, u) = match take_token(tx.w, &hash, TOKEN_RESET, now)? {
+            let (_, u) = match take_token(tx.w, &hash, TokenKind::Reset, now)? {
                 Ok(found) => found,
                 Err(e) => return Ok(Outcome::Refused(e)),
             };
-            let Some(new_hash) = new_hash else {
+            let Some(new_hash) = new_hash.clone() else {
                 return Ok(Outcome::Refused(Error::InvalidToken));
             };
             Ok(Outcome::Done(set_password(tx, u.id, new_hash, now)?))
@@ -816,14 +657,14 @@ impl Directory {
             if !user.active {
                 return Err(Error::AccountInactive);
             }
-            tokens::purge_expired(w, now, PURGE_BATCH)?;
+            w.purge_expired_tokens(now, PURGE_BATCH)?;
             let rec = TokenRecord {
                 user: id,
-                kind: TOKEN_VERIFY,
+                kind: TokenKind::Verify,
                 expiry: now.saturating_add(ttl),
                 binding: verify_binding(&user),
             };
-            tokens::insert(w, &hash, &rec, 1)
+            w.insert_token(&hash, &rec, 1)
         })?;
         Ok(token)
     }
@@ -839,12 +680,12 @@ impl Directory {
         let hash = Token::digest(token.as_ref());
         let outcome = self.write_one(move |tx| {
             let now = tx.dir.now();
-            let (_, u) = match take_token(tx.w, &hash, TOKEN_VERIFY, now)? {
+            let (_, u) = match take_token(tx.w, &hash, TokenKind::Verify, now)? {
                 Ok(found) => found,
                 Err(e) => return Ok(Outcome::Refused(e)),
             };
-            tokens::remove(tx.w, &hash)?;
-            tokens::purge_expired(tx.w, now, PURGE_BATCH)?;
+            tx.w.remove_token(&hash)?;
+            tx.w.purge_expired_tokens(now, PURGE_BATCH)?;
             Ok(Outcome::Done(tx.modify(u.id, |u| u.verified = true)?))
         })?;
         match outcome {
@@ -861,7 +702,7 @@ impl Directory {
     /// [`Error::Storage`].
     pub fn login_failures(&self, id: Uuid) -> Result<LoginFailures> {
         let now = self.now();
-        let s = self.read_raw(|r| auth_state::get(r, id))?;
+        let s = self.read_raw(|r| r.failures(id))?;
         Ok(s.map_or_else(LoginFailures::default, |s| LoginFailures {
             count: s.count,
             window_start: s.window_start,
@@ -876,7 +717,7 @@ impl Directory {
     pub fn unlock(&self, id: Uuid) -> Result<()> {
         self.write_one(move |tx| {
             tx.w.get(id)?.ok_or(Error::NotFound(id))?;
-            auth_state::clear(tx.w, id)
+            tx.w.clear_failures(id)
         })
     }
 
@@ -886,7 +727,7 @@ impl Directory {
     /// # Errors
     /// [`Error::Storage`].
     pub fn outstanding_tokens(&self, id: Uuid) -> Result<usize> {
-        self.read_raw(|r| tokens::count_user(r, id))
+        self.read_raw(|r| r.user_token_count(id))
     }
 }
 
@@ -895,10 +736,10 @@ impl Directory {
 fn take_token(
     w: &mut Writer<'_>,
     hash: &[u8; 32],
-    kind: u8,
+    kind: TokenKind,
     now: Instant,
 ) -> Result<std::result::Result<(TokenRecord, User), Error>> {
-    let Some(rec) = tokens::get_w(w, hash)? else {
+    let Some(rec) = w.token(hash)? else {
         return Ok(Err(Error::InvalidToken));
     };
     if rec.kind != kind {
@@ -906,12 +747,12 @@ fn take_token(
         return Ok(Err(Error::InvalidToken));
     }
     if rec.expiry <= now {
-        tokens::remove(w, hash)?;
+        w.remove_token(hash)?;
         return Ok(Err(Error::TokenExpired));
     }
     let user = w.get(rec.user)?;
     let bound = user.as_ref().map(|u| {
-        if kind == TOKEN_RESET {
+        if kind == TokenKind::Reset {
             reset_binding(u)
         } else {
             verify_binding(u)
@@ -921,7 +762,7 @@ fn take_token(
         Some(u) if u.active && bound == Some(rec.binding) => Ok(Ok((rec, u))),
         _ => {
             // The password or email it was issued for changed, or the user is gone.
-            tokens::remove(w, hash)?;
+            w.remove_token(hash)?;
             Ok(Err(Error::InvalidToken))
         }
     }
@@ -935,9 +776,9 @@ fn set_password(tx: &mut Tx<'_, '_>, id: Uuid, hash: StoredHash, now: Instant) -
         u.password_change_required = false;
         u.password_last_update_instant = Some(now);
     })?;
-    tokens::revoke_user(tx.w, id, Some(TOKEN_RESET))?;
-    auth_state::clear(tx.w, id)?;
-    tokens::purge_expired(tx.w, now, PURGE_BATCH)?;
+    tx.w.revoke_tokens(id, Some(TokenKind::Reset))?;
+    tx.w.clear_failures(id)?;
+    tx.w.purge_expired_tokens(now, PURGE_BATCH)?;
     Ok(user)
 }
 

@@ -7,10 +7,15 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::clock::{Clock, SystemClock};
+use crate::config::{AuthConfig, AuthState};
 use crate::error::{Error, Result};
 use crate::identity;
+use crate::identity::UserKeys;
 use crate::password::{Argon2Params, Hasher, PasswordPolicy};
-use crate::store::{Durability, Reader, StorageBackend, Store, Writer};
+use crate::store::{
+    Durability, IndexRules, LoginKind, LoginOwner, ReadTxn, Reader, Snapshot, StorageBackend,
+    Store, WriteTxn, Writer,
+};
 use crate::user::{AttrValue, MAX_DATA_DEPTH};
 use crate::user::{Instant, NewUser, PasswordInput, Profile, StoredHash, User, UserUpdate};
 
@@ -39,7 +44,7 @@ pub struct Builder {
     durability: Durability,
     clock: Arc<dyn Clock>,
     refuse_lookalikes: bool,
-    auth: crate::auth::AuthConfig,
+    auth: AuthConfig,
     read_only: bool,
 }
 
@@ -67,7 +72,7 @@ impl Default for Builder {
             durability: Durability::Immediate,
             clock: Arc::new(SystemClock),
             refuse_lookalikes: false,
-            auth: crate::auth::AuthConfig::default(),
+            auth: AuthConfig::default(),
             read_only: false,
         }
     }
@@ -109,7 +114,7 @@ impl Builder {
 
     /// Authentication settings: lockout and token lifetimes (default:
     /// [`AuthConfig::default`](crate::AuthConfig::default)).
-    pub fn auth(mut self, auth: crate::auth::AuthConfig) -> Self {
+    pub fn auth(mut self, auth: AuthConfig) -> Self {
         self.auth = auth;
         self
     }
@@ -141,6 +146,15 @@ impl Builder {
         self
     }
 
+    /// The identity rules the store keeps its indexes by.
+    fn index_rules(&self) -> IndexRules {
+        IndexRules {
+            keys: UserKeys::of,
+            version: identity::unicode_version_code(),
+            skeletons: self.refuse_lookalikes,
+        }
+    }
+
     fn build(self, store: Store) -> Result<Directory> {
         Ok(Directory {
             inner: Arc::new(Inner {
@@ -150,7 +164,7 @@ impl Builder {
                 durability: self.durability,
                 clock: self.clock,
                 refuse_lookalikes: self.refuse_lookalikes,
-                auth: crate::auth::AuthState::new(self.auth)?,
+                auth: AuthState::new(self.auth)?,
             }),
         })
     }
@@ -179,7 +193,7 @@ impl Builder {
     /// (naming the file, with the `io::Error` as its source), and for a read-only open
     /// [`Error::NeedsRecovery`].
     pub fn open(self, path: impl AsRef<Path>) -> Result<Directory> {
-        let store = Store::open(path.as_ref(), self.refuse_lookalikes, self.read_only)?;
+        let store = Store::open(path.as_ref(), self.index_rules(), self.read_only)?;
         self.build(store)
     }
 
@@ -204,7 +218,7 @@ impl Builder {
     /// # Errors
     /// As [`Builder::open`].
     pub fn open_backend(self, backend: impl StorageBackend) -> Result<Directory> {
-        let store = Store::with_backend(backend, self.refuse_lookalikes)?;
+        let store = Store::with_backend(backend, self.index_rules())?;
         self.build(store)
     }
 }
@@ -216,7 +230,8 @@ pub(crate) struct Inner {
     pub(crate) durability: Durability,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) refuse_lookalikes: bool,
-    pub(crate) auth: crate::auth::AuthState,
+    /// Authentication settings and state (the dummy hash, failure-floor estimates).
+    pub(crate) auth: AuthState,
 }
 
 /// A user directory stored in one redb file (or in memory).
@@ -406,6 +421,11 @@ impl Directory {
         Builder::default().in_memory()
     }
 
+    /// The index keys of `user` under this directory's identity rules.
+    pub(crate) fn keys(&self, user: &User) -> UserKeys {
+        UserKeys::of(user, self.inner.refuse_lookalikes)
+    }
+
     /// The current instant of the directory's clock.
     #[must_use]
     pub fn now(&self) -> Instant {
@@ -541,15 +561,18 @@ impl Directory {
         Ok(PreparedUpdate { profile, password })
     }
 
-    pub(crate) fn write_raw<T>(&self, f: impl FnOnce(&mut Writer<'_>) -> Result<T>) -> Result<T> {
+    /// One write transaction. `f` may run again after a conflict on an engine that retries
+    /// (see `store`), so it must act only through the transaction.
+    pub(crate) fn write_raw<T>(&self, f: impl FnMut(&mut Writer<'_>) -> Result<T>) -> Result<T> {
         self.inner.store.write(self.inner.durability, f)
     }
 
     /// Runs one operation through group commit: concurrent calls share a transaction and an
-    /// fsync. `f` must be a single check-then-mutate operation (a failing `f` changes nothing).
+    /// fsync. `f` must be a single check-then-mutate operation (a failing `f` changes nothing),
+    /// and may run again after a conflict on an engine that retries (see `store`).
     pub(crate) fn write_one<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Tx<'_, '_>) -> Result<T> + Send + 'static,
+        mut f: impl FnMut(&mut Tx<'_, '_>) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let dir = self.clone();
         self.inner
@@ -594,7 +617,13 @@ impl Directory {
     /// # Errors
     /// The first error `f` returns (nothing is written), or a storage error on commit.
     pub fn write<T>(&self, f: impl FnOnce(&mut Tx<'_, '_>) -> Result<T>) -> Result<T> {
+        // The caller's closure runs once: an engine that would run it again after a conflict
+        // gets an error instead (redb never does).
+        let mut f = Some(f);
         self.write_raw(|w| {
+            let f = f
+                .take()
+                .ok_or_else(|| Error::storage_msg("a transaction cannot run twice"))?;
             let mut tx = Tx { w, dir: self };
             f(&mut tx)
         })
@@ -621,7 +650,7 @@ impl Directory {
     /// [`Error::LoginIdConflict`], [`Error::LookalikeUsername`].
     pub fn create(&self, new: NewUser) -> Result<User> {
         let prepared = self.prepare(new)?;
-        self.write_one(move |tx| tx.create(prepared))
+        self.write_one(move |tx| tx.create(prepared.clone()))
     }
 
     /// Replaces a user's profile (the password is kept unless the update gives one). Changed
@@ -638,7 +667,7 @@ impl Directory {
         expected_version: Option<u64>,
     ) -> Result<User> {
         let prepared = self.prepare_update(update)?;
-        self.write_one(move |tx| tx.update(id, prepared, expected_version))
+        self.write_one(move |tx| tx.update(id, prepared.clone(), expected_version))
     }
 
     /// Makes the directory file hold every write so far on its own, without the redo log
@@ -686,11 +715,7 @@ impl Directory {
     /// then answer [`Error::NeedsReopen`]); [`Error::Corrupt`] or [`Error::Storage`].
     pub fn check_integrity(&self) -> Result<()> {
         let mut problems = self.inner.store.engine_problems()?;
-        problems.extend(self.read_raw(|r| {
-            let mut p = r.integrity_problems()?;
-            p.extend(crate::store::tokens::integrity_problems(r)?);
-            Ok(p)
-        })?);
+        problems.extend(self.read_raw(|r| r.integrity_problems())?);
         if problems.is_empty() {
             Ok(())
         } else {
@@ -705,11 +730,7 @@ impl Directory {
     /// # Errors
     /// [`Error::Storage`].
     pub fn dump(&self) -> Result<Vec<(&'static str, String, String)>> {
-        self.read_raw(|r| {
-            let mut d = r.dump()?;
-            d.extend(crate::store::tokens::dump(r)?);
-            Ok(d)
-        })
+        self.read_raw(|r| r.dump())
     }
 }
 
@@ -728,7 +749,7 @@ macro_rules! lookups {
         /// # Errors
         /// [`Error::Corrupt`] or [`Error::Storage`].
         pub fn find_by_username(&self, username: &str) -> Result<Option<User>> {
-            self.$($recv)*(|r| { let key = identity::lookup_key(username); find_kind(r.login(&key)?, crate::store::tables::KIND_USERNAME, &key, |id| r.get(id)) })
+            self.$($recv)*(|r| { let key = identity::lookup_key(username); find_kind(r.login(&key)?, Some(LoginKind::Username), &key, |id| r.get(id)) })
         }
 
         /// The user with this email (compared lowercased).
@@ -736,7 +757,7 @@ macro_rules! lookups {
         /// # Errors
         /// [`Error::Corrupt`] or [`Error::Storage`].
         pub fn find_by_email(&self, email: &str) -> Result<Option<User>> {
-            self.$($recv)*(|r| { let key = identity::lookup_key(email); find_kind(r.login(&key)?, crate::store::tables::KIND_EMAIL, &key, |id| r.get(id)) })
+            self.$($recv)*(|r| { let key = identity::lookup_key(email); find_kind(r.login(&key)?, Some(LoginKind::Email), &key, |id| r.get(id)) })
         }
 
         /// The user whose username or email is `login_id` (one account at most: login ids are
@@ -745,7 +766,7 @@ macro_rules! lookups {
         /// # Errors
         /// [`Error::Corrupt`] or [`Error::Storage`].
         pub fn find_by_login_id(&self, login_id: &str) -> Result<Option<User>> {
-            self.$($recv)*(|r| { let key = identity::lookup_key(login_id); find_kind(r.login(&key)?, 0xff, &key, |id| r.get(id)) })
+            self.$($recv)*(|r| { let key = identity::lookup_key(login_id); find_kind(r.login(&key)?, None, &key, |id| r.get(id)) })
         }
 
         /// The user with this external id (exact match after trimming).
@@ -773,10 +794,10 @@ macro_rules! lookups {
                 }
                 let key = identity::lookup_key(s);
                 let login = r.login(&key)?;
-                if let Some(u) = find_kind(login, crate::store::tables::KIND_USERNAME, &key, |id| r.get(id))? {
+                if let Some(u) = find_kind(login, Some(LoginKind::Username), &key, |id| r.get(id))? {
                     return Ok(Some(u));
                 }
-                if let Some(u) = find_kind(login, crate::store::tables::KIND_EMAIL, &key, |id| r.get(id))? {
+                if let Some(u) = find_kind(login, Some(LoginKind::Email), &key, |id| r.get(id))? {
                     return Ok(Some(u));
                 }
                 match r.external(s.trim())? {
@@ -796,34 +817,38 @@ macro_rules! lookups {
     };
 }
 
+/// The user a login entry names, when the entry is for `kind` (any kind when `None`).
 fn find_kind(
-    login: Option<(Uuid, u8)>,
-    kind: u8,
+    login: Option<LoginOwner>,
+    kind: Option<LoginKind>,
     key: &str,
     get: impl FnOnce(Uuid) -> Result<Option<User>>,
 ) -> Result<Option<User>> {
-    use crate::store::tables::{KIND_EMAIL, KIND_USERNAME};
-    match login {
-        Some((id, kinds)) if kinds & kind != 0 => {
-            let user = get(id)?;
-            // Never hand out a user that does not carry the key it was found by (a damaged
-            // record or index): redb does not checksum pages on every read.
-            if let Some(u) = &user {
-                let claimed = kinds & kind;
-                let username_ok = claimed & KIND_USERNAME == 0
-                    || u.username.as_deref().map(identity::username_key).as_deref() == Some(key);
-                let email_ok = claimed & KIND_EMAIL == 0
-                    || u.email.as_deref().map(identity::email_key).as_deref() == Some(key);
-                if !(username_ok && email_ok) {
-                    return Err(Error::Corrupt(format!(
-                        "the login index names user {id}, whose record does not carry that login id"
-                    )));
-                }
-            }
-            Ok(user)
+    let Some(owner) = login else {
+        return Ok(None);
+    };
+    // The kinds the entry was found by.
+    let (username, email) = match kind {
+        Some(k) if !owner.is(k) => return Ok(None),
+        Some(k) => (k == LoginKind::Username, k == LoginKind::Email),
+        None => (owner.username, owner.email),
+    };
+    let user = get(owner.id)?;
+    // Never hand out a user that does not carry the key it was found by (a damaged record or
+    // index): redb does not checksum pages on every read.
+    if let Some(u) = &user {
+        let username_ok =
+            !username || u.username.as_deref().map(identity::username_key).as_deref() == Some(key);
+        let email_ok =
+            !email || u.email.as_deref().map(identity::email_key).as_deref() == Some(key);
+        if !(username_ok && email_ok) {
+            return Err(Error::Corrupt(format!(
+                "the login index names user {}, whose record does not carry that login id",
+                owner.id
+            )));
         }
-        _ => Ok(None),
     }
+    Ok(user)
 }
 
 /// The user an external-id index entry names, if its record carries that external id.
@@ -942,7 +967,8 @@ impl Tx<'_, '_> {
                     .unwrap_or(user.insert_instant),
             );
         }
-        self.w.insert(&user)?;
+        let keys = self.dir.keys(&user);
+        self.w.insert(&user, &keys)?;
         Ok(user)
     }
 
@@ -998,15 +1024,24 @@ impl Tx<'_, '_> {
         Ok(new)
     }
 
-    /// Writes `new` over `old`: every change of a user goes through here, so that whatever
-    /// deactivates a user (an update, a patch of `active`, [`Tx::deactivate`]) revokes its
-    /// outstanding tokens the same way.
+    /// Writes `new` over `old` with their keys: every change of a user goes through here, so
+    /// that whatever deactivates a user (an update, a patch of `active`, [`Tx::deactivate`])
+    /// revokes its outstanding tokens the same way.
     pub(crate) fn replace(&mut self, old: &User, new: &User) -> Result<()> {
-        self.w.replace(old, new)?;
+        let (old_keys, new_keys) = (self.dir.keys(old), self.dir.keys(new));
+        self.w.replace((old, &old_keys), (new, &new_keys))?;
         if old.active && !new.active {
-            crate::store::tokens::revoke_user(self.w, new.id, None)?;
+            self.w.revoke_tokens(new.id, None)?;
         }
         Ok(())
+    }
+
+    /// Removes a user with everything kept about it: keys, tokens, failed-login state.
+    fn remove_user(&mut self, user: &User) -> Result<()> {
+        self.w.revoke_tokens(user.id, None)?;
+        self.w.clear_failures(user.id)?;
+        let keys = self.dir.keys(user);
+        self.w.remove(user, &keys)
     }
 
     /// Writes `f(user)` back if it changed anything, bumping version and update instant.
@@ -1031,7 +1066,7 @@ impl Tx<'_, '_> {
         let user = self.modify(id, |u| u.active = false)?;
         // An inactive user holds no usable token either (issued before a crash of an older
         // version, say): deactivating it again clears them too.
-        crate::store::tokens::revoke_user(self.w, id, None)?;
+        self.w.revoke_tokens(id, None)?;
         Ok(user)
     }
 
@@ -1049,8 +1084,7 @@ impl Tx<'_, '_> {
     /// [`Error::NotFound`].
     pub fn delete(&mut self, id: Uuid) -> Result<User> {
         let user = self.existing(id)?;
-        crate::store::tokens::forget_user(self.w, id)?;
-        self.w.remove(&user)?;
+        self.remove_user(&user)?;
         Ok(user)
     }
 
@@ -1087,8 +1121,7 @@ impl Tx<'_, '_> {
         let mut n = 0;
         for id in ids {
             if let Some(u) = self.w.get(*id)? {
-                crate::store::tokens::forget_user(self.w, *id)?;
-                self.w.remove(&u)?;
+                self.remove_user(&u)?;
                 n += 1;
             }
         }
@@ -1123,7 +1156,9 @@ mod damaged_record_tests {
         damaged.external_id = Some("ext-00q".into());
         // `replace` with equal old and new keys rewrites only the record, not the indexes:
         // the record now disagrees with its index entries, as after an undetected bit flip.
-        dir.write_raw(|w| w.replace(&damaged, &damaged)).unwrap();
+        let keys = dir.keys(&damaged);
+        dir.write_raw(|w| w.replace((&damaged, &keys), (&damaged, &keys)))
+            .unwrap();
         let corrupt = |r: Result<Option<User>>| matches!(r, Err(Error::Corrupt(_)));
         assert!(corrupt(dir.find_by_username("user000")));
         assert!(corrupt(dir.find_by_email("mail000@example.com")));

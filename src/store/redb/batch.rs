@@ -19,35 +19,13 @@ use std::sync::mpsc;
 use rayon::prelude::*;
 use uuid::Uuid;
 
-use super::tables::{self, TAG_EXTERNAL, TAG_LOGIN, TAG_ROLE, TAG_SKELETON, TAG_USER};
+use super::tables::{
+    self, TAG_EXTERNAL, TAG_INSERTED, TAG_LOGIN, TAG_ROLE, TAG_SKELETON, TAG_USER,
+};
 use super::{Reader, Writer, codec, storage, wal};
 use crate::error::{Error, Result};
-use crate::identity;
+use crate::store::{Clash, ClashWith, LoginOwner, UserKeys};
 use crate::user::User;
-
-/// What a batch row's key collides with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ClashWith {
-    /// The same key in an earlier row of the batch (its index).
-    Row(usize),
-    /// The key of an existing user.
-    User(Uuid),
-    /// A username with the same confusable skeleton in an earlier row.
-    LookalikeRow(usize),
-    /// A username of an existing user with the same confusable skeleton.
-    LookalikeUser(Uuid),
-}
-
-/// A key of a batch row that is not free.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Clash {
-    /// The row's index in the batch.
-    pub row: usize,
-    /// The field whose key collides: `id`, `username`, `email`, `external_id`.
-    pub field: &'static str,
-    /// What it collides with.
-    pub with: ClashWith,
-}
 
 /// One entry: its key and then its value live in arena `chunk` at `off`. `prefix` holds the
 /// first 16 bytes of the key's unique part (zero padded, big-endian), so that most comparisons
@@ -163,15 +141,16 @@ impl BatchPart {
     }
 
     /// Adds the entries of `user`, row `row` of the batch: the id claim and the index entries
-    /// that `Keys::of(user, skeletons).entries(user)` gives, written straight into the arena
-    /// (a unit test holds the two equal). `skeletons`: whether the
-    /// directory keeps the look-alike index. `encode`: whether to encode the record now
-    /// (`false` leaves the id claim without a record, for [`BatchKeys::set_records`]).
+    /// that `Keys::new(keys).entries(user)` gives, written straight into the arena (a unit
+    /// test holds the two equal). `keys`: the user's keys (computed by `identity`, with a
+    /// skeleton only when the directory keeps the look-alike index). `encode`: whether to
+    /// encode the record now (`false` leaves the id claim without a record, for
+    /// [`BatchKeys::set_records`]).
     pub(crate) fn add(
         &mut self,
         row: usize,
         user: &User,
-        skeletons: bool,
+        keys: &UserKeys,
         encode: bool,
     ) -> Result<()> {
         let row = len32(row)?;
@@ -182,20 +161,18 @@ impl BatchPart {
             self.arena.extend_from_slice(&codec::encode(user)?);
         }
         self.close(off, 17)?;
-        // As `Keys::of`: the username key, and the email key unless it is the same string.
-        let username = user.username.as_deref().map(identity::username_key);
-        let email = user.email.as_deref().map(identity::email_key);
-        match (&username, &email) {
+        // As `Keys::new`: the username key, and the email key unless it is the same string.
+        match (&keys.username, &keys.email) {
             (Some(u), Some(e)) if u == e => {
                 let kinds = tables::KIND_USERNAME | tables::KIND_EMAIL;
                 self.keyed(row, TAG_LOGIN, u, &tables::login_entry(id, kinds))?;
             }
             _ => {
-                if let Some(u) = &username {
+                if let Some(u) = &keys.username {
                     let v = tables::login_entry(id, tables::KIND_USERNAME);
                     self.keyed(row, TAG_LOGIN, u, &v)?;
                 }
-                if let Some(e) = &email {
+                if let Some(e) = &keys.email {
                     self.keyed(
                         row,
                         TAG_LOGIN,
@@ -205,11 +182,11 @@ impl BatchPart {
                 }
             }
         }
-        if let Some(x) = &user.external_id {
+        if let Some(x) = &keys.external_id {
             self.keyed(row, TAG_EXTERNAL, x, id.as_bytes())?;
         }
-        if skeletons && let Some(u) = &username {
-            self.pair(row, TAG_SKELETON, &identity::skeleton(u), id)?;
+        if let Some(s) = &keys.skeleton {
+            self.pair(row, TAG_SKELETON, s, id)?;
         }
         for r in &user.roles {
             self.pair(row, TAG_ROLE, r, id)?;
@@ -221,6 +198,54 @@ impl BatchPart {
         self.users += 1;
         Ok(())
     }
+}
+
+/// One entry of an import batch, typed (see [`BatchKeys::typed`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BatchEntry<'b> {
+    /// A user's encoded record (empty until [`BatchKeys::set_records`] for rows whose
+    /// password was hashed later).
+    Record {
+        /// The user.
+        id: Uuid,
+        /// The record, as `codec` encodes it.
+        record: &'b [u8],
+    },
+    /// A login key (username and/or email key).
+    Login {
+        /// The caseless key.
+        key: &'b str,
+        /// Its owner and kinds.
+        owner: LoginOwner,
+    },
+    /// An external id.
+    External {
+        /// The external id.
+        external_id: &'b str,
+        /// Its owner.
+        id: Uuid,
+    },
+    /// A username's confusable skeleton (only while look-alikes are refused).
+    Skeleton {
+        /// The skeleton.
+        skeleton: &'b str,
+        /// Its owner.
+        id: Uuid,
+    },
+    /// A role held.
+    Role {
+        /// The role.
+        role: &'b str,
+        /// Its holder.
+        id: Uuid,
+    },
+    /// The insert instant.
+    Inserted {
+        /// When.
+        at: crate::user::Instant,
+        /// Who.
+        id: Uuid,
+    },
 }
 
 /// Every entry of the users of a batch, sorted by key: one id claim (with the record) and the
@@ -317,6 +342,60 @@ impl BatchKeys {
         self.users
     }
 
+    /// Every entry of the batch as typed values, in key order, with the row it belongs to:
+    /// what an engine that does not store tagged keys (PostgreSQL's `COPY`) loads. Call after
+    /// [`BatchKeys::set_records`], once the batch has no duplicates.
+    #[allow(dead_code)]
+    pub(crate) fn typed(&self) -> impl Iterator<Item = Result<(usize, BatchEntry<'_>)>> + '_ {
+        self.entries.iter().map(|e| {
+            let key = self.key(e);
+            let bad = || Error::Corrupt("malformed import entry".into());
+            let text = |k| std::str::from_utf8(k).map_err(|_| bad());
+            let (&tag, rest) = key.split_first().ok_or_else(bad)?;
+            let id = || tables::trailing_id(key).ok_or_else(bad);
+            let pair = || text(rest.get(..rest.len().saturating_sub(17)).ok_or_else(bad)?);
+            let entry = match tag {
+                TAG_USER => BatchEntry::Record {
+                    id: id()?,
+                    record: self.value(e),
+                },
+                TAG_LOGIN => {
+                    let (id, kinds) = tables::login_value(self.value(e)).ok_or_else(bad)?;
+                    BatchEntry::Login {
+                        key: text(rest)?,
+                        owner: LoginOwner {
+                            id,
+                            username: kinds & tables::KIND_USERNAME != 0,
+                            email: kinds & tables::KIND_EMAIL != 0,
+                        },
+                    }
+                }
+                TAG_EXTERNAL => BatchEntry::External {
+                    external_id: text(rest)?,
+                    id: Uuid::from_slice(self.value(e)).map_err(|_| bad())?,
+                },
+                TAG_SKELETON => BatchEntry::Skeleton {
+                    skeleton: pair()?,
+                    id: id()?,
+                },
+                TAG_ROLE => BatchEntry::Role {
+                    role: pair()?,
+                    id: id()?,
+                },
+                TAG_INSERTED => BatchEntry::Inserted {
+                    at: rest
+                        .get(..8)
+                        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                        .map(tables::instant_from)
+                        .ok_or_else(bad)?,
+                    id: id()?,
+                },
+                _ => return Err(bad()),
+            };
+            Ok((e.row as usize, entry))
+        })
+    }
+
     fn key(&self, e: &Entry) -> &[u8] {
         let start = e.off as usize;
         self.arenas
@@ -391,32 +470,43 @@ fn tag_of(e: &Entry) -> u8 {
     e.prefix.0.to_be_bytes()[0]
 }
 
-impl Reader {
-    /// Every key of the batch that an existing user already holds (the `id` claims included).
-    pub(crate) fn batch_clashes(&self, keys: &BatchKeys) -> Result<Vec<Clash>> {
-        let mut out = Vec::new();
-        for e in &keys.entries {
-            let key = keys.key(e);
-            match key.first() {
-                Some(&TAG_USER) if self.t.get(key).map_err(storage)?.is_some() => {
-                    let id = tables::trailing_id(key).unwrap_or_default();
-                    out.push(keys.clash(e, ClashWith::User(id)));
-                }
-                Some(&(TAG_LOGIN | TAG_EXTERNAL)) => {
-                    if let Some(g) = self.t.get(key).map_err(storage)? {
-                        out.push(keys.clash(e, ClashWith::User(owner(key, g.value()))));
+// On a snapshot (a refused batch's report) and in a write transaction alike.
+macro_rules! batch_clashes {
+    () => {
+        /// Every key of the batch that an existing user already holds (the `id` claims included).
+        pub(crate) fn batch_clashes(&self, keys: &BatchKeys) -> Result<Vec<Clash>> {
+            let mut out = Vec::new();
+            for e in &keys.entries {
+                let key = keys.key(e);
+                match key.first() {
+                    Some(&TAG_USER) if self.with_value(key, |_| ())?.is_some() => {
+                        let id = tables::trailing_id(key).unwrap_or_default();
+                        out.push(keys.clash(e, ClashWith::User(id)));
                     }
-                }
-                Some(&TAG_SKELETON) if self.lookalikes => {
-                    if let Some(owner) = self.skeleton_key_owner(key)? {
-                        out.push(keys.clash(e, ClashWith::LookalikeUser(owner)));
+                    Some(&(TAG_LOGIN | TAG_EXTERNAL)) => {
+                        if let Some(o) = self.with_value(key, |v| owner(key, v))? {
+                            out.push(keys.clash(e, ClashWith::User(o)));
+                        }
                     }
+                    Some(&TAG_SKELETON) if self.rules.skeletons => {
+                        if let Some(owner) = self.skeleton_key_owner(key)? {
+                            out.push(keys.clash(e, ClashWith::LookalikeUser(owner)));
+                        }
+                    }
+                    _ => {}
                 }
-                _ => {}
             }
+            Ok(out)
         }
-        Ok(out)
-    }
+    };
+}
+
+impl Reader {
+    batch_clashes!();
+}
+
+impl Writer<'_> {
+    batch_clashes!();
 }
 
 /// The owner named by the value of a login or external-id entry.
@@ -448,7 +538,7 @@ impl Writer<'_> {
         let count = self.count()?;
         let mut found = Found::default();
         self.guard(|w| {
-            if w.lookalikes {
+            if w.rules.skeletons {
                 w.lookalike_clashes(keys, &mut found.lookalikes)?;
             }
             w.insert_sorted(keys, &mut found)?;
@@ -686,7 +776,7 @@ impl<'k> Gathered<'k> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Keys;
+    use crate::store::redb::Keys;
 
     fn user(username: Option<&str>, email: Option<&str>, external: Option<&str>) -> User {
         let mut u = User {
@@ -723,7 +813,7 @@ mod tests {
     }
 
     /// The entries a part writes are the record under the user key, then exactly what
-    /// `Keys::of(..).entries(..)` gives (the layout `check_integrity` rebuilds).
+    /// `Keys::new(..).entries(..)` gives (the layout `check_integrity` rebuilds).
     #[test]
     fn part_entries_are_the_store_entries() {
         let users = [
@@ -736,7 +826,8 @@ mod tests {
         for skeletons in [false, true] {
             for (encode, u) in [true, false].into_iter().cycle().zip(&users) {
                 let mut part = BatchPart::with_capacity(1);
-                part.add(3, u, skeletons, encode).unwrap();
+                let uk = UserKeys::of(u, skeletons);
+                part.add(3, u, &uk, encode).unwrap();
                 let keys = BatchKeys {
                     arenas: vec![part.arena],
                     entries: part.entries,
@@ -752,8 +843,50 @@ mod tests {
                 } else {
                     Vec::new()
                 };
+                let typed: Vec<(usize, BatchEntry<'_>)> =
+                    keys.typed().collect::<Result<_>>().unwrap();
+                assert!(typed.iter().all(|(row, _)| *row == 3));
+                assert!(typed.contains(&(
+                    3,
+                    BatchEntry::Record {
+                        id: u.id,
+                        record: &record
+                    }
+                )));
+                assert!(typed.contains(&(
+                    3,
+                    BatchEntry::Inserted {
+                        at: u.insert_instant,
+                        id: u.id
+                    }
+                )));
+                for r in &u.roles {
+                    assert!(typed.contains(&(3, BatchEntry::Role { role: r, id: u.id })));
+                }
+                if let Some(k) = &uk.username {
+                    assert!(typed.iter().any(|(_, e)| matches!(e,
+                        BatchEntry::Login { key, owner } if key == k && owner.username && owner.id == u.id)));
+                }
+                if let Some(s) = &uk.skeleton {
+                    assert!(typed.contains(&(
+                        3,
+                        BatchEntry::Skeleton {
+                            skeleton: s,
+                            id: u.id
+                        }
+                    )));
+                }
+                if let Some(x) = &uk.external_id {
+                    assert!(typed.contains(&(
+                        3,
+                        BatchEntry::External {
+                            external_id: x,
+                            id: u.id
+                        }
+                    )));
+                }
                 let mut want = vec![(tables::user_key(u.id).to_vec(), record)];
-                want.extend(Keys::of(u, skeletons).entries(u));
+                want.extend(Keys::new(&uk).entries(u));
                 assert_eq!(got, want);
                 for e in &keys.entries {
                     let key = keys.key(e);
@@ -774,7 +907,8 @@ mod tests {
             for i in 0..1000 {
                 let name = format!("u{p}-{i}");
                 let u = user(Some(&name), Some(&format!("{name}@example.com")), None);
-                part.add(p * 1000 + i, &u, false, i % 3 != 0).unwrap();
+                let uk = UserKeys::of(&u, false);
+                part.add(p * 1000 + i, &u, &uk, i % 3 != 0).unwrap();
             }
             parts.push(part);
         }

@@ -7,18 +7,7 @@ use uuid::Uuid;
 use super::tables::{TAG_FAILURES, TAG_USER};
 use super::{Reader, Writer};
 use crate::error::{Error, Result};
-use crate::user::Instant;
-
-/// A user's failed-login state.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct FailureState {
-    /// Consecutive failures counted in the current window.
-    pub count: u32,
-    /// When the current counting window started.
-    pub window_start: Instant,
-    /// Until when the account is locked, if it was locked.
-    pub locked_until: Option<Instant>,
-}
+use crate::store::{FailureState, LoginDigest};
 
 const ROW_LEN: usize = 4 + 8 + 1 + 8;
 
@@ -54,10 +43,6 @@ impl FailureState {
         })
     }
 }
-
-/// The digest naming a login id that has no account (see `crate::auth`): its failed logins
-/// are counted under it, so that an unknown login id locks as an account does.
-pub(crate) type LoginDigest = [u8; 32];
 
 /// Length of a failure row's key for a login id without an account (a user's is 17).
 const LOGIN_KEY_LEN: usize = 33;
