@@ -10,6 +10,8 @@ pub(crate) mod batch;
 pub(crate) mod codec;
 mod group;
 mod guard;
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
 pub(crate) mod record;
 pub(crate) mod tables;
 pub(crate) mod tokens;

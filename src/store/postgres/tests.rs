@@ -1,0 +1,272 @@
+//! The PostgreSQL engine against a real server (see `scripts/pg`).
+
+use std::ops::Bound;
+
+use uuid::Uuid;
+
+use super::{PgStore, testdb};
+use crate::error::Error;
+use crate::store::auth_state::FailureState;
+use crate::store::tables::{KIND_EMAIL, KIND_USERNAME, TOKEN_RESET};
+use crate::store::tokens::TokenRecord;
+use crate::user::{Profile, User};
+use crate::{Argon2Params, Directory};
+
+fn user(name: &str, email: Option<&str>, at: i64) -> User {
+    let d = Directory::builder()
+        .hasher(Argon2Params::insecure_fast())
+        .in_memory()
+        .unwrap();
+    let mut u = d
+        .validate_new(
+            None,
+            Profile {
+                username: Some(name.into()),
+                email: email.map(Into::into),
+                roles: ["staff".to_string()].into_iter().collect(),
+                ..Profile::default()
+            },
+            true,
+        )
+        .unwrap();
+    u.insert_instant = at;
+    u
+}
+
+fn open() -> Option<PgStore> {
+    let url = testdb::fresh_url()?;
+    Some(PgStore::open(&url, false, 4).unwrap())
+}
+
+#[test]
+fn create_find_replace_remove() {
+    let Some(s) = open() else { return };
+    let a = user("Bob", Some("bob@example.com"), 10);
+    s.write(|w| w.insert(&a)).unwrap();
+    let got = s.read(|r| r.get(a.id)).unwrap().unwrap();
+    assert_eq!(got, a);
+    assert_eq!(
+        s.read(|r| r.login("bob")).unwrap(),
+        Some((a.id, KIND_USERNAME))
+    );
+    assert_eq!(
+        s.read(|r| r.login("bob@example.com")).unwrap(),
+        Some((a.id, KIND_EMAIL))
+    );
+    // The same caseless username, and a username equal to someone's email.
+    let b = user("BOB", None, 11);
+    assert!(matches!(
+        s.write(|w| w.insert(&b)),
+        Err(Error::DuplicateUsername { existing }) if existing == a.id
+    ));
+    let c = user("bob@example.com", None, 12);
+    assert!(matches!(
+        s.write(|w| w.insert(&c)),
+        Err(Error::LoginIdConflict { field: "username", existing }) if existing == a.id
+    ));
+    assert!(matches!(s.write(|w| w.insert(&a)), Err(Error::DuplicateId(id)) if id == a.id));
+    // Rename: the old key is freed, the new one taken.
+    let mut a2 = a.clone();
+    a2.username = Some("Robert".into());
+    a2.roles.clear();
+    s.write(|w| w.replace(&a, &a2)).unwrap();
+    assert_eq!(s.read(|r| r.login("bob")).unwrap(), None);
+    assert!(s.read(|r| r.role_members("staff")).unwrap().is_empty());
+    s.write(|w| w.insert(&b)).unwrap();
+    assert_eq!(s.read(|r| r.count()).unwrap(), 2);
+    assert!(s.read(|r| r.integrity_problems()).unwrap().is_empty());
+    s.write(|w| w.remove(&a2)).unwrap();
+    assert_eq!(s.read(|r| r.count()).unwrap(), 1);
+    assert!(s.read(|r| r.integrity_problems()).unwrap().is_empty());
+}
+
+#[test]
+fn walks_are_paged_and_ordered() {
+    let Some(s) = open() else { return };
+    let mut users: Vec<User> = (0..1100)
+        .map(|i| user(&format!("user{i:04}"), None, 1000 + i64::from(i % 7)))
+        .collect();
+    s.write(|w| {
+        for u in &users {
+            w.insert(u)?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    let mut prefix = Vec::new();
+    s.read(|r| r.login_prefix("user10", KIND_USERNAME, |id| prefix.push(id)))
+        .unwrap();
+    assert_eq!(prefix.len(), 100);
+    let mut seen = Vec::new();
+    s.read(|r| {
+        r.inserted_walk(Bound::Unbounded, Bound::Unbounded, false, |t, id| {
+            seen.push((t, id));
+            Ok(true)
+        })
+    })
+    .unwrap();
+    let mut want: Vec<(i64, Uuid)> = users.iter().map(|u| (u.insert_instant, u.id)).collect();
+    want.sort();
+    assert_eq!(seen, want);
+    let mut rev = Vec::new();
+    s.read(|r| {
+        r.inserted_walk(
+            Bound::Included((1002, Uuid::nil())),
+            Bound::Excluded((1004, Uuid::nil())),
+            true,
+            |t, id| {
+                rev.push((t, id));
+                Ok(true)
+            },
+        )
+    })
+    .unwrap();
+    let mut want_rev: Vec<(i64, Uuid)> = want
+        .iter()
+        .copied()
+        .filter(|(t, _)| (1002..1004).contains(t))
+        .collect();
+    want_rev.reverse();
+    assert_eq!(rev, want_rev);
+    let mut ids = Vec::new();
+    s.read(|r| {
+        r.for_each_record_after(None, |id, _| {
+            ids.push(id);
+            Ok(true)
+        })
+    })
+    .unwrap();
+    users.sort_by_key(|u| u.id);
+    assert_eq!(ids, users.iter().map(|u| u.id).collect::<Vec<_>>());
+}
+
+#[test]
+fn tokens_and_failures() {
+    let Some(s) = open() else { return };
+    let a = user("ann", None, 1);
+    s.write(|w| w.insert(&a)).unwrap();
+    let rec = |expiry| TokenRecord {
+        user: a.id,
+        kind: TOKEN_RESET,
+        expiry,
+        binding: u64::MAX,
+    };
+    s.write(|w| {
+        w.token_insert(&[1; 32], &rec(5), 2)?;
+        w.token_insert(&[2; 32], &rec(6), 2)?;
+        w.token_insert(&[3; 32], &rec(7), 2)
+    })
+    .unwrap();
+    assert_eq!(s.read(|r| r.token(&[1; 32])).unwrap(), None);
+    assert_eq!(s.read(|r| r.token(&[2; 32])).unwrap(), Some(rec(6)));
+    assert_eq!(s.read(|r| r.token_count(a.id)).unwrap(), 2);
+    assert_eq!(s.write(|w| w.token_purge_expired(6, 10)).unwrap(), 1);
+    let f = FailureState {
+        count: 3,
+        window_start: 9,
+        locked_until: Some(99),
+    };
+    s.write(|w| w.failures_put(a.id, f)).unwrap();
+    assert_eq!(s.read(|r| r.failures(a.id)).unwrap(), Some(f));
+    s.write(|w| w.remove(&a)).unwrap();
+    assert_eq!(s.read(|r| r.token_count(a.id)).unwrap(), 0);
+    assert_eq!(s.read(|r| r.failures(a.id)).unwrap(), None);
+}
+
+/// Eight threads create users whose names collide caselessly: exactly one wins each name,
+/// every loser gets `DuplicateUsername` naming the winner (serialization failures are retried).
+#[test]
+fn racing_creates_have_one_winner_per_key() {
+    let Some(url) = testdb::fresh_url() else {
+        return;
+    };
+    let s = std::sync::Arc::new(PgStore::open(&url, false, 8).unwrap());
+    let names: Vec<String> = (0..40).map(|i| format!("Racer{i}")).collect();
+    let results: Vec<Vec<(usize, Result<Uuid, Error>)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|t| {
+                let s = s.clone();
+                let names = &names;
+                scope.spawn(move || {
+                    names
+                        .iter()
+                        .enumerate()
+                        .map(|(i, n)| {
+                            let name = if t % 2 == 0 {
+                                n.to_uppercase()
+                            } else {
+                                n.to_lowercase()
+                            };
+                            let u = user(&name, None, 0);
+                            (i, s.write(|w| w.insert(&u)).map(|()| u.id))
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for i in 0..names.len() {
+        let outcomes: Vec<&Result<Uuid, Error>> = results
+            .iter()
+            .flat_map(|r| r.iter().filter(|(j, _)| *j == i).map(|(_, o)| o))
+            .collect();
+        let winners: Vec<Uuid> = outcomes
+            .iter()
+            .filter_map(|o| o.as_ref().ok().copied())
+            .collect();
+        assert_eq!(winners.len(), 1, "name {i}: {outcomes:?}");
+        for o in outcomes {
+            match o {
+                Ok(_) => {}
+                Err(Error::DuplicateUsername { existing }) => assert_eq!(*existing, winners[0]),
+                Err(e) => panic!("unexpected error {e:?}"),
+            }
+        }
+    }
+    assert_eq!(s.read(|r| r.count()).unwrap(), 40);
+    assert!(s.read(|r| r.integrity_problems()).unwrap().is_empty());
+}
+
+#[test]
+fn a_different_unicode_version_refuses_writes() {
+    let Some(url) = testdb::fresh_url() else {
+        return;
+    };
+    let s = PgStore::open(&url, false, 1).unwrap();
+    s.write(|w| w.insert(&user("uni", None, 0))).unwrap();
+    let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    c.execute("UPDATE userdir_meta SET unicode_version = 1", &[])
+        .unwrap();
+    let s = PgStore::open(&url, false, 1).unwrap();
+    assert!(matches!(
+        s.write(|w| w.insert(&user("other", None, 0))),
+        Err(Error::UnicodeMismatch { database: 1, .. })
+    ));
+    // Reads still work.
+    assert_eq!(s.read(|r| r.count()).unwrap(), 1);
+    c.execute("UPDATE userdir_meta SET schema_version = 99", &[])
+        .unwrap();
+    assert!(matches!(
+        PgStore::open(&url, false, 1),
+        Err(Error::UnsupportedFormat { found: 99, .. })
+    ));
+}
+
+#[test]
+fn a_lost_connection_at_commit_is_outcome_unknown() {
+    let Some(url) = testdb::fresh_url() else {
+        return;
+    };
+    let s = PgStore::open(&url, false, 1).unwrap();
+    let r = s.write(|w| {
+        w.insert(&user("lost", None, 0))?;
+        // Another session ends this connection's backend before COMMIT is sent.
+        let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        let pid: i32 = w.backend_pid()?;
+        c.execute("SELECT pg_terminate_backend($1)", &[&pid])
+            .unwrap();
+        Ok(())
+    });
+    assert!(matches!(r, Err(Error::OutcomeUnknown(_))), "{r:?}");
+}

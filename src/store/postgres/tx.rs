@@ -1,0 +1,812 @@
+//! One transaction on PostgreSQL: the same reads and writes as the redb store's `Reader` and
+//! `Writer`, as indexed SQL over the schema of [`super::schema`].
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
+
+use postgres::Transaction;
+use postgres::types::ToSql;
+use uuid::Uuid;
+
+use super::{Failure, FailureCell, storage};
+use crate::error::{Error, Result};
+use crate::store::auth_state::FailureState;
+use crate::store::codec;
+use crate::store::tables::{self, KIND_EMAIL, KIND_USERNAME};
+use crate::store::tokens::{TokenHash, TokenRecord};
+use crate::user::{Instant, User};
+
+/// Rows fetched per round trip by the walks (bounded memory for any directory size).
+const PAGE: i64 = 512;
+
+type Param<'a> = &'a (dyn ToSql + Sync);
+
+/// A transaction: a snapshot for reads, or a serializable write.
+pub(crate) struct PgTx<'c> {
+    t: RefCell<Option<Transaction<'c>>>,
+    lookalikes: bool,
+    failure: FailureCell,
+}
+
+impl<'c> PgTx<'c> {
+    pub(super) fn new(t: Transaction<'c>, lookalikes: bool) -> Self {
+        PgTx {
+            t: RefCell::new(Some(t)),
+            lookalikes,
+            failure: FailureCell::default(),
+        }
+    }
+
+    /// The first failure of a statement in this transaction, if any.
+    pub(super) fn failure(&self) -> Option<Failure> {
+        self.failure.get()
+    }
+
+    /// Commits (`commit`) or rolls back.
+    pub(super) fn finish(self, commit: bool) -> std::result::Result<(), postgres::Error> {
+        match self.t.into_inner() {
+            Some(t) if commit => t.commit(),
+            Some(t) => t.rollback(),
+            None => Ok(()),
+        }
+    }
+
+    fn with<R>(
+        &self,
+        f: impl FnOnce(&mut Transaction<'c>) -> std::result::Result<R, postgres::Error>,
+    ) -> Result<R> {
+        let mut guard = self
+            .t
+            .try_borrow_mut()
+            .map_err(|_| Error::Storage("a query ran inside another one's callback".into()))?;
+        let t = guard
+            .as_mut()
+            .ok_or_else(|| Error::Storage("the transaction has ended".into()))?;
+        f(t).map_err(|e| self.failure.note(&e))
+    }
+
+    fn query(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<postgres::Row>> {
+        self.with(|t| t.query(sql, params))
+    }
+
+    fn query_opt(&self, sql: &str, params: &[Param<'_>]) -> Result<Option<postgres::Row>> {
+        self.with(|t| t.query_opt(sql, params))
+    }
+
+    fn execute(&self, sql: &str, params: &[Param<'_>]) -> Result<u64> {
+        self.with(|t| t.execute(sql, params))
+    }
+
+    // ---- reads (the redb `Reader`'s operations) ----
+
+    /// The user with this id.
+    pub(crate) fn get(&self, id: Uuid) -> Result<Option<User>> {
+        self.with_record(id, |b| codec::decode(id, b))
+    }
+
+    /// `f(encoded record)` of the user with this id.
+    pub(crate) fn with_record<R>(
+        &self,
+        id: Uuid,
+        f: impl FnOnce(&[u8]) -> Result<R>,
+    ) -> Result<Option<R>> {
+        match self.query_opt("SELECT record FROM userdir_users WHERE id = $1", &[&id])? {
+            Some(row) => f(row.get::<_, &[u8]>(0)).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The owner of a caseless login key and the kinds of login id it is for them.
+    pub(crate) fn login(&self, key: &str) -> Result<Option<(Uuid, u8)>> {
+        self.query_opt(
+            "SELECT user_id, kinds FROM userdir_logins WHERE key = $1",
+            &[&key],
+        )?
+        .map(|row| Ok((row.get(0), kinds_of(row.get(1))?)))
+        .transpose()
+    }
+
+    /// Calls `f(id)` for every login key starting with `prefix` whose kinds include one of
+    /// `kinds`, in key order.
+    pub(crate) fn login_prefix(
+        &self,
+        prefix: &str,
+        kinds: u8,
+        mut f: impl FnMut(Uuid),
+    ) -> Result<()> {
+        let kinds = i16::from(kinds);
+        let rows = match prefix_upper(prefix) {
+            Some(hi) => self.query(
+                "SELECT user_id FROM userdir_logins WHERE key >= $1 AND key < $2 \
+                 AND kinds & $3 <> 0 ORDER BY key",
+                &[&prefix, &hi, &kinds],
+            )?,
+            None => self.query(
+                "SELECT user_id FROM userdir_logins WHERE key >= $1 AND kinds & $2 <> 0 \
+                 ORDER BY key",
+                &[&prefix, &kinds],
+            )?,
+        };
+        for row in rows {
+            f(row.get(0));
+        }
+        Ok(())
+    }
+
+    /// The owner of an external id.
+    pub(crate) fn external(&self, external_id: &str) -> Result<Option<Uuid>> {
+        Ok(self
+            .query_opt(
+                "SELECT id FROM userdir_users WHERE external_id = $1",
+                &[&external_id],
+            )?
+            .map(|r| r.get(0)))
+    }
+
+    /// Users whose username has this confusable skeleton, in id order.
+    pub(crate) fn skeleton_owners(&self, skeleton: &str) -> Result<Vec<Uuid>> {
+        Ok(self
+            .query(
+                "SELECT user_id FROM userdir_skeletons WHERE skeleton = $1 ORDER BY user_id",
+                &[&skeleton],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
+    /// Ids of users holding `role`, in id order.
+    pub(crate) fn role_members(&self, role: &str) -> Result<Vec<Uuid>> {
+        Ok(self
+            .query(
+                "SELECT user_id FROM userdir_roles WHERE role = $1 ORDER BY user_id",
+                &[&role],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
+    /// Walks the insert-instant index between `lo` and `hi` (ascending, or descending when
+    /// `rev`), calling `f(instant, id)` until it returns `false`. Fetches pages of rows, so
+    /// `f` may read through this transaction.
+    pub(crate) fn inserted_walk(
+        &self,
+        mut lo: Bound<(i64, Uuid)>,
+        mut hi: Bound<(i64, Uuid)>,
+        rev: bool,
+        mut f: impl FnMut(i64, Uuid) -> Result<bool>,
+    ) -> Result<()> {
+        loop {
+            let mut sql = String::from("SELECT insert_instant, id FROM userdir_users WHERE true");
+            let mut params: Vec<Box<dyn ToSql + Sync>> = Vec::new();
+            for (b, lower) in [(&lo, true), (&hi, false)] {
+                let (op, (t, id)) = match (b, lower) {
+                    (Bound::Included(v), true) => (">=", v),
+                    (Bound::Excluded(v), true) => (">", v),
+                    (Bound::Included(v), false) => ("<=", v),
+                    (Bound::Excluded(v), false) => ("<", v),
+                    (Bound::Unbounded, _) => continue,
+                };
+                params.push(Box::new(*t));
+                params.push(Box::new(*id));
+                sql.push_str(&format!(
+                    " AND (insert_instant, id) {op} (${}, ${})",
+                    params.len() - 1,
+                    params.len()
+                ));
+            }
+            let dir = if rev { "DESC" } else { "ASC" };
+            sql.push_str(&format!(
+                " ORDER BY insert_instant {dir}, id {dir} LIMIT {PAGE}"
+            ));
+            let refs: Vec<Param<'_>> = params.iter().map(|b| b.as_ref() as Param<'_>).collect();
+            let rows = self.query(&sql, &refs)?;
+            let full = rows.len() == usize::try_from(PAGE).unwrap_or(usize::MAX);
+            let mut last = None;
+            for row in rows {
+                let (t, id): (i64, Uuid) = (row.get(0), row.get(1));
+                last = Some((t, id));
+                if !f(t, id)? {
+                    return Ok(());
+                }
+            }
+            match last {
+                Some(l) if full => {
+                    if rev {
+                        hi = Bound::Excluded(l);
+                    } else {
+                        lo = Bound::Excluded(l);
+                    }
+                }
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    /// Calls `f(id, encoded record)` for every user with an id greater than `after` (all when
+    /// `None`), in id order, until it returns `false`. Pages of rows: bounded memory.
+    pub(crate) fn for_each_record_after(
+        &self,
+        mut after: Option<Uuid>,
+        mut f: impl FnMut(Uuid, &[u8]) -> Result<bool>,
+    ) -> Result<()> {
+        loop {
+            let rows = match after {
+                Some(a) => self.query(
+                    &format!(
+                        "SELECT id, record FROM userdir_users WHERE id > $1 ORDER BY id LIMIT {PAGE}"
+                    ),
+                    &[&a],
+                )?,
+                None => self.query(
+                    &format!("SELECT id, record FROM userdir_users ORDER BY id LIMIT {PAGE}"),
+                    &[],
+                )?,
+            };
+            let full = rows.len() == usize::try_from(PAGE).unwrap_or(usize::MAX);
+            for row in &rows {
+                let id: Uuid = row.get(0);
+                after = Some(id);
+                if !f(id, row.get::<_, &[u8]>(1))? {
+                    return Ok(());
+                }
+            }
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Calls `f(id, encoded record)` for every user in id order until it returns `false`.
+    pub(crate) fn for_each_record(&self, f: impl FnMut(Uuid, &[u8]) -> Result<bool>) -> Result<()> {
+        self.for_each_record_after(None, f)
+    }
+
+    /// Calls `f(user)` for every user in id order until it returns `false`.
+    pub(crate) fn for_each_user(&self, mut f: impl FnMut(User) -> Result<bool>) -> Result<()> {
+        self.for_each_record(|id, b| f(codec::decode(id, b)?))
+    }
+
+    /// Folds every record into one accumulator (one range: the database does the I/O; the
+    /// evaluation runs on the calling thread).
+    pub(crate) fn fold_records<A: Send>(
+        &self,
+        init: impl Fn() -> A + Sync,
+        f: impl Fn(&mut A, Uuid, &[u8]) -> Result<()> + Sync,
+    ) -> Result<Vec<A>> {
+        let mut acc = init();
+        self.for_each_record(|id, b| {
+            f(&mut acc, id, b)?;
+            Ok(true)
+        })?;
+        Ok(vec![acc])
+    }
+
+    /// Number of users.
+    pub(crate) fn count(&self) -> Result<u64> {
+        let row = self
+            .query_opt("SELECT count(*) FROM userdir_users", &[])?
+            .ok_or_else(|| Error::Storage("count returned no row".into()))?;
+        Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+    }
+
+    // ---- writes (the redb `Writer`'s operations) ----
+
+    /// Refuses `user` if any of its keys belongs to another user (its own keys do not
+    /// conflict), with the same errors as the redb engine: the owner's login kinds decide
+    /// between a duplicate and a login id conflict.
+    fn check_unique(&self, user: &User, keys: &Keys) -> Result<()> {
+        for (key, kinds) in &keys.logins {
+            if let Some((owner, owner_kinds)) = self.login(key)?
+                && owner != user.id
+            {
+                let as_username = kinds & KIND_USERNAME != 0;
+                return Err(match (as_username, owner_kinds & KIND_USERNAME != 0) {
+                    (true, true) => Error::DuplicateUsername { existing: owner },
+                    (true, false) => Error::LoginIdConflict {
+                        field: "username",
+                        existing: owner,
+                    },
+                    (false, _) if owner_kinds & KIND_EMAIL != 0 => {
+                        Error::DuplicateEmail { existing: owner }
+                    }
+                    (false, _) => Error::LoginIdConflict {
+                        field: "email",
+                        existing: owner,
+                    },
+                });
+            }
+        }
+        if let Some(x) = &keys.external
+            && let Some(owner) = self.external(x)?
+            && owner != user.id
+        {
+            return Err(Error::DuplicateExternalId { existing: owner });
+        }
+        if self.lookalikes
+            && let Some(s) = &keys.skeleton
+            && let Some(owner) = self.skeleton_owners(s)?.into_iter().find(|o| *o != user.id)
+        {
+            return Err(Error::LookalikeUsername { existing: owner });
+        }
+        Ok(())
+    }
+
+    /// Inserts a new user and its index rows.
+    pub(crate) fn insert(&mut self, user: &User) -> Result<()> {
+        if self
+            .query_opt("SELECT 1 FROM userdir_users WHERE id = $1", &[&user.id])?
+            .is_some()
+        {
+            return Err(Error::DuplicateId(user.id));
+        }
+        let keys = Keys::of(user, self.lookalikes);
+        self.check_unique(user, &keys)?;
+        let bytes = codec::encode(user)?;
+        self.execute(
+            "INSERT INTO userdir_users (id, record, username, email, external_id, active, \
+             insert_instant) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                &user.id,
+                &bytes,
+                &user.username,
+                &user.email,
+                &user.external_id,
+                &user.active,
+                &user.insert_instant,
+            ],
+        )?;
+        self.index(user, &keys)
+    }
+
+    /// Inserts the login, role and skeleton rows of `user`.
+    fn index(&self, user: &User, keys: &Keys) -> Result<()> {
+        if !keys.logins.is_empty() {
+            let k: Vec<&str> = keys.logins.iter().map(|(k, _)| k.as_str()).collect();
+            let kinds: Vec<i16> = keys.logins.iter().map(|(_, k)| i16::from(*k)).collect();
+            self.execute(
+                "INSERT INTO userdir_logins (key, user_id, kinds) \
+                 SELECT k, $1, n FROM unnest($2::text[], $3::smallint[]) AS u(k, n)",
+                &[&user.id, &k, &kinds],
+            )?;
+        }
+        if !user.roles.is_empty() {
+            let roles: Vec<&str> = user.roles.iter().map(String::as_str).collect();
+            self.execute(
+                "INSERT INTO userdir_roles (role, user_id) SELECT r, $1 FROM unnest($2::text[]) r",
+                &[&user.id, &roles],
+            )?;
+        }
+        if let Some(s) = &keys.skeleton {
+            self.execute(
+                "INSERT INTO userdir_skeletons (skeleton, user_id) VALUES ($1, $2)",
+                &[s, &user.id],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Replaces `old` by `new` (same id), re-indexing what changed.
+    pub(crate) fn replace(&mut self, old: &User, new: &User) -> Result<()> {
+        let new_keys = Keys::of(new, self.lookalikes);
+        let old_keys = Keys::of(old, self.lookalikes);
+        self.check_unique(new, &new_keys.added_since(&old_keys))?;
+        let bytes = codec::encode(new)?;
+        let n = self.execute(
+            "UPDATE userdir_users SET record = $2, username = $3, email = $4, external_id = $5, \
+             active = $6, insert_instant = $7 WHERE id = $1",
+            &[
+                &new.id,
+                &bytes,
+                &new.username,
+                &new.email,
+                &new.external_id,
+                &new.active,
+                &new.insert_instant,
+            ],
+        )?;
+        if n != 1 {
+            return Err(Error::NotFound(new.id));
+        }
+        if old_keys == new_keys && old.roles == new.roles {
+            return Ok(());
+        }
+        for table in ["userdir_logins", "userdir_roles", "userdir_skeletons"] {
+            self.execute(
+                &format!("DELETE FROM {table} WHERE user_id = $1"),
+                &[&new.id],
+            )?;
+        }
+        self.index(new, &new_keys)
+    }
+
+    /// Removes a user and every row it owns (the foreign keys cascade).
+    pub(crate) fn remove(&mut self, user: &User) -> Result<()> {
+        self.execute("DELETE FROM userdir_users WHERE id = $1", &[&user.id])?;
+        Ok(())
+    }
+
+    // ---- tokens and failed logins ----
+
+    /// The token with this hash.
+    pub(crate) fn token(&self, hash: &TokenHash) -> Result<Option<TokenRecord>> {
+        Ok(self
+            .query_opt(
+                "SELECT user_id, kind, expiry, binding FROM userdir_tokens WHERE hash = $1",
+                &[&hash.as_slice()],
+            )?
+            .map(|r| token_of(&r)))
+    }
+
+    /// The number of tokens a user holds.
+    pub(crate) fn token_count(&self, user: Uuid) -> Result<usize> {
+        let row = self
+            .query_opt(
+                "SELECT count(*) FROM userdir_tokens WHERE user_id = $1",
+                &[&user],
+            )?
+            .ok_or_else(|| Error::Storage("count returned no row".into()))?;
+        Ok(usize::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+    }
+
+    /// Stores a new token; at most `keep` of its kind remain for the user (the ones expiring
+    /// first are revoked).
+    pub(crate) fn token_insert(
+        &mut self,
+        hash: &TokenHash,
+        rec: &TokenRecord,
+        keep: usize,
+    ) -> Result<()> {
+        let kind = i16::from(rec.kind);
+        let rows = self.query(
+            "SELECT hash FROM userdir_tokens WHERE user_id = $1 AND kind = $2 \
+             ORDER BY expiry, hash",
+            &[&rec.user, &kind],
+        )?;
+        let excess = (rows.len() + 1).saturating_sub(keep.max(1));
+        for row in rows.iter().take(excess) {
+            let h: &[u8] = row.get(0);
+            self.execute("DELETE FROM userdir_tokens WHERE hash = $1", &[&h])?;
+        }
+        self.execute(
+            "INSERT INTO userdir_tokens (hash, user_id, kind, expiry, binding) \
+             VALUES ($1, $2, $3, $4, $5)",
+            &[
+                &hash.as_slice(),
+                &rec.user,
+                &kind,
+                &rec.expiry,
+                &rec.binding.cast_signed(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Removes a token; returns what it was.
+    pub(crate) fn token_remove(&mut self, hash: &TokenHash) -> Result<Option<TokenRecord>> {
+        Ok(self
+            .query_opt(
+                "DELETE FROM userdir_tokens WHERE hash = $1 \
+                 RETURNING user_id, kind, expiry, binding",
+                &[&hash.as_slice()],
+            )?
+            .map(|r| token_of(&r)))
+    }
+
+    /// Revokes a user's tokens of `kind` (all when `None`); returns how many.
+    pub(crate) fn token_revoke_user(&mut self, user: Uuid, kind: Option<u8>) -> Result<usize> {
+        let n = match kind {
+            Some(k) => self.execute(
+                "DELETE FROM userdir_tokens WHERE user_id = $1 AND kind = $2",
+                &[&user, &i16::from(k)],
+            )?,
+            None => self.execute("DELETE FROM userdir_tokens WHERE user_id = $1", &[&user])?,
+        };
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    }
+
+    /// Removes up to `limit` tokens that expired at or before `now`, earliest first.
+    pub(crate) fn token_purge_expired(&mut self, now: Instant, limit: usize) -> Result<usize> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let n = self.execute(
+            "DELETE FROM userdir_tokens WHERE hash IN (SELECT hash FROM userdir_tokens \
+             WHERE expiry <= $1 ORDER BY expiry, hash LIMIT $2)",
+            &[&now, &limit],
+        )?;
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    }
+
+    /// The failed-login state of `id`.
+    pub(crate) fn failures(&self, id: Uuid) -> Result<Option<FailureState>> {
+        self.query_opt(
+            "SELECT count, window_start, locked_until FROM userdir_login_failures \
+             WHERE user_id = $1",
+            &[&id],
+        )?
+        .map(|r| {
+            Ok(FailureState {
+                count: u32::try_from(r.get::<_, i64>(0))
+                    .map_err(|_| Error::Corrupt("malformed failed-login row".into()))?,
+                window_start: r.get(1),
+                locked_until: r.get(2),
+            })
+        })
+        .transpose()
+    }
+
+    /// Stores the failed-login state of `id`.
+    pub(crate) fn failures_put(&mut self, id: Uuid, s: FailureState) -> Result<()> {
+        self.execute(
+            "INSERT INTO userdir_login_failures (user_id, count, window_start, locked_until) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (user_id) DO UPDATE SET count = $2, \
+             window_start = $3, locked_until = $4",
+            &[&id, &i64::from(s.count), &s.window_start, &s.locked_until],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets the failed-login state of `id`.
+    pub(crate) fn failures_clear(&mut self, id: Uuid) -> Result<()> {
+        self.execute(
+            "DELETE FROM userdir_login_failures WHERE user_id = $1",
+            &[&id],
+        )?;
+        Ok(())
+    }
+
+    /// Tests: the server process of this transaction's connection.
+    #[cfg(test)]
+    pub(crate) fn backend_pid(&self) -> Result<i32> {
+        self.query_opt("SELECT pg_backend_pid()", &[])?
+            .map(|r| r.get(0))
+            .ok_or_else(|| Error::Storage("no pid".into()))
+    }
+
+    // ---- whole-state checks ----
+
+    /// Rebuilds every index row from the records and compares with what is stored.
+    pub(crate) fn integrity_problems(&self) -> Result<Vec<String>> {
+        let mut problems = Vec::new();
+        let mut logins: BTreeMap<String, (Uuid, u8)> = BTreeMap::new();
+        let mut roles: BTreeSet<(String, Uuid)> = BTreeSet::new();
+        let mut skeletons: BTreeSet<(String, Uuid)> = BTreeSet::new();
+        let mut columns: BTreeMap<Uuid, (Option<String>, i64, bool)> = BTreeMap::new();
+        self.for_each_record(|id, b| {
+            let user = match codec::decode(id, b) {
+                Ok(u) => u,
+                Err(e) => {
+                    problems.push(e.to_string());
+                    return Ok(true);
+                }
+            };
+            if user.username.is_none() && user.email.is_none() {
+                problems.push(format!("user {id} has no username and no email"));
+            }
+            let keys = Keys::of(&user, self.lookalikes);
+            for (k, kinds) in keys.logins {
+                if let Some((other, _)) = logins.insert(k.clone(), (id, kinds)) {
+                    problems.push(format!(
+                        "login key {k:?} is claimed by user {id} and by user {other}"
+                    ));
+                }
+            }
+            for r in &user.roles {
+                roles.insert((r.clone(), id));
+            }
+            if let Some(s) = keys.skeleton {
+                skeletons.insert((s, id));
+            }
+            columns.insert(id, (keys.external, user.insert_instant, user.active));
+            Ok(true)
+        })?;
+        let mut seen = BTreeSet::new();
+        for row in self.query("SELECT key, user_id, kinds FROM userdir_logins", &[])? {
+            let (k, id, kinds): (String, Uuid, i16) = (row.get(0), row.get(1), row.get(2));
+            match logins.get(&k) {
+                Some((owner, want)) if *owner == id && i16::from(*want) == kinds => {}
+                Some(_) => problems.push(format!(
+                    "index entry L:{k} points elsewhere than its record says"
+                )),
+                None => problems.push(format!("index entry L:{k} matches no record")),
+            }
+            seen.insert(k);
+        }
+        for k in logins.keys().filter(|k| !seen.contains(*k)) {
+            problems.push(format!("missing index entry L:{k}"));
+        }
+        let stored: BTreeSet<(String, Uuid)> = self
+            .query("SELECT role, user_id FROM userdir_roles", &[])?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        for (r, id) in stored.symmetric_difference(&roles) {
+            problems.push(format!(
+                "role index entry ({r:?}, {id}) disagrees with the records"
+            ));
+        }
+        let stored: BTreeSet<(String, Uuid)> = self
+            .query("SELECT skeleton, user_id FROM userdir_skeletons", &[])?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        for (s, id) in stored.symmetric_difference(&skeletons) {
+            problems.push(format!(
+                "skeleton index entry ({s:?}, {id}) disagrees with the records"
+            ));
+        }
+        // The columns beside the record (external id, insert instant, active) must agree with
+        // it; they are what the unique constraint and the range index read.
+        let mut after: Option<Uuid> = None;
+        loop {
+            let rows = self.query(
+                &format!(
+                    "SELECT id, external_id, insert_instant, active FROM userdir_users \
+                     WHERE id > $1 ORDER BY id LIMIT {PAGE}"
+                ),
+                &[&after.unwrap_or(Uuid::nil())],
+            )?;
+            let full = rows.len() == usize::try_from(PAGE).unwrap_or(usize::MAX);
+            for row in &rows {
+                let id: Uuid = row.get(0);
+                after = Some(id);
+                let got: (Option<String>, i64, bool) = (row.get(1), row.get(2), row.get(3));
+                if let Some(want) = columns.get(&id)
+                    && *want != got
+                {
+                    problems.push(format!("the columns of user {id} disagree with its record"));
+                }
+            }
+            if !full || problems.len() > 100 {
+                break;
+            }
+        }
+        // Tokens and failed-login rows cannot outlive their user (foreign keys); their values
+        // must still be in range.
+        for row in self.query("SELECT user_id, kind FROM userdir_tokens", &[])? {
+            let kind: i16 = row.get(1);
+            if !matches!(
+                u8::try_from(kind),
+                Ok(tables::TOKEN_RESET | tables::TOKEN_VERIFY)
+            ) {
+                problems.push(format!(
+                    "tokens: a token of user {} has unknown kind {kind}",
+                    row.get::<_, Uuid>(0)
+                ));
+            }
+        }
+        problems.truncate(101);
+        Ok(problems)
+    }
+}
+
+/// The keys one user owns as this engine stores them: a username and an email with the same
+/// key share one login row.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Keys {
+    /// (caseless key, kinds)
+    pub logins: Vec<(String, u8)>,
+    pub external: Option<String>,
+    pub skeleton: Option<String>,
+}
+
+impl Keys {
+    pub(crate) fn of(u: &User, skeleton: bool) -> Keys {
+        let mut logins: Vec<(String, u8)> = Vec::with_capacity(2);
+        let uk = u.username.as_deref().map(crate::identity::username_key);
+        if let Some(k) = &uk {
+            logins.push((k.clone(), KIND_USERNAME));
+        }
+        if let Some(e) = &u.email {
+            let k = crate::identity::email_key(e);
+            match logins.first_mut() {
+                Some((uk, kinds)) if *uk == k => *kinds |= KIND_EMAIL,
+                _ => logins.push((k, KIND_EMAIL)),
+            }
+        }
+        Keys {
+            logins,
+            external: u.external_id.clone(),
+            skeleton: uk
+                .as_deref()
+                .filter(|_| skeleton)
+                .map(crate::identity::skeleton),
+        }
+    }
+
+    /// The keys of `self` that `old` does not hold: only those can conflict on a replace.
+    fn added_since(&self, old: &Keys) -> Keys {
+        Keys {
+            logins: self
+                .logins
+                .iter()
+                .filter(|l| !old.logins.contains(l))
+                .cloned()
+                .collect(),
+            external: self
+                .external
+                .clone()
+                .filter(|x| old.external.as_ref() != Some(x)),
+            skeleton: self
+                .skeleton
+                .clone()
+                .filter(|s| old.skeleton.as_ref() != Some(s)),
+        }
+    }
+}
+
+/// Rebuilds (`on`) or drops the skeleton rows of every user (look-alike refusal switched).
+pub(super) fn rebuild_skeletons(t: &mut Transaction<'_>, on: bool) -> Result<()> {
+    t.execute("DELETE FROM userdir_skeletons", &[])
+        .map_err(|e| storage(&e))?;
+    if !on {
+        return Ok(());
+    }
+    let rows = t
+        .query(
+            "SELECT id, username FROM userdir_users WHERE username IS NOT NULL",
+            &[],
+        )
+        .map_err(|e| storage(&e))?;
+    for row in rows {
+        let id: Uuid = row.get(0);
+        let name: String = row.get(1);
+        let s = crate::identity::skeleton(&crate::identity::username_key(&name));
+        t.execute(
+            "INSERT INTO userdir_skeletons (skeleton, user_id) VALUES ($1, $2)",
+            &[&s, &id],
+        )
+        .map_err(|e| storage(&e))?;
+    }
+    Ok(())
+}
+
+fn kinds_of(k: i16) -> Result<u8> {
+    match u8::try_from(k) {
+        Ok(k) if k & (KIND_USERNAME | KIND_EMAIL) != 0 && k <= (KIND_USERNAME | KIND_EMAIL) => {
+            Ok(k)
+        }
+        _ => Err(Error::Corrupt("malformed login entry".into())),
+    }
+}
+
+fn token_of(r: &postgres::Row) -> TokenRecord {
+    TokenRecord {
+        user: r.get(0),
+        kind: u8::try_from(r.get::<_, i16>(1)).unwrap_or(0),
+        expiry: r.get(2),
+        binding: r.get::<_, i64>(3).cast_unsigned(),
+    }
+}
+
+/// The smallest string greater than every string that starts with `prefix` (`None` when
+/// there is none: every string then qualifies from `prefix` on).
+fn prefix_upper(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let mut n = u32::from(last) + 1;
+        if (0xD800..0xE000).contains(&n) {
+            n = 0xE000;
+        }
+        if let Some(c) = char::from_u32(n) {
+            chars.push(c);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_upper;
+
+    #[test]
+    fn prefix_upper_bounds_the_prefix() {
+        assert_eq!(prefix_upper("ab").as_deref(), Some("ac"));
+        assert_eq!(prefix_upper("a\u{10FFFF}").as_deref(), Some("b"));
+        assert_eq!(prefix_upper("\u{D7FF}").as_deref(), Some("\u{E000}"));
+        assert_eq!(prefix_upper(""), None);
+        assert_eq!(prefix_upper("\u{10FFFF}"), None);
+    }
+}
