@@ -118,6 +118,25 @@ fn parse_url(url: &str) -> Result<Config> {
     })
 }
 
+/// A schema name is spliced into SQL: only plain lowercase identifiers are accepted.
+fn check_schema_name(name: &str) -> Result<()> {
+    let ok = (1..=63).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidField {
+            field: "postgres_schema",
+            reason:
+                "must be 1 to 63 lowercase ASCII letters, digits or _, not starting with a digit"
+                    .into(),
+        })
+    }
+}
+
 /// A PostgreSQL database and a small pool of connections to it.
 pub(crate) struct PgStore {
     config: Config,
@@ -158,9 +177,31 @@ impl Drop for Conn<'_> {
 }
 
 impl PgStore {
-    /// Connects to `url`, creates or migrates the schema, and checks the meta row.
-    pub(crate) fn open(url: &str, lookalikes: bool, max_idle: usize) -> Result<PgStore> {
-        let config = parse_url(url)?;
+    /// Connects to `url`, creates or migrates the schema, and checks the meta row. With
+    /// `schema`, the tables live in that PostgreSQL schema (created when missing), so several
+    /// directories can share one database.
+    pub(crate) fn open(
+        url: &str,
+        schema: Option<&str>,
+        lookalikes: bool,
+        max_idle: usize,
+    ) -> Result<PgStore> {
+        let mut config = parse_url(url)?;
+        if let Some(name) = schema {
+            check_schema_name(name)?;
+            let mut c = config.connect(NoTls).map_err(|e| storage(&e))?;
+            c.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {name}"))
+                .or_else(|e| {
+                    // Two processes creating it at once: the loser finds it made.
+                    if classify(&e) == Failure::Retry {
+                        Ok(())
+                    } else {
+                        Err(storage(&e))
+                    }
+                })?;
+            let options = config.get_options().unwrap_or_default().to_string();
+            config.options(&format!("{options} -c search_path={name}"));
+        }
         let mut store = PgStore {
             config,
             idle: Mutex::new(Vec::new()),

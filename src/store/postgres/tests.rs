@@ -35,7 +35,7 @@ fn user(name: &str, email: Option<&str>, at: i64) -> User {
 
 fn open() -> Option<PgStore> {
     let url = testdb::fresh_url()?;
-    Some(PgStore::open(&url, false, 4).unwrap())
+    Some(PgStore::open(&url, None, false, 4).unwrap())
 }
 
 #[test]
@@ -180,7 +180,7 @@ fn racing_creates_have_one_winner_per_key() {
     let Some(url) = testdb::fresh_url() else {
         return;
     };
-    let s = std::sync::Arc::new(PgStore::open(&url, false, 8).unwrap());
+    let s = std::sync::Arc::new(PgStore::open(&url, None, false, 8).unwrap());
     let names: Vec<String> = (0..40).map(|i| format!("Racer{i}")).collect();
     let results: Vec<Vec<(usize, Result<Uuid, Error>)>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..8)
@@ -233,12 +233,12 @@ fn a_different_unicode_version_refuses_writes() {
     let Some(url) = testdb::fresh_url() else {
         return;
     };
-    let s = PgStore::open(&url, false, 1).unwrap();
+    let s = PgStore::open(&url, None, false, 1).unwrap();
     s.write(|w| w.insert(&user("uni", None, 0))).unwrap();
     let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
     c.execute("UPDATE userdir_meta SET unicode_version = 1", &[])
         .unwrap();
-    let s = PgStore::open(&url, false, 1).unwrap();
+    let s = PgStore::open(&url, None, false, 1).unwrap();
     assert!(matches!(
         s.write(|w| w.insert(&user("other", None, 0))),
         Err(Error::UnicodeMismatch { database: 1, .. })
@@ -248,7 +248,7 @@ fn a_different_unicode_version_refuses_writes() {
     c.execute("UPDATE userdir_meta SET schema_version = 99", &[])
         .unwrap();
     assert!(matches!(
-        PgStore::open(&url, false, 1),
+        PgStore::open(&url, None, false, 1),
         Err(Error::UnsupportedFormat { found: 99, .. })
     ));
 }
@@ -258,7 +258,7 @@ fn a_lost_connection_at_commit_is_outcome_unknown() {
     let Some(url) = testdb::fresh_url() else {
         return;
     };
-    let s = PgStore::open(&url, false, 1).unwrap();
+    let s = PgStore::open(&url, None, false, 1).unwrap();
     let r = s.write(|w| {
         w.insert(&user("lost", None, 0))?;
         // Another session ends this connection's backend before COMMIT is sent.
@@ -269,4 +269,78 @@ fn a_lost_connection_at_commit_is_outcome_unknown() {
         Ok(())
     });
     assert!(matches!(r, Err(Error::OutcomeUnknown(_))), "{r:?}");
+}
+
+#[test]
+fn batch_insert_checks_every_key_then_copies() {
+    use crate::store::batch::{Clash, ClashWith};
+    let Some(s) = open() else { return };
+    let a = user("taken", Some("taken@example.com"), 1);
+    s.write(|w| w.insert(&a)).unwrap();
+    let rows: Vec<(usize, User)> = (0..3000)
+        .map(|i| {
+            (
+                i,
+                user(
+                    &format!("bulk{i}"),
+                    Some(&format!("bulk{i}@example.com")),
+                    5,
+                ),
+            )
+        })
+        .collect();
+    let mut bad = rows.clone();
+    bad[7].1.username = Some("TAKEN".into());
+    bad[9].1.email = Some("taken@example.com".into());
+    bad[11].1.id = a.id;
+    let clashes = s.write(|w| w.insert_rows(&bad)).unwrap();
+    assert_eq!(
+        clashes,
+        vec![
+            Clash {
+                row: 7,
+                field: "username",
+                with: ClashWith::User(a.id)
+            },
+            Clash {
+                row: 9,
+                field: "email",
+                with: ClashWith::User(a.id)
+            },
+            Clash {
+                row: 11,
+                field: "id",
+                with: ClashWith::User(a.id)
+            },
+        ]
+    );
+    assert_eq!(s.read(|r| r.count()).unwrap(), 1);
+    assert!(s.write(|w| w.insert_rows(&rows)).unwrap().is_empty());
+    assert_eq!(s.read(|r| r.count()).unwrap(), 3001);
+    assert_eq!(s.read(|r| r.role_members("staff")).unwrap().len(), 3001);
+    assert_eq!(
+        s.read(|r| r.get(rows[5].1.id)).unwrap().as_ref(),
+        Some(&rows[5].1)
+    );
+    assert!(s.read(|r| r.integrity_problems()).unwrap().is_empty());
+}
+
+#[test]
+fn a_schema_option_keeps_directories_apart() {
+    let Some(url) = testdb::fresh_url() else {
+        return;
+    };
+    let a = PgStore::open(&url, Some("dir_a"), false, 1).unwrap();
+    let b = PgStore::open(&url, Some("dir_b"), false, 1).unwrap();
+    a.write(|w| w.insert(&user("same", None, 0))).unwrap();
+    b.write(|w| w.insert(&user("same", None, 0))).unwrap();
+    assert_eq!(a.read(|r| r.count()).unwrap(), 1);
+    assert_eq!(b.read(|r| r.dump()).unwrap().len(), 4);
+    assert!(matches!(
+        PgStore::open(&url, Some("x; DROP TABLE y"), false, 1),
+        Err(Error::InvalidField {
+            field: "postgres_schema",
+            ..
+        })
+    ));
 }

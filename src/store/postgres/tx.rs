@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::{Failure, FailureCell, storage};
 use crate::error::{Error, Result};
 use crate::store::auth_state::FailureState;
+use crate::store::batch::{Clash, ClashWith};
 use crate::store::codec;
 use crate::store::tables::{self, KIND_EMAIL, KIND_USERNAME};
 use crate::store::tokens::{TokenHash, TokenRecord};
@@ -554,6 +555,224 @@ impl<'c> PgTx<'c> {
             &[&id],
         )?;
         Ok(())
+    }
+
+    /// The keys of `users` (`(row, user)`) that existing users already hold, in the order the
+    /// redb engine reports them (login keys, look-alikes, external ids, ids): one query for
+    /// every key of the batch.
+    pub(crate) fn batch_clashes_of(&self, users: &[(usize, User)]) -> Result<Vec<Clash>> {
+        let mut logins: Vec<(String, usize, u8)> = Vec::new();
+        let mut externals: Vec<(String, usize)> = Vec::new();
+        let mut skeletons: Vec<(String, usize)> = Vec::new();
+        for (row, u) in users {
+            let k = Keys::of(u, self.lookalikes);
+            logins.extend(k.logins.into_iter().map(|(key, kinds)| (key, *row, kinds)));
+            if let Some(x) = k.external {
+                externals.push((x, *row));
+            }
+            if let Some(s) = k.skeleton {
+                skeletons.push((s, *row));
+            }
+        }
+        let login_keys: Vec<&str> = logins.iter().map(|(k, _, _)| k.as_str()).collect();
+        let external_keys: Vec<&str> = externals.iter().map(|(k, _)| k.as_str()).collect();
+        let skeleton_keys: Vec<&str> = skeletons.iter().map(|(k, _)| k.as_str()).collect();
+        let ids: Vec<Uuid> = users.iter().map(|(_, u)| u.id).collect();
+        let rows = self.query(
+            "SELECT 'L', key, user_id FROM userdir_logins WHERE key = ANY($1) \
+             UNION ALL SELECT 'S', skeleton, min(user_id::text)::uuid FROM userdir_skeletons \
+                 WHERE skeleton = ANY($2) GROUP BY skeleton \
+             UNION ALL SELECT 'X', external_id, id FROM userdir_users WHERE external_id = ANY($3) \
+             UNION ALL SELECT 'U', '', id FROM userdir_users WHERE id = ANY($4)",
+            &[&login_keys, &skeleton_keys, &external_keys, &ids],
+        )?;
+        let mut owners: BTreeMap<(String, String), Uuid> = BTreeMap::new();
+        let mut taken_ids: BTreeSet<Uuid> = BTreeSet::new();
+        for r in rows {
+            let (tag, key, owner): (String, String, Uuid) = (r.get(0), r.get(1), r.get(2));
+            if tag == "U" {
+                taken_ids.insert(owner);
+            } else {
+                owners.insert((tag, key), owner);
+            }
+        }
+        let owner = |tag: &str, key: &str| owners.get(&(tag.to_string(), key.to_string())).copied();
+        let mut out = Vec::new();
+        for (key, row, kinds) in &logins {
+            if let Some(o) = owner("L", key) {
+                let field = if kinds & KIND_USERNAME != 0 {
+                    "username"
+                } else {
+                    "email"
+                };
+                out.push(Clash {
+                    row: *row,
+                    field,
+                    with: ClashWith::User(o),
+                });
+            }
+        }
+        for (key, row) in &skeletons {
+            if let Some(o) = owner("S", key) {
+                out.push(Clash {
+                    row: *row,
+                    field: "username",
+                    with: ClashWith::LookalikeUser(o),
+                });
+            }
+        }
+        for (key, row) in &externals {
+            if let Some(o) = owner("X", key) {
+                out.push(Clash {
+                    row: *row,
+                    field: "external_id",
+                    with: ClashWith::User(o),
+                });
+            }
+        }
+        for (row, u) in users {
+            if taken_ids.contains(&u.id) {
+                out.push(Clash {
+                    row: *row,
+                    field: "id",
+                    with: ClashWith::User(u.id),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Inserts a whole import batch (rows unique among themselves): checks every key with one
+    /// query, then loads each table with binary `COPY`. Returns the clashes with existing users
+    /// instead when there are any (nothing is loaded then).
+    pub(crate) fn insert_rows(&mut self, users: &[(usize, User)]) -> Result<Vec<Clash>> {
+        let clashes = self.batch_clashes_of(users)?;
+        if !clashes.is_empty() {
+            return Ok(clashes);
+        }
+        use postgres::binary_copy::BinaryCopyInWriter;
+        use postgres::types::Type;
+        let lookalikes = self.lookalikes;
+        let records: Vec<Vec<u8>> = {
+            use rayon::prelude::*;
+            users
+                .par_iter()
+                .map(|(_, u)| codec::encode(u))
+                .collect::<Result<_>>()?
+        };
+        self.with(|t| {
+            let sink = t.copy_in(
+                "COPY userdir_users (id, record, username, email, external_id, active, \
+                 insert_instant) FROM STDIN BINARY",
+            )?;
+            let mut w = BinaryCopyInWriter::new(
+                sink,
+                &[
+                    Type::UUID,
+                    Type::BYTEA,
+                    Type::TEXT,
+                    Type::TEXT,
+                    Type::TEXT,
+                    Type::BOOL,
+                    Type::INT8,
+                ],
+            );
+            for ((_, u), record) in users.iter().zip(&records) {
+                w.write(&[
+                    &u.id,
+                    record,
+                    &u.username,
+                    &u.email,
+                    &u.external_id,
+                    &u.active,
+                    &u.insert_instant,
+                ])?;
+            }
+            w.finish()?;
+            let sink = t.copy_in("COPY userdir_logins (key, user_id, kinds) FROM STDIN BINARY")?;
+            let mut w = BinaryCopyInWriter::new(sink, &[Type::TEXT, Type::UUID, Type::INT2]);
+            let mut skeletons = Vec::new();
+            for (_, u) in users {
+                let k = Keys::of(u, lookalikes);
+                for (key, kinds) in &k.logins {
+                    w.write(&[key, &u.id, &i16::from(*kinds)])?;
+                }
+                if let Some(s) = k.skeleton {
+                    skeletons.push((s, u.id));
+                }
+            }
+            w.finish()?;
+            let sink = t.copy_in("COPY userdir_roles (role, user_id) FROM STDIN BINARY")?;
+            let mut w = BinaryCopyInWriter::new(sink, &[Type::TEXT, Type::UUID]);
+            for (_, u) in users {
+                for r in &u.roles {
+                    w.write(&[r, &u.id])?;
+                }
+            }
+            w.finish()?;
+            if !skeletons.is_empty() {
+                let sink =
+                    t.copy_in("COPY userdir_skeletons (skeleton, user_id) FROM STDIN BINARY")?;
+                let mut w = BinaryCopyInWriter::new(sink, &[Type::TEXT, Type::UUID]);
+                for (s, id) in &skeletons {
+                    w.write(&[s, id])?;
+                }
+                w.finish()?;
+            }
+            Ok(())
+        })?;
+        Ok(Vec::new())
+    }
+
+    /// Every stored row as (table, key, value fingerprint), in table and key order: for tests
+    /// that compare whole states. Records and token hashes are digested (SHA-256), so no
+    /// password hash or token appears.
+    pub(crate) fn dump(&self) -> Result<Vec<(&'static str, String, String)>> {
+        use sha2::{Digest, Sha256};
+        fn hex(b: &[u8]) -> String {
+            b.iter().map(|x| format!("{x:02x}")).collect()
+        }
+        let mut out = Vec::new();
+        self.for_each_record(|id, b| {
+            out.push(("users", id.to_string(), hex(&Sha256::digest(b))));
+            Ok(true)
+        })?;
+        let tables: [(&'static str, &str); 6] = [
+            (
+                "users.columns",
+                "SELECT id::text, concat_ws(' ', username, email, external_id, active::text, \
+                 insert_instant::text) FROM userdir_users ORDER BY id",
+            ),
+            (
+                "logins",
+                "SELECT key, user_id::text || ' ' || kinds::text FROM userdir_logins ORDER BY key",
+            ),
+            (
+                "roles",
+                "SELECT role || ' ' || user_id::text, '' FROM userdir_roles ORDER BY role, user_id",
+            ),
+            (
+                "skeletons",
+                "SELECT skeleton || ' ' || user_id::text, '' FROM userdir_skeletons \
+                 ORDER BY skeleton, user_id",
+            ),
+            (
+                "tokens",
+                "SELECT encode(sha256(hash), 'hex'), concat_ws(' ', user_id, kind, expiry, \
+                 binding) FROM userdir_tokens ORDER BY hash",
+            ),
+            (
+                "login_failures",
+                "SELECT user_id::text, concat_ws(' ', count, window_start, locked_until) \
+                 FROM userdir_login_failures ORDER BY user_id",
+            ),
+        ];
+        for (name, sql) in tables {
+            for r in self.query(sql, &[])? {
+                out.push((name, r.get(0), r.get(1)));
+            }
+        }
+        Ok(out)
     }
 
     /// Tests: the server process of this transaction's connection.
