@@ -17,7 +17,6 @@
 pub(crate) mod schema;
 mod tx;
 
-use std::cell::Cell;
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -307,25 +306,28 @@ impl PgStore {
     }
 
     /// Runs `f` on one snapshot (`REPEATABLE READ READ ONLY`).
-    pub(crate) fn read<T>(&self, f: impl FnOnce(&PgTx<'_>) -> Result<T>) -> Result<T> {
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&PgTx) -> Result<T>) -> Result<T> {
         let mut conn = self.conn()?;
-        let client = conn.client.as_mut().ok_or_else(gone)?;
-        let t = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .map_err(|e| storage(&e))?;
-        let tx = PgTx::new(t, self.lookalikes);
+        let client = conn.client.take().ok_or_else(gone)?;
+        let tx = PgTx::begin(
+            client,
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+            self.lookalikes,
+        )
+        .map_err(|(c, e)| {
+            conn.client = Some(c);
+            storage(&e)
+        })?;
         let r = f(&tx);
         // Read-only: nothing to commit; ending it returns the connection clean.
-        let _ = tx.finish(false);
+        let (c, _) = tx.finish(false);
+        conn.client = Some(c);
         r
     }
 
     /// Runs `f` in one `SERIALIZABLE` transaction and commits when it returns `Ok`, running it
     /// again after a serialization failure or deadlock (see the module docs).
-    pub(crate) fn write<T>(&self, mut f: impl FnMut(&mut PgTx<'_>) -> Result<T>) -> Result<T> {
+    pub(crate) fn write<T>(&self, mut f: impl FnMut(&mut PgTx) -> Result<T>) -> Result<T> {
         if let Some((recorded, ours)) = self.unicode_mismatch {
             return Err(Error::UnicodeMismatch {
                 database: recorded,
@@ -350,7 +352,7 @@ impl PgStore {
     }
 
     /// Runs `f` once in one `SERIALIZABLE` transaction (see [`PgStore::write`]).
-    pub(crate) fn write_single<T>(&self, f: impl FnOnce(&mut PgTx<'_>) -> Result<T>) -> Result<T> {
+    pub(crate) fn write_single<T>(&self, f: impl FnOnce(&mut PgTx) -> Result<T>) -> Result<T> {
         if let Some((recorded, ours)) = self.unicode_mismatch {
             return Err(Error::UnicodeMismatch {
                 database: recorded,
@@ -358,7 +360,7 @@ impl PgStore {
             });
         }
         let mut f = Some(f);
-        match self.write_once(&mut |tx: &mut PgTx<'_>| match f.take() {
+        match self.write_once(&mut |tx: &mut PgTx| match f.take() {
             Some(f) => f(tx),
             None => Err(Error::Storage("a transaction ran twice".into())),
         }) {
@@ -370,43 +372,36 @@ impl PgStore {
 
     fn write_once<T>(
         &self,
-        f: &mut impl FnMut(&mut PgTx<'_>) -> Result<T>,
+        f: &mut impl FnMut(&mut PgTx) -> Result<T>,
     ) -> std::result::Result<T, Attempt> {
         let mut conn = self.conn().map_err(Attempt::Done)?;
-        let client = conn
-            .client
-            .as_mut()
-            .ok_or_else(gone)
-            .map_err(Attempt::Done)?;
-        let t = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::Serializable)
-            .start()
-            .map_err(|e| match classify(&e) {
+        let client = conn.client.take().ok_or_else(gone).map_err(Attempt::Done)?;
+        let mut tx = PgTx::begin(
+            client,
+            "BEGIN ISOLATION LEVEL SERIALIZABLE",
+            self.lookalikes,
+        )
+        .map_err(|(c, e)| {
+            conn.client = Some(c);
+            match classify(&e) {
                 Failure::Retry => Attempt::Retry(storage(&e)),
                 _ => Attempt::Done(storage(&e)),
-            })?;
-        let mut tx = PgTx::new(t, self.lookalikes);
+            }
+        })?;
         let r = f(&mut tx);
         let failure = tx.failure();
+        let commit = r.is_ok() && failure.is_none();
+        let (c, ended) = tx.finish(commit);
+        conn.client = Some(c);
         match (r, failure) {
-            (r, Some(Failure::Retry)) => {
-                let _ = tx.finish(false);
-                Err(Attempt::Retry(
-                    r.err().unwrap_or(Error::TooManyConflicts { attempts: 1 }),
-                ))
-            }
-            (Err(e), _) => {
-                let _ = tx.finish(false);
-                Err(Attempt::Done(e))
-            }
-            (Ok(_), Some(_)) => {
-                let _ = tx.finish(false);
-                Err(Attempt::Done(Error::Storage(
-                    "a statement failed inside the transaction; nothing was committed".into(),
-                )))
-            }
-            (Ok(v), None) => match tx.finish(true) {
+            (r, Some(Failure::Retry)) => Err(Attempt::Retry(
+                r.err().unwrap_or(Error::TooManyConflicts { attempts: 1 }),
+            )),
+            (Err(e), _) => Err(Attempt::Done(e)),
+            (Ok(_), Some(_)) => Err(Attempt::Done(Error::Storage(
+                "a statement failed inside the transaction; nothing was committed".into(),
+            ))),
+            (Ok(v), None) => match ended {
                 Ok(()) => Ok(v),
                 Err(e) => Err(match classify(&e) {
                     Failure::Retry => Attempt::Retry(storage(&e)),
@@ -442,17 +437,15 @@ fn gone() -> Error {
 
 /// Records the first failure of a transaction's statements.
 #[derive(Default)]
-pub(crate) struct FailureCell(Cell<Option<Failure>>);
+pub(crate) struct FailureCell(Mutex<Option<Failure>>);
 
 impl FailureCell {
     pub(crate) fn note(&self, e: &postgres::Error) -> Error {
-        if self.0.get().is_none() {
-            self.0.set(Some(classify(e)));
-        }
+        self.0.lock().get_or_insert(classify(e));
         storage(e)
     }
     pub(crate) fn get(&self) -> Option<Failure> {
-        self.0.get()
+        *self.0.lock()
     }
 }
 

@@ -330,8 +330,9 @@ fn a_schema_option_keeps_directories_apart() {
     let Some(url) = testdb::fresh_url() else {
         return;
     };
-    let a = PgStore::open(&url, Some("dir_a"), false, 1).unwrap();
-    let b = PgStore::open(&url, Some("dir_b"), false, 1).unwrap();
+    let tag = Uuid::new_v4().simple().to_string();
+    let a = PgStore::open(&url, Some(&format!("a_{tag}")), false, 1).unwrap();
+    let b = PgStore::open(&url, Some(&format!("b_{tag}")), false, 1).unwrap();
     a.write(|w| w.insert(&user("same", None, 0))).unwrap();
     b.write(|w| w.insert(&user("same", None, 0))).unwrap();
     assert_eq!(a.read(|r| r.count()).unwrap(), 1);

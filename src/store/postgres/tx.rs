@@ -1,12 +1,12 @@
 //! One transaction on PostgreSQL: the same reads and writes as the redb store's `Reader` and
 //! `Writer`, as indexed SQL over the schema of [`super::schema`].
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
-use postgres::Transaction;
+use parking_lot::Mutex;
 use postgres::types::ToSql;
+use postgres::{Client, GenericClient};
 use uuid::Uuid;
 
 use super::{Failure, FailureCell, storage};
@@ -23,19 +23,29 @@ const PAGE: i64 = 512;
 
 type Param<'a> = &'a (dyn ToSql + Sync);
 
-/// A transaction: a snapshot for reads, or a serializable write.
-pub(crate) struct PgTx<'c> {
-    t: RefCell<Option<Transaction<'c>>>,
+/// A transaction: a snapshot for reads, or a serializable write. It owns its connection
+/// (begun with `BEGIN`, ended by [`PgTx::finish`]), so it has no lifetime and can sit in the
+/// store's engine-neutral reader and writer.
+pub(crate) struct PgTx {
+    c: Mutex<Client>,
     lookalikes: bool,
     failure: FailureCell,
 }
 
-impl<'c> PgTx<'c> {
-    pub(super) fn new(t: Transaction<'c>, lookalikes: bool) -> Self {
-        PgTx {
-            t: RefCell::new(Some(t)),
-            lookalikes,
-            failure: FailureCell::default(),
+impl PgTx {
+    /// Starts a transaction on `c` with `begin` (`BEGIN ISOLATION LEVEL …`).
+    pub(super) fn begin(
+        mut c: Client,
+        begin: &str,
+        lookalikes: bool,
+    ) -> std::result::Result<PgTx, (Client, postgres::Error)> {
+        match c.batch_execute(begin) {
+            Ok(()) => Ok(PgTx {
+                c: Mutex::new(c),
+                lookalikes,
+                failure: FailureCell::default(),
+            }),
+            Err(e) => Err((c, e)),
         }
     }
 
@@ -44,27 +54,22 @@ impl<'c> PgTx<'c> {
         self.failure.get()
     }
 
-    /// Commits (`commit`) or rolls back.
-    pub(super) fn finish(self, commit: bool) -> std::result::Result<(), postgres::Error> {
-        match self.t.into_inner() {
-            Some(t) if commit => t.commit(),
-            Some(t) => t.rollback(),
-            None => Ok(()),
-        }
+    /// Commits (`commit`) or rolls back; gives the connection back.
+    pub(super) fn finish(self, commit: bool) -> (Client, std::result::Result<(), postgres::Error>) {
+        let mut c = self.c.into_inner();
+        let r = c.batch_execute(if commit { "COMMIT" } else { "ROLLBACK" });
+        (c, r)
     }
 
     fn with<R>(
         &self,
-        f: impl FnOnce(&mut Transaction<'c>) -> std::result::Result<R, postgres::Error>,
+        f: impl FnOnce(&mut Client) -> std::result::Result<R, postgres::Error>,
     ) -> Result<R> {
-        let mut guard = self
-            .t
-            .try_borrow_mut()
-            .map_err(|_| Error::Storage("a query ran inside another one's callback".into()))?;
-        let t = guard
-            .as_mut()
-            .ok_or_else(|| Error::Storage("the transaction has ended".into()))?;
-        f(t).map_err(|e| self.failure.note(&e))
+        let mut c = self
+            .c
+            .try_lock()
+            .ok_or_else(|| Error::Storage("a query ran inside another one's callback".into()))?;
+        f(&mut c).map_err(|e| self.failure.note(&e))
     }
 
     fn query(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<postgres::Row>> {
@@ -956,7 +961,7 @@ impl Keys {
 }
 
 /// Rebuilds (`on`) or drops the skeleton rows of every user (look-alike refusal switched).
-pub(super) fn rebuild_skeletons(t: &mut Transaction<'_>, on: bool) -> Result<()> {
+pub(super) fn rebuild_skeletons(t: &mut impl GenericClient, on: bool) -> Result<()> {
     t.execute("DELETE FROM userdir_skeletons", &[])
         .map_err(|e| storage(&e))?;
     if !on {
