@@ -314,7 +314,8 @@ impl PgStore {
             "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
             self.lookalikes,
         )
-        .map_err(|(c, e)| {
+        .map_err(|b| {
+            let (c, e) = *b;
             conn.client = Some(c);
             storage(&e)
         })?;
@@ -381,7 +382,8 @@ impl PgStore {
             "BEGIN ISOLATION LEVEL SERIALIZABLE",
             self.lookalikes,
         )
-        .map_err(|(c, e)| {
+        .map_err(|b| {
+            let (c, e) = *b;
             conn.client = Some(c);
             match classify(&e) {
                 Failure::Retry => Attempt::Retry(storage(&e)),

@@ -38,14 +38,14 @@ impl PgTx {
         mut c: Client,
         begin: &str,
         lookalikes: bool,
-    ) -> std::result::Result<PgTx, (Client, postgres::Error)> {
+    ) -> std::result::Result<PgTx, Box<(Client, postgres::Error)>> {
         match c.batch_execute(begin) {
             Ok(()) => Ok(PgTx {
                 c: Mutex::new(c),
                 lookalikes,
                 failure: FailureCell::default(),
             }),
-            Err(e) => Err((c, e)),
+            Err(e) => Err(Box::new((c, e))),
         }
     }
 
