@@ -345,3 +345,70 @@ fn a_schema_option_keeps_directories_apart() {
         })
     ));
 }
+
+/// The indexed accesses of search (id lists, login-key equality and prefix, external id, role,
+/// insert-instant ranges) are index scans, not sequential scans, on a directory of some size.
+#[test]
+fn search_accesses_use_indexes() {
+    use super::tx::{
+        SQL_BY_ID, SQL_EXTERNAL, SQL_LOGIN, SQL_LOGIN_PREFIX, SQL_ROLE, inserted_page_sql,
+    };
+    let Some(url) = testdb::fresh_url() else {
+        return;
+    };
+    let s = PgStore::open(&url, None, false, 1).unwrap();
+    let rows: Vec<(usize, User)> = (0..5000)
+        .map(|i| {
+            let mut u = user(
+                &format!("member{i:05}"),
+                Some(&format!("m{i}@example.com")),
+                i,
+            );
+            u.external_id = Some(format!("ext-{i}"));
+            (usize::try_from(i).unwrap(), u)
+        })
+        .collect();
+    assert!(s.write(|w| w.insert_rows(&rows)).unwrap().is_empty());
+    let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    c.batch_execute("ANALYZE").unwrap();
+    let id = rows[10].1.id;
+    let kinds: i16 = 1;
+    let (lo, hi) = (100_i64, 200_i64);
+    let explain =
+        |c: &mut postgres::Client, sql: &str, p: &[&(dyn postgres::types::ToSql + Sync)]| {
+            let plan: Vec<String> = c
+                .query(&format!("EXPLAIN {sql}"), p)
+                .unwrap()
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            let plan = plan.join("\n");
+            eprintln!("EXPLAIN {sql}\n{plan}\n");
+            assert!(plan.contains("Index"), "not an index scan:\n{plan}");
+            assert!(!plan.contains("Seq Scan"), "a sequential scan:\n{plan}");
+        };
+    explain(&mut c, SQL_BY_ID, &[&id]);
+    explain(&mut c, SQL_LOGIN, &[&"member00010"]);
+    explain(
+        &mut c,
+        SQL_LOGIN_PREFIX,
+        &[&"member0001", &"member0002", &kinds],
+    );
+    explain(&mut c, SQL_EXTERNAL, &[&"ext-10"]);
+    // One role holds every user here: the planner may read the whole table for it, so the
+    // role plan is checked on a role few users hold.
+    c.execute(
+        "INSERT INTO userdir_roles (role, user_id) VALUES ('auditor', $1)",
+        &[&id],
+    )
+    .unwrap();
+    c.batch_execute("ANALYZE userdir_roles").unwrap();
+    explain(&mut c, SQL_ROLE, &[&"auditor"]);
+    let (nil, sql) = (
+        uuid::Uuid::nil(),
+        inserted_page_sql(Some(">="), Some("<"), false),
+    );
+    explain(&mut c, &sql, &[&lo, &nil, &hi, &nil]);
+    let sql = inserted_page_sql(None, Some("<"), true);
+    explain(&mut c, &sql, &[&hi, &nil]);
+}

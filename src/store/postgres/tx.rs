@@ -18,6 +18,39 @@ use crate::store::tables::{self, KIND_EMAIL, KIND_USERNAME};
 use crate::store::tokens::{TokenHash, TokenRecord};
 use crate::user::{Instant, User};
 
+/// A record by id (lookups, id lists).
+pub(super) const SQL_BY_ID: &str = "SELECT record FROM userdir_users WHERE id = $1";
+/// The owner of a login key (username, email, login id equality).
+pub(super) const SQL_LOGIN: &str = "SELECT user_id, kinds FROM userdir_logins WHERE key = $1";
+/// Login keys in a prefix range (`userName sw`, `emails sw`).
+pub(super) const SQL_LOGIN_PREFIX: &str = "SELECT user_id FROM userdir_logins WHERE key >= $1 AND key < $2 \
+                 AND kinds & $3 <> 0 ORDER BY key";
+/// The owner of an external id.
+pub(super) const SQL_EXTERNAL: &str = "SELECT id FROM userdir_users WHERE external_id = $1";
+/// The members of a role.
+pub(super) const SQL_ROLE: &str =
+    "SELECT user_id FROM userdir_roles WHERE role = $1 ORDER BY user_id";
+/// One page of the insert-instant walk (`insert_instant` ranges, sorting by insert instant):
+/// `lo` and `hi` are the comparison operators of the bounds present (`>=`, `>`, `<=`, `<`);
+/// the parameters are (instant, id) of each present bound, low first.
+pub(super) fn inserted_page_sql(lo: Option<&str>, hi: Option<&str>, rev: bool) -> String {
+    let mut sql = String::from("SELECT insert_instant, id FROM userdir_users WHERE true");
+    let mut n = 0;
+    for op in [lo, hi].into_iter().flatten() {
+        sql.push_str(&format!(
+            " AND (insert_instant, id) {op} (${}, ${})",
+            n + 1,
+            n + 2
+        ));
+        n += 2;
+    }
+    let dir = if rev { "DESC" } else { "ASC" };
+    sql.push_str(&format!(
+        " ORDER BY insert_instant {dir}, id {dir} LIMIT {PAGE}"
+    ));
+    sql
+}
+
 /// Rows fetched per round trip by the walks (bounded memory for any directory size).
 const PAGE: i64 = 512;
 
@@ -97,7 +130,7 @@ impl PgTx {
         id: Uuid,
         f: impl FnOnce(&[u8]) -> Result<R>,
     ) -> Result<Option<R>> {
-        match self.query_opt("SELECT record FROM userdir_users WHERE id = $1", &[&id])? {
+        match self.query_opt(SQL_BY_ID, &[&id])? {
             Some(row) => f(row.get::<_, &[u8]>(0)).map(Some),
             None => Ok(None),
         }
@@ -105,12 +138,9 @@ impl PgTx {
 
     /// The owner of a caseless login key and the kinds of login id it is for them.
     pub(crate) fn login(&self, key: &str) -> Result<Option<(Uuid, u8)>> {
-        self.query_opt(
-            "SELECT user_id, kinds FROM userdir_logins WHERE key = $1",
-            &[&key],
-        )?
-        .map(|row| Ok((row.get(0), kinds_of(row.get(1))?)))
-        .transpose()
+        self.query_opt(SQL_LOGIN, &[&key])?
+            .map(|row| Ok((row.get(0), kinds_of(row.get(1))?)))
+            .transpose()
     }
 
     /// Calls `f(id)` for every login key starting with `prefix` whose kinds include one of
@@ -123,11 +153,7 @@ impl PgTx {
     ) -> Result<()> {
         let kinds = i16::from(kinds);
         let rows = match prefix_upper(prefix) {
-            Some(hi) => self.query(
-                "SELECT user_id FROM userdir_logins WHERE key >= $1 AND key < $2 \
-                 AND kinds & $3 <> 0 ORDER BY key",
-                &[&prefix, &hi, &kinds],
-            )?,
+            Some(hi) => self.query(SQL_LOGIN_PREFIX, &[&prefix, &hi, &kinds])?,
             None => self.query(
                 "SELECT user_id FROM userdir_logins WHERE key >= $1 AND kinds & $2 <> 0 \
                  ORDER BY key",
@@ -143,10 +169,7 @@ impl PgTx {
     /// The owner of an external id.
     pub(crate) fn external(&self, external_id: &str) -> Result<Option<Uuid>> {
         Ok(self
-            .query_opt(
-                "SELECT id FROM userdir_users WHERE external_id = $1",
-                &[&external_id],
-            )?
+            .query_opt(SQL_EXTERNAL, &[&external_id])?
             .map(|r| r.get(0)))
     }
 
@@ -165,10 +188,7 @@ impl PgTx {
     /// Ids of users holding `role`, in id order.
     pub(crate) fn role_members(&self, role: &str) -> Result<Vec<Uuid>> {
         Ok(self
-            .query(
-                "SELECT user_id FROM userdir_roles WHERE role = $1 ORDER BY user_id",
-                &[&role],
-            )?
+            .query(SQL_ROLE, &[&role])?
             .iter()
             .map(|r| r.get(0))
             .collect())
@@ -185,10 +205,10 @@ impl PgTx {
         mut f: impl FnMut(i64, Uuid) -> Result<bool>,
     ) -> Result<()> {
         loop {
-            let mut sql = String::from("SELECT insert_instant, id FROM userdir_users WHERE true");
             let mut params: Vec<Box<dyn ToSql + Sync>> = Vec::new();
-            for (b, lower) in [(&lo, true), (&hi, false)] {
-                let (op, (t, id)) = match (b, lower) {
+            let mut ops: [Option<&str>; 2] = [None, None];
+            for (i, b) in [&lo, &hi].into_iter().enumerate() {
+                let (op, (t, id)) = match (b, i == 0) {
                     (Bound::Included(v), true) => (">=", v),
                     (Bound::Excluded(v), true) => (">", v),
                     (Bound::Included(v), false) => ("<=", v),
@@ -197,16 +217,11 @@ impl PgTx {
                 };
                 params.push(Box::new(*t));
                 params.push(Box::new(*id));
-                sql.push_str(&format!(
-                    " AND (insert_instant, id) {op} (${}, ${})",
-                    params.len() - 1,
-                    params.len()
-                ));
+                if let Some(slot) = ops.get_mut(i) {
+                    *slot = Some(op);
+                }
             }
-            let dir = if rev { "DESC" } else { "ASC" };
-            sql.push_str(&format!(
-                " ORDER BY insert_instant {dir}, id {dir} LIMIT {PAGE}"
-            ));
+            let sql = inserted_page_sql(ops[0], ops[1], rev);
             let refs: Vec<Param<'_>> = params.iter().map(|b| b.as_ref() as Param<'_>).collect();
             let rows = self.query(&sql, &refs)?;
             let full = rows.len() == usize::try_from(PAGE).unwrap_or(usize::MAX);
