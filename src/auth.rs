@@ -7,22 +7,16 @@
 //! stored hash is still the one it verified against (if it changed meanwhile, the operation
 //! starts over with the new one).
 
-use std::sync::OnceLock;
-
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::config::{AuthConfig, Lockout};
 use crate::directory::{Directory, Tx};
 use crate::error::{Error, Result};
 use crate::identity;
-use crate::store::auth_state::{self, FailureState};
-use crate::store::tables::{TOKEN_RESET, TOKEN_VERIFY};
-use crate::store::tokens::{self, TokenRecord};
-use crate::store::{Reader, Writer};
+use crate::store::{FailureState, Snapshot, TokenKind, TokenRecord, WriteTxn, Writer};
 use crate::token::Token;
 use crate::user::{Instant, StoredHash, User};
-
-const MINUTE_MS: i64 = 60 * 1000;
 
 /// How many times an operation starts over when the user's password hash changed between its
 /// read and its write.
@@ -31,104 +25,6 @@ const MAX_ATTEMPTS: usize = 3;
 const PURGE_BATCH: usize = 64;
 /// Outstanding password-reset tokens a user can hold; issuing one more revokes the oldest.
 const MAX_RESET_TOKENS: usize = 8;
-
-/// Lockout after repeated failed logins.
-///
-/// After `max_failures` consecutive failures, each within `window_ms` of the first one counted,
-/// the account refuses logins (even with the right password) for `duration_ms`. A successful
-/// login, a password change and a password reset clear the count.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Lockout {
-    /// Failures that lock the account (default 5).
-    pub max_failures: u32,
-    /// Window, from the first counted failure, in which failures add up (default 15 minutes).
-    pub window_ms: i64,
-    /// How long the account stays locked (default 15 minutes).
-    pub duration_ms: i64,
-}
-
-impl Default for Lockout {
-    fn default() -> Self {
-        Lockout {
-            max_failures: 5,
-            window_ms: 15 * MINUTE_MS,
-            duration_ms: 15 * MINUTE_MS,
-        }
-    }
-}
-
-/// Configuration of authentication and the token workflows (see
-/// [`Builder::auth`](crate::Builder::auth)).
-///
-/// # Examples
-/// ```
-/// use userdir::{Argon2Params, AuthConfig, Directory, Lockout};
-/// # fn main() -> Result<(), userdir::Error> {
-/// let dir = Directory::builder()
-///     .hasher(Argon2Params::insecure_fast())
-///     .auth(AuthConfig {
-///         lockout: Some(Lockout { max_failures: 10, ..Lockout::default() }),
-///         reset_token_ttl_ms: 30 * 60 * 1000,
-///         ..AuthConfig::default()
-///     })
-///     .in_memory()?;
-/// # let _ = dir;
-/// # Ok(()) }
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AuthConfig {
-    /// Lockout after failed logins; `None` disables it (default: [`Lockout::default`]).
-    pub lockout: Option<Lockout>,
-    /// Lifetime of a password-reset token in ms (default 10 minutes).
-    pub reset_token_ttl_ms: i64,
-    /// Lifetime of an email-verification token in ms (default 24 hours).
-    pub verification_token_ttl_ms: i64,
-}
-
-impl Default for AuthConfig {
-    fn default() -> Self {
-        AuthConfig {
-            lockout: Some(Lockout::default()),
-            reset_token_ttl_ms: 10 * MINUTE_MS,
-            verification_token_ttl_ms: 24 * 60 * MINUTE_MS,
-        }
-    }
-}
-
-impl AuthConfig {
-    pub(crate) fn check(&self) -> Result<()> {
-        if let Some(l) = &self.lockout
-            && (l.max_failures == 0 || l.window_ms <= 0 || l.duration_ms <= 0)
-        {
-            return Err(Error::invalid(
-                "lockout",
-                "needs max_failures >= 1 and a positive window and duration",
-            ));
-        }
-        if self.reset_token_ttl_ms <= 0 || self.verification_token_ttl_ms <= 0 {
-            return Err(Error::invalid("token_ttl", "must be positive"));
-        }
-        Ok(())
-    }
-}
-
-/// The directory's authentication state: its configuration and the dummy hash verified for
-/// unknown login ids.
-#[derive(Debug, Default)]
-pub(crate) struct AuthState {
-    pub(crate) config: AuthConfig,
-    dummy: OnceLock<StoredHash>,
-}
-
-impl AuthState {
-    pub(crate) fn new(config: AuthConfig) -> Result<Self> {
-        config.check()?;
-        Ok(AuthState {
-            config,
-            dummy: OnceLock::new(),
-        })
-    }
-}
 
 /// A successful login (see [`Directory::authenticate`]).
 #[derive(Clone, Debug, PartialEq)]
@@ -192,30 +88,24 @@ fn login_ids(u: &User) -> Vec<&str> {
         .collect()
 }
 
-fn find_login(r: &Reader, login_id: &str) -> Result<Option<User>> {
+/// The user a login id names (on a snapshot or in a write transaction).
+fn find_login(r: &impl Snapshot, login_id: &str) -> Result<Option<User>> {
     match r.login(&identity::lookup_key(login_id))? {
-        Some((id, _)) => r.get(id),
-        None => Ok(None),
-    }
-}
-
-fn find_login_w(w: &Writer<'_>, login_id: &str) -> Result<Option<User>> {
-    match w.login(&identity::lookup_key(login_id))? {
-        Some((id, _)) => w.get(id),
+        Some(owner) => r.get(owner.id),
         None => Ok(None),
     }
 }
 
 impl Directory {
     fn auth_config(&self) -> &AuthConfig {
-        &self.inner.auth.config
+        &self.inner.auth
     }
 
     /// The argon2id hash verified when a login id is unknown (or the account has no password),
     /// made once with the directory's parameters and pepper, so that such a login costs what a
     /// real one does.
     fn dummy_hash(&self) -> Result<&StoredHash> {
-        let cell = &self.inner.auth.dummy;
+        let cell = &self.inner.dummy_hash;
         if let Some(h) = cell.get() {
             return Ok(h);
         }
@@ -259,7 +149,7 @@ impl Directory {
                     return Ok((None, None));
                 };
                 let failures = if lockout.is_some() {
-                    auth_state::get(r, user.id)?
+                    r.failures(user.id)?
                 } else {
                     None
                 };
@@ -298,12 +188,12 @@ impl Directory {
                 if cur.password != verified {
                     return Ok(Outcome::Changed(cur.version));
                 }
-                let prev = auth_state::get_w(tx.w, id)?;
+                let prev = tx.w.failures(id)?;
                 if let Some(until) = lock_of(prev, now) {
                     return Ok(Outcome::Refused(Error::AccountLocked { until }));
                 }
                 let next = next_failure_state(prev, now, &lockout);
-                auth_state::put(tx.w, id, next)?;
+                tx.w.set_failures(id, next)?;
                 Ok(Outcome::Done(next.locked_until))
             })?;
             return Err(match outcome {
@@ -372,21 +262,21 @@ impl Directory {
                 if cur.password != verified {
                     return Ok(Outcome::Changed(cur.version));
                 }
-                let failures = auth_state::get_w(tx.w, id)?;
+                let failures = tx.w.failures(id)?;
                 tx.dir.check_status(&cur, failures, now)?;
                 if failures.is_some() {
-                    auth_state::clear(tx.w, id)?;
+                    tx.w.clear_failures(id)?;
                 }
                 let rehashed = new_hash.is_some();
                 // As `Tx::modify`, without reading and decoding the record a second time.
                 let mut new = cur.clone();
                 new.last_login_instant = Some(now);
-                if let Some(h) = new_hash {
-                    new.password = Some(h);
+                if let Some(h) = &new_hash {
+                    new.password = Some(h.clone());
                 }
                 new.version = cur.version + 1;
                 new.last_update_instant = now;
-                tx.w.replace(&cur, &new)?;
+                tx.rewrite(&cur, &new)?;
                 Ok(Outcome::Done(Login {
                     password_change_required: new.password_change_required,
                     user: new,
@@ -448,9 +338,8 @@ impl Directory {
                 if cur.password != verified {
                     return Ok(Outcome::Changed(cur.version));
                 }
-                tx.dir
-                    .check_status(&cur, auth_state::get_w(tx.w, id)?, now)?;
-                Ok(Outcome::Done(set_password(tx, id, new_hash, now)?))
+                tx.dir.check_status(&cur, tx.w.failures(id)?, now)?;
+                Ok(Outcome::Done(set_password(tx, id, new_hash.clone(), now)?))
             })?;
             match outcome {
                 Outcome::Done(u) => return Ok(u),
@@ -486,18 +375,18 @@ impl Directory {
         self.write_one(move |tx| {
             let now = tx.dir.now();
             let w = &mut *tx.w;
-            let user = find_login_w(w, &login_id)?.ok_or(Error::InvalidCredentials)?;
+            let user = find_login(w, &login_id)?.ok_or(Error::InvalidCredentials)?;
             if !user.active {
                 return Err(Error::AccountInactive);
             }
-            tokens::purge_expired(w, now, PURGE_BATCH)?;
+            w.purge_expired_tokens(now, PURGE_BATCH)?;
             let rec = TokenRecord {
                 user: user.id,
-                kind: TOKEN_RESET,
+                kind: TokenKind::Reset,
                 expiry: now.saturating_add(ttl),
                 binding: reset_binding(&user),
             };
-            tokens::insert(w, &hash, &rec, MAX_RESET_TOKENS)
+            w.insert_token(&hash, &rec, MAX_RESET_TOKENS)
         })?;
         Ok(token)
     }
@@ -529,13 +418,13 @@ impl Directory {
         // Check the token in a snapshot first, so a bad token costs no argon2 hashing.
         let now = self.now();
         let (rec, user) = self.read_raw(|r| {
-            let Some(rec) = tokens::get(r, &hash)? else {
+            let Some(rec) = r.token(&hash)? else {
                 return Ok((None, None));
             };
             Ok((Some(rec), r.get(rec.user)?))
         })?;
         let rec = rec
-            .filter(|r| r.kind == TOKEN_RESET)
+            .filter(|r| r.kind == TokenKind::Reset)
             .ok_or(Error::InvalidToken)?;
         if rec.expiry > now
             && let Some(user) = &user
@@ -552,11 +441,11 @@ impl Directory {
         };
         let outcome = self.write_one(move |tx| {
             let now = tx.dir.now();
-            let (_, u) = match take_token(tx.w, &hash, TOKEN_RESET, now)? {
+            let (_, u) = match take_token(tx.w, &hash, TokenKind::Reset, now)? {
                 Ok(found) => found,
                 Err(e) => return Ok(Outcome::Refused(e)),
             };
-            let Some(new_hash) = new_hash else {
+            let Some(new_hash) = new_hash.clone() else {
                 return Ok(Outcome::Refused(Error::InvalidToken));
             };
             Ok(Outcome::Done(set_password(tx, u.id, new_hash, now)?))
@@ -590,14 +479,14 @@ impl Directory {
             if !user.active {
                 return Err(Error::AccountInactive);
             }
-            tokens::purge_expired(w, now, PURGE_BATCH)?;
+            w.purge_expired_tokens(now, PURGE_BATCH)?;
             let rec = TokenRecord {
                 user: id,
-                kind: TOKEN_VERIFY,
+                kind: TokenKind::Verify,
                 expiry: now.saturating_add(ttl),
                 binding: verify_binding(&user),
             };
-            tokens::insert(w, &hash, &rec, 1)
+            w.insert_token(&hash, &rec, 1)
         })?;
         Ok(token)
     }
@@ -613,12 +502,12 @@ impl Directory {
         let hash = Token::digest(token.as_ref());
         let outcome = self.write_one(move |tx| {
             let now = tx.dir.now();
-            let (_, u) = match take_token(tx.w, &hash, TOKEN_VERIFY, now)? {
+            let (_, u) = match take_token(tx.w, &hash, TokenKind::Verify, now)? {
                 Ok(found) => found,
                 Err(e) => return Ok(Outcome::Refused(e)),
             };
-            tokens::remove(tx.w, &hash)?;
-            tokens::purge_expired(tx.w, now, PURGE_BATCH)?;
+            tx.w.remove_token(&hash)?;
+            tx.w.purge_expired_tokens(now, PURGE_BATCH)?;
             Ok(Outcome::Done(tx.modify(u.id, |u| u.verified = true)?))
         })?;
         match outcome {
@@ -635,7 +524,7 @@ impl Directory {
     /// [`Error::Storage`].
     pub fn login_failures(&self, id: Uuid) -> Result<LoginFailures> {
         let now = self.now();
-        let s = self.read_raw(|r| auth_state::get(r, id))?;
+        let s = self.read_raw(|r| r.failures(id))?;
         Ok(s.map_or_else(LoginFailures::default, |s| LoginFailures {
             count: s.count,
             window_start: s.window_start,
@@ -650,7 +539,7 @@ impl Directory {
     pub fn unlock(&self, id: Uuid) -> Result<()> {
         self.write_one(move |tx| {
             tx.w.get(id)?.ok_or(Error::NotFound(id))?;
-            auth_state::clear(tx.w, id)
+            tx.w.clear_failures(id)
         })
     }
 
@@ -660,7 +549,7 @@ impl Directory {
     /// # Errors
     /// [`Error::Storage`].
     pub fn outstanding_tokens(&self, id: Uuid) -> Result<usize> {
-        self.read_raw(|r| tokens::count_user(r, id))
+        self.read_raw(|r| r.user_token_count(id))
     }
 }
 
@@ -669,10 +558,10 @@ impl Directory {
 fn take_token(
     w: &mut Writer<'_>,
     hash: &[u8; 32],
-    kind: u8,
+    kind: TokenKind,
     now: Instant,
 ) -> Result<std::result::Result<(TokenRecord, User), Error>> {
-    let Some(rec) = tokens::get_w(w, hash)? else {
+    let Some(rec) = w.token(hash)? else {
         return Ok(Err(Error::InvalidToken));
     };
     if rec.kind != kind {
@@ -680,12 +569,12 @@ fn take_token(
         return Ok(Err(Error::InvalidToken));
     }
     if rec.expiry <= now {
-        tokens::remove(w, hash)?;
+        w.remove_token(hash)?;
         return Ok(Err(Error::TokenExpired));
     }
     let user = w.get(rec.user)?;
     let bound = user.as_ref().map(|u| {
-        if kind == TOKEN_RESET {
+        if kind == TokenKind::Reset {
             reset_binding(u)
         } else {
             verify_binding(u)
@@ -695,7 +584,7 @@ fn take_token(
         Some(u) if u.active && bound == Some(rec.binding) => Ok(Ok((rec, u))),
         _ => {
             // The password or email it was issued for changed, or the user is gone.
-            tokens::remove(w, hash)?;
+            w.remove_token(hash)?;
             Ok(Err(Error::InvalidToken))
         }
     }
@@ -709,9 +598,9 @@ fn set_password(tx: &mut Tx<'_, '_>, id: Uuid, hash: StoredHash, now: Instant) -
         u.password_change_required = false;
         u.password_last_update_instant = Some(now);
     })?;
-    tokens::revoke_user(tx.w, id, Some(TOKEN_RESET))?;
-    auth_state::clear(tx.w, id)?;
-    tokens::purge_expired(tx.w, now, PURGE_BATCH)?;
+    tx.w.revoke_tokens(id, Some(TokenKind::Reset))?;
+    tx.w.clear_failures(id)?;
+    tx.w.purge_expired_tokens(now, PURGE_BATCH)?;
     Ok(user)
 }
 

@@ -2,15 +2,20 @@
 
 use std::fmt;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use uuid::Uuid;
 
 use crate::clock::{Clock, SystemClock};
+use crate::config::AuthConfig;
 use crate::error::{Error, Result};
 use crate::identity;
+use crate::identity::UserKeys;
 use crate::password::{Argon2Params, Hasher, PasswordPolicy, check_stored_hash};
-use crate::store::{Durability, Reader, StorageBackend, Store, Writer};
+use crate::store::{
+    Durability, IndexRules, LoginKind, LoginOwner, ReadTxn, Reader, Snapshot, StorageBackend,
+    Store, WriteTxn, Writer,
+};
 use crate::user::{AttrValue, MAX_DATA_DEPTH};
 use crate::user::{Instant, NewUser, PasswordInput, Profile, StoredHash, User, UserUpdate};
 
@@ -39,7 +44,17 @@ pub struct Builder {
     durability: Durability,
     clock: Arc<dyn Clock>,
     refuse_lookalikes: bool,
-    auth: crate::auth::AuthConfig,
+    auth: AuthConfig,
+    #[cfg(feature = "postgres")]
+    postgres: PostgresOptions,
+}
+
+/// Where a PostgreSQL-backed directory keeps its tables and how many connections it keeps.
+#[cfg(feature = "postgres")]
+#[derive(Clone, Debug)]
+struct PostgresOptions {
+    schema: Option<String>,
+    pool: usize,
 }
 
 impl fmt::Debug for Builder {
@@ -65,7 +80,12 @@ impl Default for Builder {
             durability: Durability::Immediate,
             clock: Arc::new(SystemClock),
             refuse_lookalikes: false,
-            auth: crate::auth::AuthConfig::default(),
+            auth: AuthConfig::default(),
+            #[cfg(feature = "postgres")]
+            postgres: PostgresOptions {
+                schema: None,
+                pool: 8,
+            },
         }
     }
 }
@@ -106,9 +126,18 @@ impl Builder {
 
     /// Authentication settings: lockout and token lifetimes (default:
     /// [`AuthConfig::default`](crate::AuthConfig::default)).
-    pub fn auth(mut self, auth: crate::auth::AuthConfig) -> Self {
+    pub fn auth(mut self, auth: AuthConfig) -> Self {
         self.auth = auth;
         self
+    }
+
+    /// The identity rules the store keeps its indexes by.
+    fn index_rules(&self) -> IndexRules {
+        IndexRules {
+            keys: UserKeys::of,
+            version: identity::unicode_version_code(),
+            skeletons: self.refuse_lookalikes,
+        }
     }
 
     fn build(self, store: Store) -> Result<Directory> {
@@ -120,7 +149,11 @@ impl Builder {
                 durability: self.durability,
                 clock: self.clock,
                 refuse_lookalikes: self.refuse_lookalikes,
-                auth: crate::auth::AuthState::new(self.auth)?,
+                auth: {
+                    self.auth.check()?;
+                    self.auth
+                },
+                dummy_hash: OnceLock::new(),
             }),
         })
     }
@@ -140,7 +173,68 @@ impl Builder {
     /// [`Error::UnsupportedFormat`] for one written by a newer format, [`Error::AlreadyOpen`]
     /// when another handle holds it, [`Error::Storage`] for I/O failures.
     pub fn open(self, path: impl AsRef<Path>) -> Result<Directory> {
-        let store = Store::open(path.as_ref(), self.refuse_lookalikes)?;
+        let store = Store::open(path.as_ref(), self.index_rules())?;
+        self.build(store)
+    }
+
+    /// The PostgreSQL schema that holds the directory's tables (default: the connection's
+    /// `search_path`, normally `public`). Created when missing; several directories can share
+    /// one database in schemas of their own. Feature `postgres`.
+    ///
+    /// The name must be a plain identifier: 1 to 63 lowercase ASCII letters, digits or `_`,
+    /// not starting with a digit ([`Builder::open_postgres`] refuses others).
+    #[cfg(feature = "postgres")]
+    pub fn postgres_schema(mut self, schema: impl Into<String>) -> Self {
+        self.postgres.schema = Some(schema.into());
+        self
+    }
+
+    /// How many idle connections to PostgreSQL the directory keeps for reuse (default 8).
+    /// Every operation takes one connection for its transaction; more concurrent operations
+    /// than this open extra connections, closed after use. Feature `postgres`.
+    #[cfg(feature = "postgres")]
+    pub fn postgres_pool(mut self, connections: usize) -> Self {
+        self.postgres.pool = connections.max(1);
+        self
+    }
+
+    /// Opens (or creates) a directory in a PostgreSQL database, shared by every process that
+    /// opens it: the same identity rules, operations and errors as the file, with the
+    /// database enforcing unique login ids across processes. Feature `postgres`.
+    ///
+    /// `url` is a libpq connection URL or key-value string:
+    /// `postgresql://user:password@host:5432/dbname`, `postgresql:///dbname?host=/run/postgresql`
+    /// (a Unix socket), `host=localhost user=app dbname=users`. Connections are not encrypted
+    /// (TLS is not built in yet): use a Unix socket, a local host or a trusted network.
+    ///
+    /// Opening creates the tables when absent and migrates an older schema, one process at a
+    /// time (a row lock on the meta row). Every operation is one transaction: reads see one
+    /// snapshot (`REPEATABLE READ`), writes are `SERIALIZABLE` and are run again after a
+    /// serialization failure or deadlock (with backoff; [`Error::TooManyConflicts`] when they
+    /// keep failing). See [`Directory::write`] for closures given by the caller.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use userdir::{Directory, NewUser};
+    /// # fn main() -> Result<(), userdir::Error> {
+    /// let dir = Directory::builder().open_postgres("postgresql://app@localhost/users")?;
+    /// dir.create(NewUser::with_username("ann"))?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidField`] for a malformed URL or schema name, [`Error::Storage`] when the
+    /// database cannot be reached or refuses, [`Error::UnsupportedFormat`] for tables written
+    /// by a newer schema version. A process whose Unicode tables differ from the ones the
+    /// database was keyed with opens, reads, and gets [`Error::UnicodeMismatch`] on writes.
+    #[cfg(feature = "postgres")]
+    pub fn open_postgres(self, url: &str) -> Result<Directory> {
+        let store = Store::open_postgres(
+            url,
+            self.postgres.schema.as_deref(),
+            self.index_rules(),
+            self.postgres.pool,
+        )?;
         self.build(store)
     }
 
@@ -165,7 +259,7 @@ impl Builder {
     /// # Errors
     /// As [`Builder::open`].
     pub fn open_backend(self, backend: impl StorageBackend) -> Result<Directory> {
-        let store = Store::with_backend(backend, self.refuse_lookalikes)?;
+        let store = Store::with_backend(backend, self.index_rules())?;
         self.build(store)
     }
 }
@@ -177,7 +271,10 @@ pub(crate) struct Inner {
     pub(crate) durability: Durability,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) refuse_lookalikes: bool,
-    pub(crate) auth: crate::auth::AuthState,
+    /// Authentication settings.
+    pub(crate) auth: AuthConfig,
+    /// The hash verified for unknown login ids (see `auth`), made on first use.
+    pub(crate) dummy_hash: OnceLock<StoredHash>,
 }
 
 /// A user directory stored in one redb file (or in memory).
@@ -366,6 +463,11 @@ impl Directory {
         Builder::default().in_memory()
     }
 
+    /// The index keys of `user` under this directory's identity rules.
+    pub(crate) fn keys(&self, user: &User) -> UserKeys {
+        UserKeys::of(user, self.inner.refuse_lookalikes)
+    }
+
     /// The current instant of the directory's clock.
     #[must_use]
     pub fn now(&self) -> Instant {
@@ -494,15 +596,18 @@ impl Directory {
         Ok(PreparedUpdate { profile, password })
     }
 
-    pub(crate) fn write_raw<T>(&self, f: impl FnOnce(&mut Writer<'_>) -> Result<T>) -> Result<T> {
-        self.inner.store.write(self.inner.durability, f)
+    /// One write transaction that a shared database may run again after a conflict (`f` is
+    /// re-runnable).
+    pub(crate) fn write_raw<T>(&self, f: impl FnMut(&mut Writer<'_>) -> Result<T>) -> Result<T> {
+        self.inner.store.write_retrying(self.inner.durability, f)
     }
 
     /// Runs one operation through group commit: concurrent calls share a transaction and an
-    /// fsync. `f` must be a single check-then-mutate operation (a failing `f` changes nothing).
+    /// fsync. `f` must be a single check-then-mutate operation (a failing `f` changes nothing),
+    /// re-runnable: on PostgreSQL it runs again after a serialization failure.
     pub(crate) fn write_one<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Tx<'_, '_>) -> Result<T> + Send + 'static,
+        mut f: impl FnMut(&mut Tx<'_, '_>) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let dir = self.clone();
         self.inner
@@ -540,6 +645,13 @@ impl Directory {
     /// # Ok(()) }
     /// ```
     ///
+    /// On PostgreSQL (feature `postgres`) `f` runs exactly once, in one `SERIALIZABLE`
+    /// transaction: when the database refuses it as conflicting with concurrent transactions,
+    /// nothing is written and the call returns [`Error::TooManyConflicts`] with `attempts: 1`,
+    /// which the caller may retry. [`Directory::write_retrying`] retries by itself, for a
+    /// closure that can run more than once. Every built-in operation (create, update, login,
+    /// import, ...) retries by itself.
+    ///
     /// A panic inside the transaction, whether the storage engine's on a damaged file or `f`'s
     /// own, is caught: nothing commits, the call returns [`Error::Corrupt`], and later writes
     /// return [`Error::NeedsReopen`] until the directory is reopened.
@@ -547,6 +659,38 @@ impl Directory {
     /// # Errors
     /// The first error `f` returns (nothing is written), or a storage error on commit.
     pub fn write<T>(&self, f: impl FnOnce(&mut Tx<'_, '_>) -> Result<T>) -> Result<T> {
+        self.inner.store.write(self.inner.durability, |w| {
+            let mut tx = Tx { w, dir: self };
+            f(&mut tx)
+        })
+    }
+
+    /// As [`Directory::write`], for a closure that may run more than once: on PostgreSQL, a
+    /// transaction refused as conflicting with concurrent ones (a serialization failure or a
+    /// deadlock) is rolled back and `f` runs again in a new one, after a random pause that
+    /// doubles with each attempt (up to 100 ms), until it commits or 30 attempts failed
+    /// ([`Error::TooManyConflicts`]). `f` must take everything it decides from `tx` (what it
+    /// read before may have changed) and have no other effects. On the redb file it runs once,
+    /// as [`Directory::write`].
+    ///
+    /// # Examples
+    /// ```
+    /// # use userdir::{Argon2Params, Directory, NewUser};
+    /// # fn main() -> Result<(), userdir::Error> {
+    /// # let dir = Directory::builder().hasher(Argon2Params::insecure_fast()).in_memory()?;
+    /// let new = dir.prepare(NewUser::with_username("ops").role("admin"))?;
+    /// let created = dir.write_retrying(|tx| {
+    ///     // A clone: the closure may run again.
+    ///     let user = tx.create(new.clone())?;
+    ///     Ok(user.id)
+    /// })?;
+    /// assert!(dir.get(created)?.is_some());
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Directory::write`], and [`Error::TooManyConflicts`] after the last attempt.
+    pub fn write_retrying<T>(&self, mut f: impl FnMut(&mut Tx<'_, '_>) -> Result<T>) -> Result<T> {
         self.write_raw(|w| {
             let mut tx = Tx { w, dir: self };
             f(&mut tx)
@@ -574,7 +718,7 @@ impl Directory {
     /// [`Error::LoginIdConflict`], [`Error::LookalikeUsername`].
     pub fn create(&self, new: NewUser) -> Result<User> {
         let prepared = self.prepare(new)?;
-        self.write_one(move |tx| tx.create(prepared))
+        self.write_one(move |tx| tx.create(prepared.clone()))
     }
 
     /// Replaces a user's profile (the password is kept unless the update gives one). Changed
@@ -591,7 +735,7 @@ impl Directory {
         expected_version: Option<u64>,
     ) -> Result<User> {
         let prepared = self.prepare_update(update)?;
-        self.write_one(move |tx| tx.update(id, prepared, expected_version))
+        self.write_one(move |tx| tx.update(id, prepared.clone(), expected_version))
     }
 
     /// Makes the directory file hold every write so far on its own, without the redo log
@@ -633,11 +777,7 @@ impl Directory {
     /// # Errors
     /// [`Error::Integrity`] listing the problems; [`Error::Corrupt`] or [`Error::Storage`].
     pub fn check_integrity(&self) -> Result<()> {
-        let problems = self.read_raw(|r| {
-            let mut p = r.integrity_problems()?;
-            p.extend(crate::store::tokens::integrity_problems(r)?);
-            Ok(p)
-        })?;
+        let problems = self.read_raw(|r| r.integrity_problems())?;
         if problems.is_empty() {
             Ok(())
         } else {
@@ -652,11 +792,7 @@ impl Directory {
     /// # Errors
     /// [`Error::Storage`].
     pub fn dump(&self) -> Result<Vec<(&'static str, String, String)>> {
-        self.read_raw(|r| {
-            let mut d = r.dump()?;
-            d.extend(crate::store::tokens::dump(r)?);
-            Ok(d)
-        })
+        self.read_raw(|r| r.dump())
     }
 }
 
@@ -675,7 +811,7 @@ macro_rules! lookups {
         /// # Errors
         /// [`Error::Corrupt`] or [`Error::Storage`].
         pub fn find_by_username(&self, username: &str) -> Result<Option<User>> {
-            self.$($recv)*(|r| { let key = identity::lookup_key(username); find_kind(r.login(&key)?, crate::store::tables::KIND_USERNAME, &key, |id| r.get(id)) })
+            self.$($recv)*(|r| { let key = identity::lookup_key(username); find_kind(r.login(&key)?, Some(LoginKind::Username), &key, |id| r.get(id)) })
         }
 
         /// The user with this email (compared lowercased).
@@ -683,7 +819,7 @@ macro_rules! lookups {
         /// # Errors
         /// [`Error::Corrupt`] or [`Error::Storage`].
         pub fn find_by_email(&self, email: &str) -> Result<Option<User>> {
-            self.$($recv)*(|r| { let key = identity::lookup_key(email); find_kind(r.login(&key)?, crate::store::tables::KIND_EMAIL, &key, |id| r.get(id)) })
+            self.$($recv)*(|r| { let key = identity::lookup_key(email); find_kind(r.login(&key)?, Some(LoginKind::Email), &key, |id| r.get(id)) })
         }
 
         /// The user whose username or email is `login_id` (one account at most: login ids are
@@ -692,7 +828,7 @@ macro_rules! lookups {
         /// # Errors
         /// [`Error::Corrupt`] or [`Error::Storage`].
         pub fn find_by_login_id(&self, login_id: &str) -> Result<Option<User>> {
-            self.$($recv)*(|r| { let key = identity::lookup_key(login_id); find_kind(r.login(&key)?, 0xff, &key, |id| r.get(id)) })
+            self.$($recv)*(|r| { let key = identity::lookup_key(login_id); find_kind(r.login(&key)?, None, &key, |id| r.get(id)) })
         }
 
         /// The user with this external id (exact match after trimming).
@@ -720,10 +856,10 @@ macro_rules! lookups {
                 }
                 let key = identity::lookup_key(s);
                 let login = r.login(&key)?;
-                if let Some(u) = find_kind(login, crate::store::tables::KIND_USERNAME, &key, |id| r.get(id))? {
+                if let Some(u) = find_kind(login, Some(LoginKind::Username), &key, |id| r.get(id))? {
                     return Ok(Some(u));
                 }
-                if let Some(u) = find_kind(login, crate::store::tables::KIND_EMAIL, &key, |id| r.get(id))? {
+                if let Some(u) = find_kind(login, Some(LoginKind::Email), &key, |id| r.get(id))? {
                     return Ok(Some(u));
                 }
                 match r.external(s.trim())? {
@@ -743,34 +879,38 @@ macro_rules! lookups {
     };
 }
 
+/// The user a login entry names, when the entry is for `kind` (any kind when `None`).
 fn find_kind(
-    login: Option<(Uuid, u8)>,
-    kind: u8,
+    login: Option<LoginOwner>,
+    kind: Option<LoginKind>,
     key: &str,
     get: impl FnOnce(Uuid) -> Result<Option<User>>,
 ) -> Result<Option<User>> {
-    use crate::store::tables::{KIND_EMAIL, KIND_USERNAME};
-    match login {
-        Some((id, kinds)) if kinds & kind != 0 => {
-            let user = get(id)?;
-            // Never hand out a user that does not carry the key it was found by (a damaged
-            // record or index): redb does not checksum pages on every read.
-            if let Some(u) = &user {
-                let claimed = kinds & kind;
-                let username_ok = claimed & KIND_USERNAME == 0
-                    || u.username.as_deref().map(identity::username_key).as_deref() == Some(key);
-                let email_ok = claimed & KIND_EMAIL == 0
-                    || u.email.as_deref().map(identity::email_key).as_deref() == Some(key);
-                if !(username_ok && email_ok) {
-                    return Err(Error::Corrupt(format!(
-                        "the login index names user {id}, whose record does not carry that login id"
-                    )));
-                }
-            }
-            Ok(user)
+    let Some(owner) = login else {
+        return Ok(None);
+    };
+    // The kinds the entry was found by.
+    let (username, email) = match kind {
+        Some(k) if !owner.is(k) => return Ok(None),
+        Some(k) => (k == LoginKind::Username, k == LoginKind::Email),
+        None => (owner.username, owner.email),
+    };
+    let user = get(owner.id)?;
+    // Never hand out a user that does not carry the key it was found by (a damaged record or
+    // index): redb does not checksum pages on every read.
+    if let Some(u) = &user {
+        let username_ok =
+            !username || u.username.as_deref().map(identity::username_key).as_deref() == Some(key);
+        let email_ok =
+            !email || u.email.as_deref().map(identity::email_key).as_deref() == Some(key);
+        if !(username_ok && email_ok) {
+            return Err(Error::Corrupt(format!(
+                "the login index names user {}, whose record does not carry that login id",
+                owner.id
+            )));
         }
-        _ => Ok(None),
     }
+    Ok(user)
 }
 
 /// The user an external-id index entry names, if its record carries that external id.
@@ -889,7 +1029,8 @@ impl Tx<'_, '_> {
                     .unwrap_or(user.insert_instant),
             );
         }
-        self.w.insert(&user)?;
+        let keys = self.dir.keys(&user);
+        self.w.insert(&user, &keys)?;
         Ok(user)
     }
 
@@ -941,8 +1082,22 @@ impl Tx<'_, '_> {
             new.password = Some(h);
             new.password_last_update_instant = Some(now);
         }
-        self.w.replace(&old, &new)?;
+        self.rewrite(&old, &new)?;
         Ok(new)
+    }
+
+    /// Replaces the stored `old` by `new` (the same user), with their keys.
+    pub(crate) fn rewrite(&mut self, old: &User, new: &User) -> Result<()> {
+        let (old_keys, new_keys) = (self.dir.keys(old), self.dir.keys(new));
+        self.w.replace((old, &old_keys), (new, &new_keys))
+    }
+
+    /// Removes a user with everything kept about it: keys, tokens, failed-login state.
+    fn remove_user(&mut self, user: &User) -> Result<()> {
+        self.w.revoke_tokens(user.id, None)?;
+        self.w.clear_failures(user.id)?;
+        let keys = self.dir.keys(user);
+        self.w.remove(user, &keys)
     }
 
     /// Writes `f(user)` back if it changed anything, bumping version and update instant.
@@ -955,7 +1110,7 @@ impl Tx<'_, '_> {
         }
         new.version = old.version + 1;
         new.last_update_instant = self.dir.now();
-        self.w.replace(&old, &new)?;
+        self.rewrite(&old, &new)?;
         Ok(new)
     }
 
@@ -965,7 +1120,7 @@ impl Tx<'_, '_> {
     /// [`Error::NotFound`].
     pub fn deactivate(&mut self, id: Uuid) -> Result<User> {
         let user = self.modify(id, |u| u.active = false)?;
-        crate::store::tokens::revoke_user(self.w, id, None)?;
+        self.w.revoke_tokens(id, None)?;
         Ok(user)
     }
 
@@ -983,8 +1138,7 @@ impl Tx<'_, '_> {
     /// [`Error::NotFound`].
     pub fn delete(&mut self, id: Uuid) -> Result<User> {
         let user = self.existing(id)?;
-        crate::store::tokens::forget_user(self.w, id)?;
-        self.w.remove(&user)?;
+        self.remove_user(&user)?;
         Ok(user)
     }
 
@@ -1021,8 +1175,7 @@ impl Tx<'_, '_> {
         let mut n = 0;
         for id in ids {
             if let Some(u) = self.w.get(*id)? {
-                crate::store::tokens::forget_user(self.w, *id)?;
-                self.w.remove(&u)?;
+                self.remove_user(&u)?;
                 n += 1;
             }
         }
@@ -1057,7 +1210,9 @@ mod damaged_record_tests {
         damaged.external_id = Some("ext-00q".into());
         // `replace` with equal old and new keys rewrites only the record, not the indexes:
         // the record now disagrees with its index entries, as after an undetected bit flip.
-        dir.write_raw(|w| w.replace(&damaged, &damaged)).unwrap();
+        let keys = dir.keys(&damaged);
+        dir.write_raw(|w| w.replace((&damaged, &keys), (&damaged, &keys)))
+            .unwrap();
         let corrupt = |r: Result<Option<User>>| matches!(r, Err(Error::Corrupt(_)));
         assert!(corrupt(dir.find_by_username("user000")));
         assert!(corrupt(dir.find_by_email("mail000@example.com")));

@@ -2,7 +2,7 @@
 
 use uuid::Uuid;
 
-use crate::password::PolicyViolation;
+use crate::problems::{ImportReport, PolicyViolation};
 
 /// Everything that can go wrong in userdir.
 ///
@@ -64,7 +64,7 @@ pub enum Error {
     #[error("password and confirmation do not match")]
     PasswordMismatch,
     /// The password breaks the password policy; every violation is listed.
-    #[error("password does not meet the policy: {}", crate::password::describe(.0))]
+    #[error("password does not meet the policy: {}", crate::problems::describe(.0))]
     PasswordPolicy(Vec<PolicyViolation>),
     /// A stored or given password hash cannot be used (unknown scheme, malformed, or cost
     /// parameters above the caps).
@@ -182,7 +182,7 @@ pub enum Error {
     /// An import batch was refused; nothing was written. The report names every bad row: its
     /// index, the field and the reason.
     #[error("import refused: {0}")]
-    Import(crate::import::ImportReport),
+    Import(ImportReport),
     /// JSON interchange input that cannot be read: malformed JSON, or rows whose fields have
     /// the wrong shape. Every bad row is listed (see [`JsonProblem`]).
     #[error("invalid JSON input: {}", describe_json(.0))]

@@ -188,3 +188,38 @@ pub fn username_key(stored: &str) -> String {
 pub fn email_key(stored: &str) -> String {
     caseless_key(stored)
 }
+
+/// The index keys one user owns, computed here by the identity rules and handed to the store,
+/// which only keeps them unique and findable (it never decides what a username is).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct UserKeys {
+    /// The caseless key of the username ([`username_key`]).
+    pub username: Option<String>,
+    /// The caseless key of the email ([`email_key`]).
+    pub email: Option<String>,
+    /// The external id, as stored (compared exactly).
+    pub external_id: Option<String>,
+    /// The confusable [`skeleton`] of the username key, only while look-alikes are refused.
+    pub skeleton: Option<String>,
+}
+
+impl UserKeys {
+    /// The keys of `user`; `skeletons`: whether look-alike refusal is on (the skeleton costs
+    /// an index entry per user, so it is only computed then).
+    pub(crate) fn of(user: &crate::user::User, skeletons: bool) -> UserKeys {
+        let username = user.username.as_deref().map(username_key);
+        UserKeys {
+            skeleton: username.as_deref().filter(|_| skeletons).map(skeleton),
+            username,
+            email: user.email.as_deref().map(email_key),
+            external_id: user.external_id.clone(),
+        }
+    }
+}
+
+/// [`UNICODE_VERSION`] packed in one number (`major << 16 | minor << 8 | patch`), as the store
+/// records it.
+pub(crate) fn unicode_version_code() -> u64 {
+    let (a, b, c) = UNICODE_VERSION;
+    (u64::from(a) << 16) | (u64::from(b) << 8) | u64::from(c)
+}

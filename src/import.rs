@@ -38,12 +38,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
-use uuid::Uuid;
 
 use crate::directory::Directory;
 use crate::error::{Error, Result};
 use crate::password::{check_stored_hash, describe};
-use crate::store::batch::{BatchKeys, BatchPart, Clash, ClashWith};
+pub use crate::problems::{ImportReport, RowProblem, RowReason};
+use crate::store::{BatchKeys, BatchPart, Clash, ClashWith, Snapshot, WriteTxn};
 use crate::user::{NewUser, Password, PasswordInput, Profile, User};
 
 type Progress = Arc<dyn Fn(usize, usize) + Send + Sync>;
@@ -145,81 +145,6 @@ pub struct ImportTimings {
     pub insert: Duration,
     /// Committing the transaction (with `Durability::Immediate`, until it is on disk).
     pub commit: Duration,
-}
-
-/// Why a row was refused.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RowReason {
-    /// The value is not acceptable (the reason says why; never a password or hash).
-    Invalid(String),
-    /// Another row of the batch (an earlier one) has the same key: the same id, a caselessly
-    /// equal username or email (a username equal to the other row's email counts), the same
-    /// external id.
-    DuplicateInBatch {
-        /// The index of that row.
-        other_index: usize,
-    },
-    /// An existing user (possibly deactivated) already has this key.
-    DuplicateOfExisting {
-        /// That user's id.
-        existing: Uuid,
-    },
-}
-
-impl fmt::Display for RowReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RowReason::Invalid(why) => f.write_str(why),
-            RowReason::DuplicateInBatch { other_index } => {
-                write!(f, "duplicate of row {other_index}")
-            }
-            RowReason::DuplicateOfExisting { existing } => {
-                write!(f, "already taken by user {existing}")
-            }
-        }
-    }
-}
-
-/// One problem of one row.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RowProblem {
-    /// The row's index in the batch (0-based).
-    pub index: usize,
-    /// The field, named as in [`User`] (`id`, `username`, `email`, `external_id`, `password`,
-    /// `confirm`, `birth_date`, ...).
-    pub field: &'static str,
-    /// What is wrong.
-    pub reason: RowReason,
-}
-
-impl fmt::Display for RowProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "row {}, {}: {}", self.index, self.field, self.reason)
-    }
-}
-
-/// Every problem of a refused batch, in row order. Its `Display` lists them all, one per line.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ImportReport {
-    /// The problems, ordered by row index, then field name (one problem per row and field:
-    /// the first found).
-    pub problems: Vec<RowProblem>,
-}
-
-impl fmt::Display for ImportReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let rows: HashSet<usize> = self.problems.iter().map(|p| p.index).collect();
-        write!(
-            f,
-            "{} problem(s) in {} row(s)",
-            self.problems.len(),
-            rows.len()
-        )?;
-        for p in &self.problems {
-            write!(f, "\n  {p}")?;
-        }
-        Ok(())
-    }
 }
 
 /// Rows validated per rayon task: each task builds one [`BatchPart`].
@@ -411,7 +336,6 @@ impl Directory {
 
         // 1. Validate every row; build its entries and, unless its password is still to be
         //    hashed, encode its record. Then the row itself is dropped.
-        let lookalikes = self.inner.refuse_lookalikes;
         let part_rows = rows.len().min(PART_ROWS);
         let parts: Vec<Result<Part>> = rows
             .into_par_iter()
@@ -429,7 +353,8 @@ impl Directory {
                     let (valid, p) = self.validate_row(i, row, now);
                     part.problems.extend(p);
                     if let Some(Valid { user, plain }) = valid {
-                        part.keys.add(i, &user, lookalikes, plain.is_none())?;
+                        part.keys
+                            .add(i, &user, &self.keys(&user), plain.is_none())?;
                         match plain {
                             Some(p) => part.plain.push((i, user, p)),
                             None if user.password.is_some() => part.pre_hashed += 1,

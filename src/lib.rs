@@ -40,6 +40,7 @@
 
 mod auth;
 mod clock;
+mod config;
 mod directory;
 mod error;
 pub mod identity;
@@ -48,13 +49,15 @@ mod import;
 pub mod json;
 mod password;
 mod patch;
+mod problems;
 pub mod query;
 mod store;
 mod token;
 mod user;
 
-pub use auth::{AuthConfig, Lockout, Login, LoginFailures};
+pub use auth::{Login, LoginFailures};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{AuthConfig, Lockout};
 pub use directory::{
     Builder, Directory, MAX_FIELD_BYTES, PreparedUpdate, PreparedUser, ReadTx, Tx,
 };

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use crate::directory::{Directory, Tx, normalize_profile};
 use crate::error::{Error, Result};
 use crate::query::{Elem, Multi, Pred, parse_element_filter, resolve_attr};
+use crate::store::Snapshot;
 use crate::user::{AttrValue, Profile, User};
 
 /// The kind of a [`PatchOp`].
@@ -582,7 +583,7 @@ impl Tx<'_, '_> {
         }
         new.version = old.version + 1;
         new.last_update_instant = self.dir.now();
-        self.w.replace(&old, &new)?;
+        self.rewrite(&old, &new)?;
         Ok(new)
     }
 }

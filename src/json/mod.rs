@@ -48,6 +48,7 @@ use uuid::Uuid;
 
 use crate::directory::Directory;
 use crate::error::{Error, JsonProblem, Result};
+use crate::store::Snapshot;
 use crate::user::{AttrValue, Instant, NewUser, User};
 
 /// A JSON interchange format.

@@ -8,6 +8,8 @@ use argon2::password_hash::phc::PasswordHash as PhcHash;
 use argon2::{Algorithm, Argon2, Params, Version};
 
 use crate::error::{Error, Result};
+pub use crate::problems::PolicyViolation;
+pub(crate) use crate::problems::describe;
 use crate::user::StoredHash;
 
 mod legacy;
@@ -239,56 +241,6 @@ pub fn check_stored_hash(hash: &StoredHash) -> Result<()> {
         return parse_argon2(s).map(|_| ());
     }
     legacy::check(s)
-}
-
-/// One way a password breaks the policy.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum PolicyViolation {
-    /// Shorter than the minimum length (in characters).
-    TooShort {
-        /// The minimum.
-        min: usize,
-    },
-    /// Longer than the maximum length (in characters).
-    TooLong {
-        /// The maximum.
-        max: usize,
-    },
-    /// No uppercase letter, and the policy requires one.
-    MissingUppercase,
-    /// No lowercase letter, and the policy requires one.
-    MissingLowercase,
-    /// No digit, and the policy requires one.
-    MissingDigit,
-    /// No symbol (non-alphanumeric character), and the policy requires one.
-    MissingSymbol,
-    /// Equal (caselessly) to the user's username or email.
-    SameAsLoginId,
-    /// The caller's breached-password check rejected it.
-    Breached,
-}
-
-impl fmt::Display for PolicyViolation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PolicyViolation::TooShort { min } => write!(f, "shorter than {min} characters"),
-            PolicyViolation::TooLong { max } => write!(f, "longer than {max} characters"),
-            PolicyViolation::MissingUppercase => f.write_str("needs an uppercase letter"),
-            PolicyViolation::MissingLowercase => f.write_str("needs a lowercase letter"),
-            PolicyViolation::MissingDigit => f.write_str("needs a digit"),
-            PolicyViolation::MissingSymbol => f.write_str("needs a symbol"),
-            PolicyViolation::SameAsLoginId => f.write_str("equals the username or email"),
-            PolicyViolation::Breached => f.write_str("is a known breached password"),
-        }
-    }
-}
-
-pub(crate) fn describe(v: &[PolicyViolation]) -> String {
-    v.iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// A caller-supplied breached-password check: returns `true` when the password is known to be

@@ -12,8 +12,7 @@ use crate::directory::{Directory, ReadTx};
 use crate::error::{Error, Result};
 use crate::identity::caseless_key;
 use crate::store::record::{Need, RecordView};
-use crate::store::tables::{KIND_EMAIL, KIND_USERNAME};
-use crate::store::{Reader, codec};
+use crate::store::{LoginKind, ReadTxn, Reader, Snapshot, codec};
 use crate::user::{Instant, User};
 
 /// The default page size (FusionAuth's `numberOfResults`).
@@ -147,10 +146,10 @@ pub enum LoginAttr {
 }
 
 impl LoginAttr {
-    fn kind(self) -> u8 {
+    fn kind(self) -> LoginKind {
         match self {
-            LoginAttr::UserName => KIND_USERNAME,
-            LoginAttr::Email => KIND_EMAIL,
+            LoginAttr::UserName => LoginKind::Username,
+            LoginAttr::Email => LoginKind::Email,
         }
     }
 }
@@ -611,8 +610,8 @@ fn candidates(r: &Reader, p: &Plan) -> Result<Option<Vec<Uuid>>> {
         Plan::IdList { ids, .. } => ids.clone(),
         Plan::LoginKeyEq { attr, key, .. } => r
             .login(key)?
-            .filter(|(_, k)| k & attr.kind() != 0)
-            .map(|(id, _)| id)
+            .filter(|owner| owner.is(attr.kind()))
+            .map(|owner| owner.id)
             .into_iter()
             .collect(),
         Plan::LoginKeyPrefix { attr, prefix, .. } => {

@@ -10,10 +10,6 @@
 //! Records are stored with the same codec as in the redb file, so the search evaluation, the
 //! identity keys and the integrity rules are shared code; only the storage differs.
 
-// Wired into `Directory` once the storage boundary lands (issue 13); until then only the
-// engine's own tests call it.
-#![allow(dead_code)]
-
 pub(crate) mod schema;
 mod tx;
 
@@ -23,6 +19,7 @@ use parking_lot::Mutex;
 use postgres::error::SqlState;
 use postgres::{Client, Config, IsolationLevel, NoTls};
 
+use super::{IndexRules, Reader, Writer};
 use crate::error::{Error, Result};
 
 pub(crate) use tx::PgTx;
@@ -141,7 +138,7 @@ pub(crate) struct PgStore {
     config: Config,
     idle: Mutex<Vec<Client>>,
     max_idle: usize,
-    lookalikes: bool,
+    rules: IndexRules,
     /// `Some((recorded, ours))` when the database's keys were computed under another Unicode
     /// version than this process's: writes are refused.
     unicode_mismatch: Option<(u64, u64)>,
@@ -151,7 +148,7 @@ pub(crate) struct PgStore {
 impl std::fmt::Debug for PgStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PgStore")
-            .field("lookalikes", &self.lookalikes)
+            .field("skeletons", &self.rules.skeletons)
             .finish_non_exhaustive()
     }
 }
@@ -182,7 +179,7 @@ impl PgStore {
     pub(crate) fn open(
         url: &str,
         schema: Option<&str>,
-        lookalikes: bool,
+        rules: IndexRules,
         max_idle: usize,
     ) -> Result<PgStore> {
         let mut config = parse_url(url)?;
@@ -205,7 +202,7 @@ impl PgStore {
             config,
             idle: Mutex::new(Vec::new()),
             max_idle: max_idle.max(1),
-            lookalikes,
+            rules,
             unicode_mismatch: None,
             retry: Retry::default(),
         };
@@ -232,7 +229,7 @@ impl PgStore {
     /// Creates the meta row and applies the missing migrations, under `SELECT … FOR UPDATE`
     /// on the meta row. Returns the Unicode mismatch, if any.
     fn migrate(&self) -> Result<Option<(u64, u64)>> {
-        let ours = super::unicode_version();
+        let ours = self.rules.version;
         let mut conn = self.conn()?;
         let client = conn.client.as_mut().ok_or_else(gone)?;
         // Two processes creating the table at once: one of them gets a unique violation on
@@ -244,8 +241,8 @@ impl PgStore {
                 "BEGIN; {}; INSERT INTO userdir_meta VALUES (1, 0, {}, {ours}, {}) \
                  ON CONFLICT (id) DO NOTHING; COMMIT",
                 schema::META,
-                super::tables::FORMAT_VERSION,
-                self.lookalikes
+                super::codec::RECORD_V1,
+                self.rules.skeletons
             ));
             match r {
                 Ok(()) => break,
@@ -292,12 +289,12 @@ impl PgStore {
         }
         let recorded = u64::try_from(unicode).unwrap_or(0);
         let mismatch = (recorded != ours).then_some((recorded, ours));
-        if mismatch.is_none() && skeletons != self.lookalikes {
+        if mismatch.is_none() && skeletons != self.rules.skeletons {
             // Look-alike refusal was switched: build or drop the skeleton index.
-            tx::rebuild_skeletons(&mut t, self.lookalikes)?;
+            tx::rebuild_skeletons(&mut t, self.rules)?;
             t.execute(
                 "UPDATE userdir_meta SET skeletons = $1 WHERE id = 1",
-                &[&self.lookalikes],
+                &[&self.rules.skeletons],
             )
             .map_err(|e| storage(&e))?;
         }
@@ -306,20 +303,24 @@ impl PgStore {
     }
 
     /// Runs `f` on one snapshot (`REPEATABLE READ READ ONLY`).
-    pub(crate) fn read<T>(&self, f: impl FnOnce(&PgTx) -> Result<T>) -> Result<T> {
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Reader) -> Result<T>) -> Result<T> {
         let mut conn = self.conn()?;
         let client = conn.client.take().ok_or_else(gone)?;
         let tx = PgTx::begin(
             client,
             "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-            self.lookalikes,
+            self.rules,
         )
         .map_err(|b| {
             let (c, e) = *b;
             conn.client = Some(c);
             storage(&e)
         })?;
-        let r = f(&tx);
+        let reader = Reader::Postgres(tx);
+        let r = f(&reader);
+        let Reader::Postgres(tx) = reader else {
+            return Err(gone());
+        };
         // Read-only: nothing to commit; ending it returns the connection clean.
         let (c, _) = tx.finish(false);
         conn.client = Some(c);
@@ -328,7 +329,7 @@ impl PgStore {
 
     /// Runs `f` in one `SERIALIZABLE` transaction and commits when it returns `Ok`, running it
     /// again after a serialization failure or deadlock (see the module docs).
-    pub(crate) fn write<T>(&self, mut f: impl FnMut(&mut PgTx) -> Result<T>) -> Result<T> {
+    pub(crate) fn write<T>(&self, mut f: impl FnMut(&mut Writer<'_>) -> Result<T>) -> Result<T> {
         if let Some((recorded, ours)) = self.unicode_mismatch {
             return Err(Error::UnicodeMismatch {
                 database: recorded,
@@ -353,7 +354,10 @@ impl PgStore {
     }
 
     /// Runs `f` once in one `SERIALIZABLE` transaction (see [`PgStore::write`]).
-    pub(crate) fn write_single<T>(&self, f: impl FnOnce(&mut PgTx) -> Result<T>) -> Result<T> {
+    pub(crate) fn write_single<T>(
+        &self,
+        f: impl FnOnce(&mut Writer<'_>) -> Result<T>,
+    ) -> Result<T> {
         if let Some((recorded, ours)) = self.unicode_mismatch {
             return Err(Error::UnicodeMismatch {
                 database: recorded,
@@ -361,7 +365,7 @@ impl PgStore {
             });
         }
         let mut f = Some(f);
-        match self.write_once(&mut |tx: &mut PgTx| match f.take() {
+        match self.write_once(&mut |tx: &mut Writer<'_>| match f.take() {
             Some(f) => f(tx),
             None => Err(Error::Storage("a transaction ran twice".into())),
         }) {
@@ -373,24 +377,24 @@ impl PgStore {
 
     fn write_once<T>(
         &self,
-        f: &mut impl FnMut(&mut PgTx) -> Result<T>,
+        f: &mut impl FnMut(&mut Writer<'_>) -> Result<T>,
     ) -> std::result::Result<T, Attempt> {
         let mut conn = self.conn().map_err(Attempt::Done)?;
         let client = conn.client.take().ok_or_else(gone).map_err(Attempt::Done)?;
-        let mut tx = PgTx::begin(
-            client,
-            "BEGIN ISOLATION LEVEL SERIALIZABLE",
-            self.lookalikes,
-        )
-        .map_err(|b| {
-            let (c, e) = *b;
-            conn.client = Some(c);
-            match classify(&e) {
-                Failure::Retry => Attempt::Retry(storage(&e)),
-                _ => Attempt::Done(storage(&e)),
-            }
-        })?;
-        let r = f(&mut tx);
+        let tx =
+            PgTx::begin(client, "BEGIN ISOLATION LEVEL SERIALIZABLE", self.rules).map_err(|b| {
+                let (c, e) = *b;
+                conn.client = Some(c);
+                match classify(&e) {
+                    Failure::Retry => Attempt::Retry(storage(&e)),
+                    _ => Attempt::Done(storage(&e)),
+                }
+            })?;
+        let mut w = Writer::Postgres(tx);
+        let r = f(&mut w);
+        let Writer::Postgres(tx) = w else {
+            return Err(Attempt::Done(gone()));
+        };
         let failure = tx.failure();
         let commit = r.is_ok() && failure.is_none();
         let (c, ended) = tx.finish(commit);

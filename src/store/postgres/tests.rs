@@ -6,11 +6,33 @@ use uuid::Uuid;
 
 use super::{PgStore, testdb};
 use crate::error::Error;
-use crate::store::auth_state::FailureState;
-use crate::store::tables::{KIND_EMAIL, KIND_USERNAME, TOKEN_RESET};
-use crate::store::tokens::TokenRecord;
+use crate::identity::UserKeys;
+use crate::store::{
+    FailureState, IndexRules, LoginKind, LoginOwner, ReadTxn, Snapshot, TokenKind, TokenRecord,
+    WriteTxn,
+};
 use crate::user::{Profile, User};
-use crate::{Argon2Params, Directory};
+use crate::{Argon2Params, Directory, ImportBatch, NewUser};
+
+fn rules() -> IndexRules {
+    IndexRules {
+        keys: UserKeys::of,
+        version: crate::identity::unicode_version_code(),
+        skeletons: false,
+    }
+}
+
+fn keys(u: &User) -> UserKeys {
+    UserKeys::of(u, false)
+}
+
+fn owner(id: Uuid, username: bool, email: bool) -> Option<LoginOwner> {
+    Some(LoginOwner {
+        id,
+        username,
+        email,
+    })
+}
 
 fn user(name: &str, email: Option<&str>, at: i64) -> User {
     let d = Directory::builder()
@@ -35,47 +57,50 @@ fn user(name: &str, email: Option<&str>, at: i64) -> User {
 
 fn open() -> Option<PgStore> {
     let url = testdb::fresh_url()?;
-    Some(PgStore::open(&url, None, false, 4).unwrap())
+    Some(PgStore::open(&url, None, rules(), 4).unwrap())
 }
 
 #[test]
 fn create_find_replace_remove() {
     let Some(s) = open() else { return };
     let a = user("Bob", Some("bob@example.com"), 10);
-    s.write(|w| w.insert(&a)).unwrap();
+    s.write(|w| w.insert(&a, &keys(&a))).unwrap();
     let got = s.read(|r| r.get(a.id)).unwrap().unwrap();
     assert_eq!(got, a);
     assert_eq!(
         s.read(|r| r.login("bob")).unwrap(),
-        Some((a.id, KIND_USERNAME))
+        owner(a.id, true, false)
     );
     assert_eq!(
         s.read(|r| r.login("bob@example.com")).unwrap(),
-        Some((a.id, KIND_EMAIL))
+        owner(a.id, false, true)
     );
     // The same caseless username, and a username equal to someone's email.
     let b = user("BOB", None, 11);
     assert!(matches!(
-        s.write(|w| w.insert(&b)),
+        s.write(|w| w.insert(&b, &keys(&b))),
         Err(Error::DuplicateUsername { existing }) if existing == a.id
     ));
     let c = user("bob@example.com", None, 12);
     assert!(matches!(
-        s.write(|w| w.insert(&c)),
+        s.write(|w| w.insert(&c, &keys(&c))),
         Err(Error::LoginIdConflict { field: "username", existing }) if existing == a.id
     ));
-    assert!(matches!(s.write(|w| w.insert(&a)), Err(Error::DuplicateId(id)) if id == a.id));
+    assert!(
+        matches!(s.write(|w| w.insert(&a, &keys(&a))), Err(Error::DuplicateId(id)) if id == a.id)
+    );
     // Rename: the old key is freed, the new one taken.
     let mut a2 = a.clone();
     a2.username = Some("Robert".into());
     a2.roles.clear();
-    s.write(|w| w.replace(&a, &a2)).unwrap();
+    s.write(|w| w.replace((&a, &keys(&a)), (&a2, &keys(&a2))))
+        .unwrap();
     assert_eq!(s.read(|r| r.login("bob")).unwrap(), None);
     assert!(s.read(|r| r.role_members("staff")).unwrap().is_empty());
-    s.write(|w| w.insert(&b)).unwrap();
+    s.write(|w| w.insert(&b, &keys(&b))).unwrap();
     assert_eq!(s.read(|r| r.count()).unwrap(), 2);
     assert!(s.read(|r| r.integrity_problems()).unwrap().is_empty());
-    s.write(|w| w.remove(&a2)).unwrap();
+    s.write(|w| w.remove(&a2, &keys(&a2))).unwrap();
     assert_eq!(s.read(|r| r.count()).unwrap(), 1);
     assert!(s.read(|r| r.integrity_problems()).unwrap().is_empty());
 }
@@ -88,13 +113,13 @@ fn walks_are_paged_and_ordered() {
         .collect();
     s.write(|w| {
         for u in &users {
-            w.insert(u)?;
+            w.insert(u, &keys(u))?;
         }
         Ok(())
     })
     .unwrap();
     let mut prefix = Vec::new();
-    s.read(|r| r.login_prefix("user10", KIND_USERNAME, |id| prefix.push(id)))
+    s.read(|r| r.login_prefix("user10", LoginKind::Username, |id| prefix.push(id)))
         .unwrap();
     assert_eq!(prefix.len(), 100);
     let mut seen = Vec::new();
@@ -144,32 +169,32 @@ fn walks_are_paged_and_ordered() {
 fn tokens_and_failures() {
     let Some(s) = open() else { return };
     let a = user("ann", None, 1);
-    s.write(|w| w.insert(&a)).unwrap();
+    s.write(|w| w.insert(&a, &keys(&a))).unwrap();
     let rec = |expiry| TokenRecord {
         user: a.id,
-        kind: TOKEN_RESET,
+        kind: TokenKind::Reset,
         expiry,
         binding: u64::MAX,
     };
     s.write(|w| {
-        w.token_insert(&[1; 32], &rec(5), 2)?;
-        w.token_insert(&[2; 32], &rec(6), 2)?;
-        w.token_insert(&[3; 32], &rec(7), 2)
+        w.insert_token(&[1; 32], &rec(5), 2)?;
+        w.insert_token(&[2; 32], &rec(6), 2)?;
+        w.insert_token(&[3; 32], &rec(7), 2)
     })
     .unwrap();
     assert_eq!(s.read(|r| r.token(&[1; 32])).unwrap(), None);
     assert_eq!(s.read(|r| r.token(&[2; 32])).unwrap(), Some(rec(6)));
-    assert_eq!(s.read(|r| r.token_count(a.id)).unwrap(), 2);
-    assert_eq!(s.write(|w| w.token_purge_expired(6, 10)).unwrap(), 1);
+    assert_eq!(s.read(|r| r.user_token_count(a.id)).unwrap(), 2);
+    assert_eq!(s.write(|w| w.purge_expired_tokens(6, 10)).unwrap(), 1);
     let f = FailureState {
         count: 3,
         window_start: 9,
         locked_until: Some(99),
     };
-    s.write(|w| w.failures_put(a.id, f)).unwrap();
+    s.write(|w| w.set_failures(a.id, f)).unwrap();
     assert_eq!(s.read(|r| r.failures(a.id)).unwrap(), Some(f));
-    s.write(|w| w.remove(&a)).unwrap();
-    assert_eq!(s.read(|r| r.token_count(a.id)).unwrap(), 0);
+    s.write(|w| w.remove(&a, &keys(&a))).unwrap();
+    assert_eq!(s.read(|r| r.user_token_count(a.id)).unwrap(), 0);
     assert_eq!(s.read(|r| r.failures(a.id)).unwrap(), None);
 }
 
@@ -180,7 +205,7 @@ fn racing_creates_have_one_winner_per_key() {
     let Some(url) = testdb::fresh_url() else {
         return;
     };
-    let s = std::sync::Arc::new(PgStore::open(&url, None, false, 8).unwrap());
+    let s = std::sync::Arc::new(PgStore::open(&url, None, rules(), 8).unwrap());
     let names: Vec<String> = (0..40).map(|i| format!("Racer{i}")).collect();
     let results: Vec<Vec<(usize, Result<Uuid, Error>)>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..8)
@@ -198,7 +223,7 @@ fn racing_creates_have_one_winner_per_key() {
                                 n.to_lowercase()
                             };
                             let u = user(&name, None, 0);
-                            (i, s.write(|w| w.insert(&u)).map(|()| u.id))
+                            (i, s.write(|w| w.insert(&u, &keys(&u))).map(|()| u.id))
                         })
                         .collect()
                 })
@@ -233,14 +258,21 @@ fn a_different_unicode_version_refuses_writes() {
     let Some(url) = testdb::fresh_url() else {
         return;
     };
-    let s = PgStore::open(&url, None, false, 1).unwrap();
-    s.write(|w| w.insert(&user("uni", None, 0))).unwrap();
+    let s = PgStore::open(&url, None, rules(), 1).unwrap();
+    s.write(|w| {
+        let u = user("uni", None, 0);
+        w.insert(&u, &keys(&u))
+    })
+    .unwrap();
     let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
     c.execute("UPDATE userdir_meta SET unicode_version = 1", &[])
         .unwrap();
-    let s = PgStore::open(&url, None, false, 1).unwrap();
+    let s = PgStore::open(&url, None, rules(), 1).unwrap();
     assert!(matches!(
-        s.write(|w| w.insert(&user("other", None, 0))),
+        s.write(|w| {
+            let u = user("other", None, 0);
+            w.insert(&u, &keys(&u))
+        }),
         Err(Error::UnicodeMismatch { database: 1, .. })
     ));
     // Reads still work.
@@ -248,7 +280,7 @@ fn a_different_unicode_version_refuses_writes() {
     c.execute("UPDATE userdir_meta SET schema_version = 99", &[])
         .unwrap();
     assert!(matches!(
-        PgStore::open(&url, None, false, 1),
+        PgStore::open(&url, None, rules(), 1),
         Err(Error::UnsupportedFormat { found: 99, .. })
     ));
 }
@@ -258,12 +290,16 @@ fn a_lost_connection_at_commit_is_outcome_unknown() {
     let Some(url) = testdb::fresh_url() else {
         return;
     };
-    let s = PgStore::open(&url, None, false, 1).unwrap();
+    let s = PgStore::open(&url, None, rules(), 1).unwrap();
     let r = s.write(|w| {
-        w.insert(&user("lost", None, 0))?;
+        let u = user("lost", None, 0);
+        w.insert(&u, &keys(&u))?;
         // Another session ends this connection's backend before COMMIT is sent.
         let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
-        let pid: i32 = w.backend_pid()?;
+        let crate::store::Writer::Postgres(tx) = w else {
+            unreachable!()
+        };
+        let pid: i32 = tx.backend_pid()?;
         c.execute("SELECT pg_terminate_backend($1)", &[&pid])
             .unwrap();
         Ok(())
@@ -272,57 +308,43 @@ fn a_lost_connection_at_commit_is_outcome_unknown() {
 }
 
 #[test]
-fn batch_insert_checks_every_key_then_copies() {
-    use crate::store::batch::{Clash, ClashWith};
-    let Some(s) = open() else { return };
-    let a = user("taken", Some("taken@example.com"), 1);
-    s.write(|w| w.insert(&a)).unwrap();
-    let rows: Vec<(usize, User)> = (0..3000)
-        .map(|i| {
-            (
-                i,
-                user(
-                    &format!("bulk{i}"),
-                    Some(&format!("bulk{i}@example.com")),
-                    5,
-                ),
-            )
-        })
-        .collect();
-    let mut bad = rows.clone();
-    bad[7].1.username = Some("TAKEN".into());
-    bad[9].1.email = Some("taken@example.com".into());
-    bad[11].1.id = a.id;
-    let clashes = s.write(|w| w.insert_rows(&bad)).unwrap();
+fn import_checks_every_key_then_copies() {
+    let Some(url) = testdb::fresh_url() else {
+        return;
+    };
+    let dir = Directory::builder()
+        .hasher(Argon2Params::insecure_fast())
+        .open_postgres(&url)
+        .unwrap();
+    let a = dir
+        .create(NewUser::with_username("taken").email("taken@example.com"))
+        .unwrap();
+    let rows = |n: usize| -> Vec<NewUser> {
+        (0..n)
+            .map(|i| {
+                NewUser::with_username(format!("bulk{i}"))
+                    .email(format!("bulk{i}@example.com"))
+                    .role("staff")
+            })
+            .collect()
+    };
+    let mut bad = rows(3000);
+    bad[7] = NewUser::with_username("TAKEN");
+    bad[9] = NewUser::with_username("x9").email("taken@example.com");
+    bad[11].id = Some(a.id);
+    let Err(Error::Import(report)) = dir.import(ImportBatch::new(bad)) else {
+        panic!("the batch must be refused")
+    };
+    let got: Vec<(usize, &str)> = report.problems.iter().map(|p| (p.index, p.field)).collect();
+    assert_eq!(got, [(7, "username"), (9, "email"), (11, "id")]);
+    assert_eq!(dir.count().unwrap(), 1);
+    dir.import(ImportBatch::new(rows(3000))).unwrap();
+    assert_eq!(dir.count().unwrap(), 3001);
     assert_eq!(
-        clashes,
-        vec![
-            Clash {
-                row: 7,
-                field: "username",
-                with: ClashWith::User(a.id)
-            },
-            Clash {
-                row: 9,
-                field: "email",
-                with: ClashWith::User(a.id)
-            },
-            Clash {
-                row: 11,
-                field: "id",
-                with: ClashWith::User(a.id)
-            },
-        ]
+        dir.find_by_login_id("BULK77").unwrap().unwrap().roles.len(),
+        1
     );
-    assert_eq!(s.read(|r| r.count()).unwrap(), 1);
-    assert!(s.write(|w| w.insert_rows(&rows)).unwrap().is_empty());
-    assert_eq!(s.read(|r| r.count()).unwrap(), 3001);
-    assert_eq!(s.read(|r| r.role_members("staff")).unwrap().len(), 3001);
-    assert_eq!(
-        s.read(|r| r.get(rows[5].1.id)).unwrap().as_ref(),
-        Some(&rows[5].1)
-    );
-    assert!(s.read(|r| r.integrity_problems()).unwrap().is_empty());
+    dir.check_integrity().unwrap();
 }
 
 #[test]
@@ -331,14 +353,15 @@ fn a_schema_option_keeps_directories_apart() {
         return;
     };
     let tag = Uuid::new_v4().simple().to_string();
-    let a = PgStore::open(&url, Some(&format!("a_{tag}")), false, 1).unwrap();
-    let b = PgStore::open(&url, Some(&format!("b_{tag}")), false, 1).unwrap();
-    a.write(|w| w.insert(&user("same", None, 0))).unwrap();
-    b.write(|w| w.insert(&user("same", None, 0))).unwrap();
+    let a = PgStore::open(&url, Some(&format!("a_{tag}")), rules(), 1).unwrap();
+    let b = PgStore::open(&url, Some(&format!("b_{tag}")), rules(), 1).unwrap();
+    let (u, v) = (user("same", None, 0), user("same", None, 0));
+    a.write(|w| w.insert(&u, &keys(&u))).unwrap();
+    b.write(|w| w.insert(&v, &keys(&v))).unwrap();
     assert_eq!(a.read(|r| r.count()).unwrap(), 1);
     assert_eq!(b.read(|r| r.dump()).unwrap().len(), 4);
     assert!(matches!(
-        PgStore::open(&url, Some("x; DROP TABLE y"), false, 1),
+        PgStore::open(&url, Some("x; DROP TABLE y"), rules(), 1),
         Err(Error::InvalidField {
             field: "postgres_schema",
             ..
@@ -356,22 +379,24 @@ fn search_accesses_use_indexes() {
     let Some(url) = testdb::fresh_url() else {
         return;
     };
-    let s = PgStore::open(&url, None, false, 1).unwrap();
-    let rows: Vec<(usize, User)> = (0..5000)
+    let dir = Directory::builder()
+        .hasher(Argon2Params::insecure_fast())
+        .open_postgres(&url)
+        .unwrap();
+    let rows: Vec<NewUser> = (0..5000)
         .map(|i| {
-            let mut u = user(
-                &format!("member{i:05}"),
-                Some(&format!("m{i}@example.com")),
-                i,
-            );
-            u.external_id = Some(format!("ext-{i}"));
-            (usize::try_from(i).unwrap(), u)
+            let mut u = NewUser::with_username(format!("member{i:05}"))
+                .email(format!("m{i}@example.com"))
+                .external_id(format!("ext-{i}"))
+                .role("staff");
+            u.insert_instant = Some(i);
+            u
         })
         .collect();
-    assert!(s.write(|w| w.insert_rows(&rows)).unwrap().is_empty());
+    dir.import(ImportBatch::new(rows)).unwrap();
     let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
     c.batch_execute("ANALYZE").unwrap();
-    let id = rows[10].1.id;
+    let id = dir.find_by_username("member00010").unwrap().unwrap().id;
     let kinds: i16 = 1;
     let (lo, hi) = (100_i64, 200_i64);
     let explain =

@@ -11,12 +11,35 @@ use uuid::Uuid;
 
 use super::{Failure, FailureCell, storage};
 use crate::error::{Error, Result};
-use crate::store::auth_state::FailureState;
-use crate::store::batch::{Clash, ClashWith};
-use crate::store::codec;
-use crate::store::tables::{self, KIND_EMAIL, KIND_USERNAME};
-use crate::store::tokens::{TokenHash, TokenRecord};
+use crate::store::redb::batch::Claim;
+use crate::store::{
+    BatchKeys, Clash, ClashWith, FailureState, IndexRules, LoginKind, LoginOwner, ReadTxn,
+    Snapshot, TokenHash, TokenKind, TokenRecord, UserKeys, WriteTxn, codec,
+};
 use crate::user::{Instant, User};
+
+/// `kinds` bit of a login row: the key is the user's username.
+const KIND_USERNAME: u8 = 1;
+/// `kinds` bit of a login row: the key is the user's email.
+const KIND_EMAIL: u8 = 2;
+/// `kind` of a password-reset token row.
+const TOKEN_RESET: i16 = 1;
+/// `kind` of an email-verification token row.
+const TOKEN_VERIFY: i16 = 2;
+
+fn kind_code(k: TokenKind) -> i16 {
+    match k {
+        TokenKind::Reset => TOKEN_RESET,
+        TokenKind::Verify => TOKEN_VERIFY,
+    }
+}
+
+fn login_kind_bit(k: LoginKind) -> u8 {
+    match k {
+        LoginKind::Username => KIND_USERNAME,
+        LoginKind::Email => KIND_EMAIL,
+    }
+}
 
 /// A record by id (lookups, id lists).
 pub(super) const SQL_BY_ID: &str = "SELECT record FROM userdir_users WHERE id = $1";
@@ -61,7 +84,7 @@ type Param<'a> = &'a (dyn ToSql + Sync);
 /// store's engine-neutral reader and writer.
 pub(crate) struct PgTx {
     c: Mutex<Client>,
-    lookalikes: bool,
+    rules: IndexRules,
     failure: FailureCell,
 }
 
@@ -70,12 +93,12 @@ impl PgTx {
     pub(super) fn begin(
         mut c: Client,
         begin: &str,
-        lookalikes: bool,
+        rules: IndexRules,
     ) -> std::result::Result<PgTx, Box<(Client, postgres::Error)>> {
         match c.batch_execute(begin) {
             Ok(()) => Ok(PgTx {
                 c: Mutex::new(c),
-                lookalikes,
+                rules,
                 failure: FailureCell::default(),
             }),
             Err(e) => Err(Box::new((c, e))),
@@ -120,12 +143,12 @@ impl PgTx {
     // ---- reads (the redb `Reader`'s operations) ----
 
     /// The user with this id.
-    pub(crate) fn get(&self, id: Uuid) -> Result<Option<User>> {
-        self.with_record(id, |b| codec::decode(id, b))
+    pub(crate) fn fetch_user(&self, id: Uuid) -> Result<Option<User>> {
+        self.fetch_record(id, |b| codec::decode(id, b))
     }
 
     /// `f(encoded record)` of the user with this id.
-    pub(crate) fn with_record<R>(
+    pub(crate) fn fetch_record<R>(
         &self,
         id: Uuid,
         f: impl FnOnce(&[u8]) -> Result<R>,
@@ -137,7 +160,7 @@ impl PgTx {
     }
 
     /// The owner of a caseless login key and the kinds of login id it is for them.
-    pub(crate) fn login(&self, key: &str) -> Result<Option<(Uuid, u8)>> {
+    pub(crate) fn login_row(&self, key: &str) -> Result<Option<(Uuid, u8)>> {
         self.query_opt(SQL_LOGIN, &[&key])?
             .map(|row| Ok((row.get(0), kinds_of(row.get(1))?)))
             .transpose()
@@ -145,7 +168,7 @@ impl PgTx {
 
     /// Calls `f(id)` for every login key starting with `prefix` whose kinds include one of
     /// `kinds`, in key order.
-    pub(crate) fn login_prefix(
+    pub(crate) fn login_prefix_ids(
         &self,
         prefix: &str,
         kinds: u8,
@@ -167,7 +190,7 @@ impl PgTx {
     }
 
     /// The owner of an external id.
-    pub(crate) fn external(&self, external_id: &str) -> Result<Option<Uuid>> {
+    pub(crate) fn external_owner(&self, external_id: &str) -> Result<Option<Uuid>> {
         Ok(self
             .query_opt(SQL_EXTERNAL, &[&external_id])?
             .map(|r| r.get(0)))
@@ -186,7 +209,7 @@ impl PgTx {
     }
 
     /// Ids of users holding `role`, in id order.
-    pub(crate) fn role_members(&self, role: &str) -> Result<Vec<Uuid>> {
+    pub(crate) fn role_ids(&self, role: &str) -> Result<Vec<Uuid>> {
         Ok(self
             .query(SQL_ROLE, &[&role])?
             .iter()
@@ -197,7 +220,7 @@ impl PgTx {
     /// Walks the insert-instant index between `lo` and `hi` (ascending, or descending when
     /// `rev`), calling `f(instant, id)` until it returns `false`. Fetches pages of rows, so
     /// `f` may read through this transaction.
-    pub(crate) fn inserted_walk(
+    pub(crate) fn walk_inserted(
         &self,
         mut lo: Bound<(i64, Uuid)>,
         mut hi: Bound<(i64, Uuid)>,
@@ -248,7 +271,7 @@ impl PgTx {
 
     /// Calls `f(id, encoded record)` for every user with an id greater than `after` (all when
     /// `None`), in id order, until it returns `false`. Pages of rows: bounded memory.
-    pub(crate) fn for_each_record_after(
+    pub(crate) fn records_after(
         &self,
         mut after: Option<Uuid>,
         mut f: impl FnMut(Uuid, &[u8]) -> Result<bool>,
@@ -281,32 +304,12 @@ impl PgTx {
     }
 
     /// Calls `f(id, encoded record)` for every user in id order until it returns `false`.
-    pub(crate) fn for_each_record(&self, f: impl FnMut(Uuid, &[u8]) -> Result<bool>) -> Result<()> {
-        self.for_each_record_after(None, f)
-    }
-
-    /// Calls `f(user)` for every user in id order until it returns `false`.
-    pub(crate) fn for_each_user(&self, mut f: impl FnMut(User) -> Result<bool>) -> Result<()> {
-        self.for_each_record(|id, b| f(codec::decode(id, b)?))
-    }
-
-    /// Folds every record into one accumulator (one range: the database does the I/O; the
-    /// evaluation runs on the calling thread).
-    pub(crate) fn fold_records<A: Send>(
-        &self,
-        init: impl Fn() -> A + Sync,
-        f: impl Fn(&mut A, Uuid, &[u8]) -> Result<()> + Sync,
-    ) -> Result<Vec<A>> {
-        let mut acc = init();
-        self.for_each_record(|id, b| {
-            f(&mut acc, id, b)?;
-            Ok(true)
-        })?;
-        Ok(vec![acc])
+    pub(crate) fn records(&self, f: impl FnMut(Uuid, &[u8]) -> Result<bool>) -> Result<()> {
+        self.records_after(None, f)
     }
 
     /// Number of users.
-    pub(crate) fn count(&self) -> Result<u64> {
+    pub(crate) fn user_count(&self) -> Result<u64> {
         let row = self
             .query_opt("SELECT count(*) FROM userdir_users", &[])?
             .ok_or_else(|| Error::Storage("count returned no row".into()))?;
@@ -320,7 +323,7 @@ impl PgTx {
     /// between a duplicate and a login id conflict.
     fn check_unique(&self, user: &User, keys: &Keys) -> Result<()> {
         for (key, kinds) in &keys.logins {
-            if let Some((owner, owner_kinds)) = self.login(key)?
+            if let Some((owner, owner_kinds)) = self.login_row(key)?
                 && owner != user.id
             {
                 let as_username = kinds & KIND_USERNAME != 0;
@@ -341,12 +344,12 @@ impl PgTx {
             }
         }
         if let Some(x) = &keys.external
-            && let Some(owner) = self.external(x)?
+            && let Some(owner) = self.external_owner(x)?
             && owner != user.id
         {
             return Err(Error::DuplicateExternalId { existing: owner });
         }
-        if self.lookalikes
+        if self.rules.skeletons
             && let Some(s) = &keys.skeleton
             && let Some(owner) = self.skeleton_owners(s)?.into_iter().find(|o| *o != user.id)
         {
@@ -356,14 +359,14 @@ impl PgTx {
     }
 
     /// Inserts a new user and its index rows.
-    pub(crate) fn insert(&mut self, user: &User) -> Result<()> {
+    pub(crate) fn insert_user(&mut self, user: &User, keys: &UserKeys) -> Result<()> {
         if self
             .query_opt("SELECT 1 FROM userdir_users WHERE id = $1", &[&user.id])?
             .is_some()
         {
             return Err(Error::DuplicateId(user.id));
         }
-        let keys = Keys::of(user, self.lookalikes);
+        let keys = Keys::new(keys);
         self.check_unique(user, &keys)?;
         let bytes = codec::encode(user)?;
         self.execute(
@@ -410,9 +413,13 @@ impl PgTx {
     }
 
     /// Replaces `old` by `new` (same id), re-indexing what changed.
-    pub(crate) fn replace(&mut self, old: &User, new: &User) -> Result<()> {
-        let new_keys = Keys::of(new, self.lookalikes);
-        let old_keys = Keys::of(old, self.lookalikes);
+    pub(crate) fn replace_user(
+        &mut self,
+        (old, old_keys): (&User, &UserKeys),
+        (new, new_keys): (&User, &UserKeys),
+    ) -> Result<()> {
+        let new_keys = Keys::new(new_keys);
+        let old_keys = Keys::new(old_keys);
         self.check_unique(new, &new_keys.added_since(&old_keys))?;
         let bytes = codec::encode(new)?;
         let n = self.execute(
@@ -444,7 +451,7 @@ impl PgTx {
     }
 
     /// Removes a user and every row it owns (the foreign keys cascade).
-    pub(crate) fn remove(&mut self, user: &User) -> Result<()> {
+    pub(crate) fn remove_user(&mut self, user: &User) -> Result<()> {
         self.execute("DELETE FROM userdir_users WHERE id = $1", &[&user.id])?;
         Ok(())
     }
@@ -452,13 +459,13 @@ impl PgTx {
     // ---- tokens and failed logins ----
 
     /// The token with this hash.
-    pub(crate) fn token(&self, hash: &TokenHash) -> Result<Option<TokenRecord>> {
-        Ok(self
-            .query_opt(
-                "SELECT user_id, kind, expiry, binding FROM userdir_tokens WHERE hash = $1",
-                &[&hash.as_slice()],
-            )?
-            .map(|r| token_of(&r)))
+    pub(crate) fn token_by_hash(&self, hash: &TokenHash) -> Result<Option<TokenRecord>> {
+        self.query_opt(
+            "SELECT user_id, kind, expiry, binding FROM userdir_tokens WHERE hash = $1",
+            &[&hash.as_slice()],
+        )?
+        .map(|r| token_of(&r))
+        .transpose()
     }
 
     /// The number of tokens a user holds.
@@ -480,7 +487,7 @@ impl PgTx {
         rec: &TokenRecord,
         keep: usize,
     ) -> Result<()> {
-        let kind = i16::from(rec.kind);
+        let kind = kind_code(rec.kind);
         let rows = self.query(
             "SELECT hash FROM userdir_tokens WHERE user_id = $1 AND kind = $2 \
              ORDER BY expiry, hash",
@@ -507,21 +514,25 @@ impl PgTx {
 
     /// Removes a token; returns what it was.
     pub(crate) fn token_remove(&mut self, hash: &TokenHash) -> Result<Option<TokenRecord>> {
-        Ok(self
-            .query_opt(
-                "DELETE FROM userdir_tokens WHERE hash = $1 \
-                 RETURNING user_id, kind, expiry, binding",
-                &[&hash.as_slice()],
-            )?
-            .map(|r| token_of(&r)))
+        self.query_opt(
+            "DELETE FROM userdir_tokens WHERE hash = $1 \
+             RETURNING user_id, kind, expiry, binding",
+            &[&hash.as_slice()],
+        )?
+        .map(|r| token_of(&r))
+        .transpose()
     }
 
     /// Revokes a user's tokens of `kind` (all when `None`); returns how many.
-    pub(crate) fn token_revoke_user(&mut self, user: Uuid, kind: Option<u8>) -> Result<usize> {
+    pub(crate) fn token_revoke_user(
+        &mut self,
+        user: Uuid,
+        kind: Option<TokenKind>,
+    ) -> Result<usize> {
         let n = match kind {
             Some(k) => self.execute(
                 "DELETE FROM userdir_tokens WHERE user_id = $1 AND kind = $2",
-                &[&user, &i16::from(k)],
+                &[&user, &kind_code(k)],
             )?,
             None => self.execute("DELETE FROM userdir_tokens WHERE user_id = $1", &[&user])?,
         };
@@ -540,7 +551,7 @@ impl PgTx {
     }
 
     /// The failed-login state of `id`.
-    pub(crate) fn failures(&self, id: Uuid) -> Result<Option<FailureState>> {
+    pub(crate) fn failure_row(&self, id: Uuid) -> Result<Option<FailureState>> {
         self.query_opt(
             "SELECT count, window_start, locked_until FROM userdir_login_failures \
              WHERE user_id = $1",
@@ -577,86 +588,44 @@ impl PgTx {
         Ok(())
     }
 
-    /// The keys of `users` (`(row, user)`) that existing users already hold, in the order the
-    /// redb engine reports them (login keys, look-alikes, external ids, ids): one query for
-    /// every key of the batch.
-    pub(crate) fn batch_clashes_of(&self, users: &[(usize, User)]) -> Result<Vec<Clash>> {
-        let mut logins: Vec<(String, usize, u8)> = Vec::new();
-        let mut externals: Vec<(String, usize)> = Vec::new();
-        let mut skeletons: Vec<(String, usize)> = Vec::new();
-        for (row, u) in users {
-            let k = Keys::of(u, self.lookalikes);
-            logins.extend(k.logins.into_iter().map(|(key, kinds)| (key, *row, kinds)));
-            if let Some(x) = k.external {
-                externals.push((x, *row));
-            }
-            if let Some(s) = k.skeleton {
-                skeletons.push((s, *row));
+    /// The keys of a batch that existing users already hold, in the batch's key order (as the
+    /// redb engine reports them): one query for every key of the batch.
+    pub(crate) fn clashes(&self, batch: &BatchKeys) -> Result<Vec<Clash>> {
+        let claims = batch.claims();
+        let (mut logins, mut externals, mut skeletons, mut ids) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (_, _, c) in &claims {
+            match *c {
+                Claim::Id(id) => ids.push(id),
+                Claim::Login(k) => logins.push(k),
+                Claim::External(x) => externals.push(x),
+                Claim::Skeleton(s) if self.rules.skeletons => skeletons.push(s),
+                Claim::Skeleton(_) => {}
             }
         }
-        let login_keys: Vec<&str> = logins.iter().map(|(k, _, _)| k.as_str()).collect();
-        let external_keys: Vec<&str> = externals.iter().map(|(k, _)| k.as_str()).collect();
-        let skeleton_keys: Vec<&str> = skeletons.iter().map(|(k, _)| k.as_str()).collect();
-        let ids: Vec<Uuid> = users.iter().map(|(_, u)| u.id).collect();
         let rows = self.query(
             "SELECT 'L', key, user_id FROM userdir_logins WHERE key = ANY($1) \
              UNION ALL SELECT 'S', skeleton, min(user_id::text)::uuid FROM userdir_skeletons \
                  WHERE skeleton = ANY($2) GROUP BY skeleton \
              UNION ALL SELECT 'X', external_id, id FROM userdir_users WHERE external_id = ANY($3) \
-             UNION ALL SELECT 'U', '', id FROM userdir_users WHERE id = ANY($4)",
-            &[&login_keys, &skeleton_keys, &external_keys, &ids],
+             UNION ALL SELECT 'U', id::text, id FROM userdir_users WHERE id = ANY($4)",
+            &[&logins, &skeletons, &externals, &ids],
         )?;
         let mut owners: BTreeMap<(String, String), Uuid> = BTreeMap::new();
-        let mut taken_ids: BTreeSet<Uuid> = BTreeSet::new();
         for r in rows {
-            let (tag, key, owner): (String, String, Uuid) = (r.get(0), r.get(1), r.get(2));
-            if tag == "U" {
-                taken_ids.insert(owner);
-            } else {
-                owners.insert((tag, key), owner);
-            }
+            owners.insert((r.get(0), r.get(1)), r.get(2));
         }
         let owner = |tag: &str, key: &str| owners.get(&(tag.to_string(), key.to_string())).copied();
         let mut out = Vec::new();
-        for (key, row, kinds) in &logins {
-            if let Some(o) = owner("L", key) {
-                let field = if kinds & KIND_USERNAME != 0 {
-                    "username"
-                } else {
-                    "email"
-                };
-                out.push(Clash {
-                    row: *row,
-                    field,
-                    with: ClashWith::User(o),
-                });
-            }
-        }
-        for (key, row) in &skeletons {
-            if let Some(o) = owner("S", key) {
-                out.push(Clash {
-                    row: *row,
-                    field: "username",
-                    with: ClashWith::LookalikeUser(o),
-                });
-            }
-        }
-        for (key, row) in &externals {
-            if let Some(o) = owner("X", key) {
-                out.push(Clash {
-                    row: *row,
-                    field: "external_id",
-                    with: ClashWith::User(o),
-                });
-            }
-        }
-        for (row, u) in users {
-            if taken_ids.contains(&u.id) {
-                out.push(Clash {
-                    row: *row,
-                    field: "id",
-                    with: ClashWith::User(u.id),
-                });
+        for (row, field, c) in claims {
+            let with = match c {
+                Claim::Id(id) => owner("U", &id.to_string()).map(ClashWith::User),
+                Claim::Login(k) => owner("L", k).map(ClashWith::User),
+                Claim::External(x) => owner("X", x).map(ClashWith::User),
+                Claim::Skeleton(s) => owner("S", s).map(ClashWith::LookalikeUser),
+            };
+            if let Some(with) = with {
+                out.push(Clash { row, field, with });
             }
         }
         Ok(out)
@@ -665,14 +634,16 @@ impl PgTx {
     /// Inserts a whole import batch (rows unique among themselves): checks every key with one
     /// query, then loads each table with binary `COPY`. Returns the clashes with existing users
     /// instead when there are any (nothing is loaded then).
-    pub(crate) fn insert_rows(&mut self, users: &[(usize, User)]) -> Result<Vec<Clash>> {
-        let clashes = self.batch_clashes_of(users)?;
+    pub(crate) fn load(&mut self, batch: &BatchKeys) -> Result<Vec<Clash>> {
+        let clashes = self.clashes(batch)?;
         if !clashes.is_empty() {
             return Ok(clashes);
         }
+        let users = batch.rows()?;
+        let users = users.as_slice();
         use postgres::binary_copy::BinaryCopyInWriter;
         use postgres::types::Type;
-        let lookalikes = self.lookalikes;
+        let rules = self.rules;
         let records: Vec<Vec<u8>> = {
             use rayon::prelude::*;
             users
@@ -713,7 +684,7 @@ impl PgTx {
             let mut w = BinaryCopyInWriter::new(sink, &[Type::TEXT, Type::UUID, Type::INT2]);
             let mut skeletons = Vec::new();
             for (_, u) in users {
-                let k = Keys::of(u, lookalikes);
+                let k = Keys::new(&rules.keys_of(u));
                 for (key, kinds) in &k.logins {
                     w.write(&[key, &u.id, &i16::from(*kinds)])?;
                 }
@@ -747,13 +718,13 @@ impl PgTx {
     /// Every stored row as (table, key, value fingerprint), in table and key order: for tests
     /// that compare whole states. Records and token hashes are digested (SHA-256), so no
     /// password hash or token appears.
-    pub(crate) fn dump(&self) -> Result<Vec<(&'static str, String, String)>> {
+    pub(crate) fn dump_rows(&self) -> Result<Vec<(&'static str, String, String)>> {
         use sha2::{Digest, Sha256};
         fn hex(b: &[u8]) -> String {
             b.iter().map(|x| format!("{x:02x}")).collect()
         }
         let mut out = Vec::new();
-        self.for_each_record(|id, b| {
+        self.records(|id, b| {
             out.push(("users", id.to_string(), hex(&Sha256::digest(b))));
             Ok(true)
         })?;
@@ -806,13 +777,13 @@ impl PgTx {
     // ---- whole-state checks ----
 
     /// Rebuilds every index row from the records and compares with what is stored.
-    pub(crate) fn integrity_problems(&self) -> Result<Vec<String>> {
+    pub(crate) fn problems(&self) -> Result<Vec<String>> {
         let mut problems = Vec::new();
         let mut logins: BTreeMap<String, (Uuid, u8)> = BTreeMap::new();
         let mut roles: BTreeSet<(String, Uuid)> = BTreeSet::new();
         let mut skeletons: BTreeSet<(String, Uuid)> = BTreeSet::new();
         let mut columns: BTreeMap<Uuid, (Option<String>, i64, bool)> = BTreeMap::new();
-        self.for_each_record(|id, b| {
+        self.records(|id, b| {
             let user = match codec::decode(id, b) {
                 Ok(u) => u,
                 Err(e) => {
@@ -823,7 +794,7 @@ impl PgTx {
             if user.username.is_none() && user.email.is_none() {
                 problems.push(format!("user {id} has no username and no email"));
             }
-            let keys = Keys::of(&user, self.lookalikes);
+            let keys = Keys::new(&self.rules.keys_of(&user));
             for (k, kinds) in keys.logins {
                 if let Some((other, _)) = logins.insert(k.clone(), (id, kinds)) {
                     problems.push(format!(
@@ -905,10 +876,7 @@ impl PgTx {
         // must still be in range.
         for row in self.query("SELECT user_id, kind FROM userdir_tokens", &[])? {
             let kind: i16 = row.get(1);
-            if !matches!(
-                u8::try_from(kind),
-                Ok(tables::TOKEN_RESET | tables::TOKEN_VERIFY)
-            ) {
+            if !matches!(kind, TOKEN_RESET | TOKEN_VERIFY) {
                 problems.push(format!(
                     "tokens: a token of user {} has unknown kind {kind}",
                     row.get::<_, Uuid>(0)
@@ -917,6 +885,104 @@ impl PgTx {
         }
         problems.truncate(101);
         Ok(problems)
+    }
+}
+
+impl Snapshot for PgTx {
+    fn get(&self, id: Uuid) -> Result<Option<User>> {
+        self.fetch_user(id)
+    }
+    fn with_record<R>(&self, id: Uuid, f: impl FnOnce(&[u8]) -> Result<R>) -> Result<Option<R>> {
+        self.fetch_record(id, f)
+    }
+    fn count(&self) -> Result<u64> {
+        self.user_count()
+    }
+    fn login(&self, key: &str) -> Result<Option<LoginOwner>> {
+        Ok(self.login_row(key)?.map(|(id, kinds)| LoginOwner {
+            id,
+            username: kinds & KIND_USERNAME != 0,
+            email: kinds & KIND_EMAIL != 0,
+        }))
+    }
+    fn login_prefix(&self, prefix: &str, kind: LoginKind, f: impl FnMut(Uuid)) -> Result<()> {
+        self.login_prefix_ids(prefix, login_kind_bit(kind), f)
+    }
+    fn external(&self, external_id: &str) -> Result<Option<Uuid>> {
+        self.external_owner(external_id)
+    }
+    fn role_members(&self, role: &str) -> Result<Vec<Uuid>> {
+        self.role_ids(role)
+    }
+    fn inserted_walk(
+        &self,
+        lo: Bound<(Instant, Uuid)>,
+        hi: Bound<(Instant, Uuid)>,
+        rev: bool,
+        f: impl FnMut(Instant, Uuid) -> Result<bool>,
+    ) -> Result<()> {
+        self.walk_inserted(lo, hi, rev, f)
+    }
+    fn for_each_record_after(
+        &self,
+        after: Option<Uuid>,
+        f: impl FnMut(Uuid, &[u8]) -> Result<bool>,
+    ) -> Result<()> {
+        self.records_after(after, f)
+    }
+    fn failures(&self, id: Uuid) -> Result<Option<FailureState>> {
+        self.failure_row(id)
+    }
+    fn token(&self, hash: &TokenHash) -> Result<Option<TokenRecord>> {
+        self.token_by_hash(hash)
+    }
+    fn user_token_count(&self, user: Uuid) -> Result<usize> {
+        self.token_count(user)
+    }
+    fn batch_clashes(&self, batch: &BatchKeys) -> Result<Vec<Clash>> {
+        self.clashes(batch)
+    }
+}
+
+impl ReadTxn for PgTx {
+    fn integrity_problems(&self) -> Result<Vec<String>> {
+        self.problems()
+    }
+    fn dump(&self) -> Result<Vec<(&'static str, String, String)>> {
+        self.dump_rows()
+    }
+}
+
+impl WriteTxn for PgTx {
+    fn insert(&mut self, user: &User, keys: &UserKeys) -> Result<()> {
+        self.insert_user(user, keys)
+    }
+    fn replace(&mut self, old: (&User, &UserKeys), new: (&User, &UserKeys)) -> Result<()> {
+        self.replace_user(old, new)
+    }
+    fn remove(&mut self, user: &User, _keys: &UserKeys) -> Result<()> {
+        self.remove_user(user)
+    }
+    fn insert_batch(&mut self, batch: &BatchKeys) -> Result<Vec<Clash>> {
+        self.load(batch)
+    }
+    fn set_failures(&mut self, id: Uuid, state: FailureState) -> Result<()> {
+        self.failures_put(id, state)
+    }
+    fn clear_failures(&mut self, id: Uuid) -> Result<()> {
+        self.failures_clear(id)
+    }
+    fn insert_token(&mut self, hash: &TokenHash, token: &TokenRecord, keep: usize) -> Result<()> {
+        self.token_insert(hash, token, keep)
+    }
+    fn remove_token(&mut self, hash: &TokenHash) -> Result<Option<TokenRecord>> {
+        self.token_remove(hash)
+    }
+    fn revoke_tokens(&mut self, user: Uuid, kind: Option<TokenKind>) -> Result<usize> {
+        self.token_revoke_user(user, kind)
+    }
+    fn purge_expired_tokens(&mut self, now: Instant, limit: usize) -> Result<usize> {
+        self.token_purge_expired(now, limit)
     }
 }
 
@@ -931,26 +997,21 @@ pub(crate) struct Keys {
 }
 
 impl Keys {
-    pub(crate) fn of(u: &User, skeleton: bool) -> Keys {
+    pub(crate) fn new(k: &UserKeys) -> Keys {
         let mut logins: Vec<(String, u8)> = Vec::with_capacity(2);
-        let uk = u.username.as_deref().map(crate::identity::username_key);
-        if let Some(k) = &uk {
-            logins.push((k.clone(), KIND_USERNAME));
+        if let Some(u) = &k.username {
+            logins.push((u.clone(), KIND_USERNAME));
         }
-        if let Some(e) = &u.email {
-            let k = crate::identity::email_key(e);
+        if let Some(e) = &k.email {
             match logins.first_mut() {
-                Some((uk, kinds)) if *uk == k => *kinds |= KIND_EMAIL,
-                _ => logins.push((k, KIND_EMAIL)),
+                Some((u, kinds)) if u == e => *kinds |= KIND_EMAIL,
+                _ => logins.push((e.clone(), KIND_EMAIL)),
             }
         }
         Keys {
             logins,
-            external: u.external_id.clone(),
-            skeleton: uk
-                .as_deref()
-                .filter(|_| skeleton)
-                .map(crate::identity::skeleton),
+            external: k.external_id.clone(),
+            skeleton: k.skeleton.clone(),
         }
     }
 
@@ -975,28 +1036,27 @@ impl Keys {
     }
 }
 
-/// Rebuilds (`on`) or drops the skeleton rows of every user (look-alike refusal switched).
-pub(super) fn rebuild_skeletons(t: &mut impl GenericClient, on: bool) -> Result<()> {
+/// Rebuilds (look-alike refusal on) or drops the skeleton rows of every user; the skeletons
+/// come from the identity rules (`rules`), as every key.
+pub(super) fn rebuild_skeletons(t: &mut impl GenericClient, rules: IndexRules) -> Result<()> {
     t.execute("DELETE FROM userdir_skeletons", &[])
         .map_err(|e| storage(&e))?;
-    if !on {
+    if !rules.skeletons {
         return Ok(());
     }
     let rows = t
-        .query(
-            "SELECT id, username FROM userdir_users WHERE username IS NOT NULL",
-            &[],
-        )
+        .query("SELECT id, record FROM userdir_users", &[])
         .map_err(|e| storage(&e))?;
     for row in rows {
         let id: Uuid = row.get(0);
-        let name: String = row.get(1);
-        let s = crate::identity::skeleton(&crate::identity::username_key(&name));
-        t.execute(
-            "INSERT INTO userdir_skeletons (skeleton, user_id) VALUES ($1, $2)",
-            &[&s, &id],
-        )
-        .map_err(|e| storage(&e))?;
+        let user = codec::decode(id, row.get::<_, &[u8]>(1))?;
+        if let Some(s) = rules.keys_of(&user).skeleton {
+            t.execute(
+                "INSERT INTO userdir_skeletons (skeleton, user_id) VALUES ($1, $2)",
+                &[&s, &id],
+            )
+            .map_err(|e| storage(&e))?;
+        }
     }
     Ok(())
 }
@@ -1010,13 +1070,17 @@ fn kinds_of(k: i16) -> Result<u8> {
     }
 }
 
-fn token_of(r: &postgres::Row) -> TokenRecord {
-    TokenRecord {
+fn token_of(r: &postgres::Row) -> Result<TokenRecord> {
+    Ok(TokenRecord {
         user: r.get(0),
-        kind: u8::try_from(r.get::<_, i16>(1)).unwrap_or(0),
+        kind: match r.get::<_, i16>(1) {
+            TOKEN_RESET => TokenKind::Reset,
+            TOKEN_VERIFY => TokenKind::Verify,
+            k => return Err(Error::Corrupt(format!("a token of unknown kind {k}"))),
+        },
         expiry: r.get(2),
         binding: r.get::<_, i64>(3).cast_unsigned(),
-    }
+    })
 }
 
 /// The smallest string greater than every string that starts with `prefix` (`None` when

@@ -1,4 +1,7 @@
-//! Everything that knows redb: tables, the record codec, index maintenance, transactions.
+//! The embedded engine: redb. Records and index entries in one tagged-key B-tree
+//! ([`tables`]), commits through a redo log ([`wal`]) and group commit ([`group`]), the panic
+//! boundary around redb ([`guard`]), bulk insertion ([`batch`]), tokens and failed-login rows.
+//! Nothing of redb crosses `store`'s boundary (see [`super`]).
 //!
 //! Every write runs in one redb write transaction; a record and its index entries change
 //! together. Each mutating method checks everything it can refuse *before* it changes anything,
@@ -7,12 +10,8 @@
 
 pub(crate) mod auth_state;
 pub(crate) mod batch;
-pub(crate) mod codec;
 mod group;
 mod guard;
-#[cfg(feature = "postgres")]
-pub(crate) mod postgres;
-pub(crate) mod record;
 pub(crate) mod tables;
 pub(crate) mod tokens;
 pub(crate) mod wal;
@@ -29,30 +28,16 @@ use uuid::Uuid;
 pub use redb::StorageBackend;
 pub use redb::backends::InMemoryBackend;
 
+use super::{
+    BatchKeys, Clash, Durability, FailureState, IndexRules, LoginKind, LoginOwner, ReadTxn,
+    Snapshot, TokenHash, TokenKind, TokenRecord, UserKeys, WriteTxn, codec,
+};
 use crate::error::{Error, Result};
-use crate::identity;
-use crate::user::User;
+use crate::user::{Instant, User};
 use tables::{
     DIR, FORMAT_VERSION, KEY_COUNT, KIND_EMAIL, KIND_USERNAME, META, TAG_EXTERNAL, TAG_INSERTED,
     TAG_LOGIN, TAG_ROLE, TAG_SKELETON, TAG_USER,
 };
-
-/// When a write is on disk.
-///
-/// A file-backed directory makes writes durable through its redo log (`<file>.wal`, see the
-/// README's Storage section); in-memory directories and custom backends use redb's own commits.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Durability {
-    /// A write is on disk before the call returns: its redo log frame is synced (or, without a
-    /// log, the redb commit is fsynced). The default.
-    #[default]
-    Immediate,
-    /// Writes are visible at once and reach the disk soon after: their log frames are written
-    /// but not synced (without a log: until a later `Immediate` commit or a clean close). A
-    /// crash of the process loses nothing that reached the log; a crash of the machine may
-    /// lose the last writes, never part of one.
-    Eventual,
-}
 
 fn storage<E: std::fmt::Display>(e: E) -> Error {
     Error::Storage(e.to_string())
@@ -77,8 +62,8 @@ pub(crate) struct Store {
     /// Always `Some` but while dropping (see `guard`: the drop is caught).
     db: Option<Database>,
     failed: AtomicBool,
-    /// Whether the skeleton index is maintained (look-alike refusal is on).
-    lookalikes: bool,
+    /// The identity rules' keys, and whether the skeleton index is kept.
+    rules: IndexRules,
     /// Operations waiting for a group commit.
     group: group::Group,
     /// The redo log of a file-backed directory (see [`wal`]).
@@ -93,30 +78,30 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     /// Opens the file at `path`, creating it atomically when absent (see `guard`).
-    pub(crate) fn open(path: &Path, lookalikes: bool) -> Result<Store> {
+    pub(crate) fn open(path: &Path, rules: IndexRules) -> Result<Store> {
         let wal = wal::path_for(path);
-        guard::open_path(path, &|db| Store::init(db, lookalikes, Some(&wal)))
+        guard::open_path(path, &|db| Store::init(db, rules, Some(&wal)))
     }
 
     /// Opens a custom backend (see `guard` for a backend left by an interrupted creation).
-    pub(crate) fn with_backend(backend: impl StorageBackend, lookalikes: bool) -> Result<Store> {
-        guard::open_backend(backend, |db| Store::init(db, lookalikes, None))
+    pub(crate) fn with_backend(backend: impl StorageBackend, rules: IndexRules) -> Result<Store> {
+        guard::open_backend(backend, |db| Store::init(db, rules, None))
     }
 
     /// Takes a freshly opened database and sets up or checks userdir's tables, replaying the
     /// redo log of a file-backed directory (`wal_path`). The store owns the database before any
     /// transaction runs, so a panic in one is caught while the database is alive, and the
     /// database closes afterwards (see `guard`).
-    fn init(db: Database, lookalikes: bool, wal_path: Option<&Path>) -> Result<Store> {
+    fn init(db: Database, rules: IndexRules, wal_path: Option<&Path>) -> Result<Store> {
         let mut store = Store {
             db: Some(db),
             failed: AtomicBool::new(false),
-            lookalikes,
+            rules,
             group: group::Group::default(),
             wal: None,
         };
         let wal = store.guarded("opening the directory", || {
-            Store::init_tables(store.db()?, lookalikes, wal_path)
+            Store::init_tables(store.db()?, rules, wal_path)
         })?;
         store.wal = wal.map(|mut w| {
             w.restart();
@@ -127,7 +112,7 @@ impl Store {
 
     fn init_tables(
         db: &Database,
-        lookalikes: bool,
+        rules: IndexRules,
         wal_path: Option<&Path>,
     ) -> Result<Option<wal::Wal>> {
         let txn = db.begin_write().map_err(storage)?;
@@ -149,7 +134,7 @@ impl Store {
                 Some(_) => {}
                 None if existing.is_empty() => {
                     meta.insert("format", FORMAT_VERSION).map_err(storage)?;
-                    meta.insert("unicode", unicode_version()).map_err(storage)?;
+                    meta.insert("unicode", rules.version).map_err(storage)?;
                 }
                 None => {
                     return Err(Error::NotADirectory(
@@ -174,10 +159,10 @@ impl Store {
         let mut meta = txn.open_table(META).map_err(table_error)?;
         let recorded = meta.get("unicode").map_err(storage)?.map(|g| g.value());
         let had_skeletons = meta.get("skeletons").map_err(storage)?.map(|g| g.value()) == Some(1);
-        if recorded != Some(unicode_version()) || had_skeletons != lookalikes {
-            rebuild_login_indexes(&mut table, lookalikes)?;
-            meta.insert("unicode", unicode_version()).map_err(storage)?;
-            meta.insert("skeletons", u64::from(lookalikes))
+        if recorded != Some(rules.version) || had_skeletons != rules.skeletons {
+            rebuild_login_indexes(&mut table, rules)?;
+            meta.insert("unicode", rules.version).map_err(storage)?;
+            meta.insert("skeletons", u64::from(rules.skeletons))
                 .map_err(storage)?;
         }
         drop((table, meta));
@@ -191,7 +176,7 @@ impl Store {
     pub(crate) fn write<T>(
         &self,
         durability: Durability,
-        f: impl FnOnce(&mut Writer<'_>) -> Result<T>,
+        f: impl FnOnce(&mut super::Writer<'_>) -> Result<T>,
     ) -> Result<T> {
         if self.failed.load(Ordering::Acquire) {
             return Err(Error::NeedsReopen);
@@ -202,18 +187,21 @@ impl Store {
     fn write_unguarded<T>(
         &self,
         durability: Durability,
-        f: impl FnOnce(&mut Writer<'_>) -> Result<T>,
+        f: impl FnOnce(&mut super::Writer<'_>) -> Result<T>,
     ) -> Result<T> {
         let txn = self.db()?.begin_write().map_err(|e| self.fail(e))?;
         let (result, redo) = {
-            let mut w = Writer {
+            let mut w = super::Writer::Redb(Writer {
                 t: txn.open_table(DIR).map_err(table_error)?,
                 txn: &txn,
-                lookalikes: self.lookalikes,
+                rules: self.rules,
                 broken: false,
                 redo: wal::Redo::new(self.wal.is_some()),
-            };
+            });
             let r = f(&mut w);
+            let Some(w) = w.redb() else {
+                return Err(Error::Storage("a redb write ran on another engine".into()));
+            };
             let r = if w.broken && r.is_ok() {
                 Err(Error::Storage(
                     "a write failed inside the transaction; nothing was committed".into(),
@@ -326,16 +314,16 @@ impl Store {
 
     /// Runs `f` on a consistent snapshot. A panic inside (redb's, on a damaged file, also in a
     /// parallel scan's worker) becomes [`Error::Corrupt`] (see `guard`).
-    pub(crate) fn read<T>(&self, f: impl FnOnce(&Reader) -> Result<T>) -> Result<T> {
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&super::Reader) -> Result<T>) -> Result<T> {
         self.guarded("a read", || {
             let txn = self.db()?.begin_read().map_err(storage)?;
             // Built in place: the transaction and the table are a few hundred bytes, and every
             // lookup goes through here.
-            let r = Reader {
+            let r = super::Reader::Redb(Reader {
                 t: txn.open_table(DIR).map_err(table_error)?,
-                lookalikes: self.lookalikes,
+                rules: self.rules,
                 txn,
-            };
+            });
             f(&r)
         })
     }
@@ -388,17 +376,12 @@ fn replay_log(txn: &WriteTransaction, path: &Path) -> Result<wal::Wal> {
     Ok(log)
 }
 
-fn unicode_version() -> u64 {
-    let (a, b, c) = identity::UNICODE_VERSION;
-    (u64::from(a) << 16) | (u64::from(b) << 8) | u64::from(c)
-}
-
 type DirTable<'t> = Table<'t, &'static [u8], &'static [u8]>;
 
 /// Recomputes the login and skeleton entries from the records (after a Unicode version
 /// change). Two users whose keys now collide are reported as corruption rather than silently
 /// merged.
-fn rebuild_login_indexes(t: &mut DirTable<'_>, skeletons: bool) -> Result<()> {
+fn rebuild_login_indexes(t: &mut DirTable<'_>, rules: IndexRules) -> Result<()> {
     t.retain(|k, _| !matches!(k.first(), Some(&(TAG_LOGIN | TAG_SKELETON))))
         .map_err(storage)?;
     let mut entries = Vec::new();
@@ -408,9 +391,10 @@ fn rebuild_login_indexes(t: &mut DirTable<'_>, skeletons: bool) -> Result<()> {
     {
         let (k, v) = e.map_err(storage)?;
         let id = user_id_of(k.value())?;
-        entries.push((id, Keys::of(&codec::decode(id, v.value())?, skeletons)));
+        entries.push((id, rules.keys_of(&codec::decode(id, v.value())?)));
     }
-    for (id, keys) in entries {
+    for (id, user_keys) in entries {
+        let keys = Keys::new(&user_keys);
         for (k, kinds) in &keys.logins {
             let key = tables::str_key(TAG_LOGIN, k);
             if let Some(prev) = t
@@ -462,33 +446,32 @@ fn table_error(e: redb::TableError) -> Error {
     }
 }
 
-/// The index keys one user record owns.
+/// The index keys one user record owns, as this engine lays them out: a username and an
+/// email with the same key share one login entry.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Keys {
+pub(crate) struct Keys<'k> {
     /// (caseless key, kinds)
-    pub logins: Vec<(String, u8)>,
-    pub external: Option<String>,
-    pub skeleton: Option<String>,
+    pub logins: Vec<(&'k str, u8)>,
+    pub external: Option<&'k str>,
+    pub skeleton: Option<&'k str>,
 }
 
-impl Keys {
-    pub(crate) fn of(u: &User, skeleton: bool) -> Keys {
-        let mut logins: Vec<(String, u8)> = Vec::with_capacity(2);
-        let uk = u.username.as_deref().map(identity::username_key);
-        if let Some(k) = &uk {
-            logins.push((k.clone(), KIND_USERNAME));
+impl<'k> Keys<'k> {
+    pub(crate) fn new(k: &'k UserKeys) -> Keys<'k> {
+        let mut logins: Vec<(&str, u8)> = Vec::with_capacity(2);
+        if let Some(u) = &k.username {
+            logins.push((u, KIND_USERNAME));
         }
-        if let Some(e) = &u.email {
-            let k = identity::email_key(e);
+        if let Some(e) = &k.email {
             match logins.first_mut() {
-                Some((uk, kinds)) if *uk == k => *kinds |= KIND_EMAIL,
-                _ => logins.push((k, KIND_EMAIL)),
+                Some((u, kinds)) if *u == e.as_str() => *kinds |= KIND_EMAIL,
+                _ => logins.push((e, KIND_EMAIL)),
             }
         }
         Keys {
             logins,
-            external: u.external_id.clone(),
-            skeleton: uk.as_deref().filter(|_| skeleton).map(identity::skeleton),
+            external: k.external_id.as_deref(),
+            skeleton: k.skeleton.as_deref(),
         }
     }
 
@@ -596,7 +579,7 @@ macro_rules! read_ops {
 
         /// The owner of a caseless login key and the kinds of login id it is for them.
         #[allow(dead_code)]
-        pub(crate) fn login(&self, key: &str) -> Result<Option<(Uuid, u8)>> {
+        pub(crate) fn login_entry(&self, key: &str) -> Result<Option<(Uuid, u8)>> {
             with_str_key(TAG_LOGIN, key, |k| self.with_value(k, tables::login_value))?
                 .map(|v| v.ok_or_else(|| Error::Corrupt("malformed login entry".into())))
                 .transpose()
@@ -605,7 +588,7 @@ macro_rules! read_ops {
         /// Calls `f(id)` for every login key starting with `prefix` whose kinds include one
         /// of `kinds`, in key order (search).
         #[allow(dead_code)]
-        pub(crate) fn login_prefix(
+        pub(crate) fn login_prefix_kinds(
             &self,
             prefix: &str,
             kinds: u8,
@@ -788,18 +771,9 @@ macro_rules! read_ops {
             )
         }
 
-        /// Calls `f` for every user in id order until it returns `false`.
-        #[allow(dead_code)]
-        pub(crate) fn for_each_user(&self, mut f: impl FnMut(User) -> Result<bool>) -> Result<()> {
-            self.scan(&[TAG_USER], &[TAG_USER + 1], |k, v| {
-                let id = user_id_of(k)?;
-                f(codec::decode(id, v)?)
-            })
-        }
-
         /// Rebuilds every index entry from the records and compares with what is stored.
         #[allow(dead_code)]
-        pub(crate) fn integrity_problems(&self) -> Result<Vec<String>> {
+        pub(crate) fn tree_problems(&self) -> Result<Vec<String>> {
             use std::collections::{BTreeMap, BTreeSet};
             let mut problems = Vec::new();
             let mut expected: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
@@ -833,7 +807,8 @@ macro_rules! read_ops {
                 if user.username.is_none() && user.email.is_none() {
                     problems.push(format!("user {} has no username and no email", user.id));
                 }
-                for (key, value) in Keys::of(&user, self.lookalikes).entries(&user) {
+                let user_keys = self.rules.keys_of(&user);
+                for (key, value) in Keys::new(&user_keys).entries(&user) {
                     if let Some(prev) = expected.insert(key.clone(), value) {
                         let other = tables::login_value(&prev)
                             .map(|p| p.0)
@@ -878,7 +853,7 @@ macro_rules! read_ops {
         /// Every entry as (table, key, value fingerprint): for tests that compare whole states.
         /// Values are SHA-256 digests, so no hash ever appears in the output.
         #[allow(dead_code)]
-        pub(crate) fn dump(&self) -> Result<Vec<(&'static str, String, String)>> {
+        pub(crate) fn tree_dump(&self) -> Result<Vec<(&'static str, String, String)>> {
             use sha2::{Digest, Sha256};
             let mut out = Vec::new();
             for e in self.t.iter().map_err(storage)? {
@@ -897,7 +872,7 @@ macro_rules! read_ops {
 /// A consistent snapshot of the directory.
 pub(crate) struct Reader {
     t: ReadOnlyTable<&'static [u8], &'static [u8]>,
-    lookalikes: bool,
+    rules: IndexRules,
     /// The snapshot, for modules that keep tables of their own (`store::*`).
     #[allow(dead_code)]
     pub(crate) txn: ReadTransaction,
@@ -996,7 +971,7 @@ pub(crate) struct Writer<'t> {
     /// The transaction, for modules that keep tables of their own (`store::*`).
     #[allow(dead_code)]
     pub(crate) txn: &'t WriteTransaction,
-    lookalikes: bool,
+    rules: IndexRules,
     /// Set when a mutation failed half-way: the transaction must not commit.
     broken: bool,
     /// What this transaction changed, for the redo log.
@@ -1010,7 +985,7 @@ impl Writer<'_> {
     /// is being replaced, do not conflict).
     fn check_unique(&self, user: &User, keys: &Keys) -> Result<()> {
         for (key, kinds) in &keys.logins {
-            if let Some((owner, owner_kinds)) = self.login(key)?
+            if let Some((owner, owner_kinds)) = self.login_entry(key)?
                 && owner != user.id
             {
                 let as_username = kinds & KIND_USERNAME != 0;
@@ -1036,7 +1011,7 @@ impl Writer<'_> {
         {
             return Err(Error::DuplicateExternalId { existing: owner });
         }
-        if self.lookalikes
+        if self.rules.skeletons
             && let Some(s) = &keys.skeleton
             && let Some(owner) = self.skeleton_owners(s)?.into_iter().find(|o| *o != user.id)
         {
@@ -1046,11 +1021,11 @@ impl Writer<'_> {
     }
 
     /// Inserts a new user and its index entries.
-    pub(crate) fn insert(&mut self, user: &User) -> Result<()> {
+    fn insert_user(&mut self, user: &User, user_keys: &UserKeys) -> Result<()> {
         if self.raw(&tables::user_key(user.id))?.is_some() {
             return Err(Error::DuplicateId(user.id));
         }
-        let keys = Keys::of(user, self.lookalikes);
+        let keys = Keys::new(user_keys);
         self.check_unique(user, &keys)?;
         let bytes = codec::encode(user)?;
         let count = self.count()?;
@@ -1061,9 +1036,13 @@ impl Writer<'_> {
     }
 
     /// Replaces `old` by `new` (same id), re-indexing what changed.
-    pub(crate) fn replace(&mut self, old: &User, new: &User) -> Result<()> {
-        let new_keys = Keys::of(new, self.lookalikes);
-        let old_keys = Keys::of(old, self.lookalikes);
+    fn replace_user(
+        &mut self,
+        (old, old_uk): (&User, &UserKeys),
+        (new, new_uk): (&User, &UserKeys),
+    ) -> Result<()> {
+        let new_keys = Keys::new(new_uk);
+        let old_keys = Keys::new(old_uk);
         // Only keys the user does not own yet can conflict: an unchanged username stays valid
         // even if a look-alike was admitted before look-alike refusal was turned on.
         let added = Keys {
@@ -1071,16 +1050,10 @@ impl Writer<'_> {
                 .logins
                 .iter()
                 .filter(|l| !old_keys.logins.contains(l))
-                .cloned()
+                .copied()
                 .collect(),
-            external: new_keys
-                .external
-                .clone()
-                .filter(|x| old_keys.external.as_ref() != Some(x)),
-            skeleton: new_keys
-                .skeleton
-                .clone()
-                .filter(|s| old_keys.skeleton.as_ref() != Some(s)),
+            external: new_keys.external.filter(|x| old_keys.external != Some(*x)),
+            skeleton: new_keys.skeleton.filter(|s| old_keys.skeleton != Some(*s)),
         };
         self.check_unique(new, &added)?;
         let bytes = codec::encode(new)?;
@@ -1099,8 +1072,8 @@ impl Writer<'_> {
     }
 
     /// Removes a user and every index entry it owns.
-    pub(crate) fn remove(&mut self, user: &User) -> Result<()> {
-        let keys = Keys::of(user, self.lookalikes);
+    fn remove_user(&mut self, user: &User, user_keys: &UserKeys) -> Result<()> {
+        let keys = Keys::new(user_keys);
         let count = self.count()?;
         self.guard(|w| {
             w.unindex(user, &keys)?;
@@ -1159,5 +1132,145 @@ impl Writer<'_> {
             self.dir_del(k.as_slice())?;
         }
         Ok(())
+    }
+}
+
+/// [`Snapshot`] for a reader or a writer: the shared read methods, tokens and failed-login
+/// rows.
+macro_rules! snapshot_ops {
+    () => {
+        fn get(&self, id: Uuid) -> Result<Option<User>> {
+            Self::get(self, id)
+        }
+        fn with_record<R>(
+            &self,
+            id: Uuid,
+            f: impl FnOnce(&[u8]) -> Result<R>,
+        ) -> Result<Option<R>> {
+            Self::with_record(self, id, f)
+        }
+        fn count(&self) -> Result<u64> {
+            Self::count(self)
+        }
+        fn login(&self, key: &str) -> Result<Option<LoginOwner>> {
+            Ok(self.login_entry(key)?.map(|(id, kinds)| LoginOwner {
+                id,
+                username: kinds & KIND_USERNAME != 0,
+                email: kinds & KIND_EMAIL != 0,
+            }))
+        }
+        fn login_prefix(&self, prefix: &str, kind: LoginKind, f: impl FnMut(Uuid)) -> Result<()> {
+            let kinds = match kind {
+                LoginKind::Username => KIND_USERNAME,
+                LoginKind::Email => KIND_EMAIL,
+            };
+            self.login_prefix_kinds(prefix, kinds, f)
+        }
+        fn external(&self, external_id: &str) -> Result<Option<Uuid>> {
+            Self::external(self, external_id)
+        }
+        fn role_members(&self, role: &str) -> Result<Vec<Uuid>> {
+            Self::role_members(self, role)
+        }
+        fn inserted_walk(
+            &self,
+            lo: std::ops::Bound<(Instant, Uuid)>,
+            hi: std::ops::Bound<(Instant, Uuid)>,
+            rev: bool,
+            f: impl FnMut(Instant, Uuid) -> Result<bool>,
+        ) -> Result<()> {
+            Self::inserted_walk(self, lo, hi, rev, f)
+        }
+        fn for_each_record_after(
+            &self,
+            after: Option<Uuid>,
+            f: impl FnMut(Uuid, &[u8]) -> Result<bool>,
+        ) -> Result<()> {
+            Self::for_each_record_after(self, after, f)
+        }
+        fn batch_clashes(&self, batch: &BatchKeys) -> Result<Vec<Clash>> {
+            Self::batch_clashes(self, batch)
+        }
+    };
+}
+
+impl Snapshot for Reader {
+    snapshot_ops!();
+
+    fn failures(&self, id: Uuid) -> Result<Option<FailureState>> {
+        auth_state::get(self, id)
+    }
+    fn token(&self, hash: &TokenHash) -> Result<Option<TokenRecord>> {
+        tokens::get(self, hash)
+    }
+    fn user_token_count(&self, user: Uuid) -> Result<usize> {
+        tokens::count_user(self, user)
+    }
+}
+
+impl ReadTxn for Reader {
+    fn fold_records<A: Send>(
+        &self,
+        init: impl Fn() -> A + Sync,
+        f: impl Fn(&mut A, Uuid, &[u8]) -> Result<()> + Sync,
+    ) -> Result<Vec<A>> {
+        Self::fold_records(self, init, f)
+    }
+    fn integrity_problems(&self) -> Result<Vec<String>> {
+        let mut p = self.tree_problems()?;
+        p.extend(tokens::integrity_problems(self)?);
+        Ok(p)
+    }
+    fn dump(&self) -> Result<Vec<(&'static str, String, String)>> {
+        let mut d = self.tree_dump()?;
+        d.extend(tokens::dump(self)?);
+        Ok(d)
+    }
+}
+
+impl Snapshot for Writer<'_> {
+    snapshot_ops!();
+
+    fn failures(&self, id: Uuid) -> Result<Option<FailureState>> {
+        auth_state::get_w(self, id)
+    }
+    fn token(&self, hash: &TokenHash) -> Result<Option<TokenRecord>> {
+        tokens::get_w(self, hash)
+    }
+    fn user_token_count(&self, user: Uuid) -> Result<usize> {
+        tokens::count_user_w(self, user)
+    }
+}
+
+impl WriteTxn for Writer<'_> {
+    fn insert(&mut self, user: &User, keys: &UserKeys) -> Result<()> {
+        self.insert_user(user, keys)
+    }
+    fn replace(&mut self, old: (&User, &UserKeys), new: (&User, &UserKeys)) -> Result<()> {
+        self.replace_user(old, new)
+    }
+    fn remove(&mut self, user: &User, keys: &UserKeys) -> Result<()> {
+        self.remove_user(user, keys)
+    }
+    fn insert_batch(&mut self, batch: &BatchKeys) -> Result<Vec<Clash>> {
+        Self::insert_batch(self, batch)
+    }
+    fn set_failures(&mut self, id: Uuid, state: FailureState) -> Result<()> {
+        auth_state::put(self, id, state)
+    }
+    fn clear_failures(&mut self, id: Uuid) -> Result<()> {
+        auth_state::clear(self, id)
+    }
+    fn insert_token(&mut self, hash: &TokenHash, token: &TokenRecord, keep: usize) -> Result<()> {
+        tokens::insert(self, hash, token, keep)
+    }
+    fn remove_token(&mut self, hash: &TokenHash) -> Result<Option<TokenRecord>> {
+        tokens::remove(self, hash)
+    }
+    fn revoke_tokens(&mut self, user: Uuid, kind: Option<TokenKind>) -> Result<usize> {
+        tokens::revoke_user(self, user, kind)
+    }
+    fn purge_expired_tokens(&mut self, now: Instant, limit: usize) -> Result<usize> {
+        tokens::purge_expired(self, now, limit)
     }
 }

@@ -20,7 +20,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 use super::{Durability, Store, Writer, guard, table_error, tables::DIR, wal};
 use crate::error::{Error, Result};
 
-type Job = Box<dyn FnOnce(&mut Writer<'_>) + Send>;
+type Job = Box<dyn FnOnce(&mut super::super::Writer<'_>) + Send>;
 
 /// Why a group did not commit.
 #[derive(Clone, Debug)]
@@ -62,7 +62,7 @@ impl Store {
     pub(crate) fn write_grouped<T: Send + 'static>(
         &self,
         durability: Durability,
-        f: impl FnOnce(&mut Writer<'_>) -> Result<T> + Send + 'static,
+        f: impl FnOnce(&mut super::super::Writer<'_>) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let slot: Arc<Mutex<Option<Result<T>>>> = Arc::new(Mutex::new(None));
         let out = Arc::clone(&slot);
@@ -125,19 +125,22 @@ impl Store {
             .begin_write()
             .map_err(|e| GroupFailure::Storage(self.fail(e).to_string()))?;
         let (broken, redo) = {
-            let mut w = Writer {
+            let mut w = super::super::Writer::Redb(Writer {
                 t: txn
                     .open_table(DIR)
                     .map_err(|e| GroupFailure::Storage(table_error(e).to_string()))?,
                 txn: &txn,
-                lookalikes: self.lookalikes,
+                rules: self.rules,
                 broken: false,
                 redo: wal::Redo::new(self.wal.is_some()),
-            };
+            });
             for (_, job) in batch {
                 job(&mut w);
             }
-            (w.broken, std::mem::take(&mut w.redo))
+            match w.redb() {
+                Some(w) => (w.broken, std::mem::take(&mut w.redo)),
+                None => (true, wal::Redo::default()),
+            }
         };
         if broken {
             let _ = txn.abort();

@@ -9,38 +9,32 @@ use std::collections::BTreeSet;
 use redb::{ReadableTable, ReadableTableMetadata, WriteTransaction};
 use uuid::Uuid;
 
-use super::tables::{TAG_USER_TOKEN, TOKEN_EXPIRY, TOKENS};
+use super::tables::{TAG_USER_TOKEN, TOKEN_EXPIRY, TOKEN_RESET, TOKEN_VERIFY, TOKENS};
 use super::{Reader, Writer, auth_state, storage, table_error, wal};
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::store::{TokenHash, TokenKind, TokenRecord};
 use crate::user::Instant;
 
-/// SHA-256 of a token.
-pub(crate) type TokenHash = [u8; 32];
-
-/// What a stored token is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct TokenRecord {
-    /// The user it was issued to.
-    pub user: Uuid,
-    /// `TOKEN_RESET` or `TOKEN_VERIFY`.
-    pub kind: u8,
-    /// When it stops being usable.
-    pub expiry: Instant,
-    /// A fingerprint of what it was issued for (the email, the password hash).
-    pub binding: u64,
-}
-
 impl TokenRecord {
-    fn from_row((user, kind, expiry, binding): (u128, u8, i64, u64)) -> Self {
-        TokenRecord {
+    fn from_row((user, kind, expiry, binding): (u128, u8, i64, u64)) -> Result<Self> {
+        let kind = match kind {
+            TOKEN_RESET => TokenKind::Reset,
+            TOKEN_VERIFY => TokenKind::Verify,
+            _ => return Err(Error::Corrupt("a token of an unknown kind".into())),
+        };
+        Ok(TokenRecord {
             user: Uuid::from_u128(user),
             kind,
             expiry,
             binding,
-        }
+        })
     }
     fn row(&self) -> (u128, u8, i64, u64) {
-        (self.user.as_u128(), self.kind, self.expiry, self.binding)
+        let kind = match self.kind {
+            TokenKind::Reset => TOKEN_RESET,
+            TokenKind::Verify => TOKEN_VERIFY,
+        };
+        (self.user.as_u128(), kind, self.expiry, self.binding)
     }
 }
 
@@ -77,7 +71,7 @@ fn expiry_key(expiry: Instant, hash: &TokenHash) -> [u8; 40] {
 
 /// Applies one logged change to the token tables (redo log replay).
 pub(crate) fn replay(txn: &WriteTransaction, c: &wal::Change<'_>) -> Result<()> {
-    let bad = || crate::error::Error::Corrupt("malformed token change in the redo log".into());
+    let bad = || Error::Corrupt("malformed token change in the redo log".into());
     match c.kind {
         wal::TOKEN_PUT | wal::TOKEN_DEL => {
             let hash: TokenHash = c.key.try_into().map_err(|_| bad())?;
@@ -114,17 +108,19 @@ pub(crate) fn create_tables(txn: &WriteTransaction) -> Result<()> {
 /// The token with this hash in a snapshot.
 pub(crate) fn get(r: &Reader, hash: &TokenHash) -> Result<Option<TokenRecord>> {
     let t = r.txn.open_table(TOKENS).map_err(table_error)?;
-    Ok(t.get(hash)
+    t.get(hash)
         .map_err(storage)?
-        .map(|g| TokenRecord::from_row(g.value())))
+        .map(|g| TokenRecord::from_row(g.value()))
+        .transpose()
 }
 
 /// The token with this hash inside a write transaction.
 pub(crate) fn get_w(w: &Writer<'_>, hash: &TokenHash) -> Result<Option<TokenRecord>> {
     let t = w.txn.open_table(TOKENS).map_err(table_error)?;
-    Ok(t.get(hash)
+    t.get(hash)
         .map_err(storage)?
-        .map(|g| TokenRecord::from_row(g.value())))
+        .map(|g| TokenRecord::from_row(g.value()))
+        .transpose()
 }
 
 fn user_key(user: Uuid, hash: &TokenHash) -> Vec<u8> {
@@ -160,7 +156,7 @@ fn user_tokens(w: &Writer<'_>, user: Uuid) -> Result<Vec<(TokenHash, TokenRecord
     let mut out = Vec::new();
     for hash in hashes {
         if let Some(g) = tokens.get(&hash).map_err(storage)? {
-            out.push((hash, TokenRecord::from_row(g.value())));
+            out.push((hash, TokenRecord::from_row(g.value())?));
         }
     }
     Ok(out)
@@ -171,6 +167,17 @@ pub(crate) fn count_user(r: &Reader, user: Uuid) -> Result<usize> {
     let (lo, hi) = user_range(user);
     let mut n = 0;
     r.scan(&lo, &hi, |_, _| {
+        n += 1;
+        Ok(true)
+    })?;
+    Ok(n)
+}
+
+/// The number of tokens a user holds, inside a write transaction.
+pub(crate) fn count_user_w(w: &Writer<'_>, user: Uuid) -> Result<usize> {
+    let (lo, hi) = user_range(user);
+    let mut n = 0;
+    w.scan(&lo, &hi, |_, _| {
         n += 1;
         Ok(true)
     })?;
@@ -227,7 +234,11 @@ pub(crate) fn remove(w: &mut Writer<'_>, hash: &TokenHash) -> Result<Option<Toke
 
 /// Revokes a user's tokens: those of `kind`, or all of them when `kind` is `None`. Returns how
 /// many were removed.
-pub(crate) fn revoke_user(w: &mut Writer<'_>, user: Uuid, kind: Option<u8>) -> Result<usize> {
+pub(crate) fn revoke_user(
+    w: &mut Writer<'_>,
+    user: Uuid,
+    kind: Option<TokenKind>,
+) -> Result<usize> {
     let mut n = 0;
     for (hash, rec) in user_tokens(w, user)? {
         if kind.is_none_or(|k| k == rec.kind) {
@@ -236,13 +247,6 @@ pub(crate) fn revoke_user(w: &mut Writer<'_>, user: Uuid, kind: Option<u8>) -> R
         }
     }
     Ok(n)
-}
-
-/// Removes everything the auth workflows keep about a user (tokens, failed-login state): for a
-/// hard delete.
-pub(crate) fn forget_user(w: &mut Writer<'_>, user: Uuid) -> Result<()> {
-    revoke_user(w, user, None)?;
-    auth_state::clear(w, user)
 }
 
 /// Removes up to `limit` tokens that expired at or before `now`, earliest first. Returns how
@@ -277,7 +281,13 @@ pub(crate) fn integrity_problems(r: &Reader) -> Result<Vec<String>> {
     for e in tokens.iter().map_err(storage)? {
         let (k, v) = e.map_err(storage)?;
         let hash = k.value();
-        let rec = TokenRecord::from_row(v.value());
+        let rec = match TokenRecord::from_row(v.value()) {
+            Ok(rec) => rec,
+            Err(e) => {
+                problems.push(format!("tokens: {e}"));
+                continue;
+            }
+        };
         if r.get(rec.user)?.is_none() {
             problems.push(format!("tokens: a token of unknown user {}", rec.user));
         }

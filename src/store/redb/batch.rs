@@ -22,32 +22,8 @@ use uuid::Uuid;
 use super::tables::{self, TAG_EXTERNAL, TAG_LOGIN, TAG_ROLE, TAG_SKELETON, TAG_USER};
 use super::{Reader, Writer, codec, storage, wal};
 use crate::error::{Error, Result};
-use crate::identity;
+use crate::store::{Clash, ClashWith, UserKeys};
 use crate::user::User;
-
-/// What a batch row's key collides with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ClashWith {
-    /// The same key in an earlier row of the batch (its index).
-    Row(usize),
-    /// The key of an existing user.
-    User(Uuid),
-    /// A username with the same confusable skeleton in an earlier row.
-    LookalikeRow(usize),
-    /// A username of an existing user with the same confusable skeleton.
-    LookalikeUser(Uuid),
-}
-
-/// A key of a batch row that is not free.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Clash {
-    /// The row's index in the batch.
-    pub row: usize,
-    /// The field whose key collides: `id`, `username`, `email`, `external_id`.
-    pub field: &'static str,
-    /// What it collides with.
-    pub with: ClashWith,
-}
 
 /// One entry: its key and then its value live in arena `chunk` at `off`. `prefix` holds the
 /// first 16 bytes of the key's unique part (zero padded, big-endian), so that most comparisons
@@ -163,15 +139,16 @@ impl BatchPart {
     }
 
     /// Adds the entries of `user`, row `row` of the batch: the id claim and the index entries
-    /// that `Keys::of(user, skeletons).entries(user)` gives, written straight into the arena
-    /// (a unit test holds the two equal). `skeletons`: whether the
-    /// directory keeps the look-alike index. `encode`: whether to encode the record now
-    /// (`false` leaves the id claim without a record, for [`BatchKeys::set_records`]).
+    /// that `Keys::new(keys).entries(user)` gives, written straight into the arena (a unit
+    /// test holds the two equal). `keys`: the user's keys (computed by `identity`, with a
+    /// skeleton only when the directory keeps the look-alike index). `encode`: whether to
+    /// encode the record now (`false` leaves the id claim without a record, for
+    /// [`BatchKeys::set_records`]).
     pub(crate) fn add(
         &mut self,
         row: usize,
         user: &User,
-        skeletons: bool,
+        keys: &UserKeys,
         encode: bool,
     ) -> Result<()> {
         let row = len32(row)?;
@@ -182,20 +159,18 @@ impl BatchPart {
             self.arena.extend_from_slice(&codec::encode(user)?);
         }
         self.close(off, 17)?;
-        // As `Keys::of`: the username key, and the email key unless it is the same string.
-        let username = user.username.as_deref().map(identity::username_key);
-        let email = user.email.as_deref().map(identity::email_key);
-        match (&username, &email) {
+        // As `Keys::new`: the username key, and the email key unless it is the same string.
+        match (&keys.username, &keys.email) {
             (Some(u), Some(e)) if u == e => {
                 let kinds = tables::KIND_USERNAME | tables::KIND_EMAIL;
                 self.keyed(row, TAG_LOGIN, u, &tables::login_entry(id, kinds))?;
             }
             _ => {
-                if let Some(u) = &username {
+                if let Some(u) = &keys.username {
                     let v = tables::login_entry(id, tables::KIND_USERNAME);
                     self.keyed(row, TAG_LOGIN, u, &v)?;
                 }
-                if let Some(e) = &email {
+                if let Some(e) = &keys.email {
                     self.keyed(
                         row,
                         TAG_LOGIN,
@@ -205,11 +180,11 @@ impl BatchPart {
                 }
             }
         }
-        if let Some(x) = &user.external_id {
+        if let Some(x) = &keys.external_id {
             self.keyed(row, TAG_EXTERNAL, x, id.as_bytes())?;
         }
-        if skeletons && let Some(u) = &username {
-            self.pair(row, TAG_SKELETON, &identity::skeleton(u), id)?;
+        if let Some(s) = &keys.skeleton {
+            self.pair(row, TAG_SKELETON, s, id)?;
         }
         for r in &user.roles {
             self.pair(row, TAG_ROLE, r, id)?;
@@ -312,6 +287,45 @@ impl BatchKeys {
         Ok(())
     }
 
+    /// Every user of the batch as `(row, user)`, in row order, decoded from its id claim
+    /// (engines that load rows rather than sorted entries: PostgreSQL). Call it after
+    /// [`BatchKeys::set_records`].
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) fn rows(&self) -> Result<Vec<(usize, User)>> {
+        let mut out = Vec::with_capacity(self.users);
+        for e in self.entries.iter().filter(|e| tag_of(e) == TAG_USER) {
+            let id = tables::trailing_id(self.key(e))
+                .ok_or_else(|| Error::Corrupt("malformed id claim in a batch".into()))?;
+            out.push((e.row as usize, codec::decode(id, self.value(e))?));
+        }
+        out.sort_unstable_by_key(|(row, _)| *row);
+        Ok(out)
+    }
+
+    /// Every unique key the batch claims, as `(row, field, claim)` in key order: what another
+    /// engine checks against its existing users (PostgreSQL, with one query).
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) fn claims(&self) -> Vec<(usize, &'static str, Claim<'_>)> {
+        let mut out = Vec::new();
+        for e in &self.entries {
+            let key = self.key(e);
+            let claim = match key.split_first() {
+                Some((&TAG_USER, _)) => tables::trailing_id(key).map(Claim::Id),
+                Some((&TAG_LOGIN, k)) => Some(Claim::Login(text(k))),
+                Some((&TAG_EXTERNAL, k)) => Some(Claim::External(text(k))),
+                // `S skeleton 0x00 id`
+                Some((&TAG_SKELETON, k)) => k
+                    .get(..k.len().saturating_sub(17))
+                    .map(|s| Claim::Skeleton(text(s))),
+                _ => None,
+            };
+            if let Some(c) = claim {
+                out.push((e.row as usize, self.field(e), c));
+            }
+        }
+        out
+    }
+
     /// The number of users.
     pub(crate) fn users(&self) -> usize {
         self.users
@@ -386,37 +400,67 @@ impl BatchKeys {
     }
 }
 
+/// Key bytes as text (keys of a batch are built from strings).
+fn text(k: &[u8]) -> &str {
+    std::str::from_utf8(k).unwrap_or_default()
+}
+
+/// A unique key of a batch row (see [`BatchKeys::claims`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+pub(crate) enum Claim<'a> {
+    /// The user id.
+    Id(Uuid),
+    /// A caseless login key (username or email).
+    Login(&'a str),
+    /// An external id.
+    External(&'a str),
+    /// The confusable skeleton of the username (only while look-alikes are refused).
+    Skeleton(&'a str),
+}
+
 /// The tag of an entry's key (the first byte of its prefix).
 fn tag_of(e: &Entry) -> u8 {
     e.prefix.0.to_be_bytes()[0]
 }
 
-impl Reader {
-    /// Every key of the batch that an existing user already holds (the `id` claims included).
-    pub(crate) fn batch_clashes(&self, keys: &BatchKeys) -> Result<Vec<Clash>> {
-        let mut out = Vec::new();
-        for e in &keys.entries {
-            let key = keys.key(e);
-            match key.first() {
-                Some(&TAG_USER) if self.t.get(key).map_err(storage)?.is_some() => {
-                    let id = tables::trailing_id(key).unwrap_or_default();
-                    out.push(keys.clash(e, ClashWith::User(id)));
-                }
-                Some(&(TAG_LOGIN | TAG_EXTERNAL)) => {
-                    if let Some(g) = self.t.get(key).map_err(storage)? {
-                        out.push(keys.clash(e, ClashWith::User(owner(key, g.value()))));
+// On a snapshot (a refused batch's report) and in a write transaction alike.
+macro_rules! batch_clashes {
+    () => {
+        /// Every key of the batch that an existing user already holds (the `id` claims included).
+        pub(crate) fn batch_clashes(&self, keys: &BatchKeys) -> Result<Vec<Clash>> {
+            let mut out = Vec::new();
+            for e in &keys.entries {
+                let key = keys.key(e);
+                match key.first() {
+                    Some(&TAG_USER) if self.with_value(key, |_| ())?.is_some() => {
+                        let id = tables::trailing_id(key).unwrap_or_default();
+                        out.push(keys.clash(e, ClashWith::User(id)));
                     }
-                }
-                Some(&TAG_SKELETON) if self.lookalikes => {
-                    if let Some(owner) = self.skeleton_key_owner(key)? {
-                        out.push(keys.clash(e, ClashWith::LookalikeUser(owner)));
+                    Some(&(TAG_LOGIN | TAG_EXTERNAL)) => {
+                        if let Some(o) = self.with_value(key, |v| owner(key, v))? {
+                            out.push(keys.clash(e, ClashWith::User(o)));
+                        }
                     }
+                    Some(&TAG_SKELETON) if self.rules.skeletons => {
+                        if let Some(owner) = self.skeleton_key_owner(key)? {
+                            out.push(keys.clash(e, ClashWith::LookalikeUser(owner)));
+                        }
+                    }
+                    _ => {}
                 }
-                _ => {}
             }
+            Ok(out)
         }
-        Ok(out)
-    }
+    };
+}
+
+impl Reader {
+    batch_clashes!();
+}
+
+impl Writer<'_> {
+    batch_clashes!();
 }
 
 /// The owner named by the value of a login or external-id entry.
@@ -448,7 +492,7 @@ impl Writer<'_> {
         let count = self.count()?;
         let mut found = Found::default();
         self.guard(|w| {
-            if w.lookalikes {
+            if w.rules.skeletons {
                 w.lookalike_clashes(keys, &mut found.lookalikes)?;
             }
             w.insert_sorted(keys, &mut found)?;
@@ -686,7 +730,7 @@ impl<'k> Gathered<'k> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Keys;
+    use crate::store::redb::Keys;
 
     fn user(username: Option<&str>, email: Option<&str>, external: Option<&str>) -> User {
         let mut u = User {
@@ -723,7 +767,7 @@ mod tests {
     }
 
     /// The entries a part writes are the record under the user key, then exactly what
-    /// `Keys::of(..).entries(..)` gives (the layout `check_integrity` rebuilds).
+    /// `Keys::new(..).entries(..)` gives (the layout `check_integrity` rebuilds).
     #[test]
     fn part_entries_are_the_store_entries() {
         let users = [
@@ -736,7 +780,8 @@ mod tests {
         for skeletons in [false, true] {
             for (encode, u) in [true, false].into_iter().cycle().zip(&users) {
                 let mut part = BatchPart::with_capacity(1);
-                part.add(3, u, skeletons, encode).unwrap();
+                let uk = UserKeys::of(u, skeletons);
+                part.add(3, u, &uk, encode).unwrap();
                 let keys = BatchKeys {
                     arenas: vec![part.arena],
                     entries: part.entries,
@@ -753,7 +798,7 @@ mod tests {
                     Vec::new()
                 };
                 let mut want = vec![(tables::user_key(u.id).to_vec(), record)];
-                want.extend(Keys::of(u, skeletons).entries(u));
+                want.extend(Keys::new(&uk).entries(u));
                 assert_eq!(got, want);
                 for e in &keys.entries {
                     let key = keys.key(e);
@@ -774,7 +819,8 @@ mod tests {
             for i in 0..1000 {
                 let name = format!("u{p}-{i}");
                 let u = user(Some(&name), Some(&format!("{name}@example.com")), None);
-                part.add(p * 1000 + i, &u, false, i % 3 != 0).unwrap();
+                let uk = UserKeys::of(&u, false);
+                part.add(p * 1000 + i, &u, &uk, i % 3 != 0).unwrap();
             }
             parts.push(part);
         }

@@ -1,0 +1,608 @@
+//! The storage boundary: what the operations need from a storage engine, and nothing of how
+//! an engine does it.
+//!
+//! ```text
+//! directory + operations (auth, import, patch, query)    the rules; compute identity keys
+//!        │  Store::read / write / write_grouped, Snapshot, WriteTxn (typed keys in, records out)
+//! store  ├── redb/      the embedded engine: one tagged-key B-tree, redo log, group commit
+//!        └── postgres/  (feature `postgres`) one SERIALIZABLE transaction per operation
+//! codec, record         the record format every engine stores (a version byte, then bincode)
+//! ```
+//!
+//! # The contract
+//!
+//! * **Transactions.** [`Store::read`] runs a closure on a consistent snapshot ([`Reader`]);
+//!   [`Store::write`] runs one on a write transaction ([`Writer`]) that commits when it returns
+//!   `Ok` and changes nothing when it returns `Err`. [`Store::write_grouped`] is a write that
+//!   may share its commit (and its fsync) with concurrent ones: an engine without group commit
+//!   runs it as a plain write. A closure may run more than once only if the engine says so
+//!   (PostgreSQL retries serialization failures): closures given to `write_grouped` are
+//!   `FnOnce`, so an engine that retries must run them in a loop of its own over fresh inputs.
+//! * **Reads** ([`Snapshot`], on readers and writers alike): a user by id ([`Snapshot::get`]),
+//!   its encoded record in place ([`Snapshot::with_record`], for scans that evaluate a filter
+//!   without decoding), the owner of a login key or external id, the holders of a role, range walks
+//!   over login-key prefixes and insert instants, all records in id order, the user count,
+//!   failed-login state and tokens.
+//! * **Writes** ([`WriteTxn`]): insert, replace and remove a user *with its keys*; the engine
+//!   keeps every key unique across users ([`WriteTxn::insert`] refuses a taken key with the
+//!   caller-facing error), stores failed-login state and tokens, and inserts a whole import
+//!   batch.
+//! * **Keys in.** Index keys are computed above the store by `identity` ([`UserKeys`]): the
+//!   store never folds case or computes a skeleton. What it must know to rebuild or check its
+//!   indexes on its own (after a Unicode update, in an integrity check) it is given at open
+//!   time as [`IndexRules`].
+//! * **Records out.** Users are encoded by [`codec`] (a leading format-version byte), the same
+//!   bytes in every engine; the engine stores them opaquely (a value in redb, a `bytea`
+//!   column in PostgreSQL) next to its index entries or columns.
+//! * **Errors** are the crate's own, engine-neutral: [`Error::Storage`] (I/O, connection),
+//!   [`Error::Corrupt`] (bytes that do not decode), [`Error::NeedsReopen`] (writes refused
+//!   after a failure), and the uniqueness errors of `create`. No engine type crosses the
+//!   boundary.
+//!
+//! # Adding an engine
+//!
+//! An engine implements [`Snapshot`] for its reader, [`Snapshot`] + [`WriteTxn`] for its
+//! writer, and the three transaction entry points; it adds one variant to [`Store`],
+//! [`Reader`] and [`Writer`] and one line to `each!` below. The enums cost one predictable
+//! branch per call; the traits keep the engines' method sets identical (the compiler checks
+//! them), and generic helpers (`fn f(r: &impl Snapshot)`) serve readers and writers alike.
+//!
+//! [`Error::Storage`]: crate::Error::Storage
+//! [`Error::Corrupt`]: crate::Error::Corrupt
+//! [`Error::NeedsReopen`]: crate::Error::NeedsReopen
+
+pub(crate) mod codec;
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
+pub(crate) mod record;
+pub(crate) mod redb;
+
+use std::ops::Bound;
+use std::path::Path;
+
+use uuid::Uuid;
+
+use crate::error::Result;
+pub(crate) use crate::identity::UserKeys;
+use crate::user::{Instant, User};
+
+pub(crate) use self::redb::batch::{BatchKeys, BatchPart};
+pub use self::redb::{InMemoryBackend, StorageBackend};
+
+/// When a write is on disk.
+///
+/// A file-backed directory makes writes durable through its redo log (`<file>.wal`, see the
+/// README's Storage section); in-memory directories and custom backends use redb's own commits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// A write is on disk before the call returns: its redo log frame is synced (or, without a
+    /// log, the redb commit is fsynced). The default.
+    #[default]
+    Immediate,
+    /// Writes are visible at once and reach the disk soon after: their log frames are written
+    /// but not synced (without a log: until a later `Immediate` commit or a clean close). A
+    /// crash of the process loses nothing that reached the log; a crash of the machine may
+    /// lose the last writes, never part of one.
+    Eventual,
+}
+
+/// What an engine needs to maintain its indexes on its own: at open time (a Unicode update
+/// changes every caseless key; turning look-alike refusal on or off adds or drops the skeleton
+/// index) and in integrity checks (which rebuild every key from the records).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct IndexRules {
+    /// The keys of a user (`identity`'s rules): `keys(user, skeletons)`.
+    pub keys: fn(&User, bool) -> UserKeys,
+    /// The version of those rules (the Unicode version of the case folding tables); the
+    /// engine rebuilds its login and skeleton indexes when the file was keyed under another.
+    pub version: u64,
+    /// Whether the skeleton index is kept (look-alike refusal is on).
+    pub skeletons: bool,
+}
+
+impl IndexRules {
+    /// The keys of `user` under these rules.
+    pub(crate) fn keys_of(&self, user: &User) -> UserKeys {
+        (self.keys)(user, self.skeletons)
+    }
+}
+
+/// The owner of a login key, and what the key is for them (a username and an email of one
+/// user can have the same key).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct LoginOwner {
+    /// The user.
+    pub id: Uuid,
+    /// The key is their username's.
+    pub username: bool,
+    /// The key is their email's.
+    pub email: bool,
+}
+
+impl LoginOwner {
+    /// Whether the key is this user's login of `kind`.
+    pub(crate) fn is(&self, kind: LoginKind) -> bool {
+        match kind {
+            LoginKind::Username => self.username,
+            LoginKind::Email => self.email,
+        }
+    }
+}
+
+/// A kind of login id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LoginKind {
+    /// A username.
+    Username,
+    /// An email.
+    Email,
+}
+
+/// A user's failed-login state (the lockout rules live in `auth`; the store only keeps it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct FailureState {
+    /// Consecutive failures counted in the current window.
+    pub count: u32,
+    /// When the current counting window started.
+    pub window_start: Instant,
+    /// Until when the account is locked, if it was locked.
+    pub locked_until: Option<Instant>,
+}
+
+/// SHA-256 of a token: only this is stored, never the token.
+pub(crate) type TokenHash = [u8; 32];
+
+/// What a token is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TokenKind {
+    /// A password reset.
+    Reset,
+    /// An email verification.
+    Verify,
+}
+
+/// A stored token (the workflows live in `auth`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TokenRecord {
+    /// The user it was issued to.
+    pub user: Uuid,
+    /// What it is for.
+    pub kind: TokenKind,
+    /// When it stops being usable.
+    pub expiry: Instant,
+    /// A fingerprint of what it was issued for (the email, the password hash).
+    pub binding: u64,
+}
+
+/// What a batch row's key collides with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ClashWith {
+    /// The same key in an earlier row of the batch (its index).
+    Row(usize),
+    /// The key of an existing user.
+    User(Uuid),
+    /// A username with the same confusable skeleton in an earlier row.
+    LookalikeRow(usize),
+    /// A username of an existing user with the same confusable skeleton.
+    LookalikeUser(Uuid),
+}
+
+/// A key of a batch row that is not free.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Clash {
+    /// The row's index in the batch.
+    pub row: usize,
+    /// The field whose key collides: `id`, `username`, `email`, `external_id`.
+    pub field: &'static str,
+    /// What it collides with.
+    pub with: ClashWith,
+}
+
+/// Reads, on a snapshot ([`Reader`]) or inside a write transaction ([`Writer`], which sees its
+/// own changes). Closures given to walks return `Ok(false)` to stop early.
+pub(crate) trait Snapshot {
+    /// The user with this id.
+    fn get(&self, id: Uuid) -> Result<Option<User>>;
+
+    /// `f(encoded record)` of the user with this id, read in place when the engine can (scans
+    /// evaluate filters on [`record::RecordView`]s without decoding whole users).
+    fn with_record<R>(&self, id: Uuid, f: impl FnOnce(&[u8]) -> Result<R>) -> Result<Option<R>>;
+
+    /// The number of users.
+    fn count(&self) -> Result<u64>;
+
+    /// The owner of a login key (a username or email key, see [`UserKeys`]).
+    fn login(&self, key: &str) -> Result<Option<LoginOwner>>;
+
+    /// Calls `f(id)` for every login key of `kind` starting with `prefix`, in key order.
+    fn login_prefix(&self, prefix: &str, kind: LoginKind, f: impl FnMut(Uuid)) -> Result<()>;
+
+    /// The owner of an external id.
+    fn external(&self, external_id: &str) -> Result<Option<Uuid>>;
+
+    /// Users holding `role`, in id order.
+    fn role_members(&self, role: &str) -> Result<Vec<Uuid>>;
+
+    /// Walks users by (insert instant, id) between `lo` and `hi`, ascending (descending when
+    /// `rev`), calling `f(instant, id)` until it returns `false`.
+    fn inserted_walk(
+        &self,
+        lo: Bound<(Instant, Uuid)>,
+        hi: Bound<(Instant, Uuid)>,
+        rev: bool,
+        f: impl FnMut(Instant, Uuid) -> Result<bool>,
+    ) -> Result<()>;
+
+    /// Calls `f(id, encoded record)` for every user with an id greater than `after` (all when
+    /// `None`), in id order, until it returns `false`.
+    fn for_each_record_after(
+        &self,
+        after: Option<Uuid>,
+        f: impl FnMut(Uuid, &[u8]) -> Result<bool>,
+    ) -> Result<()>;
+
+    /// The failed-login state of a user.
+    fn failures(&self, id: Uuid) -> Result<Option<FailureState>>;
+
+    /// The token with this hash.
+    fn token(&self, hash: &TokenHash) -> Result<Option<TokenRecord>>;
+
+    /// How many tokens a user holds (expired ones not yet purged included).
+    fn user_token_count(&self, user: Uuid) -> Result<usize>;
+
+    /// Which rows of a batch clash with existing users (import's report of a refused batch).
+    fn batch_clashes(&self, batch: &BatchKeys) -> Result<Vec<Clash>>;
+
+    /// Calls `f` for every user in id order until it returns `false`.
+    fn for_each_user(&self, mut f: impl FnMut(User) -> Result<bool>) -> Result<()> {
+        self.for_each_record_after(None, |id, bytes| f(codec::decode(id, bytes)?))
+    }
+}
+
+/// What only a read transaction offers: whole-directory work that a write transaction never
+/// needs (search's parallel fold, the integrity check, the test dump).
+pub(crate) trait ReadTxn: Snapshot {
+    /// Folds every record into one accumulator per id range (`f(acc, id, record)`), the
+    /// accumulators in id order. Engines that can scan ranges in parallel split the ids; the
+    /// default is one range, on the calling thread.
+    fn fold_records<A: Send>(
+        &self,
+        init: impl Fn() -> A + Sync,
+        f: impl Fn(&mut A, Uuid, &[u8]) -> Result<()> + Sync,
+    ) -> Result<Vec<A>> {
+        let mut acc = init();
+        self.for_each_record_after(None, |id, bytes| {
+            f(&mut acc, id, bytes)?;
+            Ok(true)
+        })?;
+        Ok(vec![acc])
+    }
+
+    /// Everything wrong in the stored data: index entries that do not match the records
+    /// (rebuilt with the [`IndexRules`] given at open), records that do not decode, orphan
+    /// failed-login rows and tokens. Empty when all is well.
+    fn integrity_problems(&self) -> Result<Vec<String>>;
+
+    /// Every stored entry as (table, key, value fingerprint), for tests that compare whole
+    /// states. Values are digested, so no secret appears.
+    fn dump(&self) -> Result<Vec<(&'static str, String, String)>>;
+}
+
+/// Changes inside one write transaction. Every method checks what it can refuse before it
+/// changes anything, so a failed call leaves the transaction as it was (a larger
+/// [`Directory::write`](crate::Directory::write) may go on); an engine that cannot undo a
+/// half-done change must refuse to commit the transaction.
+pub(crate) trait WriteTxn: Snapshot {
+    /// Inserts a new user with its keys.
+    ///
+    /// # Errors
+    /// [`Error::DuplicateId`](crate::Error::DuplicateId), and for a key another user holds:
+    /// `DuplicateUsername`, `DuplicateEmail`, `LoginIdConflict` (a username equal to another
+    /// user's email or the reverse), `DuplicateExternalId`, `LookalikeUsername`.
+    fn insert(&mut self, user: &User, keys: &UserKeys) -> Result<()>;
+
+    /// Replaces `old` by `new` (the same id), each with its keys; only keys `old` did not hold
+    /// can clash.
+    ///
+    /// # Errors
+    /// The key errors of [`WriteTxn::insert`].
+    fn replace(&mut self, old: (&User, &UserKeys), new: (&User, &UserKeys)) -> Result<()>;
+
+    /// Removes a user and its keys (its tokens and failed-login state are the caller's).
+    fn remove(&mut self, user: &User, keys: &UserKeys) -> Result<()>;
+
+    /// Inserts every user of an import batch, unless a key clashes with an existing user:
+    /// then it returns the clashes and the transaction must not commit.
+    fn insert_batch(&mut self, batch: &BatchKeys) -> Result<Vec<Clash>>;
+
+    /// Stores a user's failed-login state.
+    fn set_failures(&mut self, id: Uuid, state: FailureState) -> Result<()>;
+
+    /// Forgets a user's failed logins.
+    fn clear_failures(&mut self, id: Uuid) -> Result<()>;
+
+    /// Stores a new token; when its user already holds `keep` tokens of that kind, those
+    /// expiring first are revoked so that at most `keep` remain.
+    fn insert_token(&mut self, hash: &TokenHash, token: &TokenRecord, keep: usize) -> Result<()>;
+
+    /// Removes a token; returns what it was.
+    fn remove_token(&mut self, hash: &TokenHash) -> Result<Option<TokenRecord>>;
+
+    /// Revokes a user's tokens of `kind` (all when `None`); returns how many.
+    fn revoke_tokens(&mut self, user: Uuid, kind: Option<TokenKind>) -> Result<usize>;
+
+    /// Removes up to `limit` tokens expired at `now`; returns how many.
+    fn purge_expired_tokens(&mut self, now: Instant, limit: usize) -> Result<usize>;
+}
+
+/// An open store: one engine.
+#[derive(Debug)]
+pub(crate) enum Store {
+    /// The embedded engine.
+    Redb(redb::Store),
+    /// A shared PostgreSQL database (feature `postgres`).
+    #[cfg(feature = "postgres")]
+    Postgres(postgres::PgStore),
+}
+
+/// A consistent snapshot of one engine.
+pub(crate) enum Reader {
+    /// The embedded engine's.
+    Redb(redb::Reader),
+    /// PostgreSQL's: a `REPEATABLE READ READ ONLY` transaction.
+    #[cfg(feature = "postgres")]
+    Postgres(postgres::PgTx),
+}
+
+/// A write transaction of one engine.
+pub(crate) enum Writer<'t> {
+    /// The embedded engine's.
+    Redb(redb::Writer<'t>),
+    /// PostgreSQL's: a `SERIALIZABLE` transaction.
+    #[cfg(feature = "postgres")]
+    Postgres(postgres::PgTx),
+}
+
+/// `each!(value, x => expr)`: `expr` with `x` bound to the engine inside `value` (a [`Store`],
+/// [`Reader`] or [`Writer`]). A new engine adds its variant here.
+macro_rules! each {
+    ($v:expr, $x:ident => $e:expr) => {
+        match $v {
+            Self::Redb($x) => $e,
+            #[cfg(feature = "postgres")]
+            Self::Postgres($x) => $e,
+        }
+    };
+}
+
+impl Store {
+    /// Opens (or creates) the directory file at `path` with the embedded engine.
+    pub(crate) fn open(path: &Path, rules: IndexRules) -> Result<Store> {
+        redb::Store::open(path, rules).map(Store::Redb)
+    }
+
+    /// Opens the embedded engine on a custom redb backend.
+    pub(crate) fn with_backend(backend: impl StorageBackend, rules: IndexRules) -> Result<Store> {
+        redb::Store::with_backend(backend, rules).map(Store::Redb)
+    }
+
+    /// Opens (or creates) the directory in a PostgreSQL database (see `postgres`).
+    #[cfg(feature = "postgres")]
+    pub(crate) fn open_postgres(
+        url: &str,
+        schema: Option<&str>,
+        rules: IndexRules,
+        pool: usize,
+    ) -> Result<Store> {
+        postgres::PgStore::open(url, schema, rules, pool).map(Store::Postgres)
+    }
+
+    /// Runs `f` on a consistent snapshot.
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Reader) -> Result<T>) -> Result<T> {
+        each!(self, s => s.read(f))
+    }
+
+    /// Runs `f` in one write transaction: commits when it returns `Ok`, changes nothing
+    /// otherwise. `f` runs once: on an engine that retries conflicts (PostgreSQL) a
+    /// conflict is [`Error::TooManyConflicts`](crate::Error::TooManyConflicts) after one
+    /// attempt; see [`Store::write_retrying`].
+    pub(crate) fn write<T>(
+        &self,
+        durability: Durability,
+        f: impl FnOnce(&mut Writer<'_>) -> Result<T>,
+    ) -> Result<T> {
+        match self {
+            Store::Redb(s) => s.write(durability, f),
+            #[cfg(feature = "postgres")]
+            Store::Postgres(s) => s.write_single(f),
+        }
+    }
+
+    /// A write transaction that an engine may run again after a conflict with concurrent
+    /// transactions (PostgreSQL's serialization failures and deadlocks), so `f` must be
+    /// re-runnable: everything it reads comes from the transaction it is given.
+    pub(crate) fn write_retrying<T>(
+        &self,
+        durability: Durability,
+        f: impl FnMut(&mut Writer<'_>) -> Result<T>,
+    ) -> Result<T> {
+        match self {
+            Store::Redb(s) => s.write(durability, f),
+            #[cfg(feature = "postgres")]
+            Store::Postgres(s) => s.write(f),
+        }
+    }
+
+    /// A write that may share its commit with concurrent ones (group commit); `f` must be one
+    /// check-then-mutate operation (a failing `f` changes nothing). Engines that retry
+    /// conflicts run `f` again (it is `FnMut`); the embedded engine runs it once.
+    pub(crate) fn write_grouped<T: Send + 'static>(
+        &self,
+        durability: Durability,
+        f: impl FnMut(&mut Writer<'_>) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        match self {
+            Store::Redb(s) => s.write_grouped(durability, f),
+            #[cfg(feature = "postgres")]
+            Store::Postgres(s) => s.write(f),
+        }
+    }
+
+    /// Makes the main file hold every committed write on its own (redb: folds the redo log in);
+    /// nothing for engines without one.
+    pub(crate) fn checkpoint(&self) -> Result<()> {
+        match self {
+            Store::Redb(s) => s.checkpoint(),
+            #[cfg(feature = "postgres")]
+            Store::Postgres(_) => Ok(()),
+        }
+    }
+
+    /// Tests: every redo log I/O operation after the next `n` fails (redb only).
+    pub(crate) fn fail_log_after(&self, n: u64) {
+        match self {
+            Store::Redb(s) => s.fail_log_after(n),
+            #[cfg(feature = "postgres")]
+            Store::Postgres(_) => {}
+        }
+    }
+}
+
+impl Reader {
+    /// The embedded engine's snapshot, for the engine's own modules.
+    #[allow(dead_code)]
+    pub(crate) fn redb(&self) -> Option<&redb::Reader> {
+        match self {
+            Reader::Redb(r) => Some(r),
+            #[cfg(feature = "postgres")]
+            Reader::Postgres(_) => None,
+        }
+    }
+}
+
+impl<'t> Writer<'t> {
+    /// The embedded engine's transaction, for the engine's own modules.
+    pub(crate) fn redb(&mut self) -> Option<&mut redb::Writer<'t>> {
+        match self {
+            Writer::Redb(w) => Some(w),
+            #[cfg(feature = "postgres")]
+            Writer::Postgres(_) => None,
+        }
+    }
+}
+
+/// The [`Snapshot`] methods of an enum over engines, each forwarded to the engine inside.
+macro_rules! forward_snapshot {
+    () => {
+        fn get(&self, id: Uuid) -> Result<Option<User>> {
+            each!(self, x => Snapshot::get(x, id))
+        }
+        fn with_record<R>(
+            &self,
+            id: Uuid,
+            f: impl FnOnce(&[u8]) -> Result<R>,
+        ) -> Result<Option<R>> {
+            each!(self, x => Snapshot::with_record(x, id, f))
+        }
+        fn count(&self) -> Result<u64> {
+            each!(self, x => Snapshot::count(x))
+        }
+        fn login(&self, key: &str) -> Result<Option<LoginOwner>> {
+            each!(self, x => Snapshot::login(x, key))
+        }
+        fn login_prefix(&self, prefix: &str, kind: LoginKind, f: impl FnMut(Uuid)) -> Result<()> {
+            each!(self, x => Snapshot::login_prefix(x, prefix, kind, f))
+        }
+        fn external(&self, external_id: &str) -> Result<Option<Uuid>> {
+            each!(self, x => Snapshot::external(x, external_id))
+        }
+        fn role_members(&self, role: &str) -> Result<Vec<Uuid>> {
+            each!(self, x => Snapshot::role_members(x, role))
+        }
+        fn inserted_walk(
+            &self,
+            lo: Bound<(Instant, Uuid)>,
+            hi: Bound<(Instant, Uuid)>,
+            rev: bool,
+            f: impl FnMut(Instant, Uuid) -> Result<bool>,
+        ) -> Result<()> {
+            each!(self, x => Snapshot::inserted_walk(x, lo, hi, rev, f))
+        }
+        fn for_each_record_after(
+            &self,
+            after: Option<Uuid>,
+            f: impl FnMut(Uuid, &[u8]) -> Result<bool>,
+        ) -> Result<()> {
+            each!(self, x => Snapshot::for_each_record_after(x, after, f))
+        }
+        fn failures(&self, id: Uuid) -> Result<Option<FailureState>> {
+            each!(self, x => Snapshot::failures(x, id))
+        }
+        fn token(&self, hash: &TokenHash) -> Result<Option<TokenRecord>> {
+            each!(self, x => Snapshot::token(x, hash))
+        }
+        fn user_token_count(&self, user: Uuid) -> Result<usize> {
+            each!(self, x => Snapshot::user_token_count(x, user))
+        }
+        fn batch_clashes(&self, batch: &BatchKeys) -> Result<Vec<Clash>> {
+            each!(self, x => Snapshot::batch_clashes(x, batch))
+        }
+    };
+}
+
+impl Snapshot for Reader {
+    forward_snapshot!();
+}
+
+impl ReadTxn for Reader {
+    fn fold_records<A: Send>(
+        &self,
+        init: impl Fn() -> A + Sync,
+        f: impl Fn(&mut A, Uuid, &[u8]) -> Result<()> + Sync,
+    ) -> Result<Vec<A>> {
+        each!(self, x => ReadTxn::fold_records(x, init, f))
+    }
+    fn integrity_problems(&self) -> Result<Vec<String>> {
+        each!(self, x => ReadTxn::integrity_problems(x))
+    }
+    fn dump(&self) -> Result<Vec<(&'static str, String, String)>> {
+        each!(self, x => ReadTxn::dump(x))
+    }
+}
+
+impl Snapshot for Writer<'_> {
+    forward_snapshot!();
+}
+
+impl WriteTxn for Writer<'_> {
+    fn insert(&mut self, user: &User, keys: &UserKeys) -> Result<()> {
+        each!(self, x => WriteTxn::insert(x, user, keys))
+    }
+    fn replace(&mut self, old: (&User, &UserKeys), new: (&User, &UserKeys)) -> Result<()> {
+        each!(self, x => WriteTxn::replace(x, old, new))
+    }
+    fn remove(&mut self, user: &User, keys: &UserKeys) -> Result<()> {
+        each!(self, x => WriteTxn::remove(x, user, keys))
+    }
+    fn insert_batch(&mut self, batch: &BatchKeys) -> Result<Vec<Clash>> {
+        each!(self, x => WriteTxn::insert_batch(x, batch))
+    }
+    fn set_failures(&mut self, id: Uuid, state: FailureState) -> Result<()> {
+        each!(self, x => WriteTxn::set_failures(x, id, state))
+    }
+    fn clear_failures(&mut self, id: Uuid) -> Result<()> {
+        each!(self, x => WriteTxn::clear_failures(x, id))
+    }
+    fn insert_token(&mut self, hash: &TokenHash, token: &TokenRecord, keep: usize) -> Result<()> {
+        each!(self, x => WriteTxn::insert_token(x, hash, token, keep))
+    }
+    fn remove_token(&mut self, hash: &TokenHash) -> Result<Option<TokenRecord>> {
+        each!(self, x => WriteTxn::remove_token(x, hash))
+    }
+    fn revoke_tokens(&mut self, user: Uuid, kind: Option<TokenKind>) -> Result<usize> {
+        each!(self, x => WriteTxn::revoke_tokens(x, user, kind))
+    }
+    fn purge_expired_tokens(&mut self, now: Instant, limit: usize) -> Result<usize> {
+        each!(self, x => WriteTxn::purge_expired_tokens(x, now, limit))
+    }
+}
