@@ -27,7 +27,9 @@ fn open_postgres(b: Builder) -> userdir::Result<Directory> {
     let url = std::env::var("USERDIR_TEST_PG_URL")
         .expect("USERDIR_TEST_ENGINE=postgres needs USERDIR_TEST_PG_URL (run through scripts/pg)");
     let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
-    b.postgres_schema(schema).postgres_pool(2).open_postgres(&url)
+    b.postgres_schema(schema)
+        .postgres_pool(2)
+        .open_postgres(&url)
 }
 
 #[cfg(not(feature = "postgres"))]

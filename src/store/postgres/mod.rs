@@ -17,11 +17,12 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use postgres::error::SqlState;
-use postgres::{Client, Config, IsolationLevel, NoTls};
+use postgres::{Config, IsolationLevel, NoTls};
 
 use super::{IndexRules, Reader, Writer};
 use crate::error::{Error, Result};
 
+use tx::PgConn;
 pub(crate) use tx::PgTx;
 
 /// How a failed statement affects the transaction it ran in.
@@ -83,6 +84,15 @@ pub(crate) fn classify(e: &postgres::Error) -> Failure {
         {
             Failure::Retry
         }
+        // The server ended the session (administrator command, crash shutdown) or the
+        // connection broke (class 08): whatever was in flight may or may not have happened.
+        Some(c)
+            if *c == SqlState::ADMIN_SHUTDOWN
+                || *c == SqlState::CRASH_SHUTDOWN
+                || c.code().starts_with("08") =>
+        {
+            Failure::Lost
+        }
         Some(_) => Failure::Other,
         None if e.is_closed() => Failure::Lost,
         None => {
@@ -136,7 +146,7 @@ fn check_schema_name(name: &str) -> Result<()> {
 /// A PostgreSQL database and a small pool of connections to it.
 pub(crate) struct PgStore {
     config: Config,
-    idle: Mutex<Vec<Client>>,
+    idle: Mutex<Vec<PgConn>>,
     max_idle: usize,
     rules: IndexRules,
     /// `Some((recorded, ours))` when the database's keys were computed under another Unicode
@@ -156,13 +166,13 @@ impl std::fmt::Debug for PgStore {
 /// A connection taken from the pool; it goes back when dropped, unless it broke.
 struct Conn<'s> {
     store: &'s PgStore,
-    client: Option<Client>,
+    client: Option<PgConn>,
 }
 
 impl Drop for Conn<'_> {
     fn drop(&mut self) {
         if let Some(c) = self.client.take()
-            && !c.is_closed()
+            && !c.client.is_closed()
         {
             let mut idle = self.store.idle.lock();
             if idle.len() < self.store.max_idle {
@@ -210,14 +220,17 @@ impl PgStore {
         Ok(store)
     }
 
-    fn connect(&self) -> Result<Client> {
-        self.config.connect(NoTls).map_err(|e| storage(&e))
+    fn connect(&self) -> Result<PgConn> {
+        self.config
+            .connect(NoTls)
+            .map(PgConn::new)
+            .map_err(|e| storage(&e))
     }
 
     fn conn(&self) -> Result<Conn<'_>> {
         let pooled = self.idle.lock().pop();
         let client = match pooled {
-            Some(c) if !c.is_closed() => c,
+            Some(c) if !c.client.is_closed() => c,
             _ => self.connect()?,
         };
         Ok(Conn {
@@ -231,7 +244,7 @@ impl PgStore {
     fn migrate(&self) -> Result<Option<(u64, u64)>> {
         let ours = self.rules.version;
         let mut conn = self.conn()?;
-        let client = conn.client.as_mut().ok_or_else(gone)?;
+        let client = &mut conn.client.as_mut().ok_or_else(gone)?.client;
         // Two processes creating the table at once: one of them gets a unique violation on
         // the catalog; it retries and then finds the table.
         let mut attempt = 0;

@@ -82,8 +82,39 @@ type Param<'a> = &'a (dyn ToSql + Sync);
 /// A transaction: a snapshot for reads, or a serializable write. It owns its connection
 /// (begun with `BEGIN`, ended by [`PgTx::finish`]), so it has no lifetime and can sit in the
 /// store's engine-neutral reader and writer.
+/// A connection and the statements prepared on it (each SQL text is parsed and planned by
+/// the server once per connection, not once per call).
+pub(crate) struct PgConn {
+    pub(super) client: Client,
+    statements: std::collections::HashMap<String, postgres::Statement>,
+}
+
+impl PgConn {
+    pub(super) fn new(client: Client) -> PgConn {
+        PgConn {
+            client,
+            statements: std::collections::HashMap::new(),
+        }
+    }
+
+    fn statement(
+        &mut self,
+        sql: &str,
+    ) -> std::result::Result<postgres::Statement, postgres::Error> {
+        if let Some(s) = self.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.client.prepare(sql)?;
+        // Bounded: the SQL texts are the engine's own (a few dozen shapes).
+        if self.statements.len() < 256 {
+            self.statements.insert(sql.to_string(), s.clone());
+        }
+        Ok(s)
+    }
+}
+
 pub(crate) struct PgTx {
-    c: Mutex<Client>,
+    c: Mutex<PgConn>,
     rules: IndexRules,
     failure: FailureCell,
 }
@@ -91,11 +122,11 @@ pub(crate) struct PgTx {
 impl PgTx {
     /// Starts a transaction on `c` with `begin` (`BEGIN ISOLATION LEVEL …`).
     pub(super) fn begin(
-        mut c: Client,
+        mut c: PgConn,
         begin: &str,
         rules: IndexRules,
-    ) -> std::result::Result<PgTx, Box<(Client, postgres::Error)>> {
-        match c.batch_execute(begin) {
+    ) -> std::result::Result<PgTx, Box<(PgConn, postgres::Error)>> {
+        match c.client.batch_execute(begin) {
             Ok(()) => Ok(PgTx {
                 c: Mutex::new(c),
                 rules,
@@ -111,15 +142,17 @@ impl PgTx {
     }
 
     /// Commits (`commit`) or rolls back; gives the connection back.
-    pub(super) fn finish(self, commit: bool) -> (Client, std::result::Result<(), postgres::Error>) {
+    pub(super) fn finish(self, commit: bool) -> (PgConn, std::result::Result<(), postgres::Error>) {
         let mut c = self.c.into_inner();
-        let r = c.batch_execute(if commit { "COMMIT" } else { "ROLLBACK" });
+        let r = c
+            .client
+            .batch_execute(if commit { "COMMIT" } else { "ROLLBACK" });
         (c, r)
     }
 
     fn with<R>(
         &self,
-        f: impl FnOnce(&mut Client) -> std::result::Result<R, postgres::Error>,
+        f: impl FnOnce(&mut PgConn) -> std::result::Result<R, postgres::Error>,
     ) -> Result<R> {
         let mut c = self
             .c
@@ -129,15 +162,24 @@ impl PgTx {
     }
 
     fn query(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<postgres::Row>> {
-        self.with(|t| t.query(sql, params))
+        self.with(|c| {
+            let st = c.statement(sql)?;
+            c.client.query(&st, params)
+        })
     }
 
     fn query_opt(&self, sql: &str, params: &[Param<'_>]) -> Result<Option<postgres::Row>> {
-        self.with(|t| t.query_opt(sql, params))
+        self.with(|c| {
+            let st = c.statement(sql)?;
+            c.client.query_opt(&st, params)
+        })
     }
 
     fn execute(&self, sql: &str, params: &[Param<'_>]) -> Result<u64> {
-        self.with(|t| t.execute(sql, params))
+        self.with(|c| {
+            let st = c.statement(sql)?;
+            c.client.execute(&st, params)
+        })
     }
 
     // ---- reads (the redb `Reader`'s operations) ----
@@ -161,6 +203,10 @@ impl PgTx {
 
     /// The owner of a caseless login key and the kinds of login id it is for them.
     pub(crate) fn login_row(&self, key: &str) -> Result<Option<(Uuid, u8)>> {
+        if key.contains('\0') {
+            // PostgreSQL text cannot hold NUL, and no stored key has one.
+            return Ok(None);
+        }
         self.query_opt(SQL_LOGIN, &[&key])?
             .map(|row| Ok((row.get(0), kinds_of(row.get(1))?)))
             .transpose()
@@ -174,6 +220,10 @@ impl PgTx {
         kinds: u8,
         mut f: impl FnMut(Uuid),
     ) -> Result<()> {
+        if prefix.contains('\0') {
+            // PostgreSQL text cannot hold NUL, and no stored key has one.
+            return Ok(());
+        }
         let kinds = i16::from(kinds);
         let rows = match prefix_upper(prefix) {
             Some(hi) => self.query(SQL_LOGIN_PREFIX, &[&prefix, &hi, &kinds])?,
@@ -191,6 +241,10 @@ impl PgTx {
 
     /// The owner of an external id.
     pub(crate) fn external_owner(&self, external_id: &str) -> Result<Option<Uuid>> {
+        if external_id.contains('\0') {
+            // PostgreSQL text cannot hold NUL, and no stored key has one.
+            return Ok(None);
+        }
         Ok(self
             .query_opt(SQL_EXTERNAL, &[&external_id])?
             .map(|r| r.get(0)))
@@ -198,6 +252,10 @@ impl PgTx {
 
     /// Users whose username has this confusable skeleton, in id order.
     pub(crate) fn skeleton_owners(&self, skeleton: &str) -> Result<Vec<Uuid>> {
+        if skeleton.contains('\0') {
+            // PostgreSQL text cannot hold NUL, and no stored key has one.
+            return Ok(Vec::new());
+        }
         Ok(self
             .query(
                 "SELECT user_id FROM userdir_skeletons WHERE skeleton = $1 ORDER BY user_id",
@@ -210,6 +268,10 @@ impl PgTx {
 
     /// Ids of users holding `role`, in id order.
     pub(crate) fn role_ids(&self, role: &str) -> Result<Vec<Uuid>> {
+        if role.contains('\0') {
+            // PostgreSQL text cannot hold NUL, and no stored key has one.
+            return Ok(Vec::new());
+        }
         Ok(self
             .query(SQL_ROLE, &[&role])?
             .iter()
@@ -651,7 +713,8 @@ impl PgTx {
                 .map(|(_, u)| codec::encode(u))
                 .collect::<Result<_>>()?
         };
-        self.with(|t| {
+        self.with(|c| {
+            let t = &mut c.client;
             let sink = t.copy_in(
                 "COPY userdir_users (id, record, username, email, external_id, active, \
                  insert_instant) FROM STDIN BINARY",
