@@ -86,7 +86,7 @@ fn child_process() {
             Err(Error::DuplicateUsername { existing }) => println!("C {i} DUP {existing}"),
             Err(e) => println!("C {i} ERR {e}"),
         }
-        if i % (NAMES / BATCHES) == 0 && batch < BATCHES {
+        if i.is_multiple_of(NAMES / BATCHES) && batch < BATCHES {
             let rows: Vec<NewUser> = batch_names(k, batch)
                 .iter()
                 .map(|n| NewUser::with_username(casing(k, n)).id(Uuid::new_v4()))
