@@ -42,11 +42,18 @@ fn measure(dir: &Directory, tag: &str, ops: usize, import_n: usize) -> Vec<Strin
     let mut lat = Vec::with_capacity(ops);
     for i in 0..ops {
         let t = Instant::now();
-        dir.create(NewUser::with_username(format!("{tag}single{i}")).email(format!("{tag}s{i}@example.com")))
-            .unwrap();
+        dir.create(
+            NewUser::with_username(format!("{tag}single{i}"))
+                .email(format!("{tag}s{i}@example.com")),
+        )
+        .unwrap();
         lat.push(t.elapsed());
     }
-    out.push(format!("{} / {}", us(pct(lat.clone(), 0.5)), us(pct(lat, 0.99))));
+    out.push(format!(
+        "{} / {}",
+        us(pct(lat.clone(), 0.5)),
+        us(pct(lat, 0.99))
+    ));
     // Lookups by username.
     let mut lat = Vec::with_capacity(ops);
     for i in 0..ops {
@@ -64,7 +71,8 @@ fn measure(dir: &Directory, tag: &str, ops: usize, import_n: usize) -> Vec<Strin
             let dir = dir.clone();
             s.spawn(move || {
                 for i in 0..per {
-                    dir.create(NewUser::with_username(format!("{tag}c{c}n{i}"))).unwrap();
+                    dir.create(NewUser::with_username(format!("{tag}c{c}n{i}")))
+                        .unwrap();
                 }
             });
         }

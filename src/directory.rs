@@ -599,7 +599,7 @@ impl Directory {
     /// One write transaction that a shared database may run again after a conflict (`f` is
     /// re-runnable).
     pub(crate) fn write_raw<T>(&self, f: impl FnMut(&mut Writer<'_>) -> Result<T>) -> Result<T> {
-        self.inner.store.write_retrying(self.inner.durability, f)
+        self.inner.store.write(self.inner.durability, f)
     }
 
     /// Runs one operation through group commit: concurrent calls share a transaction and an
@@ -659,7 +659,7 @@ impl Directory {
     /// # Errors
     /// The first error `f` returns (nothing is written), or a storage error on commit.
     pub fn write<T>(&self, f: impl FnOnce(&mut Tx<'_, '_>) -> Result<T>) -> Result<T> {
-        self.inner.store.write(self.inner.durability, |w| {
+        self.inner.store.write_once(self.inner.durability, |w| {
             let mut tx = Tx { w, dir: self };
             f(&mut tx)
         })

@@ -15,9 +15,11 @@
 //!   [`Store::write`] runs one on a write transaction ([`Writer`]) that commits when it returns
 //!   `Ok` and changes nothing when it returns `Err`. [`Store::write_grouped`] is a write that
 //!   may share its commit (and its fsync) with concurrent ones: an engine without group commit
-//!   runs it as a plain write. A closure may run more than once only if the engine says so
-//!   (PostgreSQL retries serialization failures): closures given to `write_grouped` are
-//!   `FnOnce`, so an engine that retries must run them in a loop of its own over fresh inputs.
+//!   runs it as a plain write. Both take `FnMut` closures that act only through the
+//!   transaction, so an engine may run them again after a serialization failure (PostgreSQL
+//!   retries; redb runs each once). The caller's own multi-operation transaction
+//!   ([`Directory::write`](crate::Directory::write), an `FnOnce`) is wrapped to run once: a
+//!   second run is an error, not a silent replay.
 //! * **Reads** ([`Snapshot`], on readers and writers alike): a user by id ([`Snapshot::get`]),
 //!   its encoded record in place ([`Snapshot::with_record`], for scans that evaluate a filter
 //!   without decoding), the owner of a login key or external id, the holders of a role, range walks
@@ -27,6 +29,15 @@
 //!   keeps every key unique across users ([`WriteTxn::insert`] refuses a taken key with the
 //!   caller-facing error), stores failed-login state and tokens, and inserts a whole import
 //!   batch.
+//! * **Import batches.** Import validates rows on all cores and adds each user, with its
+//!   keys and (when its password needs no hashing) its encoded record, to a [`BatchPart`];
+//!   [`BatchKeys`] sorts every key of the batch together to find in-batch duplicates before
+//!   any transaction. The layout is redb's tagged keys, so redb splices the sorted entries in
+//!   as packed leaves; another engine reads the same batch as typed rows
+//!   ([`BatchKeys::typed`]: records, login keys with their owner and kinds, external ids,
+//!   skeletons, roles, insert instants) and loads them its own way (PostgreSQL: `COPY`).
+//!   [`Snapshot::batch_clashes`] and [`WriteTxn::insert_batch`] report clashes with existing
+//!   users in the same [`Clash`] form.
 //! * **Keys in.** Index keys are computed above the store by `identity` ([`UserKeys`]): the
 //!   store never folds case or computes a skeleton. What it must know to rebuild or check its
 //!   indexes on its own (after a Unicode update, in an integrity check) it is given at open
@@ -66,6 +77,8 @@ use crate::error::Result;
 pub(crate) use crate::identity::UserKeys;
 use crate::user::{Instant, User};
 
+#[allow(unused_imports)] // for engines that load typed entries (PostgreSQL)
+pub(crate) use self::redb::batch::BatchEntry;
 pub(crate) use self::redb::batch::{BatchKeys, BatchPart};
 pub use self::redb::{InMemoryBackend, StorageBackend};
 
@@ -403,25 +416,8 @@ impl Store {
     }
 
     /// Runs `f` in one write transaction: commits when it returns `Ok`, changes nothing
-    /// otherwise. `f` runs once: on an engine that retries conflicts (PostgreSQL) a
-    /// conflict is [`Error::TooManyConflicts`](crate::Error::TooManyConflicts) after one
-    /// attempt; see [`Store::write_retrying`].
+    /// otherwise. An engine may run `f` again after a conflict (redb never does).
     pub(crate) fn write<T>(
-        &self,
-        durability: Durability,
-        f: impl FnOnce(&mut Writer<'_>) -> Result<T>,
-    ) -> Result<T> {
-        match self {
-            Store::Redb(s) => s.write(durability, f),
-            #[cfg(feature = "postgres")]
-            Store::Postgres(s) => s.write_single(f),
-        }
-    }
-
-    /// A write transaction that an engine may run again after a conflict with concurrent
-    /// transactions (PostgreSQL's serialization failures and deadlocks), so `f` must be
-    /// re-runnable: everything it reads comes from the transaction it is given.
-    pub(crate) fn write_retrying<T>(
         &self,
         durability: Durability,
         f: impl FnMut(&mut Writer<'_>) -> Result<T>,
@@ -433,9 +429,24 @@ impl Store {
         }
     }
 
+    /// As [`Store::write`] for a closure that runs at most once: an engine that retries
+    /// conflicts reports one as [`Error::TooManyConflicts`](crate::Error::TooManyConflicts)
+    /// with `attempts: 1` instead (the caller may run the whole thing again).
+    pub(crate) fn write_once<T>(
+        &self,
+        durability: Durability,
+        f: impl FnOnce(&mut Writer<'_>) -> Result<T>,
+    ) -> Result<T> {
+        match self {
+            Store::Redb(s) => s.write(durability, f),
+            #[cfg(feature = "postgres")]
+            Store::Postgres(s) => s.write_single(f),
+        }
+    }
+
     /// A write that may share its commit with concurrent ones (group commit); `f` must be one
-    /// check-then-mutate operation (a failing `f` changes nothing). Engines that retry
-    /// conflicts run `f` again (it is `FnMut`); the embedded engine runs it once.
+    /// check-then-mutate operation (a failing `f` changes nothing). As with [`Store::write`],
+    /// an engine may run `f` again after a conflict.
     pub(crate) fn write_grouped<T: Send + 'static>(
         &self,
         durability: Durability,

@@ -19,10 +19,12 @@ use std::sync::mpsc;
 use rayon::prelude::*;
 use uuid::Uuid;
 
-use super::tables::{self, TAG_EXTERNAL, TAG_LOGIN, TAG_ROLE, TAG_SKELETON, TAG_USER};
+use super::tables::{
+    self, TAG_EXTERNAL, TAG_INSERTED, TAG_LOGIN, TAG_ROLE, TAG_SKELETON, TAG_USER,
+};
 use super::{Reader, Writer, codec, storage, wal};
 use crate::error::{Error, Result};
-use crate::store::{Clash, ClashWith, UserKeys};
+use crate::store::{Clash, ClashWith, LoginOwner, UserKeys};
 use crate::user::User;
 
 /// One entry: its key and then its value live in arena `chunk` at `off`. `prefix` holds the
@@ -198,6 +200,54 @@ impl BatchPart {
     }
 }
 
+/// One entry of an import batch, typed (see [`BatchKeys::typed`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BatchEntry<'b> {
+    /// A user's encoded record (empty until [`BatchKeys::set_records`] for rows whose
+    /// password was hashed later).
+    Record {
+        /// The user.
+        id: Uuid,
+        /// The record, as `codec` encodes it.
+        record: &'b [u8],
+    },
+    /// A login key (username and/or email key).
+    Login {
+        /// The caseless key.
+        key: &'b str,
+        /// Its owner and kinds.
+        owner: LoginOwner,
+    },
+    /// An external id.
+    External {
+        /// The external id.
+        external_id: &'b str,
+        /// Its owner.
+        id: Uuid,
+    },
+    /// A username's confusable skeleton (only while look-alikes are refused).
+    Skeleton {
+        /// The skeleton.
+        skeleton: &'b str,
+        /// Its owner.
+        id: Uuid,
+    },
+    /// A role held.
+    Role {
+        /// The role.
+        role: &'b str,
+        /// Its holder.
+        id: Uuid,
+    },
+    /// The insert instant.
+    Inserted {
+        /// When.
+        at: crate::user::Instant,
+        /// Who.
+        id: Uuid,
+    },
+}
+
 /// Every entry of the users of a batch, sorted by key: one id claim (with the record) and the
 /// index entries of each user.
 pub(crate) struct BatchKeys {
@@ -329,6 +379,60 @@ impl BatchKeys {
     /// The number of users.
     pub(crate) fn users(&self) -> usize {
         self.users
+    }
+
+    /// Every entry of the batch as typed values, in key order, with the row it belongs to:
+    /// what an engine that does not store tagged keys (PostgreSQL's `COPY`) loads. Call after
+    /// [`BatchKeys::set_records`], once the batch has no duplicates.
+    #[allow(dead_code)]
+    pub(crate) fn typed(&self) -> impl Iterator<Item = Result<(usize, BatchEntry<'_>)>> + '_ {
+        self.entries.iter().map(|e| {
+            let key = self.key(e);
+            let bad = || Error::Corrupt("malformed import entry".into());
+            let text = |k| std::str::from_utf8(k).map_err(|_| bad());
+            let (&tag, rest) = key.split_first().ok_or_else(bad)?;
+            let id = || tables::trailing_id(key).ok_or_else(bad);
+            let pair = || text(rest.get(..rest.len().saturating_sub(17)).ok_or_else(bad)?);
+            let entry = match tag {
+                TAG_USER => BatchEntry::Record {
+                    id: id()?,
+                    record: self.value(e),
+                },
+                TAG_LOGIN => {
+                    let (id, kinds) = tables::login_value(self.value(e)).ok_or_else(bad)?;
+                    BatchEntry::Login {
+                        key: text(rest)?,
+                        owner: LoginOwner {
+                            id,
+                            username: kinds & tables::KIND_USERNAME != 0,
+                            email: kinds & tables::KIND_EMAIL != 0,
+                        },
+                    }
+                }
+                TAG_EXTERNAL => BatchEntry::External {
+                    external_id: text(rest)?,
+                    id: Uuid::from_slice(self.value(e)).map_err(|_| bad())?,
+                },
+                TAG_SKELETON => BatchEntry::Skeleton {
+                    skeleton: pair()?,
+                    id: id()?,
+                },
+                TAG_ROLE => BatchEntry::Role {
+                    role: pair()?,
+                    id: id()?,
+                },
+                TAG_INSERTED => BatchEntry::Inserted {
+                    at: rest
+                        .get(..8)
+                        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                        .map(tables::instant_from)
+                        .ok_or_else(bad)?,
+                    id: id()?,
+                },
+                _ => return Err(bad()),
+            };
+            Ok((e.row as usize, entry))
+        })
     }
 
     fn key(&self, e: &Entry) -> &[u8] {
@@ -797,6 +901,48 @@ mod tests {
                 } else {
                     Vec::new()
                 };
+                let typed: Vec<(usize, BatchEntry<'_>)> =
+                    keys.typed().collect::<Result<_>>().unwrap();
+                assert!(typed.iter().all(|(row, _)| *row == 3));
+                assert!(typed.contains(&(
+                    3,
+                    BatchEntry::Record {
+                        id: u.id,
+                        record: &record
+                    }
+                )));
+                assert!(typed.contains(&(
+                    3,
+                    BatchEntry::Inserted {
+                        at: u.insert_instant,
+                        id: u.id
+                    }
+                )));
+                for r in &u.roles {
+                    assert!(typed.contains(&(3, BatchEntry::Role { role: r, id: u.id })));
+                }
+                if let Some(k) = &uk.username {
+                    assert!(typed.iter().any(|(_, e)| matches!(e,
+                        BatchEntry::Login { key, owner } if key == k && owner.username && owner.id == u.id)));
+                }
+                if let Some(s) = &uk.skeleton {
+                    assert!(typed.contains(&(
+                        3,
+                        BatchEntry::Skeleton {
+                            skeleton: s,
+                            id: u.id
+                        }
+                    )));
+                }
+                if let Some(x) = &uk.external_id {
+                    assert!(typed.contains(&(
+                        3,
+                        BatchEntry::External {
+                            external_id: x,
+                            id: u.id
+                        }
+                    )));
+                }
                 let mut want = vec![(tables::user_key(u.id).to_vec(), record)];
                 want.extend(Keys::new(&uk).entries(u));
                 assert_eq!(got, want);
