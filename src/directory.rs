@@ -46,6 +46,16 @@ pub struct Builder {
     refuse_lookalikes: bool,
     auth: AuthConfig,
     read_only: bool,
+    #[cfg(feature = "postgres")]
+    postgres: PostgresOptions,
+}
+
+/// Where a PostgreSQL-backed directory keeps its tables and how many connections it keeps.
+#[cfg(feature = "postgres")]
+#[derive(Clone, Debug)]
+struct PostgresOptions {
+    schema: Option<String>,
+    pool: usize,
 }
 
 impl fmt::Debug for Builder {
@@ -74,6 +84,11 @@ impl Default for Builder {
             refuse_lookalikes: false,
             auth: AuthConfig::default(),
             read_only: false,
+            #[cfg(feature = "postgres")]
+            postgres: PostgresOptions {
+                schema: None,
+                pool: 8,
+            },
         }
     }
 }
@@ -194,6 +209,67 @@ impl Builder {
     /// [`Error::NeedsRecovery`].
     pub fn open(self, path: impl AsRef<Path>) -> Result<Directory> {
         let store = Store::open(path.as_ref(), self.index_rules(), self.read_only)?;
+        self.build(store)
+    }
+
+    /// The PostgreSQL schema that holds the directory's tables (default: the connection's
+    /// `search_path`, normally `public`). Created when missing; several directories can share
+    /// one database in schemas of their own. Feature `postgres`.
+    ///
+    /// The name must be a plain identifier: 1 to 63 lowercase ASCII letters, digits or `_`,
+    /// not starting with a digit ([`Builder::open_postgres`] refuses others).
+    #[cfg(feature = "postgres")]
+    pub fn postgres_schema(mut self, schema: impl Into<String>) -> Self {
+        self.postgres.schema = Some(schema.into());
+        self
+    }
+
+    /// How many idle connections to PostgreSQL the directory keeps for reuse (default 8).
+    /// Every operation takes one connection for its transaction; more concurrent operations
+    /// than this open extra connections, closed after use. Feature `postgres`.
+    #[cfg(feature = "postgres")]
+    pub fn postgres_pool(mut self, connections: usize) -> Self {
+        self.postgres.pool = connections.max(1);
+        self
+    }
+
+    /// Opens (or creates) a directory in a PostgreSQL database, shared by every process that
+    /// opens it: the same identity rules, operations and errors as the file, with the
+    /// database enforcing unique login ids across processes. Feature `postgres`.
+    ///
+    /// `url` is a libpq connection URL or key-value string:
+    /// `postgresql://user:password@host:5432/dbname`, `postgresql:///dbname?host=/run/postgresql`
+    /// (a Unix socket), `host=localhost user=app dbname=users`. Connections are not encrypted
+    /// (TLS is not built in yet): use a Unix socket, a local host or a trusted network.
+    ///
+    /// Opening creates the tables when absent and migrates an older schema, one process at a
+    /// time (a row lock on the meta row). Every operation is one transaction: reads see one
+    /// snapshot (`REPEATABLE READ`), writes are `SERIALIZABLE` and are run again after a
+    /// serialization failure or deadlock (with backoff; [`Error::TooManyConflicts`] when they
+    /// keep failing). See [`Directory::write`] for closures given by the caller.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use userdir::{Directory, NewUser};
+    /// # fn main() -> Result<(), userdir::Error> {
+    /// let dir = Directory::builder().open_postgres("postgresql://app@localhost/users")?;
+    /// dir.create(NewUser::with_username("ann"))?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidField`] for a malformed URL or schema name, [`Error::Storage`] when the
+    /// database cannot be reached or refuses, [`Error::UnsupportedFormat`] for tables written
+    /// by a newer schema version. A process whose Unicode tables differ from the ones the
+    /// database was keyed with opens, reads, and gets [`Error::UnicodeMismatch`] on writes.
+    #[cfg(feature = "postgres")]
+    pub fn open_postgres(self, url: &str) -> Result<Directory> {
+        let store = Store::open_postgres(
+            url,
+            self.postgres.schema.as_deref(),
+            self.index_rules(),
+            self.postgres.pool,
+        )?;
         self.build(store)
     }
 
@@ -561,15 +637,15 @@ impl Directory {
         Ok(PreparedUpdate { profile, password })
     }
 
-    /// One write transaction. `f` may run again after a conflict on an engine that retries
-    /// (see `store`), so it must act only through the transaction.
+    /// One write transaction that a shared database may run again after a conflict (`f` is
+    /// re-runnable).
     pub(crate) fn write_raw<T>(&self, f: impl FnMut(&mut Writer<'_>) -> Result<T>) -> Result<T> {
         self.inner.store.write(self.inner.durability, f)
     }
 
     /// Runs one operation through group commit: concurrent calls share a transaction and an
     /// fsync. `f` must be a single check-then-mutate operation (a failing `f` changes nothing),
-    /// and may run again after a conflict on an engine that retries (see `store`).
+    /// re-runnable: on PostgreSQL it runs again after a serialization failure.
     pub(crate) fn write_one<T: Send + 'static>(
         &self,
         mut f: impl FnMut(&mut Tx<'_, '_>) -> Result<T> + Send + 'static,
@@ -610,6 +686,13 @@ impl Directory {
     /// # Ok(()) }
     /// ```
     ///
+    /// On PostgreSQL (feature `postgres`) `f` runs exactly once, in one `SERIALIZABLE`
+    /// transaction: when the database refuses it as conflicting with concurrent transactions,
+    /// nothing is written and the call returns [`Error::TooManyConflicts`] with `attempts: 1`,
+    /// which the caller may retry. [`Directory::write_retrying`] retries by itself, for a
+    /// closure that can run more than once. Every built-in operation (create, update, login,
+    /// import, ...) retries by itself.
+    ///
     /// A panic inside the transaction, whether the storage engine's on a damaged file or `f`'s
     /// own, is caught: nothing commits, the call returns [`Error::Corrupt`], and later writes
     /// return [`Error::NeedsReopen`] until the directory is reopened.
@@ -617,13 +700,39 @@ impl Directory {
     /// # Errors
     /// The first error `f` returns (nothing is written), or a storage error on commit.
     pub fn write<T>(&self, f: impl FnOnce(&mut Tx<'_, '_>) -> Result<T>) -> Result<T> {
-        // The caller's closure runs once: an engine that would run it again after a conflict
-        // gets an error instead (redb never does).
-        let mut f = Some(f);
+        self.inner.store.write_once(self.inner.durability, |w| {
+            let mut tx = Tx { w, dir: self };
+            f(&mut tx)
+        })
+    }
+
+    /// As [`Directory::write`], for a closure that may run more than once: on PostgreSQL, a
+    /// transaction refused as conflicting with concurrent ones (a serialization failure or a
+    /// deadlock) is rolled back and `f` runs again in a new one, after a random pause that
+    /// doubles with each attempt (up to 100 ms), until it commits or 30 attempts failed
+    /// ([`Error::TooManyConflicts`]). `f` must take everything it decides from `tx` (what it
+    /// read before may have changed) and have no other effects. On the redb file it runs once,
+    /// as [`Directory::write`].
+    ///
+    /// # Examples
+    /// ```
+    /// # use userdir::{Argon2Params, Directory, NewUser};
+    /// # fn main() -> Result<(), userdir::Error> {
+    /// # let dir = Directory::builder().hasher(Argon2Params::insecure_fast()).in_memory()?;
+    /// let new = dir.prepare(NewUser::with_username("ops").role("admin"))?;
+    /// let created = dir.write_retrying(|tx| {
+    ///     // A clone: the closure may run again.
+    ///     let user = tx.create(new.clone())?;
+    ///     Ok(user.id)
+    /// })?;
+    /// assert!(dir.get(created)?.is_some());
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Directory::write`], and [`Error::TooManyConflicts`] after the last attempt.
+    pub fn write_retrying<T>(&self, mut f: impl FnMut(&mut Tx<'_, '_>) -> Result<T>) -> Result<T> {
         self.write_raw(|w| {
-            let f = f
-                .take()
-                .ok_or_else(|| Error::storage_msg("a transaction cannot run twice"))?;
             let mut tx = Tx { w, dir: self };
             f(&mut tx)
         })

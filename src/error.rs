@@ -123,6 +123,33 @@ pub enum Error {
     /// An earlier storage failure left the directory unusable for writes; reopen the file.
     #[error("the directory had a storage failure; reopen it before writing")]
     NeedsReopen,
+    /// A shared database (feature `postgres`) kept refusing the transaction as conflicting with
+    /// concurrent ones (serialization failures, deadlocks) for `attempts` attempts; nothing was
+    /// written. Trying again later may succeed.
+    #[error(
+        "the transaction conflicted with concurrent ones {attempts} time(s); nothing was written"
+    )]
+    TooManyConflicts {
+        /// How many times the transaction ran.
+        attempts: u32,
+    },
+    /// The connection to a shared database (feature `postgres`) was lost while the commit was
+    /// in flight: the write may or may not have been applied. Read the state back before
+    /// repeating a write that is not idempotent.
+    #[error("outcome unknown: {0}")]
+    OutcomeUnknown(String),
+    /// A shared database's login keys were computed under another Unicode version than this
+    /// process's normalization tables; this process refuses to write (its keys could disagree
+    /// with the stored ones). Versions are packed as `major << 16 | minor << 8 | update`.
+    #[error(
+        "the database's keys follow Unicode version {database:#x}, this process {process:#x}: writes refused"
+    )]
+    UnicodeMismatch {
+        /// The Unicode version recorded in the database.
+        database: u64,
+        /// The Unicode version of this process.
+        process: u64,
+    },
     /// Password hashing failed (invalid argon2 parameters, for instance).
     #[error("password hashing failed: {0}")]
     Hashing(String),

@@ -63,6 +63,8 @@
 //! [`Error::NeedsReopen`]: crate::Error::NeedsReopen
 
 pub(crate) mod codec;
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
 pub(crate) mod record;
 pub(crate) mod redb;
 
@@ -371,18 +373,27 @@ pub(crate) trait WriteTxn: Snapshot {
 pub(crate) enum Store {
     /// The embedded engine.
     Redb(redb::Store),
+    /// A shared PostgreSQL database (feature `postgres`).
+    #[cfg(feature = "postgres")]
+    Postgres(postgres::PgStore),
 }
 
 /// A consistent snapshot of one engine.
 pub(crate) enum Reader {
     /// The embedded engine's.
     Redb(redb::Reader),
+    /// PostgreSQL's: a `REPEATABLE READ READ ONLY` transaction.
+    #[cfg(feature = "postgres")]
+    Postgres(postgres::PgTx),
 }
 
 /// A write transaction of one engine.
 pub(crate) enum Writer<'t> {
     /// The embedded engine's.
     Redb(redb::Writer<'t>),
+    /// PostgreSQL's: a `SERIALIZABLE` transaction.
+    #[cfg(feature = "postgres")]
+    Postgres(postgres::PgTx),
 }
 
 /// `each!(value, x => expr)`: `expr` with `x` bound to the engine inside `value` (a [`Store`],
@@ -391,6 +402,8 @@ macro_rules! each {
     ($v:expr, $x:ident => $e:expr) => {
         match $v {
             Self::Redb($x) => $e,
+            #[cfg(feature = "postgres")]
+            Self::Postgres($x) => $e,
         }
     };
 }
@@ -407,6 +420,17 @@ impl Store {
         redb::Store::with_backend(backend, rules).map(Store::Redb)
     }
 
+    /// Opens (or creates) the directory in a PostgreSQL database (see `postgres`).
+    #[cfg(feature = "postgres")]
+    pub(crate) fn open_postgres(
+        url: &str,
+        schema: Option<&str>,
+        rules: IndexRules,
+        pool: usize,
+    ) -> Result<Store> {
+        postgres::PgStore::open(url, schema, rules, pool).map(Store::Postgres)
+    }
+
     /// Runs `f` on a consistent snapshot.
     pub(crate) fn read<T>(&self, f: impl FnOnce(&Reader) -> Result<T>) -> Result<T> {
         each!(self, s => s.read(f))
@@ -419,7 +443,26 @@ impl Store {
         durability: Durability,
         f: impl FnMut(&mut Writer<'_>) -> Result<T>,
     ) -> Result<T> {
-        each!(self, s => s.write(durability, f))
+        match self {
+            Store::Redb(s) => s.write(durability, f),
+            #[cfg(feature = "postgres")]
+            Store::Postgres(s) => s.write(f),
+        }
+    }
+
+    /// As [`Store::write`] for a closure that runs at most once: an engine that retries
+    /// conflicts reports one as [`Error::TooManyConflicts`](crate::Error::TooManyConflicts)
+    /// with `attempts: 1` instead (the caller may run the whole thing again).
+    pub(crate) fn write_once<T>(
+        &self,
+        durability: Durability,
+        f: impl FnOnce(&mut Writer<'_>) -> Result<T>,
+    ) -> Result<T> {
+        match self {
+            Store::Redb(s) => s.write(durability, f),
+            #[cfg(feature = "postgres")]
+            Store::Postgres(s) => s.write_single(f),
+        }
     }
 
     /// A write that may share its commit with concurrent ones (group commit); `f` must be one
@@ -430,24 +473,53 @@ impl Store {
         durability: Durability,
         f: impl FnMut(&mut Writer<'_>) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        each!(self, s => s.write_grouped(durability, f))
+        match self {
+            Store::Redb(s) => s.write_grouped(durability, f),
+            #[cfg(feature = "postgres")]
+            Store::Postgres(s) => s.write(f),
+        }
     }
 
     /// Makes the main file hold every committed write on its own (redb: folds the redo log in);
     /// nothing for engines without one.
     pub(crate) fn checkpoint(&self) -> Result<()> {
-        each!(self, s => s.checkpoint())
+        match self {
+            Store::Redb(s) => s.checkpoint(),
+            #[cfg(feature = "postgres")]
+            Store::Postgres(_) => Ok(()),
+        }
     }
 
     /// Problems the engine itself finds in its storage (redb: page checksums and allocator
     /// state), for `check_integrity`.
     pub(crate) fn engine_problems(&self) -> Result<Vec<String>> {
-        each!(self, s => s.engine_problems())
+        match self {
+            Store::Redb(s) => s.engine_problems(),
+            // PostgreSQL checks its own pages (data checksums, when the cluster has them on).
+            #[cfg(feature = "postgres")]
+            Store::Postgres(_) => Ok(Vec::new()),
+        }
     }
 
     /// Tests: every redo log I/O operation after the next `n` fails (redb only).
     pub(crate) fn fail_log_after(&self, n: u64) {
-        each!(self, s => s.fail_log_after(n));
+        match self {
+            Store::Redb(s) => s.fail_log_after(n),
+            #[cfg(feature = "postgres")]
+            Store::Postgres(_) => {}
+        }
+    }
+}
+
+impl Reader {
+    /// The embedded engine's snapshot, for the engine's own modules.
+    #[allow(dead_code)]
+    pub(crate) fn redb(&self) -> Option<&redb::Reader> {
+        match self {
+            Reader::Redb(r) => Some(r),
+            #[cfg(feature = "postgres")]
+            Reader::Postgres(_) => None,
+        }
     }
 }
 
@@ -456,6 +528,8 @@ impl<'t> Writer<'t> {
     pub(crate) fn redb(&mut self) -> Option<&mut redb::Writer<'t>> {
         match self {
             Writer::Redb(w) => Some(w),
+            #[cfg(feature = "postgres")]
+            Writer::Postgres(_) => None,
         }
     }
 }

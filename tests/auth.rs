@@ -1,6 +1,9 @@
 //! Authentication: every outcome of `authenticate` with its error variant, lockout rules,
 //! change password, and the instrumentation proving unknown logins cost a verification.
 
+mod common;
+use common::OpenEngine;
+
 use userdir::{
     Argon2Params, AuthConfig, Directory, Error, Lockout, ManualClock, NewUser, UserUpdate,
     verification_count,
@@ -15,7 +18,7 @@ fn dir_with(auth: AuthConfig) -> (Directory, ManualClock) {
         .hasher(Argon2Params::insecure_fast())
         .clock(clock.clone())
         .auth(auth)
-        .in_memory()
+        .open_engine()
         .unwrap();
     (dir, clock)
 }
@@ -409,7 +412,7 @@ fn invalid_auth_config_is_refused() {
         },
     ] {
         assert!(matches!(
-            Directory::builder().auth(auth).in_memory(),
+            Directory::builder().auth(auth).open_engine(),
             Err(Error::InvalidField { .. })
         ));
     }

@@ -23,7 +23,8 @@ fn eight_casings_race_one_wins() {
                         .prepare(NewUser::with_username(n).password("pw-for-sam-1"))
                         .unwrap();
                     b.wait();
-                    d.write(|tx| tx.create(p))
+                    // Re-runnable: on PostgreSQL a serialization failure runs it again.
+                    d.write_retrying(|tx| tx.create(p.clone()))
                 })
             })
             .collect();

@@ -1,6 +1,7 @@
 //! The identity rules of DESIGN.md, one test per rule, with the error variant asserted.
 
 mod common;
+use common::OpenEngine;
 
 use common::{dir, fails_without_change};
 use userdir::identity::{caseless_key, normalize_email, normalize_username};
@@ -64,7 +65,7 @@ fn lookalikes_allowed_by_default_refused_when_enabled() {
     let strict = Directory::builder()
         .hasher(Argon2Params::insecure_fast())
         .refuse_lookalikes(true)
-        .in_memory()
+        .open_engine()
         .unwrap();
     let a = strict.create(NewUser::with_username("admin")).unwrap();
     let err = fails_without_change(&strict, || {

@@ -2,6 +2,7 @@
 //! identity rules, every field kept, progress reported.
 
 mod common;
+use common::OpenEngine;
 
 use std::sync::{Arc, Mutex};
 
@@ -261,7 +262,7 @@ fn lookalikes_are_refused_in_the_batch_and_against_existing_users() {
     let d = Directory::builder()
         .hasher(Argon2Params::insecure_fast())
         .refuse_lookalikes(true)
-        .in_memory()
+        .open_engine()
         .unwrap();
     let admin = d.create(NewUser::with_username("admin")).unwrap();
     let r = refused(

@@ -2,6 +2,9 @@
 //! writes them back; bad input is reported row by row; hashes appear only with `with_hashes`.
 #![cfg(feature = "json")]
 
+mod common;
+use common::OpenEngine;
+
 use serde_json::{Value, json};
 use userdir::json::{self, Format};
 use userdir::{Argon2Params, AttrValue, Directory, Error, ManualClock, NewUser, User};
@@ -15,7 +18,7 @@ fn dir() -> Directory {
     Directory::builder()
         .hasher(Argon2Params::insecure_fast())
         .clock(ManualClock::new(1_700_000_000_000))
-        .in_memory()
+        .open_engine()
         .unwrap()
 }
 

@@ -1,6 +1,9 @@
 //! Lockout under concurrency: failed logins from many threads at once are counted exactly
 //! (each increment is a write transaction; redb's single writer serializes them).
 
+mod common;
+use common::OpenEngine;
+
 use std::sync::{Arc, Barrier};
 use std::thread;
 
@@ -26,7 +29,7 @@ fn dir(max_failures: u32) -> Directory {
             }),
             ..AuthConfig::default()
         })
-        .in_memory()
+        .open_engine()
         .unwrap()
 }
 

@@ -696,3 +696,62 @@ fn import_report_is_ordered_by_row_then_field() {
     // `id` comes before `username` in the field order of `User` and alphabetically.
     assert_eq!(fields, [(1, "id"), (1, "username")]);
 }
+
+/// Cases of the cross-engine model test (`USERDIR_MODEL_ENGINE_CASES`, default 256).
+#[cfg(feature = "postgres")]
+fn engine_cases() -> u32 {
+    std::env::var("USERDIR_MODEL_ENGINE_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256)
+}
+
+/// The PostgreSQL server of the cross-engine test: `None` (skipped, loudly) without one, unless
+/// `USERDIR_REQUIRE_PG` is set (`scripts/test-all` sets it and starts a server).
+#[cfg(feature = "postgres")]
+fn pg_url() -> Option<String> {
+    match std::env::var("USERDIR_TEST_PG_URL") {
+        Ok(u) => Some(u),
+        Err(_) => {
+            assert!(
+                std::env::var_os("USERDIR_REQUIRE_PG").is_none(),
+                "USERDIR_REQUIRE_PG is set but USERDIR_TEST_PG_URL is not"
+            );
+            eprintln!("skipped: USERDIR_TEST_PG_URL is not set (run through scripts/pg)");
+            None
+        }
+    }
+}
+
+#[cfg(feature = "postgres")]
+proptest! {
+    #![proptest_config(ProptestConfig { cases: engine_cases(), ..ProptestConfig::default() })]
+
+    /// The same random operation sequence on the redb file and on PostgreSQL: after every step
+    /// each engine agrees with the reference model (outcome, lookups, count, the search
+    /// battery, integrity), and the two outcomes are of the same kind (the same value, or the
+    /// same error variant). Reopen closes and reopens both (PostgreSQL: a new pool, the
+    /// migration check again).
+    #[test]
+    fn redb_and_postgres_agree_with_the_model_and_each_other(
+        ops in proptest::collection::vec(op(), 1..24),
+    ) {
+        let Some(url) = pg_url() else { return Ok(()) };
+        let tmp = tempfile::tempdir().unwrap();
+        let mut file = Harness::on_file(tmp.path().join("model.redb"), Durability::Immediate);
+        let mut pg = Harness::on_postgres(&url);
+        for (i, op) in ops.iter().enumerate() {
+            let a = file
+                .step_outcome(op)
+                .map_err(|e| TestCaseError::fail(format!("redb, step {i}: {e}")))?;
+            let b = pg
+                .step_outcome(op)
+                .map_err(|e| TestCaseError::fail(format!("postgres, step {i}: {e}")))?;
+            let kind = |o: &fuzz_bodies::model::Outcome| match o {
+                Ok(v) => format!("ok {:?}", std::mem::discriminant(v)),
+                Err(e) => format!("err {:?}", std::mem::discriminant(e)),
+            };
+            prop_assert_eq!(kind(&a), kind(&b), "step {}: {:?}", i, op);
+        }
+    }
+}

@@ -1,6 +1,7 @@
 //! Every single-user operation of the core engine, and the one-transaction discipline.
 
 mod common;
+use common::OpenEngine;
 
 use common::{dir, fails_without_change};
 use userdir::{
@@ -104,7 +105,7 @@ fn policy_reports_every_violation_at_once() {
             breached: Some(std::sync::Arc::new(|p: &str| p == "short")),
             ..PasswordPolicy::default()
         })
-        .in_memory()
+        .open_engine()
         .unwrap();
     let err = fails_without_change(&d, || {
         d.create(NewUser::with_username("a").password("short"))

@@ -1,5 +1,8 @@
 //! SCIM PATCH: every operation kind, atomicity, uniqueness and version conflicts.
 
+mod common;
+use common::OpenEngine;
+
 use std::collections::BTreeMap;
 
 use userdir::{
@@ -10,7 +13,7 @@ fn dir() -> Directory {
     Directory::builder()
         .hasher(Argon2Params::insecure_fast())
         .clock(ManualClock::new(1_000))
-        .in_memory()
+        .open_engine()
         .unwrap()
 }
 

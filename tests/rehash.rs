@@ -2,6 +2,9 @@
 //! replaced by an argon2id hash with the directory's current parameters after a successful
 //! login, in the same call.
 
+mod common;
+use common::OpenEngine;
+
 use userdir::{Argon2Params, Directory, Error, ManualClock, NewUser, StoredHash};
 
 const A: Argon2Params = Argon2Params::new(8, 1, 1);
@@ -69,7 +72,7 @@ fn bcrypt_import_is_rehashed_to_argon2id_on_login() {
     let dir = Directory::builder()
         .hasher(B)
         .clock(ManualClock::new(1_700_000_000_000))
-        .in_memory()
+        .open_engine()
         .unwrap();
     let bcrypt_hash = bcrypt::hash("correct horse", 4).unwrap();
     let created = dir.create(

@@ -1,5 +1,8 @@
 //! Search: planned results equal a naive scan, explain, sort orders, offset and cursor pages.
 
+mod common;
+use common::OpenEngine;
+
 use std::cmp::Ordering;
 use std::collections::{BTreeSet, HashSet};
 
@@ -22,7 +25,7 @@ fn dir_with_clock() -> (Directory, ManualClock) {
     let dir = Directory::builder()
         .hasher(Argon2Params::insecure_fast())
         .clock(clock.clone())
-        .in_memory()
+        .open_engine()
         .unwrap();
     (dir, clock)
 }

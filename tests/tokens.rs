@@ -1,6 +1,9 @@
 //! Email-verification and password-reset tokens: form, single use, expiry with an injected
 //! clock, revocation, refusal across workflows, cleanup on delete and deactivate.
 
+mod common;
+use common::OpenEngine;
+
 use userdir::{
     Argon2Params, AuthConfig, Directory, Error, ManualClock, NewUser, Token, User, UserUpdate,
 };
@@ -13,7 +16,7 @@ fn dir() -> (Directory, ManualClock) {
     let dir = Directory::builder()
         .hasher(Argon2Params::insecure_fast())
         .clock(clock.clone())
-        .in_memory()
+        .open_engine()
         .unwrap();
     (dir, clock)
 }
@@ -161,7 +164,7 @@ fn verification_token_expires_after_a_day_and_ttls_are_configurable() {
             verification_token_ttl_ms: 2_000,
             ..AuthConfig::default()
         })
-        .in_memory()
+        .open_engine()
         .unwrap();
     let u = ann(&dir);
     let r = dir.start_password_reset("ann").unwrap();

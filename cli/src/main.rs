@@ -29,8 +29,14 @@ use userdir::{
     about = "An embedded user directory in one redb file"
 )]
 struct Cli {
-    /// The directory file.
-    #[arg(long, global = true, default_value = "userdir.redb")]
+    /// The directory: a redb file, or a PostgreSQL URL (`postgresql://user@host/dbname`,
+    /// `postgres://…`) shared by many processes. Also read from USERDIR_DB.
+    #[arg(
+        long,
+        global = true,
+        env = "USERDIR_DB",
+        default_value = "userdir.redb"
+    )]
     db: PathBuf,
     /// TESTS ONLY, INSECURE: hash new passwords with argon2's cheapest parameters (printed as
     /// a warning at every run). Never use it for real data.
@@ -324,8 +330,34 @@ fn params(cli: &Cli) -> Argon2Params {
     }
 }
 
-/// Opens the directory; `create` allows a missing file to be created.
+/// The PostgreSQL URL `--db` names, if it names one rather than a file.
+fn postgres_url(cli: &Cli) -> Option<&str> {
+    cli.db
+        .to_str()
+        .filter(|s| s.starts_with("postgresql://") || s.starts_with("postgres://"))
+}
+
+#[cfg(feature = "postgres")]
+fn open_postgres(cli: &Cli, url: &str) -> CliResult<Directory> {
+    Ok(Directory::builder()
+        .hasher(params(cli))
+        .open_postgres(url)?)
+}
+
+#[cfg(not(feature = "postgres"))]
+fn open_postgres(_: &Cli, _: &str) -> CliResult<Directory> {
+    Err(Fail::new(
+        2,
+        "this userdir was built without PostgreSQL support (feature `postgres`)".to_string(),
+    ))
+}
+
+/// Opens the directory; `create` allows a missing file to be created. A PostgreSQL URL opens
+/// (and on first use creates) the directory in that database.
 fn open(cli: &Cli, create: bool) -> CliResult<Directory> {
+    if let Some(url) = postgres_url(cli) {
+        return open_postgres(cli, url);
+    }
     if !create && !cli.db.exists() {
         return Err(Fail::new(
             2,
@@ -463,8 +495,12 @@ fn run(cli: &Cli) -> CliResult {
             let active = dir
                 .search(&Search::filter("active eq true")?.limit(0))?
                 .total;
-            let bytes = std::fs::metadata(&cli.db).map(|m| m.len()).unwrap_or(0);
-            println!("users {users}\nactive {active}\nfile_bytes {bytes}");
+            if postgres_url(cli).is_some() {
+                println!("users {users}\nactive {active}");
+            } else {
+                let bytes = std::fs::metadata(&cli.db).map(|m| m.len()).unwrap_or(0);
+                println!("users {users}\nactive {active}\nfile_bytes {bytes}");
+            }
             Ok(())
         }
     }

@@ -2047,6 +2047,8 @@ impl Bytes<'_> {
 pub struct Harness {
     pub dir: Option<Directory>,
     pub path: Option<std::path::PathBuf>,
+    /// A PostgreSQL directory: (URL, schema); `Op::Reopen` closes and reopens it.
+    pub postgres: Option<(String, String)>,
     pub durability: userdir::Durability,
     pub model: Model,
     pub hash: StoredHash,
@@ -2067,6 +2069,20 @@ impl Harness {
         Harness::with(dir, None, userdir::Durability::Immediate)
     }
 
+    /// A directory in a fresh schema of the PostgreSQL database at `url` (feature `postgres`).
+    #[cfg(feature = "postgres")]
+    pub fn on_postgres(url: &str) -> Harness {
+        let schema = format!("m_{}", Uuid::new_v4().simple());
+        let dir = Self::builder(userdir::Durability::Immediate)
+            .postgres_schema(schema.clone())
+            .postgres_pool(1)
+            .open_postgres(url)
+            .expect("PostgreSQL directory");
+        let mut h = Harness::with(dir, None, userdir::Durability::Immediate);
+        h.postgres = Some((url.to_string(), schema));
+        h
+    }
+
     pub fn on_file(path: std::path::PathBuf, durability: userdir::Durability) -> Harness {
         let dir = Self::builder(durability)
             .open(&path)
@@ -2083,6 +2099,7 @@ impl Harness {
         Harness {
             dir: Some(dir),
             path,
+            postgres: None,
             durability,
             model: Model::default(),
             hash,
@@ -2105,6 +2122,17 @@ impl Harness {
             self.dir = Some(
                 Self::builder(self.durability)
                     .open(path)
+                    .map_err(|e| format!("reopen failed: {e}"))?,
+            );
+        }
+        #[cfg(feature = "postgres")]
+        if let (Op::Reopen, Some((url, schema))) = (op, &self.postgres) {
+            drop(self.dir.take());
+            self.dir = Some(
+                Self::builder(self.durability)
+                    .postgres_schema(schema.clone())
+                    .postgres_pool(1)
+                    .open_postgres(url)
                     .map_err(|e| format!("reopen failed: {e}"))?,
             );
         }

@@ -337,6 +337,45 @@ impl BatchKeys {
         Ok(())
     }
 
+    /// Every user of the batch as `(row, user)`, in row order, decoded from its id claim
+    /// (engines that load rows rather than sorted entries: PostgreSQL). Call it after
+    /// [`BatchKeys::set_records`].
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) fn rows(&self) -> Result<Vec<(usize, User)>> {
+        let mut out = Vec::with_capacity(self.users);
+        for e in self.entries.iter().filter(|e| tag_of(e) == TAG_USER) {
+            let id = tables::trailing_id(self.key(e))
+                .ok_or_else(|| Error::Corrupt("malformed id claim in a batch".into()))?;
+            out.push((e.row as usize, codec::decode(id, self.value(e))?));
+        }
+        out.sort_unstable_by_key(|(row, _)| *row);
+        Ok(out)
+    }
+
+    /// Every unique key the batch claims, as `(row, field, claim)` in key order: what another
+    /// engine checks against its existing users (PostgreSQL, with one query).
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) fn claims(&self) -> Vec<(usize, &'static str, Claim<'_>)> {
+        let mut out = Vec::new();
+        for e in &self.entries {
+            let key = self.key(e);
+            let claim = match key.split_first() {
+                Some((&TAG_USER, _)) => tables::trailing_id(key).map(Claim::Id),
+                Some((&TAG_LOGIN, k)) => Some(Claim::Login(text(k))),
+                Some((&TAG_EXTERNAL, k)) => Some(Claim::External(text(k))),
+                // `S skeleton 0x00 id`
+                Some((&TAG_SKELETON, k)) => k
+                    .get(..k.len().saturating_sub(17))
+                    .map(|s| Claim::Skeleton(text(s))),
+                _ => None,
+            };
+            if let Some(c) = claim {
+                out.push((e.row as usize, self.field(e), c));
+            }
+        }
+        out
+    }
+
     /// The number of users.
     pub(crate) fn users(&self) -> usize {
         self.users
@@ -463,6 +502,25 @@ impl BatchKeys {
         }
         out
     }
+}
+
+/// Key bytes as text (keys of a batch are built from strings).
+fn text(k: &[u8]) -> &str {
+    std::str::from_utf8(k).unwrap_or_default()
+}
+
+/// A unique key of a batch row (see [`BatchKeys::claims`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+pub(crate) enum Claim<'a> {
+    /// The user id.
+    Id(Uuid),
+    /// A caseless login key (username or email).
+    Login(&'a str),
+    /// An external id.
+    External(&'a str),
+    /// The confusable skeleton of the username (only while look-alikes are refused).
+    Skeleton(&'a str),
 }
 
 /// The tag of an entry's key (the first byte of its prefix).
