@@ -52,6 +52,7 @@ pub mod query;
 mod store;
 mod token;
 mod user;
+pub mod model;
 
 pub use auth::{AuthConfig, Lockout, Login, LoginFailures};
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -75,7 +76,8 @@ pub use store::{Durability, InMemoryBackend, StorageBackend};
 pub use token::Token;
 pub use user::MAX_DATA_DEPTH;
 pub use user::{
-    AttrValue, Instant, NewUser, Password, PasswordInput, Profile, StoredHash, User, UserUpdate,
+    Address, AttrValue, Instant, MultiValue, NewUser, Password, PasswordInput, Profile, StoredHash,
+    User, UserUpdate,
 };
 
 /// The README's examples, compiled and run as doc tests so they cannot rot.

@@ -2,15 +2,24 @@
 //!
 //! bincode stays inside this file so the format can move later: a new version byte can decode
 //! old records and write new ones.
+//!
+//! - Format 1 (read): `[1]` + bincode of the FusionAuth-shaped record ([`DbUserV1`]).
+//! - Format 3 (written): `[3]` + a checksummed envelope (CRC-32 of the payload, 4 bytes
+//!   little-endian) + the payload: bincode of the attribute entries of the
+//!   [attribute table](crate::model) (see [`record`](super::record)).
+//!
+//! Records of format 1 are upgraded when their user is next written.
 
 use uuid::Uuid;
 
-use super::record::{DbUserV1, Need, RecordView, ViewSeed};
+use super::record::{DbUserV1, Need, RecordView, ViewSeed, ViewSeedV1, entries};
 use crate::error::{Error, Result};
 use crate::user::User;
 
-/// The record format written by this version.
+/// Format 1: the FusionAuth-shaped record, no envelope (read only).
 pub(crate) const RECORD_V1: u8 = 1;
+/// Format 3: the SCIM-shaped attribute entries in a checksummed envelope (written).
+pub(crate) const RECORD_V3: u8 = 3;
 
 /// Largest record accepted by the decoder (bounds allocations on damaged input).
 const MAX_RECORD_BYTES: usize = 1 << 24;
@@ -19,35 +28,94 @@ fn config() -> impl bincode::config::Config {
     bincode::config::standard().with_limit::<MAX_RECORD_BYTES>()
 }
 
+/// CRC-32 (IEEE 802.3, reflected, as zlib's), table computed at compile time.
+const CRC_TABLE: [u32; 256] = {
+    let mut t = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut c = i as u32;
+        let mut k = 0;
+        while k < 8 {
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+            k += 1;
+        }
+        t[i] = c;
+        i += 1;
+    }
+    t
+};
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut c = u32::MAX;
+    for &b in bytes {
+        let i = usize::from((c as u8) ^ b);
+        c = CRC_TABLE.get(i).copied().unwrap_or(0) ^ (c >> 8);
+    }
+    !c
+}
+
 /// Encodes a user record (the id is the key and is not repeated).
 pub(crate) fn encode(user: &User) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(160);
-    out.push(RECORD_V1);
-    bincode::serde::encode_into_std_write(DbUserV1::from(user), &mut out, config())
+    let mut out = Vec::with_capacity(192);
+    out.push(RECORD_V3);
+    out.extend_from_slice(&[0; 4]);
+    bincode::serde::encode_into_std_write(entries(user), &mut out, config())
         .map_err(|e| Error::Corrupt(format!("record encoding failed: {e}")))?;
+    let sum = crc32(out.get(5..).unwrap_or(&[]));
+    if let Some(slot) = out.get_mut(1..5) {
+        slot.copy_from_slice(&sum.to_le_bytes());
+    }
     Ok(out)
 }
 
-/// Decodes a record; any damage is an error, never a panic.
-pub(crate) fn decode(id: Uuid, bytes: &[u8]) -> Result<User> {
+/// The version byte and the payload of a record, its checksum verified.
+fn open_envelope(id: Uuid, bytes: &[u8]) -> Result<(u8, &[u8])> {
     let (&version, body) = bytes
         .split_first()
         .ok_or_else(|| Error::Corrupt(format!("empty record for user {id}")))?;
     match version {
-        RECORD_V1 => {
-            let (rec, used): (DbUserV1, usize) = bincode::serde::decode_from_slice(body, config())
-                .map_err(|e| Error::Corrupt(format!("record of user {id} does not decode: {e}")))?;
-            if used != body.len() {
+        RECORD_V1 => Ok((version, body)),
+        RECORD_V3 => {
+            let (sum, payload) = body
+                .split_first_chunk::<4>()
+                .ok_or_else(|| Error::Corrupt(format!("record of user {id} is truncated")))?;
+            if u32::from_le_bytes(*sum) != crc32(payload) {
                 return Err(Error::Corrupt(format!(
-                    "record of user {id} has trailing bytes"
+                    "record of user {id} fails its checksum"
                 )));
             }
-            Ok(rec.into_user(id))
+            Ok((version, payload))
         }
         v => Err(Error::Corrupt(format!(
             "record of user {id} has unknown format version {v}"
         ))),
     }
+}
+
+fn damaged(id: Uuid, e: impl std::fmt::Display) -> Error {
+    Error::Corrupt(format!("record of user {id} does not decode: {e}"))
+}
+
+/// Decodes a record; any damage is an error, never a panic.
+pub(crate) fn decode(id: Uuid, bytes: &[u8]) -> Result<User> {
+    let (version, body) = open_envelope(id, bytes)?;
+    if version == RECORD_V1 {
+        let (rec, used): (DbUserV1, usize) =
+            bincode::serde::decode_from_slice(body, config()).map_err(|e| damaged(id, e))?;
+        if used != body.len() {
+            return Err(Error::Corrupt(format!(
+                "record of user {id} has trailing bytes"
+            )));
+        }
+        return Ok(rec.into_user(id));
+    }
+    let mut v = RecordView::default();
+    view_into(id, bytes, Need::ALL, &mut v)?;
+    Ok(v.to_user())
 }
 
 /// Decodes arbitrary bytes as a record; for the fuzz target and its seed tests.
@@ -56,7 +124,7 @@ pub fn fuzz_decode(bytes: &[u8]) -> Result<User> {
     decode(Uuid::nil(), bytes)
 }
 
-/// A view of the fields `need` names (see [`view_into`]); for tests.
+/// A view of the attributes `need` names (see [`view_into`]); for tests.
 #[cfg(test)]
 pub(crate) fn view(id: Uuid, bytes: &[u8], need: Need) -> Result<RecordView<'_>> {
     let mut v = RecordView::default();
@@ -64,14 +132,14 @@ pub(crate) fn view(id: Uuid, bytes: &[u8], need: Need) -> Result<RecordView<'_>>
     Ok(v)
 }
 
-/// Reads the fields of a record that `need` names into `out`, in place (strings borrow from
-/// `bytes`); for search, which evaluates filters and sort keys on every candidate. `out`
-/// should be a default view: fields not needed are left as they are.
+/// Reads the attributes of a record that `need` names into `out`, in place (strings borrow
+/// from `bytes`); for search, which evaluates filters and sort keys on every candidate.
+/// `out` should be a default view: attributes not needed are left as they are.
 ///
-/// Damage in the fields read is an error, as with [`decode`]. With [`Need::ALL`] the whole
-/// record is checked (trailing bytes included); otherwise the fields after the last one
-/// needed are not looked at, and those stepped over before it are only checked for their
-/// framing (a string's length, not its UTF-8).
+/// Damage in the attributes read is an error, as with [`decode`]; the checksum covers the
+/// whole payload. With [`Need::ALL`] the whole record is checked (trailing bytes included);
+/// otherwise the attributes after the last one needed are not looked at, and those stepped
+/// over before it are only checked for their framing (a string's length, not its UTF-8).
 pub(crate) fn view_into<'a>(
     id: Uuid,
     bytes: &'a [u8],
@@ -79,28 +147,22 @@ pub(crate) fn view_into<'a>(
     out: &mut RecordView<'a>,
 ) -> Result<()> {
     out.id = id;
-    let (&version, body) = bytes
-        .split_first()
-        .ok_or_else(|| Error::Corrupt(format!("empty record for user {id}")))?;
-    match version {
-        RECORD_V1 => {
-            let ((), used) = bincode::serde::seed_decode_from_slice(
-                ViewSeed { view: out, need },
-                body,
-                config(),
-            )
-            .map_err(|e| Error::Corrupt(format!("record of user {id} does not decode: {e}")))?;
-            if need == Need::ALL && used != body.len() {
-                return Err(Error::Corrupt(format!(
-                    "record of user {id} has trailing bytes"
-                )));
-            }
-            Ok(())
-        }
-        v => Err(Error::Corrupt(format!(
-            "record of user {id} has unknown format version {v}"
-        ))),
+    let (version, body) = open_envelope(id, bytes)?;
+    let used = if version == RECORD_V1 {
+        bincode::serde::seed_decode_from_slice(ViewSeedV1 { view: out, need }, body, config())
+            .map_err(|e| damaged(id, e))?
+            .1
+    } else {
+        bincode::serde::seed_decode_from_slice(ViewSeed { view: out, need }, body, config())
+            .map_err(|e| damaged(id, e))?
+            .1
+    };
+    if need == Need::ALL && used != body.len() {
+        return Err(Error::Corrupt(format!(
+            "record of user {id} has trailing bytes"
+        )));
     }
+    Ok(())
 }
 
 #[cfg(test)]
