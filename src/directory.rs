@@ -9,9 +9,9 @@ use uuid::Uuid;
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::identity;
+use crate::model::{Get, Schema};
 use crate::password::{Argon2Params, Hasher, PasswordPolicy, check_stored_hash};
 use crate::store::{Durability, Reader, StorageBackend, Store, Writer};
-use crate::model::{Get, Schema};
 use crate::user::{AttrValue, MAX_DATA_DEPTH};
 use crate::user::{Instant, NewUser, PasswordInput, Profile, StoredHash, User, UserUpdate};
 
@@ -337,15 +337,12 @@ pub(crate) fn normalize_profile(mut p: Profile) -> Result<Profile> {
             }
             Get::Addresses(l) => {
                 for x in l {
-                    for t in [
-                        &x.formatted,
-                        &x.street_address,
-                        &x.locality,
-                        &x.region,
-                        &x.postal_code,
-                        &x.country,
-                        &x.kind,
-                    ] {
+                    // Mailing addresses span lines (RFC 7643 §4.1.2's own example).
+                    for t in [&x.formatted, &x.street_address] {
+                        let one_line = t.as_deref().map(|s| s.replace(['\n', '\r'], " "));
+                        check_text(a.field, one_line.as_deref())?;
+                    }
+                    for t in [&x.locality, &x.region, &x.postal_code, &x.country, &x.kind] {
                         check_text(a.field, t.as_deref())?;
                     }
                 }
@@ -388,44 +385,49 @@ fn one_primary<T>(list: &mut [T], primary: impl Fn(&mut T) -> &mut bool) {
 }
 
 /// Puts the login email and `emails` in step, after [`normalize_profile`], given the
-/// previous profile when the user exists. What changed decides:
-/// - only the login email (or a new user with one): it becomes the primary element, replacing
-///   the value of the previous primary element (or added when there is none); `None` removes
-///   the primary element;
-/// - otherwise the list decides: the login email is its primary element, else its first.
+/// previous profile when the user exists:
+/// - a login email is the primary element of `emails`: the element with that value is made
+///   primary, else the element of the previous login email takes the new value, else it is
+///   added first;
+/// - without a login email, an existing user whose `emails` did not change loses the element
+///   of its previous login email; otherwise the primary element of `emails` (else the first)
+///   becomes the login email.
 ///
 /// # Errors
 /// [`Error::MissingLoginId`] when the user is left without username and email.
 pub(crate) fn sync_emails(p: &mut Profile, old: Option<&Profile>) -> Result<()> {
-    let email_changed = old.is_none_or(|o| o.email != p.email);
-    let list_changed = old.is_none_or(|o| o.emails != p.emails);
-    let email_decides = email_changed && (!list_changed || p.email.is_some());
-    if email_decides {
-        let primary = p.emails.iter().position(|e| e.primary);
-        match p.email.clone() {
-            None => {
-                if let Some(i) = primary {
-                    p.emails.remove(i);
+    let old_email = old.and_then(|o| o.email.as_deref());
+    match p.email.clone() {
+        Some(e) => {
+            if let Some(i) = p.emails.iter().position(|x| x.value == e) {
+                for (j, x) in p.emails.iter_mut().enumerate() {
+                    x.primary = j == i;
                 }
-                if old.is_none() {
-                    // A new user: the list (if any) names the login email.
-                    sync_from_list(p);
+            } else if let Some(x) =
+                old_email.and_then(|o| p.emails.iter_mut().find(|x| x.value == o))
+            {
+                x.value = e;
+                x.primary = true;
+            } else {
+                for x in &mut p.emails {
+                    x.primary = false;
                 }
+                // Without a type given, the login email is the `work` one (as Entra ID maps
+                // `emails[type eq "work"]`).
+                p.emails.insert(
+                    0,
+                    crate::user::MultiValue::new(e).kind("work").primary(true),
+                );
             }
-            Some(e) => {
-                if let Some(i) = p.emails.iter().position(|x| x.value == e) {
-                    for (j, x) in p.emails.iter_mut().enumerate() {
-                        x.primary = j == i;
-                    }
-                } else if let Some(x) = primary.and_then(|i| p.emails.get_mut(i)) {
-                    x.value = e;
-                } else {
-                    p.emails.insert(0, crate::user::MultiValue::new(e).primary(true));
-                }
+            one_primary(&mut p.emails, |x| &mut x.primary);
+        }
+        None => {
+            let unchanged = old.is_some_and(|o| o.emails == p.emails);
+            match old_email {
+                Some(o) if unchanged => p.emails.retain(|x| x.value != o),
+                _ => sync_from_list(p),
             }
         }
-    } else {
-        sync_from_list(p);
     }
     if p.username.is_none() && p.email.is_none() {
         return Err(Error::MissingLoginId);
@@ -434,7 +436,7 @@ pub(crate) fn sync_emails(p: &mut Profile, old: Option<&Profile>) -> Result<()> 
 }
 
 /// The login email from `emails`: the primary element, else the first (made primary).
-fn sync_from_list(p: &mut Profile) {
+pub(crate) fn sync_from_list(p: &mut Profile) {
     let i = p.emails.iter().position(|e| e.primary).unwrap_or(0);
     for (j, x) in p.emails.iter_mut().enumerate() {
         x.primary = j == i;

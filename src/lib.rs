@@ -46,13 +46,13 @@ pub mod identity;
 mod import;
 #[cfg(feature = "json")]
 pub mod json;
+pub mod model;
 mod password;
 mod patch;
 pub mod query;
 mod store;
 mod token;
 mod user;
-pub mod model;
 
 pub use auth::{AuthConfig, Lockout, Login, LoginFailures};
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -69,7 +69,7 @@ pub use password::{
     MAX_BCRYPT_COST, MAX_PBKDF2_ITERATIONS, MAX_PBKDF2_KEY_BYTES, MAX_PBKDF2_SALT_BYTES,
     MIN_PBKDF2_KEY_BYTES,
 };
-pub use patch::{PatchKind, PatchOp};
+pub use patch::{PATCH_OP_SCHEMA, PatchKind, PatchOp, PatchRequest};
 pub use query::{Cursor, Filter, Page, Plan, Search, SortField, parse_filter};
 pub use store::codec::fuzz_decode;
 pub use store::{Durability, InMemoryBackend, StorageBackend};

@@ -144,7 +144,6 @@ impl fmt::Debug for StoredHash {
 /// assert!(!home.primary);
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-#[must_use]
 pub struct MultiValue {
     /// The value (an address, a number, a URL, a certificate in base64, ...).
     pub value: String,
@@ -158,6 +157,7 @@ pub struct MultiValue {
 
 impl MultiValue {
     /// An element with this value, no type, not primary.
+    #[must_use]
     pub fn new(value: impl Into<String>) -> Self {
         MultiValue {
             value: value.into(),
@@ -165,16 +165,19 @@ impl MultiValue {
         }
     }
     /// Sets the `type`.
+    #[must_use]
     pub fn kind(mut self, kind: impl Into<String>) -> Self {
         self.kind = Some(kind.into());
         self
     }
     /// Sets `primary`.
+    #[must_use]
     pub fn primary(mut self, primary: bool) -> Self {
         self.primary = primary;
         self
     }
     /// Sets `display`.
+    #[must_use]
     pub fn display(mut self, display: impl Into<String>) -> Self {
         self.display = Some(display.into());
         self
@@ -183,7 +186,6 @@ impl MultiValue {
 
 /// One element of SCIM `addresses` (RFC 7643 §4.1.2).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-#[must_use]
 pub struct Address {
     /// The full mailing address, formatted for display.
     pub formatted: Option<String>,
@@ -341,7 +343,8 @@ impl Profile {
     /// The picture URL: the photo of type `photo`, else the first (FusionAuth's `imageUrl`).
     #[must_use]
     pub fn image_url(&self) -> Option<&str> {
-        Self::of_kind(&self.photos, "photo").or_else(|| self.photos.first().map(|e| e.value.as_str()))
+        Self::of_kind(&self.photos, "photo")
+            .or_else(|| self.photos.first().map(|e| e.value.as_str()))
     }
 
     /// Sets or removes the photo of type `photo`.

@@ -184,6 +184,8 @@ impl Fields for User {
     fn text(&self, i: usize) -> Option<&str> {
         match (attr_of(i)?.get)(self) {
             Get::Text(t) => t,
+            // As a record view reads it (filters never name the password).
+            Get::Hash(h) => h.map(crate::user::StoredHash::expose),
             _ => None,
         }
     }
@@ -436,7 +438,9 @@ fn values<'a, U: Fields + ?Sized>(
                 Kind::Instant | Kind::OptInstant => u.int(i).map(V::Time),
                 Kind::Version => u.int(i).map(V::Int),
                 Kind::Strings => {
-                    return u.any_elem(i, &mut |el| el.value.is_some_and(|x| f(V::Str(x, el.caseless))));
+                    return u.any_elem(i, &mut |el| {
+                        el.value.is_some_and(|x| f(V::Str(x, el.caseless)))
+                    });
                 }
                 Kind::Multi | Kind::Addresses | Kind::Data | Kind::Hash => None,
             }

@@ -79,5 +79,7 @@ pub use parse::{MAX_FILTER_DEPTH, MAX_FILTER_TERMS};
 pub use plan::{DEFAULT_LIMIT, LoginAttr, Page, Plan, Search};
 pub use sort::{Cursor, SortField};
 
-pub(crate) use eval::{Elem, Pred};
+#[cfg(test)]
+pub(crate) use eval::Fields;
+pub(crate) use eval::{Elem, Pred, parse_instant};
 pub(crate) use parse::{parse_element_filter, resolve_attr};

@@ -969,8 +969,7 @@ fn required_strings(f: &Filter) -> Vec<&[u8]> {
             attr,
             op: CompareOp::Eq | CompareOp::Co | CompareOp::Sw | CompareOp::Ew,
             value: Value::String(s),
-        } if !s.is_empty() && case_exact_text(attr) =>
-        {
+        } if !s.is_empty() && case_exact_text(attr) => {
             vec![s.as_bytes()]
         }
         _ => Vec::new(),
@@ -981,7 +980,11 @@ fn required_strings(f: &Filter) -> Vec<&[u8]> {
 fn case_exact_text(attr: &Attr) -> bool {
     match attr {
         Attr::Field(f) => crate::model::attr(f.index()).is_some_and(|a| {
-            a.case_exact && matches!(a.kind, crate::model::Kind::Text | crate::model::Kind::Strings)
+            a.case_exact
+                && matches!(
+                    a.kind,
+                    crate::model::Kind::Text | crate::model::Kind::Strings
+                )
         }),
         Attr::Multi(m, _) => crate::model::attr(m.index()).is_some_and(|a| a.case_exact),
         Attr::Data(_) => true,

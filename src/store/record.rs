@@ -179,7 +179,8 @@ impl DbUserV1 {
             ..crate::user::Profile::default()
         };
         if let Some(e) = &p.email {
-            p.emails.push(MultiValue::new(e.clone()).primary(true));
+            p.emails
+                .push(MultiValue::new(e.clone()).kind("work").primary(true));
         }
         p.set_mobile_phone(self.mobile_phone);
         p.set_image_url(self.image_url);
@@ -330,13 +331,13 @@ pub(crate) fn entries(u: &User) -> Vec<(u8, DbField<'_>)> {
             Get::Flag(b) => DbField::Flag(b),
             Get::Int(Some(x)) => DbField::Int(x),
             Get::Version(x) => DbField::Version(x),
-            Get::Langs(l) if l.is_empty() => continue,
+            Get::Langs([]) => continue,
             Get::Langs(l) => DbField::Strings(l.iter().map(String::as_str).collect()),
             Get::Set(l) if l.is_empty() => continue,
             Get::Set(l) => DbField::Strings(l.iter().map(String::as_str).collect()),
-            Get::Multi(l) if l.is_empty() => continue,
+            Get::Multi([]) => continue,
             Get::Multi(l) => DbField::Multi(l.iter().map(DbMulti::of).collect()),
-            Get::Addresses(l) if l.is_empty() => continue,
+            Get::Addresses([]) => continue,
             Get::Addresses(l) => DbField::Addresses(l.iter().map(DbAddress::of).collect()),
             Get::Data(d) if d.is_empty() => continue,
             Get::Data(d) => DbField::Data(d.iter().map(|(k, v)| (k.as_str(), v.into())).collect()),
@@ -813,7 +814,9 @@ impl ValueRef<'_> {
             ValueRef::Int(i) => AttrValue::Int(*i),
             ValueRef::Float(f) => AttrValue::Float(*f),
             ValueRef::Str(s) => AttrValue::String((*s).to_owned()),
-            ValueRef::Array(a) => AttrValue::Array(a.iter().map(ValueRef::to_owned_value).collect()),
+            ValueRef::Array(a) => {
+                AttrValue::Array(a.iter().map(ValueRef::to_owned_value).collect())
+            }
             ValueRef::Object(m) => AttrValue::Object(m.to_owned_map()),
         }
     }
@@ -893,7 +896,9 @@ impl<'de> serde::de::Visitor<'de> for EntrySeed<'_, 'de> {
             .get(tag)
             .ok_or_else(|| A::Error::custom(format!("unknown attribute tag {tag}")))?;
         if tag < self.min {
-            return Err(A::Error::custom(format!("attribute tag {tag} out of order")));
+            return Err(A::Error::custom(format!(
+                "attribute tag {tag} out of order"
+            )));
         }
         let val = seq
             .next_element_seed(FieldSeed {
@@ -1051,7 +1056,12 @@ impl<'de> serde::de::Visitor<'de> for ViewSeedV1<'_, 'de> {
         let email_need = need.has(at::EMAIL) || need.has(at::EMAILS);
         // The email feeds both the login email and the `emails` list.
         if email_need {
-            field!(Some(at::USERNAME), Option<&'de str>, Option<SkipBytes>, text);
+            field!(
+                Some(at::USERNAME),
+                Option<&'de str>,
+                Option<SkipBytes>,
+                text
+            );
             let e: Option<&'de str> = seq.next_element()?.ok_or_else(|| missing(1))?;
             if let Some(e) = e {
                 if need.has(at::EMAIL) {
@@ -1062,7 +1072,7 @@ impl<'de> serde::de::Visitor<'de> for ViewSeedV1<'_, 'de> {
                         at::EMAILS,
                         Val::Multi(vec![DbMulti {
                             value: e,
-                            kind: None,
+                            kind: Some("work"),
                             primary: true,
                             display: None,
                         }]),
@@ -1071,31 +1081,68 @@ impl<'de> serde::de::Visitor<'de> for ViewSeedV1<'_, 'de> {
             }
             i += 1;
         } else {
-            field!(Some(at::USERNAME), Option<&'de str>, Option<SkipBytes>, text);
+            field!(
+                Some(at::USERNAME),
+                Option<&'de str>,
+                Option<SkipBytes>,
+                text
+            );
             field!(None, Option<&'de str>, Option<SkipBytes>, text);
         }
-        field!(Some(at::EXTERNAL_ID), Option<&'de str>, Option<SkipBytes>, text);
+        field!(
+            Some(at::EXTERNAL_ID),
+            Option<&'de str>,
+            Option<SkipBytes>,
+            text
+        );
         field!(Some(at::ACTIVE), bool, bool, flag);
         field!(Some(4), bool, bool, flag);
         field!(Some(5), Option<&'de str>, Option<SkipBytes>, text);
         field!(Some(6), Option<&'de str>, Option<SkipBytes>, text);
         field!(Some(7), Option<&'de str>, Option<SkipBytes>, text);
-        field!(Some(at::FULL_NAME), Option<&'de str>, Option<SkipBytes>, text);
+        field!(
+            Some(at::FULL_NAME),
+            Option<&'de str>,
+            Option<SkipBytes>,
+            text
+        );
         field!(Some(12), Option<&'de str>, Option<SkipBytes>, text);
-        field!(Some(at::BIRTH_DATE), Option<&'de str>, Option<SkipBytes>, text);
-        field!(Some(at::PHONE_NUMBERS), Option<&'de str>, Option<SkipBytes>, one("mobile"));
-        field!(Some(at::PHOTOS), Option<&'de str>, Option<SkipBytes>, one("photo"));
+        field!(
+            Some(at::BIRTH_DATE),
+            Option<&'de str>,
+            Option<SkipBytes>,
+            text
+        );
+        field!(
+            Some(at::PHONE_NUMBERS),
+            Option<&'de str>,
+            Option<SkipBytes>,
+            one("mobile")
+        );
+        field!(
+            Some(at::PHOTOS),
+            Option<&'de str>,
+            Option<SkipBytes>,
+            one("photo")
+        );
         field!(Some(18), Option<&'de str>, Option<SkipBytes>, text);
         field!(Some(16), StrList<'de>, SkipStrings, |x: StrList<'de>| {
             (!x.as_slice().is_empty()).then_some(Val::Strings(x))
         });
-        field!(Some(at::ROLES), StrList<'de>, SkipStrings, |x: StrList<'de>| {
+        field!(Some(at::ROLES), StrList<'de>, SkipStrings, |x: StrList<
+            'de,
+        >| {
             (!x.as_slice().is_empty()).then(|| Val::Strings(x.into_set()))
         });
         field!(Some(at::DATA), MapRef<'de>, SkipMap, |x: MapRef<'de>| {
             (!x.0.is_empty()).then_some(Val::Data(x))
         });
-        field!(Some(at::PASSWORD), Option<&'de str>, Option<SkipBytes>, text);
+        field!(
+            Some(at::PASSWORD),
+            Option<&'de str>,
+            Option<SkipBytes>,
+            text
+        );
         field!(Some(34), bool, bool, flag);
         field!(Some(35), Option<i64>, Option<i64>, opt_int);
         field!(Some(at::CREATED), i64, i64, int);
