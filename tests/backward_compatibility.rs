@@ -108,3 +108,63 @@ fn a_v1_file_opens_and_reads_every_user() {
     assert_eq!(carol.expiry, Some(1_900_000_000_000));
     assert!(carol.password_change_required);
 }
+
+/// Scans of a v1 file read its records in place (filters over the SCIM attributes the old
+/// fields became), and a write upgrades a record: the file then holds both formats and
+/// reads the same.
+#[test]
+fn a_v1_file_is_searched_and_upgraded_on_write() {
+    use userdir::PatchOp;
+    use userdir::query::Search;
+    let (_tmp, path) = copy_of("v1.redb");
+    let dir = Directory::builder()
+        .hasher(Argon2Params::insecure_fast())
+        .open(&path)
+        .expect("open v1 file");
+    let ids = |f: &str| -> Vec<Uuid> {
+        let page = dir.search(&Search::filter(f).unwrap()).unwrap();
+        page.users.iter().map(|u| u.id).collect()
+    };
+    // The mobile phone is the phone number of type mobile; the photo the one of type photo;
+    // the email the primary (work) email; names compare caselessly.
+    assert_eq!(
+        ids(r#"phoneNumbers[type eq "mobile" and value sw "+1"]"#),
+        [Uuid::from_u128(1)]
+    );
+    assert_eq!(ids(r#"photos.value co "ann.png""#), [Uuid::from_u128(1)]);
+    assert_eq!(
+        ids(r#"emails[type eq "work" and primary eq true and value co "example"]"#).len(),
+        2
+    );
+    assert_eq!(ids(r#"name.familyName eq "SMITH""#), [Uuid::from_u128(1)]);
+    assert_eq!(ids(r#"data.department eq "Sales""#), [Uuid::from_u128(1)]);
+    let before = dir.get(Uuid::from_u128(1)).unwrap().unwrap();
+    assert_eq!(before.mobile_phone(), Some("+1 555 0100"));
+    assert_eq!(before.image_url(), Some("https://example.com/ann.png"));
+
+    // A write upgrades the record (format 3) and keeps every field.
+    let after = dir
+        .patch(before.id, &[PatchOp::replace("title", "Engineer")], None)
+        .unwrap();
+    assert_eq!(after.title.as_deref(), Some("Engineer"));
+    let mut expected = before.clone();
+    expected.title = Some("Engineer".into());
+    expected.version = after.version;
+    expected.last_update_instant = after.last_update_instant;
+    assert_eq!(after, expected);
+    drop(dir);
+    let dir = Directory::builder()
+        .hasher(Argon2Params::insecure_fast())
+        .open(&path)
+        .expect("reopen");
+    dir.check_integrity().expect("integrity with both formats");
+    assert_eq!(dir.get(before.id).unwrap().unwrap(), after);
+    let bob = dir.find_by_email("bob@example.org").unwrap().unwrap();
+    assert!(!bob.active);
+    assert_eq!(
+        dir.search(&Search::filter(r#"title eq "engineer""#).unwrap())
+            .unwrap()
+            .total,
+        1
+    );
+}

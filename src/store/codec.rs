@@ -3,12 +3,18 @@
 //! bincode stays inside this file so the format can move later: a new version byte can decode
 //! old records and write new ones.
 //!
-//! - Format 1 (read): `[1]` + bincode of the FusionAuth-shaped record ([`DbUserV1`]).
-//! - Format 3 (written): `[3]` + a checksummed envelope (CRC-32 of the payload, 4 bytes
-//!   little-endian) + the payload: bincode of the attribute entries of the
-//!   [attribute table](crate::model) (see [`record`](super::record)).
+//! # Formats
 //!
-//! Records of format 1 are upgraded when their user is next written.
+//! - Version 1: `1 | payload` (the bincode of [`DbUserV1`], the FusionAuth-shaped record).
+//!   Still read; never written.
+//! - Version 2: the checksummed envelope ([`seal`] / [`unseal`]) around the same payload:
+//!   `2 | payload | CRC-32(2 | payload)` (IEEE CRC-32, little-endian). Still read.
+//! - Version 3 (written): the same envelope around the SCIM-shaped payload: the attribute
+//!   entries of the [attribute table](crate::model) (see [`record`](super::record)).
+//!
+//! Every read of a sealed record checks its checksum, so damage to a record's bytes is an
+//! error ([`Error::Corrupt`]), never a user with other data. A write re-encodes the record in
+//! the current version, so older records are upgraded as they are written.
 
 use uuid::Uuid;
 
@@ -16,10 +22,16 @@ use super::record::{DbUserV1, Need, RecordView, ViewSeed, ViewSeedV1, entries};
 use crate::error::{Error, Result};
 use crate::user::User;
 
-/// Format 1: the FusionAuth-shaped record, no envelope (read only).
+/// The first record format: the FusionAuth-shaped payload without a checksum (read only).
 pub(crate) const RECORD_V1: u8 = 1;
-/// Format 3: the SCIM-shaped attribute entries in a checksummed envelope (written).
+/// The checksummed envelope around the version 1 payload (read only).
+pub(crate) const RECORD_V2: u8 = 2;
+/// The record format written by this version: the checksummed envelope around the
+/// SCIM-shaped attribute entries.
 pub(crate) const RECORD_V3: u8 = 3;
+
+/// The checksum's size at the end of an envelope.
+const SEAL_LEN: usize = 4;
 
 /// Largest record accepted by the decoder (bounds allocations on damaged input).
 const MAX_RECORD_BYTES: usize = 1 << 24;
@@ -58,42 +70,57 @@ fn crc32(bytes: &[u8]) -> u32 {
     !c
 }
 
-/// Encodes a user record (the id is the key and is not repeated).
-pub(crate) fn encode(user: &User) -> Result<Vec<u8>> {
+/// Builds a record in the checksummed envelope: `version`, then what `payload` appends, then
+/// the CRC-32 of both.
+pub(crate) fn seal(
+    version: u8,
+    payload: impl FnOnce(&mut Vec<u8>) -> Result<()>,
+) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(192);
-    out.push(RECORD_V3);
-    out.extend_from_slice(&[0; 4]);
-    bincode::serde::encode_into_std_write(entries(user), &mut out, config())
-        .map_err(|e| Error::Corrupt(format!("record encoding failed: {e}")))?;
-    let sum = crc32(out.get(5..).unwrap_or(&[]));
-    if let Some(slot) = out.get_mut(1..5) {
-        slot.copy_from_slice(&sum.to_le_bytes());
-    }
+    out.push(version);
+    payload(&mut out)?;
+    let sum = crc32(&out);
+    out.extend_from_slice(&sum.to_le_bytes());
     Ok(out)
 }
 
-/// The version byte and the payload of a record, its checksum verified.
-fn open_envelope(id: Uuid, bytes: &[u8]) -> Result<(u8, &[u8])> {
-    let (&version, body) = bytes
-        .split_first()
-        .ok_or_else(|| Error::Corrupt(format!("empty record for user {id}")))?;
-    match version {
-        RECORD_V1 => Ok((version, body)),
-        RECORD_V3 => {
-            let (sum, payload) = body
-                .split_first_chunk::<4>()
-                .ok_or_else(|| Error::Corrupt(format!("record of user {id} is truncated")))?;
-            if u32::from_le_bytes(*sum) != crc32(payload) {
-                return Err(Error::Corrupt(format!(
-                    "record of user {id} fails its checksum"
-                )));
-            }
-            Ok((version, payload))
-        }
-        v => Err(Error::Corrupt(format!(
+/// Opens a record in the checksummed envelope (`bytes` starts with its version byte): the
+/// payload, or [`Error::Corrupt`] when the checksum does not match.
+pub(crate) fn unseal(id: Uuid, bytes: &[u8]) -> Result<&[u8]> {
+    let damaged = || {
+        Error::Corrupt(format!(
+            "record of user {id} is damaged (checksum mismatch)"
+        ))
+    };
+    let split = bytes.len().checked_sub(SEAL_LEN).ok_or_else(damaged)?;
+    let (sealed, sum) = bytes.split_at(split);
+    let sum = <[u8; SEAL_LEN]>::try_from(sum).map_err(|_| damaged())?;
+    if sealed.is_empty() || crc32(sealed) != u32::from_le_bytes(sum) {
+        return Err(damaged());
+    }
+    Ok(sealed.get(1..).unwrap_or_default())
+}
+
+/// The version and payload of a record (the bytes after the version byte, checked when the
+/// version has a checksum).
+fn payload(id: Uuid, bytes: &[u8]) -> Result<(u8, &[u8])> {
+    match bytes.first() {
+        None => Err(Error::Corrupt(format!("empty record for user {id}"))),
+        Some(&RECORD_V1) => Ok((RECORD_V1, bytes.get(1..).unwrap_or_default())),
+        Some(&v @ (RECORD_V2 | RECORD_V3)) => Ok((v, unseal(id, bytes)?)),
+        Some(v) => Err(Error::Corrupt(format!(
             "record of user {id} has unknown format version {v}"
         ))),
     }
+}
+
+/// Encodes a user record (the id is the key and is not repeated).
+pub(crate) fn encode(user: &User) -> Result<Vec<u8>> {
+    seal(RECORD_V3, |out| {
+        bincode::serde::encode_into_std_write(entries(user), out, config())
+            .map(|_| ())
+            .map_err(|e| Error::Corrupt(format!("record encoding failed: {e}")))
+    })
 }
 
 fn damaged(id: Uuid, e: impl std::fmt::Display) -> Error {
@@ -102,8 +129,8 @@ fn damaged(id: Uuid, e: impl std::fmt::Display) -> Error {
 
 /// Decodes a record; any damage is an error, never a panic.
 pub(crate) fn decode(id: Uuid, bytes: &[u8]) -> Result<User> {
-    let (version, body) = open_envelope(id, bytes)?;
-    if version == RECORD_V1 {
+    let (version, body) = payload(id, bytes)?;
+    if version != RECORD_V3 {
         let (rec, used): (DbUserV1, usize) =
             bincode::serde::decode_from_slice(body, config()).map_err(|e| damaged(id, e))?;
         if used != body.len() {
@@ -147,8 +174,8 @@ pub(crate) fn view_into<'a>(
     out: &mut RecordView<'a>,
 ) -> Result<()> {
     out.id = id;
-    let (version, body) = open_envelope(id, bytes)?;
-    let used = if version == RECORD_V1 {
+    let (version, body) = payload(id, bytes)?;
+    let used = if version != RECORD_V3 {
         bincode::serde::seed_decode_from_slice(ViewSeedV1 { view: out, need }, body, config())
             .map_err(|e| damaged(id, e))?
             .1
@@ -333,6 +360,8 @@ mod tests {
         let mut other = bytes.clone();
         other[0] = 2;
         assert!(view(u.id, &other, need).is_err());
+        other[0] = 9;
+        assert!(view(u.id, &other, need).is_err());
         assert!(view(u.id, &[], need).is_err());
         let mut flipped = bytes.clone();
         *flipped.last_mut().unwrap() ^= 1;
@@ -389,7 +418,18 @@ mod tests {
         };
         let mut bytes = vec![1u8];
         bincode::serde::encode_into_std_write(&old, &mut bytes, super::config()).unwrap();
+        // Format 2 (the envelope around the same payload) reads the same.
+        let v2 = super::seal(super::RECORD_V2, |out| {
+            out.extend_from_slice(&bytes[1..]);
+            Ok(())
+        })
+        .unwrap();
         let u = decode(Uuid::nil(), &bytes).unwrap();
+        assert!(same(&decode(Uuid::nil(), &v2).unwrap(), &u));
+        assert!(same(
+            &view(Uuid::nil(), &v2, Need::ALL).unwrap().to_user(),
+            &u
+        ));
         assert_eq!(u.email.as_deref(), Some("ann@example.com"));
         assert_eq!(
             u.emails,
