@@ -252,7 +252,8 @@ pub(crate) const ATTRS: &[Attribute] = &[
         field: "roles",
         schema: Schema::Core,
         kind: Kind::Strings,
-        case_exact: false,
+        // RFC 7643 says caseExact=false; roles are matched exactly, as their index is.
+        case_exact: true,
         get: |u| Get::Set(&u.profile.roles),
         slot: |u| Slot::Set(&mut u.profile.roles),
     },
