@@ -25,8 +25,9 @@
 //!
 //! # Writing
 //! A `User` resource with the mappings above reversed: `schemas` lists the core schema and each
-//! extension written; custom data is written under [`USERDIR_SCHEMA`] as `data`, never as
-//! top-level attributes; `meta` has `resourceType`, `created`, `lastModified` and `version`
+//! extension written; custom data is written under [`USERDIR_SCHEMA`] as `data`, the JSON text
+//! of an object (SCIM has no type for arbitrary keys; a reader accepts the object itself too),
+//! never as top-level attributes; `meta` has `resourceType`, `created`, `lastModified` and `version`
 //! (`W/"<version>"`). No password, ever.
 
 use std::collections::BTreeMap;
@@ -209,11 +210,21 @@ fn read_row(v: &Value, f: &mut Fields<'_>) -> Option<NewUser> {
             },
             Slot::Multi(l) => *l = multi(f, src, key, &path),
             Slot::Addresses(l) => *l = addresses(f, src, &path),
-            Slot::Data(d) => {
-                if let Some(m) = f.object(src, key, &path) {
+            // Written as the JSON text of an object (SCIM has no type for arbitrary keys);
+            // an object is accepted too.
+            Slot::Data(d) => match src.get(key) {
+                None | Some(Value::Null) => {}
+                Some(Value::Object(m)) => {
                     d.extend(m.iter().map(|(k, v)| (k.clone(), attr_from_json(v))));
                 }
-            }
+                Some(Value::String(text)) => match serde_json::from_str::<Value>(text) {
+                    Ok(Value::Object(m)) => {
+                        d.extend(m.iter().map(|(k, v)| (k.clone(), attr_from_json(v))));
+                    }
+                    _ => f.problem(&path, "expected the JSON text of an object"),
+                },
+                Some(_) => f.problem(&path, "expected the JSON text of an object"),
+            },
             _ => {}
         }
     }
@@ -335,8 +346,7 @@ pub fn write_user(u: &User) -> Value {
                 Value::Object(mm)
             }
             Get::Text(Some(t)) => t.into(),
-            // userdir's flags are written when set; `active` always.
-            Get::Flag(b) if b || a.name == "active" => b.into(),
+            Get::Flag(b) => b.into(),
             Get::Int(Some(x)) => x.into(),
             Get::Langs(l) if !l.is_empty() => l.join(", ").into(),
             Get::Set(l) if !l.is_empty() => Value::Array(
@@ -350,10 +360,13 @@ pub fn write_user(u: &User) -> Value {
             ),
             Get::Multi(l) if !l.is_empty() => multi_json(l),
             Get::Addresses(l) if !l.is_empty() => addresses_json(l),
-            Get::Data(d) if !d.is_empty() => Value::Object(
-                d.iter()
-                    .map(|(k, v)| (k.clone(), attr_to_json(v)))
-                    .collect(),
+            Get::Data(d) if !d.is_empty() => Value::String(
+                Value::Object(
+                    d.iter()
+                        .map(|(k, v)| (k.clone(), attr_to_json(v)))
+                        .collect(),
+                )
+                .to_string(),
             ),
             _ => continue,
         };
