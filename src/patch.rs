@@ -194,7 +194,7 @@ fn resolve(cx: &Ctx<'_>, raw: &str) -> Result<Target> {
     } else {
         core_stripped.replace(':', ".").to_ascii_lowercase()
     };
-    for schema in [Schema::Enterprise, Schema::Userdir] {
+    for schema in [Schema::Core, Schema::Enterprise, Schema::Userdir] {
         if schema.urn().is_some_and(|u| u.eq_ignore_ascii_case(&lower)) {
             return Ok(Target::Extension(schema));
         }
