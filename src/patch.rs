@@ -205,12 +205,8 @@ fn resolve(cx: &Ctx<'_>, raw: &str) -> Result<Target> {
         "data" => return Ok(Target::Data(Vec::new())),
         "imageurl" => {
             return Ok(Target::Multi {
-                m: Multi::named("photos").unwrap_or(Multi::EMAILS),
-                filter: parse_element_filter(
-                    "type eq \"photo\"",
-                    Multi::named("photos").unwrap_or(Multi::EMAILS),
-                )
-                .ok(),
+                m: Multi::PHOTOS,
+                filter: parse_element_filter("type eq \"photo\"", Multi::PHOTOS).ok(),
                 sub: Some(Sub::Value),
             });
         }

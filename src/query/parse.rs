@@ -32,6 +32,8 @@ impl Multi {
     pub const EMAILS: Multi = Multi(at::EMAILS as u8);
     /// `phoneNumbers`.
     pub const PHONE_NUMBERS: Multi = Multi(at::PHONE_NUMBERS as u8);
+    /// `photos`.
+    pub const PHOTOS: Multi = Multi(at::PHOTOS as u8);
     /// `roles`.
     pub const ROLES: Multi = Multi(at::ROLES as u8);
 
@@ -502,16 +504,15 @@ pub(crate) fn resolve_attr(path: &str) -> Option<Attr> {
         Some(rest) => (rest.to_owned(), path.get(core.len() + 1..)?),
         None => (lower.clone(), path),
     };
-    let data = lower
-        .strip_prefix("data.")
-        .map(|k| (k.len(), ""))
-        .or_else(|| {
-            model::strip_urn(&lower, model::USERDIR_URN)
-                .and_then(|r| r.strip_prefix("data."))
-                .map(|k| (k.len(), ""))
-        });
-    if let Some((n, _)) = data {
-        let keys = path.get(path.len() - n..)?;
+    // `data.<keys>`, also under userdir's extension URN: the length of the keys, which keep
+    // their case.
+    let data_keys = lower.strip_prefix("data.").map(str::len).or_else(|| {
+        model::strip_urn(&lower, model::USERDIR_URN)
+            .and_then(|r| r.strip_prefix("data."))
+            .map(str::len)
+    });
+    if let Some(n) = data_keys {
+        let keys = path.get(path.len().checked_sub(n)?..)?;
         let keys: Vec<String> = keys.split('.').map(str::to_owned).collect();
         if keys.iter().any(|k| k.is_empty() || k.contains(':')) {
             return None;
@@ -521,7 +522,7 @@ pub(crate) fn resolve_attr(path: &str) -> Option<Attr> {
     match lower.as_str() {
         "id" => return Some(Attr::Id),
         "role" => return Some(Attr::Multi(Multi::ROLES, Sub::Value)),
-        "imageurl" => return Some(Attr::Multi(Multi(at::PHOTOS as u8), Sub::Value)),
+        "imageurl" => return Some(Attr::Multi(Multi::PHOTOS, Sub::Value)),
         _ => {}
     }
     if let Some(f) = Field::named(&lower) {

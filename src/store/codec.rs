@@ -40,34 +40,9 @@ fn config() -> impl bincode::config::Config {
     bincode::config::standard().with_limit::<MAX_RECORD_BYTES>()
 }
 
-/// CRC-32 (IEEE 802.3, reflected, as zlib's), table computed at compile time.
-const CRC_TABLE: [u32; 256] = {
-    let mut t = [0u32; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut c = i as u32;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 {
-                0xEDB8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-            k += 1;
-        }
-        t[i] = c;
-        i += 1;
-    }
-    t
-};
-
+/// CRC-32 (IEEE 802.3, as zlib's).
 fn crc32(bytes: &[u8]) -> u32 {
-    let mut c = u32::MAX;
-    for &b in bytes {
-        let i = usize::from((c as u8) ^ b);
-        c = CRC_TABLE.get(i).copied().unwrap_or(0) ^ (c >> 8);
-    }
-    !c
+    crc32fast::hash(bytes)
 }
 
 /// Builds a record in the checksummed envelope: `version`, then what `payload` appends, then
