@@ -49,6 +49,8 @@ pub mod json;
 mod password;
 mod patch;
 pub mod query;
+#[cfg(feature = "scim")]
+pub mod scim;
 mod store;
 mod token;
 mod user;
