@@ -27,11 +27,30 @@ fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
         .flatten()
 }
 
-/// A user as a SCIM `User` resource, with `meta.location`.
+/// A user as a SCIM `User` resource, with `meta.location`, and userdir's extension flags
+/// (which the directory always holds, see `/Schemas`) written whether true or false.
 pub(crate) fn resource(u: &User, base: &str) -> Value {
     let mut v = write_user(u);
-    if let Some(meta) = v.get_mut("meta").and_then(Value::as_object_mut) {
-        meta.insert("location".into(), location(base, u).into());
+    if let Some(o) = v.as_object_mut() {
+        if let Some(meta) = o.get_mut("meta").and_then(Value::as_object_mut) {
+            meta.insert("location".into(), location(base, u).into());
+        }
+        if let Some(ext) = o
+            .entry(USERDIR_SCHEMA)
+            .or_insert_with(|| Value::Object(Map::new()))
+            .as_object_mut()
+        {
+            ext.insert("verified".into(), u.verified.into());
+            ext.insert(
+                "passwordChangeRequired".into(),
+                u.password_change_required.into(),
+            );
+        }
+        if let Some(schemas) = o.get_mut("schemas").and_then(Value::as_array_mut)
+            && !schemas.iter().any(|s| s == USERDIR_SCHEMA)
+        {
+            schemas.push(USERDIR_SCHEMA.into());
+        }
     }
     v
 }

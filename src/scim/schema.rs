@@ -29,6 +29,7 @@ struct Attr {
     returned: &'static str,
     uniqueness: &'static str,
     description: &'static str,
+    canonical: &'static [&'static str],
     sub: Vec<Attr>,
 }
 
@@ -43,6 +44,7 @@ fn attr(name: &'static str, kind: &'static str, description: &'static str) -> At
         returned: "default",
         uniqueness: "none",
         description,
+        canonical: &[],
         sub: Vec::new(),
     }
 }
@@ -73,6 +75,10 @@ impl Attr {
         self.returned = "never";
         self
     }
+    fn canonical(mut self, values: &'static [&'static str]) -> Self {
+        self.canonical = values;
+        self
+    }
     fn sub(mut self, sub: Vec<Attr>) -> Self {
         self.sub = sub;
         self
@@ -91,6 +97,9 @@ impl Attr {
             if matches!(self.kind, "string" | "reference") {
                 o.insert("caseExact".into(), self.case_exact.into());
                 o.insert("uniqueness".into(), self.uniqueness.into());
+            }
+            if !self.canonical.is_empty() {
+                o.insert("canonicalValues".into(), self.canonical.into());
             }
             if !self.sub.is_empty() {
                 o.insert(
@@ -119,6 +128,7 @@ fn user_attributes() -> Vec<Attr> {
             attr("givenName", "string", "The given name"),
             attr("middleName", "string", "The middle name"),
         ]),
+        attr("displayName", "string", "The name to display"),
         attr("nickName", "string", "The casual way to address the user"),
         attr(
             "preferredLanguage",
@@ -126,11 +136,15 @@ fn user_attributes() -> Vec<Attr> {
             "Preferred written or spoken languages (an Accept-Language list)",
         ),
         attr("timezone", "string", "The user's time zone (IANA name)"),
+        // The directory always holds a value (true unless deactivated): published as
+        // required, so that no client expects it unassigned after a `remove`. A create
+        // without it makes an active user.
         attr(
             "active",
             "boolean",
             "Whether the account is active (false: deactivated)",
-        ),
+        )
+        .required(),
         attr(
             "password",
             "string",
@@ -153,20 +167,33 @@ fn user_attributes() -> Vec<Attr> {
     ]
 }
 
-/// userdir's extension attributes. (`birthDate` is stored and returned too, but only as a
-/// `YYYY-MM-DD` date, which a SCIM `string` cannot express; it is not advertised.)
+/// userdir's extension attributes.
 fn userdir_attributes() -> Vec<Attr> {
     vec![
+        // A `YYYY-MM-DD` date: SCIM has no date-only type, so it is a string whose format
+        // the description states; the canonical values are examples of that format (clients
+        // that generate values, like scim2-tester, draw from them).
+        attr(
+            "birthDate",
+            "string",
+            "Birth date, YYYY-MM-DD (a date, no time)",
+        )
+        .case_exact()
+        .canonical(&["1970-01-01", "1990-05-17", "2000-02-29"]),
+        // A flag the directory always holds (false by default), like `active`.
         attr(
             "verified",
             "boolean",
             "Whether the email address is verified",
-        ),
+        )
+        .required(),
+        // A flag the directory always holds (false by default), like `active`.
         attr(
             "passwordChangeRequired",
             "boolean",
             "Whether the user must change the password at next login",
-        ),
+        )
+        .required(),
         attr(
             "expiry",
             "integer",
@@ -224,7 +251,9 @@ pub(crate) fn resource_types(base: &str) -> Vec<Value> {
         "endpoint": "/Users",
         "description": "User Account",
         "schema": USER_SCHEMA,
-        "schemaExtensions": [{"schema": USERDIR_SCHEMA, "required": false}],
+        // Every User resource this endpoint returns carries the extension (its flags always
+        // have a value); a create without it is accepted all the same.
+        "schemaExtensions": [{"schema": USERDIR_SCHEMA, "required": true}],
         "meta": {
             "resourceType": "ResourceType",
             "location": format!("{base}/ResourceTypes/User"),
