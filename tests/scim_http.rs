@@ -602,3 +602,98 @@ async fn base_url_and_unauthenticated_mounting() {
     let r = send(&app, get("/Users?count=100")).await;
     assert_eq!(r.body["itemsPerPage"], 10);
 }
+
+/// `../shared/scim-entra.md`: what Entra ID and Okta send beyond RFC 7644, through HTTP, with
+/// the stored result checked on the directory.
+#[tokio::test]
+async fn identity_provider_request_shapes() {
+    let dir = directory();
+    let app = app(&dir);
+    // 6, 7: query before create (with the tenant flag), 200 with totalResults 0.
+    let q = "/Users?aadOptscim062020&filter=userName+eq+%22ann%40contoso.com%22";
+    let r = call(&app, "GET", q, None).await;
+    assert_eq!((r.status, r.body["totalResults"].clone()), (StatusCode::OK, json!(0)));
+    // 10: userName is the UPN, with a work email, often equal. `application/json` too.
+    let body = json!({"schemas": [USER], "externalId": "0a1b", "userName": "ann@contoso.com",
+        "active": true, "displayName": "Ann Lee",
+        "emails": [{"primary": true, "type": "work", "value": "ann@contoso.com"}],
+        "name": {"formatted": "Ann Lee", "familyName": "Lee", "givenName": "Ann"},
+        "phoneNumbers": [{"type": "mobile", "value": "+1 555 0100"}]});
+    let r = call_with(
+        &app,
+        "POST",
+        "/Users",
+        Some(body.clone()),
+        &[("content-type", "application/json")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let id: uuid::Uuid = r.body["id"].as_str().unwrap().parse().unwrap();
+    let stored = dir.get(id).unwrap().unwrap();
+    assert_eq!(stored.username.as_deref(), Some("ann@contoso.com"));
+    assert_eq!(stored.email.as_deref(), Some("ann@contoso.com"));
+    assert_eq!(stored.external_id.as_deref(), Some("0a1b"));
+    assert_eq!(stored.mobile_phone.as_deref(), Some("+1 555 0100"));
+    // 6: the query now finds it, by userName and by externalId; a duplicate POST is 409.
+    let r = call(&app, "GET", "/Users?filter=externalId+eq+%220a1b%22", None).await;
+    assert_eq!(r.body["totalResults"], 1);
+    let r = call(&app, "POST", "/Users", Some(body)).await;
+    assert_error(&r, StatusCode::CONFLICT, Some("uniqueness"));
+    // 1, 2, 3, 4: capitalised ops, string booleans, path-less values keyed by paths, filtered
+    // paths on multi-valued attributes.
+    let patch = json!({"schemas": [PATCH], "Operations": [
+        {"op": "Replace", "path": "active", "value": "False"},
+        {"op": "Add", "value": {"name.givenName": "Annie",
+                                "emails[type eq \"work\"].value": "annie@contoso.com"}},
+        {"op": "Replace", "path": "phoneNumbers[type eq \"mobile\"].value", "value": "+1 555 0199"},
+    ]});
+    let uri = format!("/Users/{id}");
+    let r = call(&app, "PATCH", &uri, Some(patch)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let stored = dir.get(id).unwrap().unwrap();
+    assert!(!stored.active);
+    assert_eq!(stored.first_name.as_deref(), Some("Annie"));
+    assert_eq!(stored.email.as_deref(), Some("annie@contoso.com"));
+    assert_eq!(stored.mobile_phone.as_deref(), Some("+1 555 0199"));
+    // 2: "True" in any case.
+    let on = json!({"schemas": [PATCH], "Operations": [
+        {"op": "replace", "value": {"active": "TRUE"}}]});
+    assert_eq!(call(&app, "PATCH", &uri, Some(on)).await.status, StatusCode::OK);
+    assert!(dir.get(id).unwrap().unwrap().active);
+    // 9: the validator's empty Operations: 200, nothing changes.
+    let before = dir.get(id).unwrap().unwrap();
+    let r = call(
+        &app,
+        "PATCH",
+        &uri,
+        Some(json!({"schemas": [PATCH], "Operations": []})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(dir.get(id).unwrap().unwrap(), before);
+    // Okta: profile changes by PUT of the whole user, with a write-only password.
+    let put = json!({"schemas": [USER], "userName": "ann@contoso.com", "active": true,
+        "name": {"givenName": "Ann", "familyName": "Lee-Park"},
+        "emails": [{"primary": true, "type": "work", "value": "ann@contoso.com"}],
+        "password": "okta sends this once"});
+    let r = call(&app, "PUT", &uri, Some(put)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(!r.body.to_string().contains("okta sends"));
+    let stored = dir.get(id).unwrap().unwrap();
+    assert_eq!(stored.last_name.as_deref(), Some("Lee-Park"));
+    assert_eq!(stored.mobile_phone, None, "PUT replaces everything");
+    assert!(dir.authenticate("ann@contoso.com", "okta sends this once").is_ok());
+    // Okta's paging before create.
+    let r = call(
+        &app,
+        "GET",
+        "/Users?filter=userName+eq+%22bob%40contoso.com%22&startIndex=1&count=100",
+        None,
+    )
+    .await;
+    assert_eq!((r.body["totalResults"].clone(), r.body["startIndex"].clone()), (json!(0), json!(1)));
+    // 8: DELETE comes only for a hard delete: the userName is free afterwards.
+    assert_eq!(call(&app, "DELETE", &uri, None).await.status, StatusCode::NO_CONTENT);
+    assert!(dir.find_by_username("ann@contoso.com").unwrap().is_none());
+    dir.check_integrity().unwrap();
+}
