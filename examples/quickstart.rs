@@ -39,7 +39,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let found = dir.find_by_login_id(probe)?;
         println!(
             "find_by_login_id({probe:?}) -> {:?} in {:?}",
-            found.map(|u| u.username.unwrap_or_default()),
+            found.map(|u| u.profile.username.unwrap_or_default()),
             t.elapsed()
         );
     }

@@ -9,6 +9,7 @@ use uuid::Uuid;
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::identity;
+use crate::model::{Get, Schema};
 use crate::password::{Argon2Params, Hasher, PasswordPolicy, check_stored_hash};
 use crate::store::{Durability, Reader, StorageBackend, Store, Writer};
 use crate::user::{AttrValue, MAX_DATA_DEPTH};
@@ -236,7 +237,7 @@ pub struct PreparedUpdate {
     pub(crate) password: Option<StoredHash>,
 }
 
-fn check_text(field: &'static str, v: Option<&String>) -> Result<()> {
+fn check_text(field: &'static str, v: Option<&str>) -> Result<()> {
     if let Some(s) = v {
         if s.len() > MAX_FIELD_BYTES {
             return Err(Error::invalid(
@@ -273,8 +274,10 @@ fn check_birth_date(s: &str) -> Result<()> {
     }
 }
 
-/// Validates and normalizes a profile: identity fields per the identity rules, text fields
-/// bounded and free of control characters.
+/// Validates and normalizes a profile: identity fields per the identity rules, every other
+/// attribute of the [table](crate::model) bounded and free of control characters, emails
+/// syntax-checked and lowercased, at most one primary element per list. The login email and
+/// `emails` are put in step by [`sync_emails`] (which needs the previous profile, if any).
 pub(crate) fn normalize_profile(mut p: Profile) -> Result<Profile> {
     p.username = p
         .username
@@ -291,36 +294,154 @@ pub(crate) fn normalize_profile(mut p: Profile) -> Result<Profile> {
         .as_deref()
         .map(identity::normalize_external_id)
         .transpose()?;
-    if p.username.is_none() && p.email.is_none() {
+    if p.username.is_none() && p.email.is_none() && p.emails.is_empty() {
         return Err(Error::MissingLoginId);
     }
-    check_text("first_name", p.first_name.as_ref())?;
-    check_text("middle_name", p.middle_name.as_ref())?;
-    check_text("last_name", p.last_name.as_ref())?;
-    check_text("full_name", p.full_name.as_ref())?;
-    check_text("nick_name", p.nick_name.as_ref())?;
-    check_text("mobile_phone", p.mobile_phone.as_ref())?;
-    check_text("image_url", p.image_url.as_ref())?;
-    check_text("timezone", p.timezone.as_ref())?;
+    for e in &mut p.emails {
+        e.value = identity::normalize_email(&e.value).map_err(|err| match err {
+            Error::InvalidField { reason, .. } => Error::invalid("emails", reason),
+            other => other,
+        })?;
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    p.emails.retain(|e| seen.insert(e.value.clone()));
+    let u = User::new(Uuid::nil(), p);
+    for a in crate::model::ATTRS {
+        if matches!(a.schema, Schema::Meta | Schema::Internal) {
+            continue;
+        }
+        match (a.get)(&u) {
+            Get::Text(t) => check_text(a.field, t)?,
+            Get::Langs(l) => {
+                for x in l {
+                    check_text(a.field, Some(x))?;
+                }
+            }
+            Get::Set(l) => {
+                for r in l {
+                    if r.trim().is_empty() {
+                        return Err(Error::invalid(a.field, "contains an empty value"));
+                    }
+                    check_text(a.field, Some(r))?;
+                }
+            }
+            Get::Multi(l) => {
+                for m in l {
+                    if m.value.trim().is_empty() {
+                        return Err(Error::invalid(a.field, "contains an empty value"));
+                    }
+                    check_text(a.field, Some(&m.value))?;
+                    check_text(a.field, m.kind.as_deref())?;
+                    check_text(a.field, m.display.as_deref())?;
+                }
+            }
+            Get::Addresses(l) => {
+                for x in l {
+                    // Mailing addresses span lines (RFC 7643 §4.1.2's own example).
+                    for t in [&x.formatted, &x.street_address] {
+                        let one_line = t.as_deref().map(|s| s.replace(['\n', '\r'], " "));
+                        check_text(a.field, one_line.as_deref())?;
+                    }
+                    for t in [&x.locality, &x.region, &x.postal_code, &x.country, &x.kind] {
+                        check_text(a.field, t.as_deref())?;
+                    }
+                }
+            }
+            Get::Data(d) => {
+                if !d.values().all(|v| data_depth_ok(v, 1)) {
+                    return Err(Error::invalid(
+                        "data",
+                        format!("is nested deeper than {MAX_DATA_DEPTH} levels"),
+                    ));
+                }
+            }
+            Get::Flag(_) | Get::Int(_) | Get::Version(_) | Get::Hash(_) => {}
+        }
+    }
+    let mut p = u.profile;
     if let Some(d) = &p.birth_date {
         check_birth_date(d)?;
     }
-    for l in &p.preferred_languages {
-        check_text("preferred_languages", Some(l))?;
-    }
-    if !p.data.values().all(|v| data_depth_ok(v, 1)) {
-        return Err(Error::invalid(
-            "data",
-            format!("is nested deeper than {MAX_DATA_DEPTH} levels"),
-        ));
-    }
-    for r in &p.roles {
-        if r.trim().is_empty() {
-            return Err(Error::invalid("roles", "contains an empty role"));
-        }
-        check_text("roles", Some(r))?;
-    }
+    one_primary(&mut p.emails, |e| &mut e.primary);
+    one_primary(&mut p.phone_numbers, |e| &mut e.primary);
+    one_primary(&mut p.ims, |e| &mut e.primary);
+    one_primary(&mut p.photos, |e| &mut e.primary);
+    one_primary(&mut p.addresses, |e| &mut e.primary);
+    one_primary(&mut p.x509_certificates, |e| &mut e.primary);
+    one_primary(&mut p.entitlements, |e| &mut e.primary);
     Ok(p)
+}
+
+/// Keeps `primary` on the first element that has it only (RFC 7643 §2.4: at most one).
+fn one_primary<T>(list: &mut [T], primary: impl Fn(&mut T) -> &mut bool) {
+    let mut seen = false;
+    for e in list {
+        let p = primary(e);
+        if *p && seen {
+            *p = false;
+        }
+        seen |= *p;
+    }
+}
+
+/// Puts the login email and `emails` in step, after [`normalize_profile`], given the
+/// previous profile when the user exists:
+/// - a login email is the primary element of `emails`: the element with that value is made
+///   primary, else the element of the previous login email takes the new value, else it is
+///   added first;
+/// - without a login email, an existing user whose `emails` did not change loses the element
+///   of its previous login email; otherwise the primary element of `emails` (else the first)
+///   becomes the login email.
+///
+/// # Errors
+/// [`Error::MissingLoginId`] when the user is left without username and email.
+pub(crate) fn sync_emails(p: &mut Profile, old: Option<&Profile>) -> Result<()> {
+    let old_email = old.and_then(|o| o.email.as_deref());
+    match p.email.clone() {
+        Some(e) => {
+            if let Some(i) = p.emails.iter().position(|x| x.value == e) {
+                for (j, x) in p.emails.iter_mut().enumerate() {
+                    x.primary = j == i;
+                }
+            } else if let Some(x) =
+                old_email.and_then(|o| p.emails.iter_mut().find(|x| x.value == o))
+            {
+                x.value = e;
+                x.primary = true;
+            } else {
+                for x in &mut p.emails {
+                    x.primary = false;
+                }
+                // Without a type given, the login email is the `work` one (as Entra ID maps
+                // `emails[type eq "work"]`).
+                p.emails.insert(
+                    0,
+                    crate::user::MultiValue::new(e).kind("work").primary(true),
+                );
+            }
+            one_primary(&mut p.emails, |x| &mut x.primary);
+        }
+        None => {
+            let unchanged = old.is_some_and(|o| o.emails == p.emails);
+            match old_email {
+                Some(o) if unchanged => p.emails.retain(|x| x.value != o),
+                _ => sync_from_list(p),
+            }
+        }
+    }
+    if p.username.is_none() && p.email.is_none() {
+        return Err(Error::MissingLoginId);
+    }
+    Ok(())
+}
+
+/// The login email from `emails`: the primary element, else the first (made primary).
+pub(crate) fn sync_from_list(p: &mut Profile) {
+    let i = p.emails.iter().position(|e| e.primary).unwrap_or(0);
+    for (j, x) in p.emails.iter_mut().enumerate() {
+        x.primary = j == i;
+    }
+    p.email = p.emails.get(i).map(|e| e.value.clone());
 }
 
 /// Whether `v`, at nesting level `level`, stays within [`MAX_DATA_DEPTH`] (the recursion is
@@ -443,35 +564,12 @@ impl Directory {
         profile: Profile,
         active: bool,
     ) -> Result<User> {
-        let p = normalize_profile(profile)?;
-        Ok(User {
-            id: id.unwrap_or_else(Uuid::new_v4),
-            username: p.username,
-            email: p.email,
-            external_id: p.external_id,
-            active,
-            verified: p.verified,
-            first_name: p.first_name,
-            middle_name: p.middle_name,
-            last_name: p.last_name,
-            full_name: p.full_name,
-            nick_name: p.nick_name,
-            birth_date: p.birth_date,
-            mobile_phone: p.mobile_phone,
-            image_url: p.image_url,
-            timezone: p.timezone,
-            preferred_languages: p.preferred_languages,
-            roles: p.roles,
-            data: p.data,
-            password: None,
-            password_change_required: p.password_change_required,
-            expiry: p.expiry,
-            insert_instant: 0,
-            last_update_instant: 0,
-            last_login_instant: None,
-            password_last_update_instant: None,
-            version: 1,
-        })
+        let mut p = normalize_profile(profile)?;
+        sync_emails(&mut p, None)?;
+        let mut u = User::new(id.unwrap_or_else(Uuid::new_v4), p);
+        u.active = active;
+        u.version = 1;
+        Ok(u)
     }
 
     /// Validates a profile replacement and hashes its new password, if any (see
@@ -913,26 +1011,10 @@ impl Tx<'_, '_> {
             });
         }
         let now = self.dir.now();
-        let p = update.profile;
+        let mut profile = update.profile;
+        sync_emails(&mut profile, Some(&old.profile))?;
         let mut new = User {
-            username: p.username,
-            email: p.email,
-            external_id: p.external_id,
-            verified: p.verified,
-            first_name: p.first_name,
-            middle_name: p.middle_name,
-            last_name: p.last_name,
-            full_name: p.full_name,
-            nick_name: p.nick_name,
-            birth_date: p.birth_date,
-            mobile_phone: p.mobile_phone,
-            image_url: p.image_url,
-            timezone: p.timezone,
-            preferred_languages: p.preferred_languages,
-            roles: p.roles,
-            data: p.data,
-            password_change_required: p.password_change_required,
-            expiry: p.expiry,
+            profile,
             last_update_instant: now,
             version: old.version + 1,
             ..old.clone()

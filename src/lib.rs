@@ -46,6 +46,7 @@ pub mod identity;
 mod import;
 #[cfg(feature = "json")]
 pub mod json;
+pub mod model;
 mod password;
 mod patch;
 pub mod query;
@@ -70,14 +71,15 @@ pub use password::{
     MAX_BCRYPT_COST, MAX_PBKDF2_ITERATIONS, MAX_PBKDF2_KEY_BYTES, MAX_PBKDF2_SALT_BYTES,
     MIN_PBKDF2_KEY_BYTES,
 };
-pub use patch::{PatchKind, PatchOp};
+pub use patch::{PATCH_OP_SCHEMA, PatchKind, PatchOp, PatchRequest};
 pub use query::{Cursor, Filter, Page, Plan, Search, SortField, parse_filter};
 pub use store::codec::fuzz_decode;
 pub use store::{Durability, InMemoryBackend, StorageBackend};
 pub use token::Token;
 pub use user::MAX_DATA_DEPTH;
 pub use user::{
-    AttrValue, Instant, NewUser, Password, PasswordInput, Profile, StoredHash, User, UserUpdate,
+    Address, AttrValue, Instant, MultiValue, NewUser, Password, PasswordInput, Profile, StoredHash,
+    User, UserUpdate,
 };
 
 /// The README's examples, compiled and run as doc tests so they cannot rot.

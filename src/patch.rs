@@ -7,10 +7,13 @@ use std::collections::BTreeMap;
 
 use uuid::Uuid;
 
-use crate::directory::{Directory, Tx, normalize_profile};
+use crate::directory::{Directory, Tx, normalize_profile, sync_emails, sync_from_list};
 use crate::error::{Error, Result};
-use crate::query::{Elem, Multi, Pred, parse_element_filter, resolve_attr};
-use crate::user::{AttrValue, Profile, User};
+use crate::identity::caseless_key;
+use crate::model::{self, Get, Schema, Slot};
+use crate::query::{Attr, CompareOp, Elem, Filter, Multi, Pred, Sub, Value as QValue};
+use crate::query::{parse_element_filter, resolve_attr};
+use crate::user::{Address, AttrValue, MultiValue, User};
 
 /// The kind of a [`PatchOp`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,29 +110,22 @@ impl PatchOp {
     }
 }
 
+/// What a path names.
 enum Target {
-    UserName,
-    Email,
-    Emails,
-    Mobile,
-    Phones,
-    ExternalId,
-    Active,
-    Verified,
-    PasswordChangeRequired,
-    Expiry,
+    /// A single-valued attribute (a position in the attribute table).
+    Field(usize),
+    /// `name`: the complex attribute of the `name.*` fields.
     Name,
-    GivenName,
-    MiddleName,
-    FamilyName,
-    Formatted,
-    NickName,
-    BirthDate,
-    ImageUrl,
-    Timezone,
-    PreferredLanguage,
-    Roles,
-    RolesWhere(Pred),
+    /// A whole schema extension (`urn:…:enterprise:2.0:User`): an object of its attributes.
+    Extension(Schema),
+    /// A multi-valued attribute, the elements a filter selects (all without one), and
+    /// optionally one sub-attribute of them.
+    Multi {
+        m: Multi,
+        filter: Option<Filter>,
+        sub: Option<Sub>,
+    },
+    /// Custom data at these keys (all of it when empty).
     Data(Vec<String>),
 }
 
@@ -145,8 +141,6 @@ impl Ctx<'_> {
         }
     }
 }
-
-const CORE_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:user:";
 
 /// Splits `head[filter]after`, respecting quoted strings in the filter.
 fn split_filter(s: &str) -> Option<(&str, &str, &str)> {
@@ -167,148 +161,137 @@ fn split_filter(s: &str) -> Option<(&str, &str, &str)> {
     None
 }
 
-fn element_matches(u: &User, m: Multi, pred: &Pred) -> bool {
-    let (value, kind, caseless) = match m {
-        Multi::Emails => (u.email.as_deref(), Some("work"), true),
-        Multi::PhoneNumbers => (u.mobile_phone.as_deref(), Some("mobile"), false),
-        Multi::Roles => return false,
-    };
-    pred.matches_element(
-        u,
-        &Elem {
-            value,
-            kind,
-            primary: Some(true),
-            caseless,
-        },
-    )
-}
-
-fn resolve(cx: &Ctx<'_>, u: &User, raw: &str) -> Result<Target> {
-    let mut s = raw.trim();
-    if s.len() >= CORE_URN.len()
-        && s.get(..CORE_URN.len())
-            .is_some_and(|p| p.eq_ignore_ascii_case(CORE_URN))
-    {
-        s = s.get(CORE_URN.len()..).unwrap_or("");
-    }
-    if let Some((head, filter, after)) = split_filter(s) {
-        let multi = match head.to_ascii_lowercase().as_str() {
-            "emails" => Multi::Emails,
-            "phonenumbers" => Multi::PhoneNumbers,
-            "roles" => Multi::Roles,
-            _ => {
-                return Err(cx.err("a value filter applies to emails, phoneNumbers or roles only"));
-            }
+/// The attribute a path names.
+fn resolve(cx: &Ctx<'_>, raw: &str) -> Result<Target> {
+    let s = raw.trim();
+    let core_stripped = model::strip_urn(s, model::CORE_URN).unwrap_or(s);
+    if let Some((head, filter, after)) = split_filter(core_stripped) {
+        let m = Multi::named(head.trim())
+            .ok_or_else(|| cx.err("a value filter applies to a multi-valued attribute"))?;
+        let f = parse_element_filter(filter, m).map_err(|e| cx.err(e.to_string()))?;
+        let sub = match after {
+            "" => None,
+            a => Some(
+                a.strip_prefix('.')
+                    .and_then(|x| Sub::from_name(&x.to_ascii_lowercase()))
+                    .filter(|x| m.has_sub(*x))
+                    .ok_or_else(|| cx.err(format!("unknown sub-attribute {a:?}")))?,
+            ),
         };
-        let f = parse_element_filter(filter, multi).map_err(|e| cx.err(e.to_string()))?;
-        let pred = Pred::compile(&f);
-        let sub = after.to_ascii_lowercase();
-        if !matches!(sub.as_str(), "" | ".value" | ".display") {
-            return Err(cx.err(format!("sub-attribute {after:?} cannot be changed")));
-        }
-        return match multi {
-            Multi::Roles => Ok(Target::RolesWhere(pred)),
-            Multi::Emails | Multi::PhoneNumbers => {
-                if element_matches(u, multi, &pred) {
-                    Ok(if multi == Multi::Emails {
-                        Target::Email
-                    } else {
-                        Target::Mobile
-                    })
-                } else {
-                    Err(cx.err("no value matches the filter (noTarget)"))
-                }
-            }
-        };
+        return Ok(Target::Multi {
+            m,
+            filter: Some(f),
+            sub,
+        });
     }
     // `name:familyName` (seen in the wild) means `name.familyName`.
-    let s = s.replace(':', ".");
-    let lower = s.to_ascii_lowercase();
-    if lower == "data" {
-        return Ok(Target::Data(Vec::new()));
-    }
-    if lower.starts_with("data.") {
-        if let Some(crate::query::Attr::Data(keys)) = resolve_attr(&s) {
-            return Ok(Target::Data(keys));
+    let lower = if core_stripped.starts_with("urn:") {
+        core_stripped.to_ascii_lowercase()
+    } else {
+        core_stripped.replace(':', ".").to_ascii_lowercase()
+    };
+    for schema in [Schema::Enterprise, Schema::Userdir] {
+        if schema.urn().is_some_and(|u| u.eq_ignore_ascii_case(&lower)) {
+            return Ok(Target::Extension(schema));
         }
-        return Err(cx.err("a data path needs non-empty keys"));
     }
-    Ok(match lower.as_str() {
-        "username" => Target::UserName,
-        "emails" => Target::Emails,
-        "emails.value" | "email" => Target::Email,
-        "phonenumbers" => Target::Phones,
-        "phonenumbers.value" | "mobilephone" => Target::Mobile,
-        "externalid" => Target::ExternalId,
-        "active" => Target::Active,
-        "verified" => Target::Verified,
-        "passwordchangerequired" => Target::PasswordChangeRequired,
-        "expiry" => Target::Expiry,
-        "name" => Target::Name,
-        "name.givenname" => Target::GivenName,
-        "name.middlename" => Target::MiddleName,
-        "name.familyname" => Target::FamilyName,
-        "name.formatted" | "displayname" => Target::Formatted,
-        "nickname" => Target::NickName,
-        "birthdate" => Target::BirthDate,
-        "imageurl" | "photos" | "photos.value" => Target::ImageUrl,
-        "timezone" => Target::Timezone,
-        "preferredlanguage" => Target::PreferredLanguage,
-        "roles" | "role" | "roles.value" => Target::Roles,
-        "id" | "password" | "schemas" => return Err(cx.err("is read-only")),
-        m if m == "meta" || m.starts_with("meta.") => return Err(cx.err("is read-only")),
-        _ => return Err(cx.err("unknown attribute")),
-    })
+    match lower.as_str() {
+        "id" | "password" | "schemas" | "meta" => return Err(cx.err("is read-only")),
+        "name" => return Ok(Target::Name),
+        "data" => return Ok(Target::Data(Vec::new())),
+        "imageurl" => {
+            return Ok(Target::Multi {
+                m: Multi::named("photos").unwrap_or(Multi::EMAILS),
+                filter: parse_element_filter(
+                    "type eq \"photo\"",
+                    Multi::named("photos").unwrap_or(Multi::EMAILS),
+                )
+                .ok(),
+                sub: Some(Sub::Value),
+            });
+        }
+        "mobilephone" => {
+            return Ok(Target::Multi {
+                m: Multi::PHONE_NUMBERS,
+                filter: parse_element_filter("type eq \"mobile\"", Multi::PHONE_NUMBERS).ok(),
+                sub: Some(Sub::Value),
+            });
+        }
+        _ => {}
+    }
+    match resolve_attr(core_stripped.trim()).or_else(|| resolve_attr(&lower)) {
+        Some(Attr::Data(keys)) => Ok(Target::Data(keys)),
+        Some(Attr::Field(f)) => {
+            let a = model::attr(f.index()).ok_or_else(|| cx.err("unknown attribute"))?;
+            if a.schema == Schema::Meta
+                || matches!(
+                    a.field,
+                    "last_login_instant" | "password_last_update_instant"
+                )
+            {
+                return Err(cx.err("is read-only"));
+            }
+            Ok(Target::Field(f.index()))
+        }
+        Some(Attr::Multi(m, sub)) => {
+            // `emails` alone is the whole attribute; `emails.value` a sub-attribute.
+            let whole = Multi::named(&lower).is_some();
+            Ok(Target::Multi {
+                m,
+                filter: None,
+                sub: (!whole).then_some(sub),
+            })
+        }
+        Some(Attr::Id) => Err(cx.err("is read-only")),
+        _ if lower.starts_with("meta.") => Err(cx.err("is read-only")),
+        _ => Err(cx.err("unknown attribute")),
+    }
 }
 
+/// A string value: a JSON string, `null` (none), or an object with a `value`.
 fn text(cx: &Ctx<'_>, v: &AttrValue) -> Result<Option<String>> {
     match v {
         AttrValue::String(s) => Ok(Some(s.clone())),
         AttrValue::Null => Ok(None),
-        AttrValue::Object(m) => match m.iter().find(|(k, _)| k.eq_ignore_ascii_case("value")) {
-            Some((_, v)) => text(cx, v),
+        AttrValue::Object(m) => match get_ci(m, "value") {
+            Some(v) => text(cx, v),
             None => Err(cx.err("expects a string or an object with a \"value\"")),
         },
         _ => Err(cx.err("expects a string")),
     }
 }
 
+/// A boolean: JSON `true`/`false`, or the strings `"True"`/`"False"` in any case (Entra ID).
 fn boolean(cx: &Ctx<'_>, v: &AttrValue) -> Result<bool> {
     match v {
         AttrValue::Bool(b) => Ok(*b),
+        AttrValue::String(s) if s.trim().eq_ignore_ascii_case("true") => Ok(true),
+        AttrValue::String(s) if s.trim().eq_ignore_ascii_case("false") => Ok(false),
         _ => Err(cx.err("expects a boolean")),
     }
 }
 
-/// A multi-valued value reduced to the model's one value: the primary element, else the
-/// `work`/`mobile` one, else the first.
-fn pick_one(cx: &Ctx<'_>, v: &AttrValue, kind: &str) -> Result<Option<String>> {
-    let AttrValue::Array(xs) = v else {
-        return text(cx, v);
-    };
-    let field = |x: &AttrValue, name: &str| match x {
-        AttrValue::Object(m) => m
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.clone()),
-        _ => None,
-    };
-    let chosen = xs
-        .iter()
-        .find(|x| field(x, "primary") == Some(AttrValue::Bool(true)))
-        .or_else(|| {
-            xs.iter()
-                .find(|x| field(x, "type") == Some(AttrValue::String(kind.to_owned())))
-        })
-        .or_else(|| xs.first());
-    match chosen {
-        Some(x) => text(cx, x),
-        None => Ok(None),
+/// An instant: integer ms since the epoch, or an RFC 3339 date-time.
+fn instant(cx: &Ctx<'_>, v: &AttrValue) -> Result<Option<i64>> {
+    match v {
+        AttrValue::Int(i) => Ok(Some(*i)),
+        AttrValue::Null => Ok(None),
+        AttrValue::String(s) => crate::query::parse_instant(s)
+            .map(Some)
+            .ok_or_else(|| cx.err("expects an integer instant (ms) or an RFC 3339 date-time")),
+        _ => Err(cx.err("expects an integer instant (ms) or an RFC 3339 date-time")),
     }
 }
 
-fn role_values(cx: &Ctx<'_>, v: &AttrValue) -> Result<Vec<String>> {
+fn get_ci<'a>(m: &'a BTreeMap<String, AttrValue>, key: &str) -> Option<&'a AttrValue> {
+    m.iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(key))
+        .map(|(_, v)| v)
+}
+
+/// A list of strings (`roles`, `preferredLanguage`): a string, `{"value"}`, or an array of
+/// those. `preferredLanguage` splits an Accept-Language list.
+fn strings(cx: &Ctx<'_>, v: &AttrValue) -> Result<Vec<String>> {
     match v {
         AttrValue::Array(xs) => {
             let mut out = Vec::new();
@@ -319,6 +302,411 @@ fn role_values(cx: &Ctx<'_>, v: &AttrValue) -> Result<Vec<String>> {
         }
         other => Ok(text(cx, other)?.into_iter().collect()),
     }
+}
+
+/// One element of a multi-valued attribute from a value: a string (its `value`) or an object
+/// of sub-attributes (`$ref` is ignored).
+fn element(cx: &Ctx<'_>, v: &AttrValue, addresses: bool) -> Result<El> {
+    let mut e = El::default();
+    match v {
+        AttrValue::String(s) if !addresses => {
+            e.set(cx, Sub::Value, &AttrValue::String(s.clone()))?
+        }
+        AttrValue::Object(m) => {
+            for (k, x) in m {
+                if k == "$ref" {
+                    continue;
+                }
+                let sub = Sub::from_name(&k.to_ascii_lowercase())
+                    .filter(|s| {
+                        if addresses {
+                            !matches!(s, Sub::Value | Sub::Display)
+                        } else {
+                            matches!(s, Sub::Value | Sub::Type | Sub::Primary | Sub::Display)
+                        }
+                    })
+                    .ok_or_else(|| cx.err(format!("unknown sub-attribute {k:?}")))?;
+                e.set(cx, sub, x)?;
+            }
+        }
+        _ => return Err(cx.err("expects an object of sub-attributes")),
+    }
+    Ok(e)
+}
+
+/// An element of any multi-valued attribute, as PATCH edits it.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct El {
+    value: Option<String>,
+    kind: Option<String>,
+    primary: bool,
+    display: Option<String>,
+    formatted: Option<String>,
+    street_address: Option<String>,
+    locality: Option<String>,
+    region: Option<String>,
+    postal_code: Option<String>,
+    country: Option<String>,
+}
+
+impl El {
+    fn text_mut(&mut self, s: Sub) -> Option<&mut Option<String>> {
+        Some(match s {
+            Sub::Value => &mut self.value,
+            Sub::Type => &mut self.kind,
+            Sub::Display => &mut self.display,
+            Sub::Formatted => &mut self.formatted,
+            Sub::StreetAddress => &mut self.street_address,
+            Sub::Locality => &mut self.locality,
+            Sub::Region => &mut self.region,
+            Sub::PostalCode => &mut self.postal_code,
+            Sub::Country => &mut self.country,
+            Sub::Primary => return None,
+        })
+    }
+
+    fn set(&mut self, cx: &Ctx<'_>, s: Sub, v: &AttrValue) -> Result<()> {
+        match self.text_mut(s) {
+            Some(t) => *t = text(cx, v)?,
+            None => self.primary = boolean(cx, v)?,
+        }
+        Ok(())
+    }
+
+    fn clear(&mut self, s: Sub) {
+        match self.text_mut(s) {
+            Some(t) => *t = None,
+            None => self.primary = false,
+        }
+    }
+
+    /// Sub-attributes given in `o` replace those of `self`.
+    fn merge(&mut self, o: El, given: &El) {
+        let d = El::default();
+        macro_rules! take {
+            ($($f:ident),*) => {$(
+                if given.$f != d.$f {
+                    self.$f = o.$f.clone();
+                }
+            )*};
+        }
+        take!(
+            value,
+            kind,
+            display,
+            formatted,
+            street_address,
+            locality,
+            region,
+            postal_code,
+            country
+        );
+        if given.primary {
+            self.primary = o.primary;
+        }
+    }
+
+    fn elem(&self, caseless: bool) -> Elem<'_> {
+        Elem {
+            value: self.value.as_deref(),
+            kind: self.kind.as_deref(),
+            primary: Some(self.primary),
+            display: self.display.as_deref(),
+            formatted: self.formatted.as_deref(),
+            street_address: self.street_address.as_deref(),
+            locality: self.locality.as_deref(),
+            region: self.region.as_deref(),
+            postal_code: self.postal_code.as_deref(),
+            country: self.country.as_deref(),
+            caseless,
+        }
+    }
+
+    /// Whether the element holds nothing (a removed `value` removes the element).
+    fn is_empty(&self, addresses: bool) -> bool {
+        if addresses {
+            self.formatted.is_none()
+                && self.street_address.is_none()
+                && self.locality.is_none()
+                && self.region.is_none()
+                && self.postal_code.is_none()
+                && self.country.is_none()
+        } else {
+            self.value.as_deref().is_none_or(|v| v.trim().is_empty())
+        }
+    }
+}
+
+/// The elements of list attribute `m` of `u`, as PATCH edits them.
+fn read_list(u: &User, m: Multi) -> Vec<El> {
+    let Some(a) = model::attr(m.index()) else {
+        return Vec::new();
+    };
+    match (a.get)(u) {
+        Get::Multi(l) => l
+            .iter()
+            .map(|x| El {
+                value: Some(x.value.clone()),
+                kind: x.kind.clone(),
+                primary: x.primary,
+                display: x.display.clone(),
+                ..El::default()
+            })
+            .collect(),
+        Get::Addresses(l) => l
+            .iter()
+            .map(|x| El {
+                kind: x.kind.clone(),
+                primary: x.primary,
+                formatted: x.formatted.clone(),
+                street_address: x.street_address.clone(),
+                locality: x.locality.clone(),
+                region: x.region.clone(),
+                postal_code: x.postal_code.clone(),
+                country: x.country.clone(),
+                ..El::default()
+            })
+            .collect(),
+        Get::Set(l) => l
+            .iter()
+            .map(|x| El {
+                value: Some(x.clone()),
+                display: Some(x.clone()),
+                ..El::default()
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Writes the elements of list attribute `m` back into `u`.
+fn write_list(u: &mut User, m: Multi, list: Vec<El>) {
+    let Some(a) = model::attr(m.index()) else {
+        return;
+    };
+    let addresses = m.is_addresses();
+    let list = list.into_iter().filter(|e| !e.is_empty(addresses));
+    match (a.slot)(u) {
+        Slot::Multi(l) => {
+            *l = list
+                .map(|e| MultiValue {
+                    value: e.value.unwrap_or_default(),
+                    kind: e.kind,
+                    primary: e.primary,
+                    display: e.display,
+                })
+                .collect();
+        }
+        Slot::Addresses(l) => {
+            *l = list
+                .map(|e| Address {
+                    formatted: e.formatted,
+                    street_address: e.street_address,
+                    locality: e.locality,
+                    region: e.region,
+                    postal_code: e.postal_code,
+                    country: e.country,
+                    kind: e.kind,
+                    primary: e.primary,
+                })
+                .collect();
+        }
+        Slot::Set(l) => *l = list.filter_map(|e| e.value).collect(),
+        _ => {}
+    }
+}
+
+/// The sub-attribute values a filter fixes with `eq` (through `and`): the element a
+/// filtered `add`/`replace` creates when nothing matches carries them.
+fn implied(f: &Filter, e: &mut El) {
+    match f {
+        Filter::And(a, b) => {
+            implied(a, e);
+            implied(b, e);
+        }
+        Filter::Compare {
+            attr: Attr::Element(sub),
+            op: CompareOp::Eq,
+            value,
+        } => {
+            let v = match value {
+                QValue::String(s) => AttrValue::String(s.clone()),
+                QValue::Bool(b) => AttrValue::Bool(*b),
+                _ => return,
+            };
+            let _ = e.set(&Ctx { path: "" }, *sub, &v);
+        }
+        _ => {}
+    }
+}
+
+/// Whether two elements are the same value (for `add` of an element already present).
+fn same_value(a: &El, b: &El, caseless: bool, addresses: bool) -> bool {
+    if addresses {
+        return a == b;
+    }
+    match (&a.value, &b.value) {
+        (Some(x), Some(y)) if caseless => caseless_key(x) == caseless_key(y),
+        (Some(x), Some(y)) => x == y,
+        _ => false,
+    }
+}
+
+/// Keeps `primary` on element `i` only, when it has it (RFC 7643 §2.4).
+fn primary_wins(list: &mut [El], i: usize) {
+    if list.get(i).is_some_and(|e| e.primary) {
+        for (j, e) in list.iter_mut().enumerate() {
+            e.primary = j == i;
+        }
+    }
+}
+
+/// Applies one operation on a multi-valued attribute.
+fn apply_multi(
+    cx: &Ctx<'_>,
+    u: &mut User,
+    kind: PatchKind,
+    (m, filter, sub): (Multi, Option<&Filter>, Option<Sub>),
+    value: Option<&AttrValue>,
+) -> Result<()> {
+    let addresses = m.is_addresses();
+    let caseless = model::attr(m.index()).is_some_and(|a| !a.case_exact);
+    let mut list = read_list(u, m);
+    let values = |v: &AttrValue| -> Result<Vec<El>> {
+        match v {
+            AttrValue::Array(xs) => xs.iter().map(|x| element(cx, x, addresses)).collect(),
+            AttrValue::Null => Ok(Vec::new()),
+            other => Ok(vec![element(cx, other, addresses)?]),
+        }
+    };
+    let matching: Vec<usize> = match filter {
+        None => (0..list.len()).collect(),
+        Some(f) => {
+            let pred = Pred::compile(f);
+            list.iter()
+                .enumerate()
+                .filter(|(_, e)| pred.matches_element(&*u, &e.elem(caseless)))
+                .map(|(i, _)| i)
+                .collect()
+        }
+    };
+    match (kind, filter, sub) {
+        // The whole attribute.
+        (PatchKind::Remove, None, None) => match value {
+            None => list.clear(),
+            Some(v) => {
+                let gone = values(v)?;
+                list.retain(|e| !gone.iter().any(|g| same_value(e, g, caseless, addresses)));
+            }
+        },
+        (PatchKind::Replace, None, None) => {
+            list = values(value.ok_or_else(|| cx.err("replace needs a value"))?)?;
+            if let Some(i) = list.iter().position(|e| e.primary) {
+                primary_wins(&mut list, i);
+            }
+        }
+        (PatchKind::Add, None, None) => {
+            for e in values(value.ok_or_else(|| cx.err("add needs a value"))?)? {
+                let i = match list
+                    .iter()
+                    .position(|x| same_value(x, &e, caseless, addresses))
+                {
+                    Some(i) => {
+                        if let Some(x) = list.get_mut(i) {
+                            *x = e;
+                        }
+                        i
+                    }
+                    None => {
+                        list.push(e);
+                        list.len() - 1
+                    }
+                };
+                primary_wins(&mut list, i);
+            }
+        }
+        // Selected elements.
+        (PatchKind::Remove, Some(_), None) => {
+            if matching.is_empty() {
+                return Err(cx.err("no value matches the filter (noTarget)"));
+            }
+            let mut i = 0;
+            list.retain(|_| {
+                i += 1;
+                !matching.contains(&(i - 1))
+            });
+        }
+        (PatchKind::Remove, _, Some(s)) => {
+            if filter.is_some() && matching.is_empty() {
+                return Err(cx.err("no value matches the filter (noTarget)"));
+            }
+            for &i in &matching {
+                if let Some(e) = list.get_mut(i) {
+                    e.clear(s);
+                }
+            }
+        }
+        (PatchKind::Add | PatchKind::Replace, Some(f), None) => {
+            let v = value.ok_or_else(|| cx.err("add and replace need a value"))?;
+            let given = match v {
+                AttrValue::Array(xs) if xs.len() == 1 => {
+                    xs.first().cloned().unwrap_or(AttrValue::Null)
+                }
+                other => other.clone(),
+            };
+            let new = element(cx, &given, addresses)?;
+            if matching.is_empty() {
+                let mut e = El::default();
+                implied(f, &mut e);
+                e.merge(new.clone(), &new);
+                list.push(e);
+                let last = list.len() - 1;
+                primary_wins(&mut list, last);
+            } else {
+                for &i in &matching {
+                    if let Some(e) = list.get_mut(i) {
+                        e.merge(new.clone(), &new);
+                    }
+                    primary_wins(&mut list, i);
+                }
+            }
+        }
+        (PatchKind::Add | PatchKind::Replace, _, Some(s)) => {
+            let v = value.ok_or_else(|| cx.err("add and replace need a value"))?;
+            let targets: Vec<usize> = match filter {
+                Some(_) => matching,
+                // No filter: the primary element, else the first.
+                None => list
+                    .iter()
+                    .position(|e| e.primary)
+                    .or_else(|| (!list.is_empty()).then_some(0))
+                    .into_iter()
+                    .collect(),
+            };
+            if targets.is_empty() {
+                let mut e = El::default();
+                if let Some(f) = filter {
+                    implied(f, &mut e);
+                }
+                e.set(cx, s, v)?;
+                list.push(e);
+                let last = list.len() - 1;
+                primary_wins(&mut list, last);
+            } else {
+                for i in targets {
+                    if let Some(e) = list.get_mut(i) {
+                        e.set(cx, s, v)?;
+                    }
+                    primary_wins(&mut list, i);
+                }
+            }
+        }
+    }
+    if m.index() == model::at::ROLES && list.iter().any(|e| e.value.is_none()) {
+        return Err(cx.err("a role needs a value"));
+    }
+    write_list(u, m, list);
+    Ok(())
 }
 
 fn set_data(
@@ -354,17 +742,48 @@ fn set_data(
     }
 }
 
+/// Applies an operation on a single-valued attribute.
+fn apply_field(cx: &Ctx<'_>, u: &mut User, i: usize, value: Option<&AttrValue>) -> Result<()> {
+    let a = model::attr(i).ok_or_else(|| cx.err("unknown attribute"))?;
+    match ((a.slot)(u), value) {
+        (Slot::Text(t), None) => *t = None,
+        (Slot::Text(t), Some(v)) => *t = text(cx, v)?,
+        (Slot::Flag(_), None) if i == model::at::ACTIVE => {
+            return Err(cx.err("active cannot be removed"));
+        }
+        (Slot::Flag(b), None) => *b = false,
+        (Slot::Flag(b), Some(v)) => *b = boolean(cx, v)?,
+        (Slot::OptInstant(x), None) => *x = None,
+        (Slot::OptInstant(x), Some(v)) => *x = instant(cx, v)?,
+        (Slot::Langs(l), None) => l.clear(),
+        (Slot::Langs(l), Some(v)) => {
+            *l = strings(cx, v)?
+                .iter()
+                .flat_map(|s| s.split(','))
+                .map(|x| x.split(';').next().unwrap_or("").trim().to_owned())
+                .filter(|x| !x.is_empty())
+                .collect();
+        }
+        _ => return Err(cx.err("is read-only")),
+    }
+    Ok(())
+}
+
 /// Applies one operation to `u` in memory.
-fn apply(u: &mut User, op: &PatchOp, email_verified_set: &mut bool) -> Result<()> {
+fn apply(u: &mut User, op: &PatchOp) -> Result<()> {
+    let remove = op.op == PatchKind::Remove;
     let Some(path) = op.path.as_deref() else {
         let cx = Ctx { path: "" };
-        if op.op == PatchKind::Remove {
+        if remove {
             return Err(cx.err("remove needs a path"));
         }
         let Some(AttrValue::Object(m)) = &op.value else {
             return Err(cx.err("an operation without a path needs an object value"));
         };
         for (k, v) in m {
+            if k.eq_ignore_ascii_case("schemas") {
+                continue;
+            }
             apply(
                 u,
                 &PatchOp {
@@ -372,188 +791,218 @@ fn apply(u: &mut User, op: &PatchOp, email_verified_set: &mut bool) -> Result<()
                     path: Some(k.clone()),
                     value: Some(v.clone()),
                 },
-                email_verified_set,
             )?;
         }
         return Ok(());
     };
     let cx = Ctx { path };
-    let target = resolve(&cx, u, path)?;
-    let value = match (op.op, &op.value) {
-        (PatchKind::Remove, v) => v.clone(),
-        (_, Some(v)) => Some(v.clone()),
-        (_, None) => return Err(cx.err("add and replace need a value")),
-    };
-    let remove = op.op == PatchKind::Remove;
-    // The new content of a single-valued text field.
-    let new_text = |v: &Option<AttrValue>| -> Result<Option<String>> {
-        match (remove, v) {
-            (true, _) | (false, None) => Ok(None),
-            (false, Some(v)) => text(&cx, v),
-        }
+    let target = resolve(&cx, path)?;
+    let value = match (remove, &op.value) {
+        (true, v) => v.as_ref(),
+        (false, Some(v)) => Some(v),
+        (false, None) => return Err(cx.err("add and replace need a value")),
     };
     match target {
-        Target::UserName => u.username = new_text(&value)?,
-        Target::Email => u.email = new_text(&value)?,
-        Target::Emails => {
-            u.email = match (remove, &value) {
-                (false, Some(v)) => pick_one(&cx, v, "work")?,
-                _ => None,
-            }
-        }
-        Target::Mobile => u.mobile_phone = new_text(&value)?,
-        Target::Phones => {
-            u.mobile_phone = match (remove, &value) {
-                (false, Some(v)) => pick_one(&cx, v, "mobile")?,
-                _ => None,
-            }
-        }
-        Target::ExternalId => u.external_id = new_text(&value)?,
-        Target::GivenName => u.first_name = new_text(&value)?,
-        Target::MiddleName => u.middle_name = new_text(&value)?,
-        Target::FamilyName => u.last_name = new_text(&value)?,
-        Target::Formatted => u.full_name = new_text(&value)?,
-        Target::NickName => u.nick_name = new_text(&value)?,
-        Target::BirthDate => u.birth_date = new_text(&value)?,
-        Target::ImageUrl => u.image_url = new_text(&value)?,
-        Target::Timezone => u.timezone = new_text(&value)?,
-        Target::Active => match (remove, &value) {
-            (false, Some(v)) => u.active = boolean(&cx, v)?,
-            _ => return Err(cx.err("active cannot be removed")),
-        },
-        Target::Verified => {
-            u.verified = match (remove, &value) {
-                (false, Some(v)) => boolean(&cx, v)?,
-                _ => false,
-            };
-            *email_verified_set = true;
-        }
-        Target::PasswordChangeRequired => {
-            u.password_change_required = match (remove, &value) {
-                (false, Some(v)) => boolean(&cx, v)?,
-                _ => false,
-            }
-        }
-        Target::Expiry => {
-            u.expiry = match (remove, &value) {
-                (false, Some(AttrValue::Int(i))) => Some(*i),
-                (false, Some(AttrValue::Null)) | (true, _) | (false, None) => None,
-                _ => return Err(cx.err("expects an integer instant (ms)")),
-            }
-        }
+        Target::Field(i) => apply_field(&cx, u, i, if remove { None } else { value }),
         Target::Name => {
-            if remove {
-                u.first_name = None;
-                u.middle_name = None;
-                u.last_name = None;
-                u.full_name = None;
-            } else {
-                let Some(AttrValue::Object(m)) = &value else {
-                    return Err(cx.err("expects an object of name sub-attributes"));
-                };
-                for (k, v) in m {
-                    let field = match k.to_ascii_lowercase().as_str() {
-                        "givenname" => &mut u.first_name,
-                        "middlename" => &mut u.middle_name,
-                        "familyname" => &mut u.last_name,
-                        "formatted" => &mut u.full_name,
-                        _ => return Err(cx.err(format!("unknown name sub-attribute {k:?}"))),
-                    };
-                    *field = text(&cx, v)?;
-                }
-            }
-        }
-        Target::PreferredLanguage => {
-            u.preferred_languages = match (remove, &value) {
-                (false, Some(v)) => role_values(&cx, v)?,
-                _ => Vec::new(),
-            }
-        }
-        Target::Roles => match (op.op, &value) {
-            (PatchKind::Add, Some(v)) => u.roles.extend(role_values(&cx, v)?),
-            (PatchKind::Replace, Some(v)) => u.roles = role_values(&cx, v)?.into_iter().collect(),
-            (PatchKind::Remove, Some(v)) => {
-                for r in role_values(&cx, v)? {
-                    u.roles.remove(&r);
-                }
-            }
-            _ => u.roles.clear(),
-        },
-        Target::RolesWhere(pred) => {
-            let matching: Vec<String> = u
-                .roles
+            let names = model::ATTRS
                 .iter()
-                .filter(|r| {
-                    pred.matches_element(
-                        u,
-                        &Elem {
-                            value: Some(r),
-                            kind: None,
-                            primary: None,
-                            caseless: false,
-                        },
-                    )
-                })
-                .cloned()
-                .collect();
-            if op.op != PatchKind::Add {
-                if matching.is_empty() {
-                    return Err(cx.err("no role matches the filter (noTarget)"));
+                .enumerate()
+                .filter(|(_, a)| a.name.starts_with("name."));
+            if remove {
+                for (i, _) in names {
+                    apply_field(&cx, u, i, None)?;
                 }
-                for r in &matching {
-                    u.roles.remove(r);
-                }
+                return Ok(());
             }
-            if !remove && let Some(v) = &value {
-                u.roles.extend(role_values(&cx, v)?);
+            let Some(AttrValue::Object(m)) = value else {
+                return Err(cx.err("expects an object of name sub-attributes"));
+            };
+            // RFC 7644 §3.5.2.3: sub-attributes not given are left unchanged.
+            let names: Vec<(usize, &str)> = names.map(|(i, a)| (i, a.name)).collect();
+            for (k, v) in m {
+                let i = names
+                    .iter()
+                    .find(|(_, n)| n.get(5..).is_some_and(|n| n.eq_ignore_ascii_case(k)))
+                    .map(|(i, _)| *i)
+                    .ok_or_else(|| cx.err(format!("unknown name sub-attribute {k:?}")))?;
+                apply_field(&cx, u, i, Some(v))?;
             }
+            Ok(())
+        }
+        Target::Extension(schema) => {
+            let Some(AttrValue::Object(m)) = value else {
+                return Err(cx.err("expects an object of the extension's attributes"));
+            };
+            let urn = schema.urn().unwrap_or("");
+            for (k, v) in m {
+                apply(
+                    u,
+                    &PatchOp {
+                        op: op.op,
+                        path: Some(format!("{urn}:{k}")),
+                        value: Some(v.clone()),
+                    },
+                )?;
+            }
+            Ok(())
+        }
+        Target::Multi { m, filter, sub } => {
+            apply_multi(&cx, u, op.op, (m, filter.as_ref(), sub), value)
         }
         Target::Data(keys) if keys.is_empty() => match (remove, value) {
-            (true, _) => u.data.clear(),
-            (false, Some(AttrValue::Object(m))) => u.data.extend(m),
-            _ => return Err(cx.err("data expects an object")),
+            (true, _) => {
+                u.data.clear();
+                Ok(())
+            }
+            (false, Some(AttrValue::Object(m))) => {
+                // Keys not given stay, as for any complex attribute (RFC 7644 §3.5.2.3).
+                u.data.extend(m.clone());
+                Ok(())
+            }
+            _ => Err(cx.err("data expects an object")),
         },
-        Target::Data(keys) => {
-            set_data(&cx, &mut u.data, &keys, if remove { None } else { value })?;
-        }
+        Target::Data(keys) => set_data(
+            &cx,
+            &mut u.data,
+            &keys,
+            if remove { None } else { value.cloned() },
+        ),
     }
-    Ok(())
-}
-
-fn set_profile(u: &mut User, p: Profile) {
-    u.username = p.username;
-    u.email = p.email;
-    u.external_id = p.external_id;
-    u.verified = p.verified;
-    u.first_name = p.first_name;
-    u.middle_name = p.middle_name;
-    u.last_name = p.last_name;
-    u.full_name = p.full_name;
-    u.nick_name = p.nick_name;
-    u.birth_date = p.birth_date;
-    u.mobile_phone = p.mobile_phone;
-    u.image_url = p.image_url;
-    u.timezone = p.timezone;
-    u.preferred_languages = p.preferred_languages;
-    u.roles = p.roles;
-    u.data = p.data;
-    u.password_change_required = p.password_change_required;
-    u.expiry = p.expiry;
 }
 
 /// The user after `ops`, validated like an update (without writing it).
 fn patched(old: &User, ops: &[PatchOp]) -> Result<User> {
     let mut new = old.clone();
-    let mut verified_set = false;
     for op in ops {
-        apply(&mut new, op, &mut verified_set)?;
+        apply(&mut new, op)?;
     }
-    let p = normalize_profile(Profile::of(&new))?;
-    set_profile(&mut new, p);
+    let verified_set = new.verified != old.verified;
+    if new.emails != old.emails && new.email == old.email {
+        // The operations changed the list: its primary (else first) element is the login email.
+        sync_from_list(&mut new.profile);
+        new.email = new
+            .email
+            .as_deref()
+            .map(crate::identity::normalize_email)
+            .transpose()?;
+    }
+    let mut p = normalize_profile(std::mem::take(&mut new.profile))?;
+    sync_emails(&mut p, Some(&old.profile))?;
+    new.profile = p;
     if new.email != old.email && !verified_set {
         new.verified = false;
     }
     Ok(new)
+}
+
+/// A SCIM `PatchOp` request: its operations, applied in order and all together.
+///
+/// Read from JSON with [`PatchRequest::from_json`] (feature `json`), which accepts RFC 7644
+/// §3.5.2 and the shapes identity providers send: `op` in any case (`"Replace"`), booleans as
+/// strings (`"False"`), path-less operations whose value keys are paths or extension URNs,
+/// and an empty `Operations` list (a no-op).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PatchRequest {
+    /// The operations.
+    pub operations: Vec<PatchOp>,
+}
+
+/// The `PatchOp` message URN.
+pub const PATCH_OP_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+#[cfg(feature = "json")]
+impl PatchRequest {
+    /// Parses a `PatchOp` request body.
+    ///
+    /// # Errors
+    /// [`Error::InvalidPatch`] (path `""` for the body, `Operations[i]` for an operation) when
+    /// the body is not JSON, `schemas` is given without the `PatchOp` URN, `Operations` is
+    /// missing or not an array, an operation is not an object, its `op` is not add, replace
+    /// or remove (any case), its `path` is not a string, or an add/replace has no `value`.
+    ///
+    /// # Examples
+    /// ```
+    /// use userdir::{PatchKind, PatchRequest};
+    /// let r = PatchRequest::from_json(r#"{
+    ///   "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+    ///   "Operations": [{"op": "Replace", "path": "active", "value": "False"}]
+    /// }"#)?;
+    /// assert_eq!(r.operations[0].op, PatchKind::Replace);
+    /// # Ok::<(), userdir::Error>(())
+    /// ```
+    pub fn from_json(body: &str) -> Result<PatchRequest> {
+        let v: serde_json::Value = serde_json::from_str(body).map_err(|e| Error::InvalidPatch {
+            path: String::new(),
+            reason: format!("the body is not JSON: {e}"),
+        })?;
+        PatchRequest::from_value(&v)
+    }
+
+    /// Reads a `PatchOp` request from parsed JSON (see [`PatchRequest::from_json`]).
+    ///
+    /// # Errors
+    /// As [`PatchRequest::from_json`].
+    pub fn from_value(v: &serde_json::Value) -> Result<PatchRequest> {
+        use serde_json::Value;
+        let body_err = |reason: &str| Error::InvalidPatch {
+            path: String::new(),
+            reason: reason.to_owned(),
+        };
+        let o = v
+            .as_object()
+            .ok_or_else(|| body_err("the body is not a JSON object"))?;
+        let key = |o: &'_ serde_json::Map<String, Value>, k: &str| {
+            o.iter()
+                .find(|(x, _)| x.eq_ignore_ascii_case(k))
+                .map(|(_, v)| v.clone())
+        };
+        if let Some(schemas) = key(o, "schemas") {
+            let ok = schemas.as_array().is_some_and(|a| {
+                a.iter().any(|s| {
+                    s.as_str()
+                        .is_some_and(|s| s.eq_ignore_ascii_case(PATCH_OP_SCHEMA))
+                })
+            });
+            if !ok {
+                return Err(body_err("schemas does not list the PatchOp message URN"));
+            }
+        }
+        let ops = match key(o, "Operations") {
+            Some(Value::Array(a)) => a,
+            Some(_) => return Err(body_err("Operations is not an array")),
+            None => return Err(body_err("Operations is missing")),
+        };
+        let mut operations = Vec::with_capacity(ops.len());
+        for (i, op) in ops.iter().enumerate() {
+            let err = |reason: &str| Error::InvalidPatch {
+                path: format!("Operations[{i}]"),
+                reason: reason.to_owned(),
+            };
+            let op = op.as_object().ok_or_else(|| err("is not an object"))?;
+            let kind = match key(op, "op").as_ref().and_then(Value::as_str) {
+                Some(s) if s.eq_ignore_ascii_case("add") => PatchKind::Add,
+                Some(s) if s.eq_ignore_ascii_case("replace") => PatchKind::Replace,
+                Some(s) if s.eq_ignore_ascii_case("remove") => PatchKind::Remove,
+                _ => return Err(err("op is not add, replace or remove")),
+            };
+            let path = match key(op, "path") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(s)) => path_of(s),
+                Some(_) => return Err(err("path is not a string")),
+            };
+            let value = key(op, "value").map(|v| crate::json::attr_from_json(&v));
+            if kind != PatchKind::Remove && value.is_none() {
+                return Err(err("add and replace need a value"));
+            }
+            operations.push(PatchOp {
+                op: kind,
+                path,
+                value,
+            });
+        }
+        Ok(PatchRequest { operations })
+    }
 }
 
 impl Tx<'_, '_> {

@@ -132,53 +132,242 @@ impl fmt::Debug for StoredHash {
     }
 }
 
-/// A user of the directory.
+/// One element of a SCIM multi-valued attribute (`emails`, `phoneNumbers`, `ims`, `photos`,
+/// `x509Certificates`, `entitlements`): RFC 7643 §2.4's `value`, `type`, `primary` and
+/// `display`.
 ///
-/// A plain struct with public fields. The `password` hash is redacted in `Debug`.
+/// # Examples
+/// ```
+/// use userdir::MultiValue;
+/// let home = MultiValue::new("babs@jensen.org").kind("home");
+/// assert_eq!(home.kind.as_deref(), Some("home"));
+/// assert!(!home.primary);
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MultiValue {
+    /// The value (an address, a number, a URL, a certificate in base64, ...).
+    pub value: String,
+    /// SCIM `type`: a label such as `work`, `home`, `mobile`, `photo`.
+    pub kind: Option<String>,
+    /// SCIM `primary`: the preferred element; at most one element of a list is primary.
+    pub primary: bool,
+    /// SCIM `display`: a human-readable name.
+    pub display: Option<String>,
+}
+
+impl MultiValue {
+    /// An element with this value, no type, not primary.
+    #[must_use]
+    pub fn new(value: impl Into<String>) -> Self {
+        MultiValue {
+            value: value.into(),
+            ..MultiValue::default()
+        }
+    }
+    /// Sets the `type`.
+    #[must_use]
+    pub fn kind(mut self, kind: impl Into<String>) -> Self {
+        self.kind = Some(kind.into());
+        self
+    }
+    /// Sets `primary`.
+    #[must_use]
+    pub fn primary(mut self, primary: bool) -> Self {
+        self.primary = primary;
+        self
+    }
+    /// Sets `display`.
+    #[must_use]
+    pub fn display(mut self, display: impl Into<String>) -> Self {
+        self.display = Some(display.into());
+        self
+    }
+}
+
+/// One element of SCIM `addresses` (RFC 7643 §4.1.2).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Address {
+    /// The full mailing address, formatted for display.
+    pub formatted: Option<String>,
+    /// Street, house number, ...
+    pub street_address: Option<String>,
+    /// City or locality.
+    pub locality: Option<String>,
+    /// State or region.
+    pub region: Option<String>,
+    /// Zip or postal code.
+    pub postal_code: Option<String>,
+    /// Country (ISO 3166-1 alpha-2, as given).
+    pub country: Option<String>,
+    /// SCIM `type`: `work`, `home`, `other`, ...
+    pub kind: Option<String>,
+    /// SCIM `primary`.
+    pub primary: bool,
+}
+
+/// The profile of a user: every attribute a caller sets, i.e. all but the id, the password
+/// and the bookkeeping instants. [`User`] holds one (and dereferences to it, so
+/// `user.username` reads `user.profile.username`); [`NewUser`] and [`UserUpdate`] carry one.
+///
+/// The fields are the SCIM 2.0 `User` (RFC 7643 §4.1), its enterprise extension (§4.3) and
+/// userdir's own extension ([`USERDIR_SCHEMA`](crate::json::scim::USERDIR_SCHEMA) in SCIM
+/// documents), named in snake_case. Each field is also listed once in the crate's attribute
+/// table, from which the record format, filters, sorting, PATCH and the SCIM mapping follow.
+///
+/// The login email is [`email`](Profile::email): unique, caseless, stored lowercased. The
+/// list [`emails`](Profile::emails) holds every email with its `type` and `display`; the
+/// directory keeps the two in step on every write: the element equal to `email` is the
+/// primary one (added when missing); with `email` unset, the primary element (else the first)
+/// becomes the login email. The other emails are neither unique nor used to log in.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Profile {
+    /// SCIM `userName`: login name, as given (trimmed, NFC); unique regardless of case.
+    pub username: Option<String>,
+    /// The login email (the primary element of `emails`): trimmed, lowercased, unique.
+    pub email: Option<String>,
+    /// SCIM `externalId`: id of this user in another system; unique when present.
+    pub external_id: Option<String>,
+    /// Whether the login email has been verified (userdir extension).
+    pub verified: bool,
+    /// SCIM `name.givenName`.
+    pub first_name: Option<String>,
+    /// SCIM `name.middleName`.
+    pub middle_name: Option<String>,
+    /// SCIM `name.familyName`.
+    pub last_name: Option<String>,
+    /// SCIM `name.formatted`: the full name (not `displayName`).
+    pub full_name: Option<String>,
+    /// SCIM `name.honorificPrefix` (`Ms.`).
+    pub honorific_prefix: Option<String>,
+    /// SCIM `name.honorificSuffix` (`III`).
+    pub honorific_suffix: Option<String>,
+    /// SCIM `displayName`: the name to show.
+    pub display_name: Option<String>,
+    /// SCIM `nickName`.
+    pub nick_name: Option<String>,
+    /// SCIM `profileUrl`.
+    pub profile_url: Option<String>,
+    /// SCIM `title` (`Vice President`).
+    pub title: Option<String>,
+    /// SCIM `userType` (`Employee`, `Contractor`).
+    pub user_type: Option<String>,
+    /// SCIM `preferredLanguage`: BCP 47 tags, most preferred first (written as one
+    /// Accept-Language list in SCIM).
+    pub preferred_languages: Vec<String>,
+    /// SCIM `locale` (`en-US`).
+    pub locale: Option<String>,
+    /// SCIM `timezone`: IANA time zone name, as given.
+    pub timezone: Option<String>,
+    /// SCIM `emails`: every email; the primary one is [`email`](Profile::email).
+    pub emails: Vec<MultiValue>,
+    /// SCIM `phoneNumbers` (FusionAuth's `mobilePhone` is the element of type `mobile`).
+    pub phone_numbers: Vec<MultiValue>,
+    /// SCIM `ims`: instant messaging addresses.
+    pub ims: Vec<MultiValue>,
+    /// SCIM `photos`: URLs of pictures (FusionAuth's `imageUrl` is the element of type
+    /// `photo`).
+    pub photos: Vec<MultiValue>,
+    /// SCIM `addresses`.
+    pub addresses: Vec<Address>,
+    /// SCIM `x509Certificates` (values in base64 DER).
+    pub x509_certificates: Vec<MultiValue>,
+    /// SCIM `entitlements`.
+    pub entitlements: Vec<MultiValue>,
+    /// SCIM `roles` (their values; a set).
+    pub roles: BTreeSet<String>,
+    /// Enterprise `employeeNumber`.
+    pub employee_number: Option<String>,
+    /// Enterprise `costCenter`.
+    pub cost_center: Option<String>,
+    /// Enterprise `organization`.
+    pub organization: Option<String>,
+    /// Enterprise `division`.
+    pub division: Option<String>,
+    /// Enterprise `department`.
+    pub department: Option<String>,
+    /// Enterprise `manager.value`: the manager's id.
+    pub manager: Option<String>,
+    /// Birth date, `YYYY-MM-DD` (userdir extension).
+    pub birth_date: Option<String>,
+    /// The user must change the password at next login (userdir extension).
+    pub password_change_required: bool,
+    /// Instant after which the account is expired (userdir extension).
+    pub expiry: Option<Instant>,
+    /// Custom attributes: anything without a SCIM attribute (userdir extension `data`).
+    pub data: BTreeMap<String, AttrValue>,
+}
+
+impl Profile {
+    /// The profile part of an existing user.
+    #[must_use]
+    pub fn of(user: &User) -> Self {
+        user.profile.clone()
+    }
+
+    /// The value of the first element of `list` of type `kind`.
+    fn of_kind<'a>(list: &'a [MultiValue], kind: &str) -> Option<&'a str> {
+        list.iter()
+            .find(|e| e.kind.as_deref() == Some(kind))
+            .map(|e| e.value.as_str())
+    }
+
+    /// Sets (or, with `None`, removes) the value of the first element of `list` of type
+    /// `kind`, adding one when missing.
+    fn set_kind(list: &mut Vec<MultiValue>, kind: &str, value: Option<String>) {
+        let at = list.iter().position(|e| e.kind.as_deref() == Some(kind));
+        match (at, value) {
+            (Some(i), Some(v)) => {
+                if let Some(e) = list.get_mut(i) {
+                    e.value = v;
+                }
+            }
+            (Some(i), None) => {
+                list.remove(i);
+            }
+            (None, Some(v)) => list.push(MultiValue::new(v).kind(kind)),
+            (None, None) => {}
+        }
+    }
+
+    /// The mobile phone: the phone number of type `mobile` (FusionAuth's `mobilePhone`).
+    #[must_use]
+    pub fn mobile_phone(&self) -> Option<&str> {
+        Self::of_kind(&self.phone_numbers, "mobile")
+    }
+
+    /// Sets or removes the phone number of type `mobile`.
+    pub fn set_mobile_phone(&mut self, phone: Option<String>) {
+        Self::set_kind(&mut self.phone_numbers, "mobile", phone);
+    }
+
+    /// The picture URL: the photo of type `photo`, else the first (FusionAuth's `imageUrl`).
+    #[must_use]
+    pub fn image_url(&self) -> Option<&str> {
+        Self::of_kind(&self.photos, "photo")
+            .or_else(|| self.photos.first().map(|e| e.value.as_str()))
+    }
+
+    /// Sets or removes the photo of type `photo`.
+    pub fn set_image_url(&mut self, url: Option<String>) {
+        Self::set_kind(&mut self.photos, "photo", url);
+    }
+}
+
+/// A user of the directory: an id, a [`Profile`], the password hash and the bookkeeping.
+///
+/// A plain struct with public fields; it dereferences to its profile, so `user.username`,
+/// `user.email` or `user.roles` read the profile's fields. The `password` hash is redacted in
+/// `Debug`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct User {
     /// Immutable unique id.
     pub id: Uuid,
-    /// Login name, as given (trimmed, NFC); unique regardless of case.
-    pub username: Option<String>,
-    /// Email, trimmed and lowercased; unique.
-    pub email: Option<String>,
-    /// Id of this user in another system; unique when present.
-    pub external_id: Option<String>,
+    /// Every attribute a caller sets.
+    pub profile: Profile,
     /// `false` once deactivated (soft deleted); the user keeps its username and email.
     pub active: bool,
-    /// Whether the email has been verified.
-    pub verified: bool,
-    /// Given name.
-    pub first_name: Option<String>,
-    /// Middle name.
-    pub middle_name: Option<String>,
-    /// Family name.
-    pub last_name: Option<String>,
-    /// Full name.
-    pub full_name: Option<String>,
-    /// Nickname.
-    pub nick_name: Option<String>,
-    /// Birth date, `YYYY-MM-DD`.
-    pub birth_date: Option<String>,
-    /// Mobile phone number, as given.
-    pub mobile_phone: Option<String>,
-    /// URL of the user's picture.
-    pub image_url: Option<String>,
-    /// IANA time zone name, as given.
-    pub timezone: Option<String>,
-    /// Preferred languages (BCP 47 tags), most preferred first.
-    pub preferred_languages: Vec<String>,
-    /// Roles (a set).
-    pub roles: BTreeSet<String>,
-    /// Custom attributes.
-    pub data: BTreeMap<String, AttrValue>,
     /// The stored password hash, if the user has a password.
     pub password: Option<StoredHash>,
-    /// The user must change the password at next login.
-    pub password_change_required: bool,
-    /// Instant after which the account is expired.
-    pub expiry: Option<Instant>,
     /// When the user was created.
     pub insert_instant: Instant,
     /// When the user was last changed.
@@ -191,72 +380,34 @@ pub struct User {
     pub version: u64,
 }
 
-/// The profile fields shared by [`NewUser`] and [`UserUpdate`]: everything but the id, the
-/// password and the bookkeeping instants.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Profile {
-    /// See [`User::username`].
-    pub username: Option<String>,
-    /// See [`User::email`].
-    pub email: Option<String>,
-    /// See [`User::external_id`].
-    pub external_id: Option<String>,
-    /// See [`User::verified`].
-    pub verified: bool,
-    /// See [`User::first_name`].
-    pub first_name: Option<String>,
-    /// See [`User::middle_name`].
-    pub middle_name: Option<String>,
-    /// See [`User::last_name`].
-    pub last_name: Option<String>,
-    /// See [`User::full_name`].
-    pub full_name: Option<String>,
-    /// See [`User::nick_name`].
-    pub nick_name: Option<String>,
-    /// See [`User::birth_date`].
-    pub birth_date: Option<String>,
-    /// See [`User::mobile_phone`].
-    pub mobile_phone: Option<String>,
-    /// See [`User::image_url`].
-    pub image_url: Option<String>,
-    /// See [`User::timezone`].
-    pub timezone: Option<String>,
-    /// See [`User::preferred_languages`].
-    pub preferred_languages: Vec<String>,
-    /// See [`User::roles`].
-    pub roles: BTreeSet<String>,
-    /// See [`User::data`].
-    pub data: BTreeMap<String, AttrValue>,
-    /// See [`User::password_change_required`].
-    pub password_change_required: bool,
-    /// See [`User::expiry`].
-    pub expiry: Option<Instant>,
+impl User {
+    /// A user with this id and profile, active, without password, created at instant 0.
+    #[must_use]
+    pub fn new(id: Uuid, profile: Profile) -> Self {
+        User {
+            id,
+            profile,
+            active: true,
+            password: None,
+            insert_instant: 0,
+            last_update_instant: 0,
+            last_login_instant: None,
+            password_last_update_instant: None,
+            version: 0,
+        }
+    }
 }
 
-impl Profile {
-    /// The profile part of an existing user.
-    #[must_use]
-    pub fn of(user: &User) -> Self {
-        Profile {
-            username: user.username.clone(),
-            email: user.email.clone(),
-            external_id: user.external_id.clone(),
-            verified: user.verified,
-            first_name: user.first_name.clone(),
-            middle_name: user.middle_name.clone(),
-            last_name: user.last_name.clone(),
-            full_name: user.full_name.clone(),
-            nick_name: user.nick_name.clone(),
-            birth_date: user.birth_date.clone(),
-            mobile_phone: user.mobile_phone.clone(),
-            image_url: user.image_url.clone(),
-            timezone: user.timezone.clone(),
-            preferred_languages: user.preferred_languages.clone(),
-            roles: user.roles.clone(),
-            data: user.data.clone(),
-            password_change_required: user.password_change_required,
-            expiry: user.expiry,
-        }
+impl std::ops::Deref for User {
+    type Target = Profile;
+    fn deref(&self) -> &Profile {
+        &self.profile
+    }
+}
+
+impl std::ops::DerefMut for User {
+    fn deref_mut(&mut self) -> &mut Profile {
+        &mut self.profile
     }
 }
 
@@ -354,13 +505,60 @@ impl NewUser {
         nick_name,
         /// Sets the birth date (`YYYY-MM-DD`).
         birth_date,
-        /// Sets the mobile phone.
-        mobile_phone,
-        /// Sets the image URL.
-        image_url,
         /// Sets the time zone.
         timezone,
+        /// Sets SCIM `name.honorificPrefix`.
+        honorific_prefix,
+        /// Sets SCIM `name.honorificSuffix`.
+        honorific_suffix,
+        /// Sets SCIM `displayName`.
+        display_name,
+        /// Sets SCIM `profileUrl`.
+        profile_url,
+        /// Sets SCIM `title`.
+        title,
+        /// Sets SCIM `userType`.
+        user_type,
+        /// Sets SCIM `locale`.
+        locale,
+        /// Sets the enterprise `employeeNumber`.
+        employee_number,
+        /// Sets the enterprise `costCenter`.
+        cost_center,
+        /// Sets the enterprise `organization`.
+        organization,
+        /// Sets the enterprise `division`.
+        division,
+        /// Sets the enterprise `department`.
+        department,
+        /// Sets the enterprise `manager` (the manager's id).
+        manager,
     );
+    /// Sets the mobile phone (the phone number of type `mobile`).
+    pub fn mobile_phone(mut self, phone: impl Into<String>) -> Self {
+        self.profile.set_mobile_phone(Some(phone.into()));
+        self
+    }
+    /// Sets the picture URL (the photo of type `photo`).
+    pub fn image_url(mut self, url: impl Into<String>) -> Self {
+        self.profile.set_image_url(Some(url.into()));
+        self
+    }
+    /// Adds an email (not the login email unless it is primary or the only one).
+    pub fn add_email(mut self, email: MultiValue) -> Self {
+        self.profile.emails.push(email);
+        self
+    }
+    /// Adds a phone number.
+    pub fn add_phone_number(mut self, phone: MultiValue) -> Self {
+        self.profile.phone_numbers.push(phone);
+        self
+    }
+    /// Adds an address.
+    pub fn add_address(mut self, address: Address) -> Self {
+        self.profile.addresses.push(address);
+        self
+    }
     /// Sets a plaintext password (hashed with the directory's argon2id parameters).
     pub fn password(mut self, p: impl Into<String>) -> Self {
         self.password = Some(PasswordInput::Plain(Password::new(p)));

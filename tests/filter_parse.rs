@@ -2,7 +2,12 @@
 
 use proptest::prelude::*;
 use userdir::Error;
-use userdir::query::{Attr, CompareOp, Filter, Multi, Sub, Value, parse_filter};
+use userdir::query::{Attr, CompareOp, Field, Filter, Multi, Sub, Value, parse_filter};
+
+/// The attribute a filter path names.
+fn at(name: &str) -> Attr {
+    Attr::parse(name).expect(name)
+}
 
 fn cmp(attr: Attr, op: CompareOp, value: Value) -> Filter {
     Filter::Compare { attr, op, value }
@@ -37,23 +42,23 @@ fn every_operator() {
         ("le", CompareOp::Le),
     ] {
         let f = p(&format!(r#"userName {name} "bob""#));
-        assert_eq!(f, cmp(Attr::UserName, op, s("bob")));
+        assert_eq!(f, cmp(at("userName"), op, s("bob")));
         // Operators are case-insensitive.
         let f = p(&format!(r#"userName {} "bob""#, name.to_uppercase()));
-        assert_eq!(f, cmp(Attr::UserName, op, s("bob")));
+        assert_eq!(f, cmp(at("userName"), op, s("bob")));
     }
     assert_eq!(
         p("title pr".replace("title", "nickName").as_str()),
-        Filter::Present(Attr::NickName)
+        Filter::Present(at("nickName"))
     );
-    assert_eq!(p("emails PR"), Filter::Present(Attr::Emails(Sub::Value)));
+    assert_eq!(p("emails PR"), Filter::Present(at("emails.value")));
 }
 
 #[test]
 fn precedence_and_binds_tighter_than_or() {
-    let a = || cmp(Attr::UserName, CompareOp::Eq, s("a"));
-    let b = || cmp(Attr::Active, CompareOp::Eq, Value::Bool(true));
-    let c = || cmp(Attr::Roles(Sub::Value), CompareOp::Eq, s("c"));
+    let a = || cmp(at("userName"), CompareOp::Eq, s("a"));
+    let b = || cmp(at("active"), CompareOp::Eq, Value::Bool(true));
+    let c = || cmp(at("roles.value"), CompareOp::Eq, s("c"));
     assert_eq!(
         p(r#"userName eq "a" or active eq true and roles eq "c""#),
         a().or(b().and(c()))
@@ -79,7 +84,7 @@ fn precedence_and_binds_tighter_than_or() {
 
 #[test]
 fn not_and_nesting() {
-    let a = cmp(Attr::UserName, CompareOp::Eq, s("a"));
+    let a = cmp(at("userName"), CompareOp::Eq, s("a"));
     assert_eq!(p(r#"not (userName eq "a")"#), a.clone().negate());
     assert_eq!(p(r#"NOT(userName eq "a")"#), a.clone().negate());
     assert_eq!(
@@ -90,7 +95,7 @@ fn not_and_nesting() {
     assert_eq!(
         p(r#"not (userName eq "a") and not (userName eq "a" or active eq false)"#),
         a.clone().negate().and(
-            a.or(cmp(Attr::Active, CompareOp::Eq, Value::Bool(false)))
+            a.or(cmp(at("active"), CompareOp::Eq, Value::Bool(false)))
                 .negate()
         )
     );
@@ -125,23 +130,46 @@ fn attribute_names() {
         Filter::Present(a) => a,
         other => panic!("{other:?}"),
     };
-    assert_eq!(a("USERNAME"), Attr::UserName);
+    assert_eq!(a("USERNAME"), at("userName"));
     assert_eq!(
         a("urn:ietf:params:scim:schemas:core:2.0:User:userName"),
-        Attr::UserName
+        at("userName")
     );
-    assert_eq!(a("emails"), Attr::Emails(Sub::Value));
-    assert_eq!(a("Emails.Value"), Attr::Emails(Sub::Value));
-    assert_eq!(a("email"), Attr::Emails(Sub::Value));
-    assert_eq!(a("emails.type"), Attr::Emails(Sub::Type));
-    assert_eq!(a("externalid"), Attr::ExternalId);
-    assert_eq!(a("name.FAMILYNAME"), Attr::FamilyName);
-    assert_eq!(a("displayName"), Attr::Formatted);
-    assert_eq!(a("role"), Attr::Roles(Sub::Value));
-    assert_eq!(a("roles.value"), Attr::Roles(Sub::Value));
-    assert_eq!(a("meta.created"), Attr::Created);
-    assert_eq!(a("meta.lastModified"), Attr::LastModified);
-    assert_eq!(a("phoneNumbers.value"), Attr::PhoneNumbers(Sub::Value));
+    assert_eq!(a("emails"), at("emails.value"));
+    assert_eq!(a("Emails.Value"), at("emails.value"));
+    // `email` is the login email (the primary element of `emails`), not every email.
+    assert_eq!(a("email"), Attr::Field(Field::EMAIL));
+    assert_ne!(a("email"), at("emails.value"));
+    assert_eq!(a("emails.type"), at("emails.type"));
+    assert_eq!(a("externalid"), at("externalId"));
+    assert_eq!(a("name.FAMILYNAME"), at("name.familyName"));
+    // RFC 7643: displayName and name.formatted are two attributes.
+    assert_ne!(a("displayName"), at("name.formatted"));
+    assert_eq!(a("DisplayName"), at("displayName"));
+    assert_eq!(
+        a("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber"),
+        a("employeeNumber")
+    );
+    assert_eq!(
+        a("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value"),
+        a("manager")
+    );
+    assert_eq!(
+        a("addresses.postalCode"),
+        Attr::Multi(Multi::named("addresses").unwrap(), Sub::PostalCode)
+    );
+    assert_eq!(
+        a("ims"),
+        Attr::Multi(Multi::named("ims").unwrap(), Sub::Value)
+    );
+    for unknown in ["password", "emails.locality", "addresses.value", "nosuch"] {
+        assert!(parse_filter(&format!("{unknown} pr")).is_err(), "{unknown}");
+    }
+    assert_eq!(a("role"), at("roles.value"));
+    assert_eq!(a("roles.value"), at("roles.value"));
+    assert_eq!(a("meta.created"), at("meta.created"));
+    assert_eq!(a("meta.lastModified"), at("meta.lastModified"));
+    assert_eq!(a("phoneNumbers.value"), at("phoneNumbers.value"));
     assert_eq!(
         a("DATA.Laptop.Model"),
         Attr::Data(vec!["Laptop".into(), "Model".into()])
@@ -153,7 +181,7 @@ fn value_paths() {
     assert_eq!(
         p(r#"emails[type eq "work" and value co "@example.com"]"#),
         Filter::ValuePath {
-            attr: Multi::Emails,
+            attr: Multi::EMAILS,
             filter: Box::new(
                 cmp(Attr::Element(Sub::Type), CompareOp::Eq, s("work")).and(cmp(
                     Attr::Element(Sub::Value),
@@ -165,8 +193,8 @@ fn value_paths() {
     );
     assert_eq!(
         p(r#"userName sw "a" and roles[not (value eq "x")]"#),
-        cmp(Attr::UserName, CompareOp::Sw, s("a")).and(Filter::ValuePath {
-            attr: Multi::Roles,
+        cmp(at("userName"), CompareOp::Sw, s("a")).and(Filter::ValuePath {
+            attr: Multi::ROLES,
             filter: Box::new(cmp(Attr::Element(Sub::Value), CompareOp::Eq, s("x")).negate()),
         })
     );
@@ -226,7 +254,7 @@ fn display_prints_canonical_names() {
     let f = p(r#"EMAIL eq "A@b.c" or not (role eq "x") and displayName co "q""#);
     assert_eq!(
         f.to_string(),
-        r#"emails.value eq "A@b.c" or not (roles.value eq "x") and name.formatted co "q""#
+        r#"email eq "A@b.c" or not (roles.value eq "x") and displayName co "q""#
     );
     let f = p(r#"(a.b pr)"#.replace("a.b", "data.a.b").as_str());
     assert_eq!(f.to_string(), "data.a.b pr");
@@ -237,23 +265,29 @@ fn display_prints_canonical_names() {
 fn top_attr() -> impl Strategy<Value = Attr> {
     prop_oneof![
         Just(Attr::Id),
-        Just(Attr::UserName),
-        Just(Attr::ExternalId),
-        Just(Attr::Active),
-        Just(Attr::Verified),
-        Just(Attr::GivenName),
-        Just(Attr::FamilyName),
-        Just(Attr::Formatted),
-        Just(Attr::NickName),
-        Just(Attr::BirthDate),
-        Just(Attr::PreferredLanguage),
-        Just(Attr::Created),
-        Just(Attr::LastModified),
-        Just(Attr::Version),
-        Just(Attr::LastLogin),
-        prop_oneof![Just(Sub::Value), Just(Sub::Type), Just(Sub::Primary)].prop_map(Attr::Emails),
-        Just(Attr::Roles(Sub::Value)),
-        Just(Attr::PhoneNumbers(Sub::Value)),
+        Just(at("userName")),
+        Just(at("externalId")),
+        Just(at("active")),
+        Just(at("verified")),
+        Just(at("name.givenName")),
+        Just(at("name.familyName")),
+        Just(at("name.formatted")),
+        Just(at("nickName")),
+        Just(at("birthDate")),
+        Just(at("preferredLanguage")),
+        Just(at("meta.created")),
+        Just(at("meta.lastModified")),
+        Just(at("meta.version")),
+        Just(at("lastLogin")),
+        prop_oneof![Just(Sub::Value), Just(Sub::Type), Just(Sub::Primary)]
+            .prop_map(|s| Attr::Multi(Multi::EMAILS, s)),
+        Just(at("title")),
+        Just(at(
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department"
+        )),
+        Just(at("addresses.locality")),
+        Just(at("roles.value")),
+        Just(at("phoneNumbers.value")),
         prop::collection::vec("[A-Za-z][A-Za-z0-9_-]{0,6}", 1..3).prop_map(Attr::Data),
     ]
 }
@@ -295,10 +329,12 @@ fn op() -> impl Strategy<Value = CompareOp> {
 }
 
 fn is_bool(a: &Attr) -> bool {
-    matches!(
-        a,
-        Attr::Active | Attr::Verified | Attr::Emails(Sub::Primary) | Attr::Element(Sub::Primary)
-    )
+    *a == at("active")
+        || *a == at("verified")
+        || matches!(
+            a,
+            Attr::Multi(_, Sub::Primary) | Attr::Element(Sub::Primary)
+        )
 }
 
 /// A comparison that the grammar accepts (boolean attributes take eq/ne, ordering and
@@ -334,9 +370,9 @@ fn filter() -> impl Strategy<Value = Filter> {
     let element = tree(leaf(element_attr()).boxed()).boxed();
     let value_path = (
         prop_oneof![
-            Just(Multi::Emails),
-            Just(Multi::Roles),
-            Just(Multi::PhoneNumbers)
+            Just(Multi::EMAILS),
+            Just(Multi::ROLES),
+            Just(Multi::PHONE_NUMBERS)
         ],
         element,
     )

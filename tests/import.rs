@@ -334,8 +334,8 @@ fn every_field_is_kept() {
     assert_eq!(u.full_name.as_deref(), Some("John Doe"));
     assert_eq!(u.nick_name.as_deref(), Some("JD"));
     assert_eq!(u.birth_date.as_deref(), Some("1976-05-30"));
-    assert_eq!(u.mobile_phone.as_deref(), Some("303-555-1234"));
-    assert_eq!(u.image_url.as_deref(), Some("http://example.com/jd.png"));
+    assert_eq!(u.mobile_phone(), Some("303-555-1234"));
+    assert_eq!(u.image_url(), Some("http://example.com/jd.png"));
     assert_eq!(u.timezone.as_deref(), Some("America/Denver"));
     assert_eq!(u.preferred_languages, vec!["en", "fr"]);
     assert_eq!(

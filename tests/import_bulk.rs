@@ -61,7 +61,10 @@ fn assert_all_found(d: &Directory, n: usize) {
                 .map(|x| x.id),
             Some(u.id)
         );
-        assert_eq!(d.get(u.id).unwrap().map(|x| x.username), Some(u.username));
+        assert_eq!(
+            d.get(u.id).unwrap().map(|x| x.profile.username),
+            Some(u.profile.username)
+        );
     }
     d.check_integrity().unwrap();
 }

@@ -214,10 +214,14 @@ fn scim_firstup_record_keeps_its_extensions_as_data() {
     assert_eq!(u.username.as_deref(), Some("janeDoe123"));
     assert_eq!(u.first_name.as_deref(), Some("Jane"));
     assert_eq!(u.last_name.as_deref(), Some("Doe"));
-    assert_eq!(u.full_name.as_deref(), Some("Jane Doe"));
+    // displayName is its own attribute (RFC 7643), no longer name.formatted.
+    assert_eq!(u.full_name.as_deref(), None);
+    assert_eq!(u.display_name.as_deref(), Some("Jane Doe"));
+    assert_eq!(u.title.as_deref(), Some("Sales Person"));
+    assert_eq!(u.addresses[0].locality.as_deref(), Some("San Francisco"));
     assert_eq!(u.nick_name.as_deref(), Some("Jane"));
     assert_eq!(u.email.as_deref(), Some("janedoe@email.com"));
-    assert_eq!(u.image_url.as_deref(), Some("http://an.image/url"));
+    assert_eq!(u.image_url(), Some("http://an.image/url"));
     assert_eq!(u.timezone.as_deref(), Some("US/Chicago"));
     assert_eq!(u.preferred_languages, ["en-US"]);
     assert!(u.roles.contains("member"));
@@ -232,14 +236,12 @@ fn scim_firstup_record_keeps_its_extensions_as_data() {
         "displayName",
         "nickName",
         "emails",
-        "addresses",
         "title",
         "photos",
         "preferredLanguage",
         "userType",
         "locale",
         "timezone",
-        "urn:SocialChorus:1.0:User",
     ] {
         if k == "name" || k == "emails" {
             for (sub, v) in seed[k]
@@ -253,11 +255,24 @@ fn scim_firstup_record_keeps_its_extensions_as_data() {
         }
         assert_eq!(out[k], seed[k], "attribute {k}");
     }
+    // Another system's extension is custom data, written under userdir's extension.
+    assert!(out.get("urn:SocialChorus:1.0:User").is_none());
+    let data: Value =
+        serde_json::from_str(out[json::scim::USERDIR_SCHEMA]["data"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        data["urn:SocialChorus:1.0:User"],
+        seed["urn:SocialChorus:1.0:User"]
+    );
     assert_eq!(out["emails"][0]["value"], "janedoe@email.com");
+    // Addresses keep every sub-attribute (`primary` is written when true).
+    let mut seed_address = seed["addresses"][0].clone();
+    seed_address.as_object_mut().unwrap().remove("primary");
+    assert_eq!(out["addresses"][0], seed_address);
     assert_eq!(out["roles"], json!([{"value": "member"}]));
     let schemas = out["schemas"].as_array().unwrap();
     assert!(schemas.contains(&json!(json::scim::USER_SCHEMA)));
-    assert!(schemas.contains(&json!("urn:SocialChorus:1.0:User")));
+    assert!(schemas.contains(&json!(json::scim::USERDIR_SCHEMA)));
+    assert!(!schemas.contains(&json!("urn:SocialChorus:1.0:User")));
 }
 
 #[test]
@@ -270,14 +285,25 @@ fn scim_rfc7643_user_with_enterprise_extension() {
     assert_eq!(u.id.to_string(), "2819c223-7f76-453a-919d-413861904646");
     assert_eq!(u.external_id.as_deref(), Some("701984"));
     assert_eq!(u.email.as_deref(), Some("bjensen@example.com"));
-    assert_eq!(u.mobile_phone.as_deref(), Some("555-555-4444"));
+    assert_eq!(u.mobile_phone(), Some("555-555-4444"));
     assert_eq!(u.full_name.as_deref(), Some("Ms. Barbara J Jensen, III"));
     assert_eq!(u.middle_name.as_deref(), Some("Jane"));
     assert_eq!(
         u.insert_instant,
         json::parse_rfc3339("2010-01-23T04:56:22Z").unwrap()
     );
-    assert!(u.data.contains_key(json::scim::ENTERPRISE_SCHEMA));
+    // The enterprise extension is part of the model now, not custom data.
+    assert!(!u.data.contains_key(json::scim::ENTERPRISE_SCHEMA));
+    assert_eq!(u.employee_number.as_deref(), Some("701984"));
+    assert_eq!(u.department.as_deref(), Some("Tour Operations"));
+    assert_eq!(
+        u.manager.as_deref(),
+        Some("26118915-6090-4610-87e4-49d8ca9f808d")
+    );
+    assert_eq!(u.honorific_prefix.as_deref(), Some("Ms."));
+    assert_eq!(u.emails.len(), 2);
+    assert_eq!(u.addresses.len(), 1);
+    assert!(u.addresses[0].formatted.as_deref().unwrap().contains('\n'));
 
     let out = json::write_user(Format::Scim, &u, false).unwrap();
     let seed: Value = serde_json::from_str(&text).unwrap();
@@ -296,14 +322,34 @@ fn scim_rfc7643_user_with_enterprise_extension() {
         "locale",
         "timezone",
         "active",
-        "groups",
         "x509Certificates",
-        json::scim::ENTERPRISE_SCHEMA,
+        "emails",
+        "phoneNumbers",
+        "ims",
     ] {
         assert_eq!(out[k], seed[k], "attribute {k}");
     }
-    assert_eq!(out["emails"].as_array().unwrap().len(), 2);
-    assert_eq!(out["phoneNumbers"].as_array().unwrap().len(), 2);
+    // `groups` (read-only in SCIM, not in userdir's model) is custom data, written under
+    // userdir's extension, not as a top-level attribute.
+    assert!(out.get("groups").is_none());
+    let data: Value =
+        serde_json::from_str(out[json::scim::USERDIR_SCHEMA]["data"].as_str().unwrap()).unwrap();
+    assert_eq!(data["groups"], seed["groups"]);
+    // The enterprise extension, except the manager's read-only `$ref` and `displayName`.
+    let (e_out, e_seed) = (
+        &out[json::scim::ENTERPRISE_SCHEMA],
+        &seed[json::scim::ENTERPRISE_SCHEMA],
+    );
+    for k in [
+        "employeeNumber",
+        "costCenter",
+        "organization",
+        "division",
+        "department",
+    ] {
+        assert_eq!(e_out[k], e_seed[k], "enterprise {k}");
+    }
+    assert_eq!(e_out["manager"]["value"], e_seed["manager"]["value"]);
     assert_eq!(out["meta"]["created"], "2010-01-23T04:56:22.000Z");
     assert_eq!(out["meta"]["version"], "W/\"1\"");
     assert!(

@@ -68,14 +68,15 @@ fn replace_single_attributes() {
     assert_eq!(u2.nick_name.as_deref(), Some("Kenneth"));
     assert_eq!(u2.last_name.as_deref(), Some("Smith"));
     assert_eq!(u2.first_name.as_deref(), Some("Ken"));
-    assert_eq!(u2.full_name.as_deref(), Some("Ken Smith"));
+    // RFC 7643: displayName is its own attribute (not name.formatted).
+    assert_eq!(u2.display_name.as_deref(), Some("Ken Smith"));
     assert_eq!(u2.username.as_deref(), Some("KenS"));
     assert_eq!(u2.external_id.as_deref(), Some("ext-2"));
     assert!(!u2.active);
     assert_eq!(u2.timezone.as_deref(), Some("Europe/Paris"));
     assert_eq!(u2.preferred_languages, ["fr"]);
     assert_eq!(u2.birth_date.as_deref(), Some("1990-02-03"));
-    assert_eq!(u2.mobile_phone.as_deref(), Some("+33 1"));
+    assert_eq!(u2.mobile_phone(), Some("+33 1"));
     assert_eq!(u2.version, u.version + 1);
     // Indexes follow.
     assert_eq!(d.find_by_username("kens").unwrap().unwrap().id, u.id);
@@ -105,9 +106,9 @@ fn work_email_value_path() {
         u.id
     );
     assert!(d.find_by_email("kenny@example.com").unwrap().is_none());
-    // Another type does not name the model's email: noTarget, nothing changed.
-    let before = d.dump().unwrap();
-    let e = d
+    // Another type: a filtered replace that matches nothing adds that element (Entra ID's
+    // rule, RFC 7644 §3.5.2.3); it is a secondary email, the login email stays.
+    let u2 = d
         .patch(
             u.id,
             &[PatchOp::replace(
@@ -116,9 +117,16 @@ fn work_email_value_path() {
             )],
             None,
         )
-        .unwrap_err();
-    assert!(matches!(e, Error::InvalidPatch { .. }), "{e:?}");
-    assert_eq!(before, d.dump().unwrap());
+        .unwrap();
+    assert_eq!(u2.email.as_deref(), Some("janedoe@email.com"));
+    assert_eq!(u2.emails.len(), 2);
+    assert_eq!(u2.emails[1].value, "h@x.io");
+    assert_eq!(u2.emails[1].kind.as_deref(), Some("home"));
+    assert!(!u2.emails[1].primary);
+    assert!(
+        d.find_by_email("h@x.io").unwrap().is_none(),
+        "not a login id"
+    );
     // `emails` with a SCIM array: the primary wins.
     let u3 = d
         .patch(
@@ -258,7 +266,7 @@ fn remove_and_data_and_pathless() {
     assert_eq!(u.data.get("team"), Some(&AttrValue::from("blue")));
     assert!(u.data.contains_key("device"), "data keys not given stay");
     let u = d.patch(u.id, &[PatchOp::remove("name")], None).unwrap();
-    assert_eq!((u.first_name, u.last_name), (None, None));
+    assert_eq!((u.profile.first_name, u.profile.last_name), (None, None));
     let u = d.patch(u.id, &[PatchOp::remove("data")], None).unwrap();
     assert!(u.data.is_empty());
 }

@@ -333,7 +333,7 @@ fn failing_log_io_loses_nothing_acknowledged() {
         let mut found: BTreeMap<uuid::Uuid, String> = BTreeMap::new();
         d.read(|tx| {
             for u in tx.search(&userdir::query::Search::all().limit(1000))?.users {
-                found.insert(u.id, u.username.unwrap_or_default());
+                found.insert(u.id, u.profile.username.unwrap_or_default());
             }
             Ok(())
         })

@@ -85,8 +85,10 @@ pub(crate) fn read_row(v: &Value, default_active: bool, f: &mut Fields<'_>) -> O
     p.full_name = f.string(o, "fullName", "fullName");
     p.nick_name = f.string(o, "nickName", "nickName");
     p.birth_date = f.string(o, "birthDate", "birthDate");
-    p.mobile_phone = f.string(o, "mobilePhone", "mobilePhone");
-    p.image_url = f.string(o, "imageUrl", "imageUrl");
+    let mobile = f.string(o, "mobilePhone", "mobilePhone");
+    p.set_mobile_phone(mobile);
+    let image = f.string(o, "imageUrl", "imageUrl");
+    p.set_image_url(image);
     p.timezone = f.string(o, "timezone", "timezone");
     p.preferred_languages = f.strings(o, "preferredLanguages", "preferredLanguages");
     if let Some(d) = f.object(o, "data", "data") {
@@ -210,8 +212,8 @@ pub fn write_user(u: &User, with_hashes: bool) -> Value {
     put(&mut m, "fullName", u.full_name.clone());
     put(&mut m, "nickName", u.nick_name.clone());
     put(&mut m, "birthDate", u.birth_date.clone());
-    put(&mut m, "mobilePhone", u.mobile_phone.clone());
-    put(&mut m, "imageUrl", u.image_url.clone());
+    put(&mut m, "mobilePhone", u.mobile_phone().map(str::to_owned));
+    put(&mut m, "imageUrl", u.image_url().map(str::to_owned));
     put(&mut m, "timezone", u.timezone.clone());
     if !u.preferred_languages.is_empty() {
         m.insert(

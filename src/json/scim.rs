@@ -1,67 +1,56 @@
 //! SCIM 2.0 `User` resources and `ListResponse` (RFC 7643, RFC 7644; Firstup's seed 004).
 //!
+//! The mapping follows the [attribute table](crate::model): every attribute of the SCIM core
+//! `User` schema, of the enterprise extension ([`ENTERPRISE_SCHEMA`]) and of userdir's own
+//! extension ([`USERDIR_SCHEMA`]) is read and written under its SCIM name.
+//!
 //! # Reading
 //! A document is a `ListResponse` (`Resources`), a bare array of resources, or one resource.
 //!
 //! | SCIM | userdir |
 //! |---|---|
 //! | `id` | `id` when it is a UUID; another system's non-UUID id is not kept (carry it in `externalId`) |
-//! | `externalId`, `userName`, `nickName`, `timezone`, `active` | `external_id`, `username`, `nick_name`, `timezone`, `active` (a resource without `active` is active) |
-//! | `name.givenName`, `name.middleName`, `name.familyName`, `name.formatted` | `first_name`, `middle_name`, `last_name`, `full_name`; the other `name` parts (`honorificPrefix`, …) go to `data["name"]` |
-//! | `displayName` | `full_name` when `name.formatted` is absent, else kept in `data["displayName"]` when it differs |
-//! | `emails` | `email`: the `primary` one, else the first; the others stay in `data["emails"]` |
-//! | `phoneNumbers` | `mobile_phone`: the one of type `mobile`; the others stay in `data["phoneNumbers"]` |
-//! | `photos` | `image_url`: the one of type `photo`, else the first; the others stay in `data["photos"]` |
+//! | `userName`, `externalId`, `name.*`, `displayName`, `nickName`, `profileUrl`, `title`, `userType`, `locale`, `timezone` | the [`Profile`](crate::Profile) field of that name |
+//! | `active` | `active` (a resource without `active` is active) |
+//! | `emails`, `phoneNumbers`, `ims`, `photos`, `addresses`, `x509Certificates`, `entitlements` | the lists, every element with its sub-attributes; the primary email (else the first) is the login email |
 //! | `preferredLanguage` | `preferred_languages` (an Accept-Language list, `;q=` weights dropped) |
 //! | `roles` | `roles`: an array of `{"value": …}` (RFC 7643), an array of strings, or one string (Firstup) |
 //! | `password` | a plaintext password, hashed with argon2id |
 //! | `meta.created` | `insert_instant` (`lastModified`, `version` and `location` are the server's own) |
-//! | [`USERDIR_SCHEMA`] extension | `birthDate`, `verified`, `passwordChangeRequired`, `expiry`, `lastLoginInstant` |
-//! | the enterprise extension, any other schema URN, and every other attribute (`addresses`, `title`, `locale`, `groups`, …) | `data`, under the URN or attribute name, as given |
+//! | [`ENTERPRISE_SCHEMA`] | `employee_number`, `cost_center`, `organization`, `division`, `department`, `manager` (`manager.value`) |
+//! | [`USERDIR_SCHEMA`] | `birthDate`, `verified`, `passwordChangeRequired`, `expiry`, `lastLoginInstant`, `passwordLastUpdateInstant`, `data` |
+//! | any other attribute or schema URN (`groups`, a vendor's extension, …) | `data`, under the attribute name or URN, as given |
 //!
 //! `schemas` is not checked. A malformed `meta.created` is a problem of the row.
 //!
 //! # Writing
-//! A `User` resource with the mappings above reversed: `schemas` lists the core schema, every
-//! URN among the custom data and [`USERDIR_SCHEMA`] when that extension is written;
-//! `meta` has `resourceType`, `created`, `lastModified` and `version` (`W/"<version>"`). Custom
-//! data is written as top-level attributes. No password, ever.
+//! A `User` resource with the mappings above reversed: `schemas` lists the core schema and each
+//! extension written; custom data is written under [`USERDIR_SCHEMA`] as `data`, the JSON text
+//! of an object (SCIM has no type for arbitrary keys; a reader accepts the object itself too),
+//! never as top-level attributes; `meta` has `resourceType`, `created`, `lastModified` and `version`
+//! (`W/"<version>"`). No password, ever.
+
+use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::{Fields, attr_from_json, attr_to_json, format_rfc3339, parse_rfc3339, put, rows_of};
+use super::{Fields, attr_from_json, attr_to_json, format_rfc3339, parse_rfc3339, rows_of};
 use crate::error::JsonProblem;
-use crate::user::{AttrValue, NewUser, Password, PasswordInput, User};
+use crate::model::{self, ATTRS, Get, Schema, Slot};
+use crate::user::{Address, MultiValue, NewUser, Password, PasswordInput, Profile, User};
 
 /// The SCIM core `User` schema URN.
-pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
-/// The SCIM enterprise `User` extension URN (kept as custom data under this key).
-pub const ENTERPRISE_SCHEMA: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+pub const USER_SCHEMA: &str = model::CORE_URN;
+/// The SCIM enterprise `User` extension URN.
+pub const ENTERPRISE_SCHEMA: &str = model::ENTERPRISE_URN;
 /// The `ListResponse` message URN.
 pub const LIST_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
-/// userdir's own extension, for the fields SCIM's core schema has no place for.
-pub const USERDIR_SCHEMA: &str = "urn:userdir:params:scim:schemas:extension:userdir:2.0:User";
+/// userdir's own extension, for the fields SCIM's schemas have no place for (and custom data,
+/// as its `data` attribute).
+pub const USERDIR_SCHEMA: &str = model::USERDIR_URN;
 
-/// Attributes read into core fields (everything else goes to `data`).
-const MAPPED: [&str; 17] = [
-    "schemas",
-    "id",
-    "externalId",
-    "userName",
-    "name",
-    "displayName",
-    "nickName",
-    "emails",
-    "phoneNumbers",
-    "photos",
-    "preferredLanguage",
-    "timezone",
-    "active",
-    "roles",
-    "password",
-    "meta",
-    USERDIR_SCHEMA,
-];
+/// Top-level attributes read outside the table.
+const SPECIAL: [&str; 6] = ["schemas", "id", "active", "password", "meta", "name"];
 
 pub(crate) fn read_document(doc: &Value, problems: &mut Vec<JsonProblem>) -> Vec<NewUser> {
     let rows: Vec<&Value> = match rows_of(doc, &["Resources", "resources"], problems) {
@@ -78,33 +67,65 @@ pub(crate) fn read_document(doc: &Value, problems: &mut Vec<JsonProblem>) -> Vec
     out
 }
 
-/// Splits a multi-valued attribute into the `value` of the entry `pick` chooses (or of the
-/// first entry when `first` is set) and the other entries.
-fn pick(
-    f: &mut Fields<'_>,
-    o: &Map<String, Value>,
-    key: &str,
-    first: bool,
-    choose: impl Fn(&Map<String, Value>) -> bool,
-) -> (Option<String>, Vec<Value>) {
-    let entries = f.array(o, key, key);
-    let chosen = entries
-        .iter()
-        .position(|e| e.as_object().is_some_and(&choose))
-        .or_else(|| (first && !entries.is_empty()).then_some(0));
-    let mut value = None;
-    let mut rest = Vec::new();
-    for (i, e) in entries.iter().enumerate() {
-        if Some(i) == chosen {
-            match e.get("value") {
-                Some(Value::String(s)) => value = Some(s.clone()),
-                _ => f.problem(&format!("{key}[{i}].value"), "expected a string"),
+/// A boolean: JSON `true`/`false` or `"True"`/`"False"` in any case.
+fn boolean(f: &mut Fields<'_>, o: &Map<String, Value>, key: &str, path: &str) -> Option<bool> {
+    match o.get(key) {
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => Some(true),
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => Some(false),
+        _ => f.boolean(o, key, path),
+    }
+}
+
+/// The elements of a multi-valued attribute.
+fn multi(f: &mut Fields<'_>, o: &Map<String, Value>, key: &str, path: &str) -> Vec<MultiValue> {
+    let mut out = Vec::new();
+    for (i, e) in f.array(o, key, path).iter().enumerate() {
+        let at = format!("{path}[{i}]");
+        match e {
+            Value::String(s) => out.push(MultiValue::new(s.clone())),
+            Value::Object(eo) => {
+                let Some(value) = f.string(eo, "value", &format!("{at}.value")) else {
+                    f.problem(&format!("{at}.value"), "expected a string");
+                    continue;
+                };
+                out.push(MultiValue {
+                    value,
+                    kind: f.string(eo, "type", &format!("{at}.type")),
+                    primary: boolean(f, eo, "primary", &format!("{at}.primary")).unwrap_or(false),
+                    display: f.string(eo, "display", &format!("{at}.display")),
+                });
             }
-        } else {
-            rest.push(e.clone());
+            _ => f.problem(&at, "expected an object"),
         }
     }
-    (value, rest)
+    out
+}
+
+fn addresses(f: &mut Fields<'_>, o: &Map<String, Value>, path: &str) -> Vec<Address> {
+    let mut out = Vec::new();
+    for (i, e) in f.array(o, "addresses", path).iter().enumerate() {
+        let at = format!("{path}[{i}]");
+        let Some(eo) = e.as_object() else {
+            f.problem(&at, "expected an object");
+            continue;
+        };
+        let mut s = |k: &str| f.string(eo, k, &format!("{at}.{k}"));
+        let a = Address {
+            formatted: s("formatted"),
+            street_address: s("streetAddress"),
+            locality: s("locality"),
+            region: s("region"),
+            postal_code: s("postalCode"),
+            country: s("country"),
+            kind: s("type"),
+            primary: false,
+        };
+        out.push(Address {
+            primary: boolean(f, eo, "primary", &format!("{at}.primary")).unwrap_or(false),
+            ..a
+        });
+    }
+    out
 }
 
 fn read_row(v: &Value, f: &mut Fields<'_>) -> Option<NewUser> {
@@ -112,231 +133,253 @@ fn read_row(v: &Value, f: &mut Fields<'_>) -> Option<NewUser> {
         f.problem("", "expected a User resource object");
         return None;
     };
-    let mut u = NewUser::default();
+    let mut nu = NewUser::default();
     if let Some(Value::String(id)) = o.get("id") {
-        u.id = uuid::Uuid::parse_str(id.trim()).ok();
+        nu.id = uuid::Uuid::parse_str(id.trim()).ok();
     }
-    u.active = f.boolean(o, "active", "active").unwrap_or(true);
-    let mut data = std::collections::BTreeMap::new();
-    let p = &mut u.profile;
-    p.external_id = f.string(o, "externalId", "externalId");
-    p.username = f.string(o, "userName", "userName");
-    p.nick_name = f.string(o, "nickName", "nickName");
-    p.timezone = f.string(o, "timezone", "timezone");
-    if let Some(name) = f.object(o, "name", "name") {
-        p.first_name = f.string(name, "givenName", "name.givenName");
-        p.middle_name = f.string(name, "middleName", "name.middleName");
-        p.last_name = f.string(name, "familyName", "name.familyName");
-        p.full_name = f.string(name, "formatted", "name.formatted");
-        let rest: std::collections::BTreeMap<_, _> = name
-            .iter()
-            .filter(|(k, _)| {
-                !["givenName", "middleName", "familyName", "formatted"].contains(&k.as_str())
-            })
-            .map(|(k, v)| (k.clone(), attr_from_json(v)))
-            .collect();
-        if !rest.is_empty() {
-            data.insert("name".to_owned(), AttrValue::Object(rest));
+    nu.active = boolean(f, o, "active", "active").unwrap_or(true);
+    let mut u = User::new(uuid::Uuid::nil(), Profile::default());
+    let name = f.object(o, "name", "name");
+    let enterprise = f.object(o, ENTERPRISE_SCHEMA, ENTERPRISE_SCHEMA);
+    let ext = f.object(o, USERDIR_SCHEMA, USERDIR_SCHEMA);
+    for a in ATTRS {
+        let (src, key, path) = match a.schema {
+            Schema::Core => match a.name.strip_prefix("name.") {
+                Some(sub) => (name, sub, a.name.to_owned()),
+                None => (Some(o), a.name, a.name.to_owned()),
+            },
+            Schema::Enterprise => (
+                enterprise,
+                a.name,
+                format!("{ENTERPRISE_SCHEMA}:{}", a.name),
+            ),
+            Schema::Userdir => (ext, a.name, format!("{USERDIR_SCHEMA}:{}", a.name)),
+            _ => continue,
+        };
+        let Some(src) = src else {
+            continue;
+        };
+        if a.name == "active" {
+            continue;
         }
-    }
-    if let Some(display) = f.string(o, "displayName", "displayName") {
-        if p.full_name.is_none() {
-            p.full_name = Some(display);
-        } else if p.full_name.as_ref() != Some(&display) {
-            data.insert("displayName".to_owned(), AttrValue::String(display));
-        }
-    }
-    let multi = [
-        ("emails", true, "primary"),
-        ("phoneNumbers", false, "mobile"),
-        ("photos", true, "photo"),
-    ];
-    for (key, first, want) in multi {
-        let (value, rest) = pick(f, o, key, first, |e| match want {
-            "primary" => e.get("primary") == Some(&Value::Bool(true)),
-            t => e.get("type").and_then(Value::as_str) == Some(t),
-        });
-        match key {
-            "emails" => p.email = value,
-            "phoneNumbers" => p.mobile_phone = value,
-            _ => p.image_url = value,
-        }
-        if !rest.is_empty() {
-            data.insert(key.to_owned(), attr_from_json(&Value::Array(rest)));
-        }
-    }
-    if let Some(langs) = f.string(o, "preferredLanguage", "preferredLanguage") {
-        p.preferred_languages = langs
-            .split(',')
-            .map(|l| l.split(';').next().unwrap_or("").trim().to_owned())
-            .filter(|l| !l.is_empty())
-            .collect();
-    }
-    match o.get("roles") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(s)) => {
-            p.roles.insert(s.clone());
-        }
-        Some(Value::Array(a)) => {
-            for (i, r) in a.iter().enumerate() {
-                match r {
-                    Value::String(s) => {
-                        p.roles.insert(s.clone());
+        match (a.slot)(&mut u) {
+            Slot::Text(t) => {
+                *t = match src.get(key) {
+                    // `manager` is `{"value": id, ...}`; a plain id is accepted.
+                    Some(Value::Object(m)) if a.name == "manager" => {
+                        f.string(m, "value", &format!("{path}.value"))
                     }
-                    Value::Object(ro) => match ro.get("value") {
-                        Some(Value::String(s)) => {
-                            p.roles.insert(s.clone());
-                        }
-                        _ => f.problem(&format!("roles[{i}].value"), "expected a string"),
-                    },
-                    _ => f.problem(&format!("roles[{i}]"), "expected an object or a string"),
+                    _ => f.string(src, key, &path),
+                };
+            }
+            Slot::Flag(b) => *b = boolean(f, src, key, &path).unwrap_or(false),
+            Slot::OptInstant(x) => *x = f.int(src, key, &path),
+            Slot::Langs(l) => {
+                if let Some(langs) = f.string(src, key, &path) {
+                    *l = langs
+                        .split(',')
+                        .map(|l| l.split(';').next().unwrap_or("").trim().to_owned())
+                        .filter(|l| !l.is_empty())
+                        .collect();
                 }
             }
+            Slot::Set(roles) => match src.get(key) {
+                None | Some(Value::Null) => {}
+                Some(Value::String(s)) => {
+                    roles.insert(s.clone());
+                }
+                Some(Value::Array(arr)) => {
+                    for (i, r) in arr.iter().enumerate() {
+                        match r {
+                            Value::String(s) => {
+                                roles.insert(s.clone());
+                            }
+                            Value::Object(ro) => match ro.get("value") {
+                                Some(Value::String(s)) => {
+                                    roles.insert(s.clone());
+                                }
+                                _ => f.problem(&format!("roles[{i}].value"), "expected a string"),
+                            },
+                            _ => {
+                                f.problem(&format!("roles[{i}]"), "expected an object or a string")
+                            }
+                        }
+                    }
+                }
+                Some(_) => f.problem("roles", "expected an array"),
+            },
+            Slot::Multi(l) => *l = multi(f, src, key, &path),
+            Slot::Addresses(l) => *l = addresses(f, src, &path),
+            // Written as the JSON text of an object (SCIM has no type for arbitrary keys);
+            // an object is accepted too.
+            Slot::Data(d) => match src.get(key) {
+                None | Some(Value::Null) => {}
+                Some(Value::Object(m)) => {
+                    d.extend(m.iter().map(|(k, v)| (k.clone(), attr_from_json(v))));
+                }
+                Some(Value::String(text)) => match serde_json::from_str::<Value>(text) {
+                    Ok(Value::Object(m)) => {
+                        d.extend(m.iter().map(|(k, v)| (k.clone(), attr_from_json(v))));
+                    }
+                    _ => f.problem(&path, "expected the JSON text of an object"),
+                },
+                Some(_) => f.problem(&path, "expected the JSON text of an object"),
+            },
+            _ => {}
         }
-        Some(_) => f.problem("roles", "expected an array"),
     }
-    if let Some(ext) = f.object(o, USERDIR_SCHEMA, USERDIR_SCHEMA) {
-        let path = |k: &str| format!("{USERDIR_SCHEMA}.{k}");
-        p.birth_date = f.string(ext, "birthDate", &path("birthDate"));
-        p.verified = f
-            .boolean(ext, "verified", &path("verified"))
-            .unwrap_or(false);
-        p.password_change_required = f
-            .boolean(
-                ext,
-                "passwordChangeRequired",
-                &path("passwordChangeRequired"),
-            )
-            .unwrap_or(false);
-        p.expiry = f.int(ext, "expiry", &path("expiry"));
-        u.last_login_instant = f.int(ext, "lastLoginInstant", &path("lastLoginInstant"));
-    }
+    nu.last_login_instant = u.last_login_instant.take();
+    nu.password_last_update_instant = u.password_last_update_instant.take();
     if let Some(meta) = f.object(o, "meta", "meta")
         && let Some(created) = f.string(meta, "created", "meta.created")
     {
         match parse_rfc3339(&created) {
-            Some(ms) => u.insert_instant = Some(ms),
+            Some(ms) => nu.insert_instant = Some(ms),
             None => f.problem("meta.created", "expected an RFC 3339 date-time"),
         }
     }
     if let Some(pw) = f.string(o, "password", "password") {
-        u.password = Some(PasswordInput::Plain(Password::new(pw)));
+        nu.password = Some(PasswordInput::Plain(Password::new(pw)));
     }
-    for (k, v) in o {
-        if !MAPPED.contains(&k.as_str()) {
-            data.insert(k.clone(), attr_from_json(v));
+    // Attributes of no known schema are kept as custom data, under their name or URN.
+    let known = |k: &str| {
+        SPECIAL.contains(&k)
+            || k == ENTERPRISE_SCHEMA
+            || k == USERDIR_SCHEMA
+            || ATTRS
+                .iter()
+                .any(|a| a.schema == Schema::Core && a.name == k)
+    };
+    if let Some(name) = name {
+        let rest: BTreeMap<_, _> = name
+            .iter()
+            .filter(|(k, _)| {
+                !ATTRS
+                    .iter()
+                    .any(|a| a.name.strip_prefix("name.") == Some(k.as_str()))
+            })
+            .map(|(k, v)| (k.clone(), attr_from_json(v)))
+            .collect();
+        if !rest.is_empty() {
+            u.data
+                .entry("name".to_owned())
+                .or_insert(crate::AttrValue::Object(rest));
         }
     }
-    u.profile.data = data;
-    (!f.failed()).then_some(u)
+    for (k, v) in o {
+        if !known(k) {
+            u.data.entry(k.clone()).or_insert_with(|| attr_from_json(v));
+        }
+    }
+    nu.profile = u.profile;
+    (!f.failed()).then_some(nu)
 }
 
-fn multi(value: Option<&String>, kind: (&str, Value), rest: Option<&AttrValue>) -> Option<Value> {
-    let mut out = Vec::new();
-    if let Some(v) = value {
-        let mut e = Map::new();
-        e.insert("value".into(), v.clone().into());
-        e.insert(kind.0.into(), kind.1);
-        out.push(Value::Object(e));
-    }
-    if let Some(AttrValue::Array(a)) = rest {
-        out.extend(a.iter().map(attr_to_json));
-    }
-    (!out.is_empty()).then_some(Value::Array(out))
+fn multi_json(l: &[MultiValue]) -> Value {
+    Value::Array(
+        l.iter()
+            .map(|e| {
+                let mut m = Map::new();
+                m.insert("value".into(), e.value.clone().into());
+                if let Some(t) = &e.kind {
+                    m.insert("type".into(), t.clone().into());
+                }
+                if e.primary {
+                    m.insert("primary".into(), true.into());
+                }
+                if let Some(d) = &e.display {
+                    m.insert("display".into(), d.clone().into());
+                }
+                Value::Object(m)
+            })
+            .collect(),
+    )
+}
+
+fn addresses_json(l: &[Address]) -> Value {
+    Value::Array(
+        l.iter()
+            .map(|a| {
+                let mut m = Map::new();
+                let mut put = |k: &str, v: &Option<String>| {
+                    if let Some(v) = v {
+                        m.insert(k.into(), v.clone().into());
+                    }
+                };
+                put("formatted", &a.formatted);
+                put("streetAddress", &a.street_address);
+                put("locality", &a.locality);
+                put("region", &a.region);
+                put("postalCode", &a.postal_code);
+                put("country", &a.country);
+                put("type", &a.kind);
+                if a.primary {
+                    m.insert("primary".into(), true.into());
+                }
+                Value::Object(m)
+            })
+            .collect(),
+    )
 }
 
 /// Writes one user as a SCIM `User` resource, without any password (see the module docs).
 #[must_use]
 pub fn write_user(u: &User) -> Value {
     let mut m = Map::new();
-    let special = ["name", "emails", "phoneNumbers", "photos"];
-    let mut schemas = vec![Value::from(USER_SCHEMA)];
-    for (k, v) in &u.data {
-        if !special.contains(&k.as_str()) {
-            m.insert(k.clone(), attr_to_json(v));
-            if k.starts_with("urn:") && k != USERDIR_SCHEMA {
-                schemas.push(k.clone().into());
-            }
-        }
-    }
+    let mut name = Map::new();
+    let mut enterprise = Map::new();
+    let mut ext = Map::new();
     m.insert("id".into(), u.id.to_string().into());
-    put(&mut m, "externalId", u.external_id.clone());
-    put(&mut m, "userName", u.username.clone());
-    let mut name = match u.data.get("name") {
-        Some(AttrValue::Object(o)) => o
-            .iter()
-            .map(|(k, v)| (k.clone(), attr_to_json(v)))
-            .collect(),
-        _ => Map::new(),
-    };
-    put(&mut name, "givenName", u.first_name.clone());
-    put(&mut name, "middleName", u.middle_name.clone());
-    put(&mut name, "familyName", u.last_name.clone());
-    put(&mut name, "formatted", u.full_name.clone());
+    for a in ATTRS {
+        let out = match a.schema {
+            Schema::Core if a.name.starts_with("name.") => &mut name,
+            Schema::Core => &mut m,
+            Schema::Enterprise => &mut enterprise,
+            Schema::Userdir => &mut ext,
+            _ => continue,
+        };
+        let key = a.name.strip_prefix("name.").unwrap_or(a.name);
+        let v = match (a.get)(u) {
+            Get::Text(Some(t)) if a.name == "manager" => {
+                let mut mm = Map::new();
+                mm.insert("value".into(), t.into());
+                Value::Object(mm)
+            }
+            Get::Text(Some(t)) => t.into(),
+            Get::Flag(b) => b.into(),
+            Get::Int(Some(x)) => x.into(),
+            Get::Langs(l) if !l.is_empty() => l.join(", ").into(),
+            Get::Set(l) if !l.is_empty() => Value::Array(
+                l.iter()
+                    .map(|r| {
+                        let mut e = Map::new();
+                        e.insert("value".into(), r.clone().into());
+                        Value::Object(e)
+                    })
+                    .collect(),
+            ),
+            Get::Multi(l) if !l.is_empty() => multi_json(l),
+            Get::Addresses(l) if !l.is_empty() => addresses_json(l),
+            Get::Data(d) if !d.is_empty() => Value::String(
+                Value::Object(
+                    d.iter()
+                        .map(|(k, v)| (k.clone(), attr_to_json(v)))
+                        .collect(),
+                )
+                .to_string(),
+            ),
+            _ => continue,
+        };
+        out.insert(key.into(), v);
+    }
+    let mut schemas = vec![Value::from(USER_SCHEMA)];
     if !name.is_empty() {
         m.insert("name".into(), Value::Object(name));
     }
-    if !m.contains_key("displayName") {
-        put(&mut m, "displayName", u.full_name.clone());
+    if !enterprise.is_empty() {
+        m.insert(ENTERPRISE_SCHEMA.into(), Value::Object(enterprise));
+        schemas.push(ENTERPRISE_SCHEMA.into());
     }
-    put(&mut m, "nickName", u.nick_name.clone());
-    put(
-        &mut m,
-        "emails",
-        multi(
-            u.email.as_ref(),
-            ("primary", Value::Bool(true)),
-            u.data.get("emails"),
-        ),
-    );
-    put(
-        &mut m,
-        "phoneNumbers",
-        multi(
-            u.mobile_phone.as_ref(),
-            ("type", "mobile".into()),
-            u.data.get("phoneNumbers"),
-        ),
-    );
-    put(
-        &mut m,
-        "photos",
-        multi(
-            u.image_url.as_ref(),
-            ("type", "photo".into()),
-            u.data.get("photos"),
-        ),
-    );
-    if !u.preferred_languages.is_empty() {
-        m.insert(
-            "preferredLanguage".into(),
-            u.preferred_languages.join(", ").into(),
-        );
-    }
-    put(&mut m, "timezone", u.timezone.clone());
-    m.insert("active".into(), u.active.into());
-    if !u.roles.is_empty() {
-        let roles = u
-            .roles
-            .iter()
-            .map(|r| {
-                let mut e = Map::new();
-                e.insert("value".into(), r.clone().into());
-                Value::Object(e)
-            })
-            .collect();
-        m.insert("roles".into(), Value::Array(roles));
-    }
-    let mut ext = Map::new();
-    put(&mut ext, "birthDate", u.birth_date.clone());
-    if u.verified {
-        ext.insert("verified".into(), true.into());
-    }
-    if u.password_change_required {
-        ext.insert("passwordChangeRequired".into(), true.into());
-    }
-    put(&mut ext, "expiry", u.expiry);
-    put(&mut ext, "lastLoginInstant", u.last_login_instant);
     if !ext.is_empty() {
         m.insert(USERDIR_SCHEMA.into(), Value::Object(ext));
         schemas.push(USERDIR_SCHEMA.into());

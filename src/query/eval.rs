@@ -9,7 +9,8 @@ use uuid::Uuid;
 
 use super::parse::{Attr, CompareOp, Filter, Multi, Sub, Value};
 use crate::identity::caseless_key;
-use crate::store::record::{Need, RecordView, ValueRef, field};
+use crate::model::{Get, Kind, at};
+use crate::store::record::{Need, RecordView, Val, ValueRef};
 use crate::user::{AttrValue, User};
 
 /// A literal with its derived forms computed once.
@@ -84,7 +85,7 @@ impl Pred {
             Pred::And(a, b) | Pred::Or(a, b) => a.need().union(b.need()),
             Pred::Not(a) => a.need(),
             Pred::Present(attr) | Pred::Cmp(attr, _, _) => attr_need(attr),
-            Pred::ValuePath(m, inner) => inner.need().with(multi_field(*m)),
+            Pred::ValuePath(m, inner) => inner.need().with(m.index()),
         }
     }
 
@@ -105,76 +106,53 @@ impl Pred {
     }
 }
 
-/// The record field a multi-valued attribute reads.
-fn multi_field(m: Multi) -> usize {
-    match m {
-        Multi::Emails => field::EMAIL,
-        Multi::PhoneNumbers => field::MOBILE_PHONE,
-        Multi::Roles => field::ROLES,
-    }
-}
-
 /// The record fields `attr` reads (none for the id, which is the record's key, and for an
 /// element's sub-attribute, read from the element).
 fn attr_need(attr: &Attr) -> Need {
     let none = Need::default();
-    let i = match attr {
-        Attr::Id | Attr::Element(_) => return none,
-        Attr::UserName => field::USERNAME,
-        Attr::ExternalId => field::EXTERNAL_ID,
-        Attr::Active => field::ACTIVE,
-        Attr::Verified => field::VERIFIED,
-        Attr::GivenName => field::FIRST_NAME,
-        Attr::MiddleName => field::MIDDLE_NAME,
-        Attr::FamilyName => field::LAST_NAME,
-        Attr::Formatted => field::FULL_NAME,
-        Attr::NickName => field::NICK_NAME,
-        Attr::BirthDate => field::BIRTH_DATE,
-        Attr::ImageUrl => field::IMAGE_URL,
-        Attr::Timezone => field::TIMEZONE,
-        Attr::PreferredLanguage => field::PREFERRED_LANGUAGES,
-        Attr::Emails(_) => field::EMAIL,
-        Attr::PhoneNumbers(_) => field::MOBILE_PHONE,
-        Attr::Roles(_) => field::ROLES,
-        Attr::Created => field::INSERT_INSTANT,
-        Attr::LastModified => field::LAST_UPDATE_INSTANT,
-        Attr::Version => field::VERSION,
-        Attr::LastLogin => field::LAST_LOGIN_INSTANT,
-        Attr::Expiry => field::EXPIRY,
-        Attr::Data(_) => field::DATA,
-    };
-    none.with(i)
+    match attr {
+        Attr::Id | Attr::Element(_) => none,
+        Attr::Field(f) => none.with(f.index()),
+        Attr::Multi(m, _) => none.with(m.index()),
+        Attr::Data(_) => none.with(at::DATA),
+    }
 }
 
 /// What filter evaluation and sort keys read of a user: a decoded [`User`], or a record read
-/// in place ([`RecordView`]), of which only the fields its [`Need`] named may be read.
+/// in place ([`RecordView`]), of which only the attributes its [`Need`] named may be read.
+/// Attributes are positions in the [attribute table](crate::model).
 pub(crate) trait Fields {
     fn id(&self) -> Uuid;
-    fn username(&self) -> Option<&str>;
-    fn email(&self) -> Option<&str>;
-    fn external_id(&self) -> Option<&str>;
-    fn active(&self) -> bool;
-    fn verified(&self) -> bool;
-    fn first_name(&self) -> Option<&str>;
-    fn middle_name(&self) -> Option<&str>;
-    fn last_name(&self) -> Option<&str>;
-    fn full_name(&self) -> Option<&str>;
-    fn nick_name(&self) -> Option<&str>;
-    fn birth_date(&self) -> Option<&str>;
-    fn mobile_phone(&self) -> Option<&str>;
-    fn image_url(&self) -> Option<&str>;
-    fn timezone(&self) -> Option<&str>;
-    /// Whether `f` is true for one of the preferred languages.
-    fn any_language<'s>(&'s self, f: &mut dyn FnMut(&'s str) -> bool) -> bool;
-    /// Whether `f` is true for one of the roles (in role order).
-    fn any_role<'s>(&'s self, f: &mut dyn FnMut(&'s str) -> bool) -> bool;
+    /// A text attribute.
+    fn text(&self, i: usize) -> Option<&str>;
+    /// A boolean attribute.
+    fn flag(&self, i: usize) -> bool;
+    /// An instant or counter attribute.
+    fn int(&self, i: usize) -> Option<i64>;
+    /// Whether `f` is true for one element of a list attribute (strings, multi-valued
+    /// attributes, addresses), in stored order.
+    fn any_elem<'s>(&'s self, i: usize, f: &mut dyn FnMut(Elem<'s>) -> bool) -> bool;
     /// The custom attribute at the top-level key `k`.
     fn data(&self, k: &str) -> Option<DataRef<'_>>;
-    fn expiry(&self) -> Option<i64>;
-    fn insert_instant(&self) -> i64;
-    fn last_update_instant(&self) -> i64;
-    fn last_login_instant(&self) -> Option<i64>;
-    fn version(&self) -> u64;
+
+    fn username(&self) -> Option<&str> {
+        self.text(at::USERNAME)
+    }
+    fn email(&self) -> Option<&str> {
+        self.text(at::EMAIL)
+    }
+    fn full_name(&self) -> Option<&str> {
+        self.text(at::FULL_NAME)
+    }
+    fn birth_date(&self) -> Option<&str> {
+        self.text(at::BIRTH_DATE)
+    }
+    fn insert_instant(&self) -> i64 {
+        self.int(at::CREATED).unwrap_or(0)
+    }
+    fn last_login_instant(&self) -> Option<i64> {
+        self.int(at::LAST_LOGIN)
+    }
 }
 
 /// A custom attribute value of a [`User`] or of a [`RecordView`].
@@ -195,119 +173,128 @@ impl<'a> DataRef<'a> {
     }
 }
 
-macro_rules! text_fields {
-    ($($name:ident),*) => {
-        $(fn $name(&self) -> Option<&str> {
-            self.$name.as_deref()
-        })*
-    };
+fn attr_of(i: usize) -> Option<&'static crate::model::Attribute> {
+    crate::model::attr(i)
 }
 
 impl Fields for User {
-    text_fields!(
-        username,
-        email,
-        external_id,
-        first_name,
-        middle_name,
-        last_name,
-        full_name,
-        nick_name,
-        birth_date,
-        mobile_phone,
-        image_url,
-        timezone
-    );
     fn id(&self) -> Uuid {
         self.id
     }
-    fn active(&self) -> bool {
-        self.active
+    fn text(&self, i: usize) -> Option<&str> {
+        match (attr_of(i)?.get)(self) {
+            Get::Text(t) => t,
+            // As a record view reads it (filters never name the password).
+            Get::Hash(h) => h.map(crate::user::StoredHash::expose),
+            _ => None,
+        }
     }
-    fn verified(&self) -> bool {
-        self.verified
+    fn flag(&self, i: usize) -> bool {
+        attr_of(i).is_some_and(|a| matches!((a.get)(self), Get::Flag(true)))
     }
-    fn any_language<'s>(&'s self, f: &mut dyn FnMut(&'s str) -> bool) -> bool {
-        self.preferred_languages.iter().any(|l| f(l))
+    fn int(&self, i: usize) -> Option<i64> {
+        match (attr_of(i)?.get)(self) {
+            Get::Int(x) => x,
+            Get::Version(v) => Some(i64::try_from(v).unwrap_or(i64::MAX)),
+            _ => None,
+        }
     }
-    fn any_role<'s>(&'s self, f: &mut dyn FnMut(&'s str) -> bool) -> bool {
-        self.roles.iter().any(|r| f(r))
+    fn any_elem<'s>(&'s self, i: usize, f: &mut dyn FnMut(Elem<'s>) -> bool) -> bool {
+        let Some(a) = attr_of(i) else {
+            return false;
+        };
+        let caseless = !a.case_exact;
+        match (a.get)(self) {
+            Get::Langs(l) => l.iter().any(|x| f(Elem::string(x, caseless))),
+            Get::Set(l) => l.iter().any(|x| f(Elem::string(x, caseless))),
+            Get::Multi(l) => l.iter().any(|m| {
+                f(Elem {
+                    value: Some(&m.value),
+                    kind: m.kind.as_deref(),
+                    primary: Some(m.primary),
+                    display: m.display.as_deref(),
+                    caseless,
+                    ..Elem::default()
+                })
+            }),
+            Get::Addresses(l) => l.iter().any(|m| {
+                f(Elem {
+                    kind: m.kind.as_deref(),
+                    primary: Some(m.primary),
+                    formatted: m.formatted.as_deref(),
+                    street_address: m.street_address.as_deref(),
+                    locality: m.locality.as_deref(),
+                    region: m.region.as_deref(),
+                    postal_code: m.postal_code.as_deref(),
+                    country: m.country.as_deref(),
+                    caseless,
+                    ..Elem::default()
+                })
+            }),
+            _ => false,
+        }
     }
     fn data(&self, k: &str) -> Option<DataRef<'_>> {
-        self.data.get(k).map(DataRef::Owned)
+        self.profile.data.get(k).map(DataRef::Owned)
     }
-    fn expiry(&self) -> Option<i64> {
-        self.expiry
-    }
-    fn insert_instant(&self) -> i64 {
-        self.insert_instant
-    }
-    fn last_update_instant(&self) -> i64 {
-        self.last_update_instant
-    }
-    fn last_login_instant(&self) -> Option<i64> {
-        self.last_login_instant
-    }
-    fn version(&self) -> u64 {
-        self.version
-    }
-}
-
-macro_rules! view_text_fields {
-    ($($name:ident),*) => {
-        $(fn $name(&self) -> Option<&str> {
-            self.$name
-        })*
-    };
 }
 
 impl Fields for RecordView<'_> {
-    view_text_fields!(
-        username,
-        email,
-        external_id,
-        first_name,
-        middle_name,
-        last_name,
-        full_name,
-        nick_name,
-        birth_date,
-        mobile_phone,
-        image_url,
-        timezone
-    );
     fn id(&self) -> Uuid {
         self.id
     }
-    fn active(&self) -> bool {
-        self.active
+    fn text(&self, i: usize) -> Option<&str> {
+        match self.get(i) {
+            Val::Text(t) => Some(t),
+            _ => None,
+        }
     }
-    fn verified(&self) -> bool {
-        self.verified
+    fn flag(&self, i: usize) -> bool {
+        matches!(self.get(i), Val::Flag(true))
     }
-    fn any_language<'s>(&'s self, f: &mut dyn FnMut(&'s str) -> bool) -> bool {
-        self.preferred_languages.as_slice().iter().any(|l| f(l))
+    fn int(&self, i: usize) -> Option<i64> {
+        match self.get(i) {
+            Val::Int(x) => Some(*x),
+            Val::Version(v) => Some(i64::try_from(*v).unwrap_or(i64::MAX)),
+            _ => None,
+        }
     }
-    fn any_role<'s>(&'s self, f: &mut dyn FnMut(&'s str) -> bool) -> bool {
-        self.roles.as_slice().iter().any(|r| f(r))
+    fn any_elem<'s>(&'s self, i: usize, f: &mut dyn FnMut(Elem<'s>) -> bool) -> bool {
+        let caseless = attr_of(i).is_some_and(|a| !a.case_exact);
+        match self.get(i) {
+            Val::Strings(l) => l.as_slice().iter().any(|x| f(Elem::string(x, caseless))),
+            Val::Multi(l) => l.iter().any(|m| {
+                f(Elem {
+                    value: Some(m.value),
+                    kind: m.kind,
+                    primary: Some(m.primary),
+                    display: m.display,
+                    caseless,
+                    ..Elem::default()
+                })
+            }),
+            Val::Addresses(l) => l.iter().any(|m| {
+                f(Elem {
+                    kind: m.kind,
+                    primary: Some(m.primary),
+                    formatted: m.formatted,
+                    street_address: m.street_address,
+                    locality: m.locality,
+                    region: m.region,
+                    postal_code: m.postal_code,
+                    country: m.country,
+                    caseless,
+                    ..Elem::default()
+                })
+            }),
+            _ => false,
+        }
     }
     fn data(&self, k: &str) -> Option<DataRef<'_>> {
-        self.data.get(k).map(DataRef::Borrowed)
-    }
-    fn expiry(&self) -> Option<i64> {
-        self.expiry
-    }
-    fn insert_instant(&self) -> i64 {
-        self.insert_instant
-    }
-    fn last_update_instant(&self) -> i64 {
-        self.last_update_instant
-    }
-    fn last_login_instant(&self) -> Option<i64> {
-        self.last_login_instant
-    }
-    fn version(&self) -> u64 {
-        self.version
+        match self.get(at::DATA) {
+            Val::Data(m) => m.get(k).map(DataRef::Borrowed),
+            _ => None,
+        }
     }
 }
 
@@ -333,12 +320,32 @@ impl Filter {
 }
 
 /// One element of a multi-valued attribute.
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Elem<'a> {
     pub(crate) value: Option<&'a str>,
-    pub(crate) kind: Option<&'static str>,
+    pub(crate) kind: Option<&'a str>,
     pub(crate) primary: Option<bool>,
+    pub(crate) display: Option<&'a str>,
+    pub(crate) formatted: Option<&'a str>,
+    pub(crate) street_address: Option<&'a str>,
+    pub(crate) locality: Option<&'a str>,
+    pub(crate) region: Option<&'a str>,
+    pub(crate) postal_code: Option<&'a str>,
+    pub(crate) country: Option<&'a str>,
+    /// Whether strings compare caselessly (RFC 7643 `caseExact` false).
     pub(crate) caseless: bool,
+}
+
+impl<'a> Elem<'a> {
+    /// An element of a list of strings (`roles`: the role is both value and display).
+    pub(crate) fn string(x: &'a str, caseless: bool) -> Elem<'a> {
+        Elem {
+            value: Some(x),
+            display: Some(x),
+            caseless,
+            ..Elem::default()
+        }
+    }
 }
 
 /// Calls `f` on each element of `m`; true as soon as one call is.
@@ -347,32 +354,7 @@ pub(crate) fn elements<'a, U: Fields + ?Sized>(
     m: Multi,
     f: &mut dyn FnMut(Elem<'a>) -> bool,
 ) -> bool {
-    match m {
-        Multi::Emails => u.email().is_some_and(|x| {
-            f(Elem {
-                value: Some(x),
-                kind: Some("work"),
-                primary: Some(true),
-                caseless: true,
-            })
-        }),
-        Multi::PhoneNumbers => u.mobile_phone().is_some_and(|x| {
-            f(Elem {
-                value: Some(x),
-                kind: Some("mobile"),
-                primary: Some(true),
-                caseless: false,
-            })
-        }),
-        Multi::Roles => u.any_role(&mut |r| {
-            f(Elem {
-                value: Some(r),
-                kind: None,
-                primary: None,
-                caseless: false,
-            })
-        }),
-    }
+    u.any_elem(m.index(), f)
 }
 
 #[derive(Debug)]
@@ -394,11 +376,19 @@ impl V<'_> {
 }
 
 fn sub_value<'a>(e: &Elem<'a>, s: Sub) -> Option<V<'a>> {
-    match s {
-        Sub::Value | Sub::Display => e.value.map(|x| V::Str(x, e.caseless)),
-        Sub::Type => e.kind.map(|x| V::Str(x, false)),
-        Sub::Primary => e.primary.map(V::Bool),
-    }
+    let text = match s {
+        Sub::Primary => return e.primary.map(V::Bool),
+        Sub::Value => e.value,
+        Sub::Display => e.display,
+        Sub::Type => e.kind,
+        Sub::Formatted => e.formatted,
+        Sub::StreetAddress => e.street_address,
+        Sub::Locality => e.locality,
+        Sub::Region => e.region,
+        Sub::PostalCode => e.postal_code,
+        Sub::Country => e.country,
+    };
+    text.map(|x| V::Str(x, e.caseless))
 }
 
 fn data_value<'a>(v: DataRef<'a>, f: &mut dyn FnMut(V<'a>) -> bool, nested: bool) -> bool {
@@ -435,44 +425,28 @@ fn values<'a, U: Fields + ?Sized>(
     e: Option<&Elem<'a>>,
     f: &mut dyn FnMut(V<'a>) -> bool,
 ) -> bool {
-    let s = |o: Option<&'a str>| o.map(|x| V::Str(x, false));
     let one = match attr {
         Attr::Id => Some(V::Id(u.id())),
-        Attr::UserName => u.username().map(|x| V::Str(x, true)),
-        Attr::ExternalId => s(u.external_id()),
-        Attr::Active => Some(V::Bool(u.active())),
-        Attr::Verified => Some(V::Bool(u.verified())),
-        Attr::GivenName => s(u.first_name()),
-        Attr::MiddleName => s(u.middle_name()),
-        Attr::FamilyName => s(u.last_name()),
-        Attr::Formatted => s(u.full_name()),
-        Attr::NickName => s(u.nick_name()),
-        Attr::BirthDate => s(u.birth_date()),
-        Attr::ImageUrl => s(u.image_url()),
-        Attr::Timezone => s(u.timezone()),
-        Attr::Created => Some(V::Time(u.insert_instant())),
-        Attr::LastModified => Some(V::Time(u.last_update_instant())),
-        Attr::LastLogin => u.last_login_instant().map(V::Time),
-        Attr::Expiry => u.expiry().map(V::Time),
-        Attr::Version => Some(V::Int(i64::try_from(u.version()).unwrap_or(i64::MAX))),
-        Attr::PreferredLanguage => {
-            return u.any_language(&mut |l| f(V::Str(l, false)));
-        }
-        Attr::Emails(sub) => {
-            return elements(u, Multi::Emails, &mut |el| {
-                sub_value(&el, *sub).is_some_and(&mut *f)
-            });
-        }
-        Attr::PhoneNumbers(sub) => {
-            return elements(u, Multi::PhoneNumbers, &mut |el| {
-                sub_value(&el, *sub).is_some_and(&mut *f)
-            });
-        }
-        Attr::Roles(sub) => {
-            return match sub {
-                Sub::Value | Sub::Display => u.any_role(&mut |r| f(V::Str(r, false))),
-                Sub::Type | Sub::Primary => false,
+        Attr::Field(fld) => {
+            let i = fld.index();
+            let Some(a) = attr_of(i) else {
+                return false;
             };
+            match a.kind {
+                Kind::Text => u.text(i).map(|x| V::Str(x, !a.case_exact)),
+                Kind::Flag => Some(V::Bool(u.flag(i))),
+                Kind::Instant | Kind::OptInstant => u.int(i).map(V::Time),
+                Kind::Version => u.int(i).map(V::Int),
+                Kind::Strings => {
+                    return u.any_elem(i, &mut |el| {
+                        el.value.is_some_and(|x| f(V::Str(x, el.caseless)))
+                    });
+                }
+                Kind::Multi | Kind::Addresses | Kind::Data | Kind::Hash => None,
+            }
+        }
+        Attr::Multi(m, sub) => {
+            return elements(u, *m, &mut |el| sub_value(&el, *sub).is_some_and(&mut *f));
         }
         Attr::Element(sub) => e.and_then(|el| sub_value(el, *sub)),
         Attr::Data(keys) => {

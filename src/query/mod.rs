@@ -74,10 +74,12 @@ mod parse;
 mod plan;
 mod sort;
 
-pub use parse::{Attr, CompareOp, Filter, Multi, Sub, Value, parse_filter};
+pub use parse::{Attr, CompareOp, Field, Filter, Multi, Sub, Value, parse_filter};
 pub use parse::{MAX_FILTER_DEPTH, MAX_FILTER_TERMS};
 pub use plan::{DEFAULT_LIMIT, LoginAttr, Page, Plan, Search};
 pub use sort::{Cursor, SortField};
 
-pub(crate) use eval::{Elem, Pred};
+#[cfg(test)]
+pub(crate) use eval::Fields;
+pub(crate) use eval::{Elem, Pred, parse_instant};
 pub(crate) use parse::{parse_element_filter, resolve_attr};

@@ -19,26 +19,98 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::error::{Error, Result};
+use crate::model::{self, Kind, at};
 
-/// A multi-valued SCIM attribute whose elements a value path (`emails[type eq "work"]`) selects.
+/// A multi-valued attribute of the model whose elements a value path
+/// (`emails[type eq "work"]`) selects: `emails`, `phoneNumbers`, `ims`, `photos`,
+/// `addresses`, `x509Certificates`, `entitlements` or `roles`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Multi {
-    /// `emails`: the user's one email, as `{value, type: "work", primary: true, display}`.
-    Emails,
-    /// `phoneNumbers`: the mobile phone, as `{value, type: "mobile", primary: true, display}`.
-    PhoneNumbers,
-    /// `roles`: one element per role, `{value, display}` (both the role name).
-    Roles,
-}
+pub struct Multi(pub(crate) u8);
 
 impl Multi {
-    fn name(self) -> &'static str {
-        match self {
-            Multi::Emails => "emails",
-            Multi::PhoneNumbers => "phoneNumbers",
-            Multi::Roles => "roles",
+    /// `emails`.
+    pub const EMAILS: Multi = Multi(at::EMAILS as u8);
+    /// `phoneNumbers`.
+    pub const PHONE_NUMBERS: Multi = Multi(at::PHONE_NUMBERS as u8);
+    /// `roles`.
+    pub const ROLES: Multi = Multi(at::ROLES as u8);
+
+    /// The multi-valued attribute of this (SCIM) name, any case.
+    #[must_use]
+    pub fn named(name: &str) -> Option<Multi> {
+        let i = model::lookup(&name.to_ascii_lowercase())?;
+        let a = model::attr(i)?;
+        (matches!(a.kind, Kind::Multi | Kind::Addresses) || i == at::ROLES)
+            .then(|| Multi(u8::try_from(i).unwrap_or(u8::MAX)))
+    }
+
+    /// Its SCIM name.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        model::attr(self.index()).map_or("", |a| a.name)
+    }
+
+    pub(crate) fn index(self) -> usize {
+        usize::from(self.0)
+    }
+
+    /// Whether its elements are addresses.
+    pub(crate) fn is_addresses(self) -> bool {
+        model::attr(self.index()).is_some_and(|a| a.kind == Kind::Addresses)
+    }
+
+    /// Whether `s` is a sub-attribute of its elements.
+    pub(crate) fn has_sub(self, s: Sub) -> bool {
+        if self.is_addresses() {
+            !matches!(s, Sub::Value | Sub::Display)
+        } else {
+            matches!(s, Sub::Value | Sub::Type | Sub::Primary | Sub::Display)
         }
+    }
+}
+
+/// A single-valued attribute of the model (`userName`, `name.familyName`, `title`,
+/// `preferredLanguage`, the enterprise `employeeNumber`, `meta.created`, ...).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Field(pub(crate) u8);
+
+impl Field {
+    /// `userName`.
+    pub const USER_NAME: Field = Field(at::USERNAME as u8);
+    /// The login email (`email`; SCIM's primary `emails` element).
+    pub const EMAIL: Field = Field(at::EMAIL as u8);
+    /// `externalId`.
+    pub const EXTERNAL_ID: Field = Field(at::EXTERNAL_ID as u8);
+    /// `active`.
+    pub const ACTIVE: Field = Field(at::ACTIVE as u8);
+    /// `meta.created`.
+    pub const CREATED: Field = Field(at::CREATED as u8);
+
+    /// The single-valued attribute of this (SCIM) name, any case, with or without its
+    /// schema URN.
+    #[must_use]
+    pub fn named(name: &str) -> Option<Field> {
+        let i = model::lookup(&name.to_ascii_lowercase())?;
+        let a = model::attr(i)?;
+        let single = !matches!(
+            a.kind,
+            Kind::Multi | Kind::Addresses | Kind::Data | Kind::Hash
+        ) && i != at::ROLES;
+        single.then(|| Field(u8::try_from(i).unwrap_or(u8::MAX)))
+    }
+
+    /// Its SCIM name (within its schema).
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        model::attr(self.index()).map_or("", |a| a.name)
+    }
+
+    pub(crate) fn index(self) -> usize {
+        usize::from(self.0)
+    }
+
+    pub(crate) fn kind(self) -> Kind {
+        model::attr(self.index()).map_or(Kind::Text, |a| a.kind)
     }
 }
 
@@ -46,31 +118,57 @@ impl Multi {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Sub {
-    /// `value`: the email, phone number or role.
+    /// `value`: the email, phone number, role, ...
     Value,
-    /// `type`: `"work"` for the email, `"mobile"` for the phone; absent for roles.
+    /// `type`: `work`, `home`, `mobile`, ...
     Type,
-    /// `primary`: `true` for the email and the phone; absent for roles.
+    /// `primary`.
     Primary,
-    /// `display`: same as `value`.
+    /// `display` (for roles: the role name).
     Display,
+    /// `formatted` (addresses).
+    Formatted,
+    /// `streetAddress` (addresses).
+    StreetAddress,
+    /// `locality` (addresses).
+    Locality,
+    /// `region` (addresses).
+    Region,
+    /// `postalCode` (addresses).
+    PostalCode,
+    /// `country` (addresses).
+    Country,
 }
 
 impl Sub {
-    fn name(self) -> &'static str {
+    /// Its SCIM name.
+    #[must_use]
+    pub fn name(self) -> &'static str {
         match self {
             Sub::Value => "value",
             Sub::Type => "type",
             Sub::Primary => "primary",
             Sub::Display => "display",
+            Sub::Formatted => "formatted",
+            Sub::StreetAddress => "streetAddress",
+            Sub::Locality => "locality",
+            Sub::Region => "region",
+            Sub::PostalCode => "postalCode",
+            Sub::Country => "country",
         }
     }
-    fn from_name(lower: &str) -> Option<Sub> {
+    pub(crate) fn from_name(lower: &str) -> Option<Sub> {
         Some(match lower {
             "value" => Sub::Value,
             "type" => Sub::Type,
             "primary" => Sub::Primary,
             "display" => Sub::Display,
+            "formatted" => Sub::Formatted,
+            "streetaddress" => Sub::StreetAddress,
+            "locality" => Sub::Locality,
+            "region" => Sub::Region,
+            "postalcode" => Sub::PostalCode,
+            "country" => Sub::Country,
             _ => return None,
         })
     }
@@ -83,48 +181,11 @@ impl Sub {
 pub enum Attr {
     /// `id`.
     Id,
-    /// `userName` → `username` (compared caselessly).
-    UserName,
-    /// `externalId` → `external_id`.
-    ExternalId,
-    /// `active`.
-    Active,
-    /// `verified` (email verified).
-    Verified,
-    /// `name.givenName` → `first_name`.
-    GivenName,
-    /// `name.middleName` → `middle_name`.
-    MiddleName,
-    /// `name.familyName` → `last_name`.
-    FamilyName,
-    /// `name.formatted`, `displayName` → `full_name`.
-    Formatted,
-    /// `nickName` → `nick_name`.
-    NickName,
-    /// `birthDate` → `birth_date`.
-    BirthDate,
-    /// `imageUrl`, `photos.value` → `image_url`.
-    ImageUrl,
-    /// `timezone`.
-    Timezone,
-    /// `preferredLanguage` → any of `preferred_languages`.
-    PreferredLanguage,
-    /// `emails.*` (`emails` and `email` mean `emails.value`; compared caselessly).
-    Emails(Sub),
-    /// `phoneNumbers.*` (`phoneNumbers` means `phoneNumbers.value`) → `mobile_phone`.
-    PhoneNumbers(Sub),
-    /// `roles.*` (`roles`, `role` mean `roles.value`).
-    Roles(Sub),
-    /// `meta.created` → `insert_instant`.
-    Created,
-    /// `meta.lastModified` → `last_update_instant`.
-    LastModified,
-    /// `meta.version` → `version`.
-    Version,
-    /// `lastLogin` → `last_login_instant`.
-    LastLogin,
-    /// `expiry`.
-    Expiry,
+    /// A single-valued attribute.
+    Field(Field),
+    /// A sub-attribute of the elements of a multi-valued attribute (`emails` alone means
+    /// `emails.value`, `addresses` alone `addresses.formatted`).
+    Multi(Multi, Sub),
     /// `data.<key>[.<key>...]`: a custom attribute, keys case-sensitive.
     Data(Vec<String>),
     /// Inside a value path: a sub-attribute of the selected element.
@@ -132,55 +193,45 @@ pub enum Attr {
 }
 
 impl Attr {
+    /// The attribute a path names (outside value paths), or `None` when unknown. Names are
+    /// case-insensitive and may carry their schema URN.
+    ///
+    /// # Examples
+    /// ```
+    /// use userdir::query::{Attr, Multi, Sub};
+    /// assert_eq!(Attr::parse("Emails.Type"), Some(Attr::Multi(Multi::EMAILS, Sub::Type)));
+    /// assert!(Attr::parse("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department").is_some());
+    /// ```
+    #[must_use]
+    pub fn parse(path: &str) -> Option<Attr> {
+        resolve_attr(path)
+    }
+
     /// Whether the attribute holds booleans (only `eq`, `ne` and `pr` apply).
     fn is_bool(&self) -> bool {
-        matches!(
-            self,
-            Attr::Active
-                | Attr::Verified
-                | Attr::Emails(Sub::Primary)
-                | Attr::PhoneNumbers(Sub::Primary)
-                | Attr::Roles(Sub::Primary)
-                | Attr::Element(Sub::Primary)
-        )
+        match self {
+            Attr::Field(f) => f.kind() == Kind::Flag,
+            Attr::Multi(_, Sub::Primary) | Attr::Element(Sub::Primary) => true,
+            _ => false,
+        }
     }
 }
 
 impl fmt::Display for Attr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = match self {
-            Attr::Id => "id",
-            Attr::UserName => "userName",
-            Attr::ExternalId => "externalId",
-            Attr::Active => "active",
-            Attr::Verified => "verified",
-            Attr::GivenName => "name.givenName",
-            Attr::MiddleName => "name.middleName",
-            Attr::FamilyName => "name.familyName",
-            Attr::Formatted => "name.formatted",
-            Attr::NickName => "nickName",
-            Attr::BirthDate => "birthDate",
-            Attr::ImageUrl => "imageUrl",
-            Attr::Timezone => "timezone",
-            Attr::PreferredLanguage => "preferredLanguage",
-            Attr::Created => "meta.created",
-            Attr::LastModified => "meta.lastModified",
-            Attr::Version => "meta.version",
-            Attr::LastLogin => "lastLogin",
-            Attr::Expiry => "expiry",
-            Attr::Emails(s) => return write!(f, "emails.{}", s.name()),
-            Attr::PhoneNumbers(s) => return write!(f, "phoneNumbers.{}", s.name()),
-            Attr::Roles(s) => return write!(f, "roles.{}", s.name()),
-            Attr::Element(s) => s.name(),
+        match self {
+            Attr::Id => f.write_str("id"),
+            Attr::Field(x) => f.write_str(x.name()),
+            Attr::Multi(m, s) => write!(f, "{}.{}", m.name(), s.name()),
+            Attr::Element(s) => f.write_str(s.name()),
             Attr::Data(keys) => {
                 f.write_str("data")?;
                 for k in keys {
                     write!(f, ".{k}")?;
                 }
-                return Ok(());
+                Ok(())
             }
-        };
-        f.write_str(s)
+        }
     }
 }
 
@@ -443,63 +494,51 @@ pub(crate) fn parse_element_filter(s: &str, parent: Multi) -> Result<Filter> {
     Ok(f)
 }
 
-const CORE_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:user:";
-
 /// The attribute an attribute path names (outside value paths), or `None` when unknown.
 pub(crate) fn resolve_attr(path: &str) -> Option<Attr> {
     let lower = path.to_ascii_lowercase();
-    let (lower, path) = match lower.strip_prefix(CORE_URN) {
-        Some(rest) => (rest.to_owned(), path.get(CORE_URN.len()..)?),
+    let core = model::CORE_URN;
+    let (lower, path) = match model::strip_urn(&lower, core) {
+        Some(rest) => (rest.to_owned(), path.get(core.len() + 1..)?),
         None => (lower.clone(), path),
     };
-    if let Some(keys) = lower.strip_prefix("data.") {
-        let keys = path.get(path.len() - keys.len()..)?;
+    let data = lower
+        .strip_prefix("data.")
+        .map(|k| (k.len(), ""))
+        .or_else(|| {
+            model::strip_urn(&lower, model::USERDIR_URN)
+                .and_then(|r| r.strip_prefix("data."))
+                .map(|k| (k.len(), ""))
+        });
+    if let Some((n, _)) = data {
+        let keys = path.get(path.len() - n..)?;
         let keys: Vec<String> = keys.split('.').map(str::to_owned).collect();
         if keys.iter().any(|k| k.is_empty() || k.contains(':')) {
             return None;
         }
         return Some(Attr::Data(keys));
     }
-    let multi = |m: &str| -> Option<Sub> {
-        match lower.strip_prefix(m) {
-            Some("") => Some(Sub::Value),
-            Some(rest) => Sub::from_name(rest.strip_prefix('.')?),
-            None => None,
-        }
-    };
-    if lower.starts_with("emails") {
-        return multi("emails").map(Attr::Emails);
+    match lower.as_str() {
+        "id" => return Some(Attr::Id),
+        "role" => return Some(Attr::Multi(Multi::ROLES, Sub::Value)),
+        "imageurl" => return Some(Attr::Multi(Multi(at::PHOTOS as u8), Sub::Value)),
+        _ => {}
     }
-    if lower.starts_with("phonenumbers") {
-        return multi("phonenumbers").map(Attr::PhoneNumbers);
+    if let Some(f) = Field::named(&lower) {
+        return Some(Attr::Field(f));
     }
-    if lower.starts_with("roles") {
-        return multi("roles").map(Attr::Roles);
+    if let Some(m) = Multi::named(&lower) {
+        let sub = if m.is_addresses() {
+            Sub::Formatted
+        } else {
+            Sub::Value
+        };
+        return Some(Attr::Multi(m, sub));
     }
-    Some(match lower.as_str() {
-        "id" => Attr::Id,
-        "username" => Attr::UserName,
-        "email" => Attr::Emails(Sub::Value),
-        "role" => Attr::Roles(Sub::Value),
-        "externalid" => Attr::ExternalId,
-        "active" => Attr::Active,
-        "verified" => Attr::Verified,
-        "name.givenname" => Attr::GivenName,
-        "name.middlename" => Attr::MiddleName,
-        "name.familyname" => Attr::FamilyName,
-        "name.formatted" | "displayname" => Attr::Formatted,
-        "nickname" => Attr::NickName,
-        "birthdate" => Attr::BirthDate,
-        "imageurl" | "photos.value" | "photos" => Attr::ImageUrl,
-        "timezone" => Attr::Timezone,
-        "preferredlanguage" => Attr::PreferredLanguage,
-        "meta.created" | "insertinstant" => Attr::Created,
-        "meta.lastmodified" | "lastupdateinstant" => Attr::LastModified,
-        "meta.version" => Attr::Version,
-        "lastlogin" | "lastlogininstant" => Attr::LastLogin,
-        "expiry" => Attr::Expiry,
-        _ => return None,
-    })
+    let (head, sub) = lower.rsplit_once('.')?;
+    let m = Multi::named(head)?;
+    let sub = Sub::from_name(sub)?;
+    m.has_sub(sub).then_some(Attr::Multi(m, sub))
 }
 
 const KNOWN: &str = "an attribute (userName, emails, externalId, id, active, name.familyName, roles, meta.created, data.<key>, ...)";
@@ -648,27 +687,26 @@ impl<'a> Parser<'a> {
         let start = self.pos;
         let attr = match ctx {
             None => resolve_attr(word),
-            Some(_) => Sub::from_name(&word.to_ascii_lowercase()).map(Attr::Element),
+            Some(parent) => Sub::from_name(&word.to_ascii_lowercase())
+                .filter(|s| parent.has_sub(*s))
+                .map(Attr::Element),
         };
         let Some(attr) = attr else {
             return Err(self.err(match ctx {
                 None => KNOWN,
-                Some(_) => "a sub-attribute (value, type, primary, display)",
+                Some(_) => "a sub-attribute (value, type, primary, display; for addresses formatted, streetAddress, locality, region, postalCode, country, type, primary)",
             }));
         };
         self.pos = start + word.len();
         if self.peek() == Some(b'[') {
             let lower = word.to_ascii_lowercase();
-            let multi = match (&attr, ctx) {
-                (Attr::Emails(Sub::Value), None) if lower.ends_with("emails") => Multi::Emails,
-                (Attr::PhoneNumbers(Sub::Value), None) if lower.ends_with("phonenumbers") => {
-                    Multi::PhoneNumbers
-                }
-                (Attr::Roles(Sub::Value), None) if lower.ends_with("roles") => Multi::Roles,
+            let named = model::strip_urn(&lower, model::CORE_URN).unwrap_or(&lower);
+            let multi = match (&attr, ctx, Multi::named(named)) {
+                (Attr::Multi(m, _), None, Some(n)) if *m == n => n,
                 _ => {
                     self.pos = start;
                     return Err(self.err(
-                        "a multi-valued attribute (emails, phoneNumbers, roles) before \"[\"",
+                        "a multi-valued attribute (emails, phoneNumbers, addresses, roles, ...) before \"[\"",
                     ));
                 }
             };

@@ -6,7 +6,7 @@ use std::ops::Bound;
 use uuid::Uuid;
 
 use super::eval::{Fields, Pred, parse_instant};
-use super::parse::{Attr, CompareOp, Filter, Multi, Sub, Value, parse_filter};
+use super::parse::{Attr, CompareOp, Field, Filter, Multi, Sub, Value, parse_filter};
 use super::sort::{Cursor, Key, SortBy, SortField, cmp_rows};
 use crate::directory::{Directory, ReadTx};
 use crate::error::{Error, Result};
@@ -269,7 +269,7 @@ impl Plan {
     fn write_access(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let attr = |a: &LoginAttr| match a {
             LoginAttr::UserName => "userName",
-            LoginAttr::Email => "emails",
+            LoginAttr::Email => "email",
         };
         let bound = |b: &Bound<Instant>, lo: bool| match (b, lo) {
             (Bound::Included(x), true) => format!("[{x}"),
@@ -385,10 +385,8 @@ fn access(c: &Filter) -> Option<(Plan, bool)> {
         } if matches!(
             attr,
             Attr::Id
-                | Attr::UserName
-                | Attr::Emails(Sub::Value)
-                | Attr::ExternalId
-                | Attr::Roles(Sub::Value)
+                | Attr::Field(Field::USER_NAME | Field::EMAIL | Field::EXTERNAL_ID)
+                | Attr::Multi(Multi::ROLES, Sub::Value)
         ) =>
         {
             let p = match (attr, op) {
@@ -396,13 +394,13 @@ fn access(c: &Filter) -> Option<(Plan, bool)> {
                     ids: Uuid::parse_str(s).ok().into_iter().collect(),
                     residual: None,
                 },
-                (Attr::UserName, _) => login(LoginAttr::UserName, *op, s)?,
-                (Attr::Emails(_), _) => login(LoginAttr::Email, *op, s)?,
-                (Attr::ExternalId, CompareOp::Eq) => Plan::ExternalIdEq {
+                (Attr::Field(Field::USER_NAME), _) => login(LoginAttr::UserName, *op, s)?,
+                (Attr::Field(Field::EMAIL), _) => login(LoginAttr::Email, *op, s)?,
+                (Attr::Field(Field::EXTERNAL_ID), CompareOp::Eq) => Plan::ExternalIdEq {
                     external_id: s.clone(),
                     residual: None,
                 },
-                (Attr::Roles(_), CompareOp::Eq) => Plan::RoleEq {
+                (Attr::Multi(..), CompareOp::Eq) => Plan::RoleEq {
                     role: s.clone(),
                     residual: None,
                 },
@@ -411,7 +409,7 @@ fn access(c: &Filter) -> Option<(Plan, bool)> {
             Some((p, true))
         }
         Filter::Compare {
-            attr: Attr::Created,
+            attr: Attr::Field(Field::CREATED),
             op,
             value,
         } => {
@@ -438,17 +436,9 @@ fn access(c: &Filter) -> Option<(Plan, bool)> {
             let mut cs = Vec::new();
             conjuncts(filter, &mut cs);
             let single = cs.len() == 1;
-            cs.iter().find_map(|c| match (attr, c) {
+            cs.iter().find_map(|c| match (*attr, c) {
                 (
-                    Multi::Emails,
-                    Filter::Compare {
-                        attr: Attr::Element(Sub::Value),
-                        op,
-                        value: Value::String(s),
-                    },
-                ) => login(LoginAttr::Email, *op, s).map(|p| (p, single)),
-                (
-                    Multi::Roles,
+                    Multi::ROLES,
                     Filter::Compare {
                         attr: Attr::Element(Sub::Value),
                         op: CompareOp::Eq,
@@ -979,27 +969,26 @@ fn required_strings(f: &Filter) -> Vec<&[u8]> {
             attr,
             op: CompareOp::Eq | CompareOp::Co | CompareOp::Sw | CompareOp::Ew,
             value: Value::String(s),
-        } if !s.is_empty()
-            && matches!(
-                attr,
-                Attr::ExternalId
-                    | Attr::GivenName
-                    | Attr::MiddleName
-                    | Attr::FamilyName
-                    | Attr::Formatted
-                    | Attr::NickName
-                    | Attr::BirthDate
-                    | Attr::ImageUrl
-                    | Attr::Timezone
-                    | Attr::PreferredLanguage
-                    | Attr::PhoneNumbers(Sub::Value | Sub::Display)
-                    | Attr::Roles(Sub::Value | Sub::Display)
-                    | Attr::Data(_)
-            ) =>
-        {
+        } if !s.is_empty() && case_exact_text(attr) => {
             vec![s.as_bytes()]
         }
         _ => Vec::new(),
+    }
+}
+
+/// Whether `attr` is stored as text compared case-exactly (so a match holds its bytes).
+fn case_exact_text(attr: &Attr) -> bool {
+    match attr {
+        Attr::Field(f) => crate::model::attr(f.index()).is_some_and(|a| {
+            a.case_exact
+                && matches!(
+                    a.kind,
+                    crate::model::Kind::Text | crate::model::Kind::Strings
+                )
+        }),
+        Attr::Multi(m, _) => crate::model::attr(m.index()).is_some_and(|a| a.case_exact),
+        Attr::Data(_) => true,
+        _ => false,
     }
 }
 

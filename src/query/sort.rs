@@ -11,7 +11,8 @@ use uuid::Uuid;
 use super::eval::{Fields, with_caseless};
 use crate::error::{Error, Result};
 use crate::identity::caseless_key;
-use crate::store::record::{Need, field};
+use crate::model::at;
+use crate::store::record::Need;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum SortBy {
@@ -163,12 +164,12 @@ impl SortField {
     /// The record field this key reads.
     pub(crate) fn need(&self) -> Need {
         Need::default().with(match self.by {
-            SortBy::Username => field::USERNAME,
-            SortBy::Email => field::EMAIL,
-            SortBy::FullName => field::FULL_NAME,
-            SortBy::BirthDate => field::BIRTH_DATE,
-            SortBy::InsertInstant => field::INSERT_INSTANT,
-            SortBy::LastLogin => field::LAST_LOGIN_INSTANT,
+            SortBy::Username => at::USERNAME,
+            SortBy::Email => at::EMAIL,
+            SortBy::FullName => at::FULL_NAME,
+            SortBy::BirthDate => at::BIRTH_DATE,
+            SortBy::InsertInstant => at::CREATED,
+            SortBy::LastLogin => at::LAST_LOGIN,
         })
     }
 }

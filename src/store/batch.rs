@@ -689,34 +689,19 @@ mod tests {
     use crate::store::Keys;
 
     fn user(username: Option<&str>, email: Option<&str>, external: Option<&str>) -> User {
-        let mut u = User {
-            id: Uuid::new_v4(),
-            username: username.map(str::to_owned),
-            email: email.map(str::to_owned),
-            external_id: external.map(str::to_owned),
-            active: true,
-            verified: false,
-            first_name: Some("Given".into()),
-            middle_name: None,
-            last_name: None,
-            full_name: None,
-            nick_name: None,
-            birth_date: None,
-            mobile_phone: None,
-            image_url: None,
-            timezone: None,
-            preferred_languages: Vec::new(),
-            roles: Default::default(),
-            data: Default::default(),
-            password: None,
-            password_change_required: false,
-            expiry: None,
-            insert_instant: -5,
-            last_update_instant: 7,
-            last_login_instant: None,
-            password_last_update_instant: None,
-            version: 1,
-        };
+        let mut u = User::new(
+            Uuid::new_v4(),
+            crate::user::Profile {
+                username: username.map(str::to_owned),
+                email: email.map(str::to_owned),
+                external_id: external.map(str::to_owned),
+                first_name: Some("Given".into()),
+                ..Default::default()
+            },
+        );
+        u.insert_instant = -5;
+        u.last_update_instant = 7;
+        u.version = 1;
         u.roles.insert("member".into());
         u.roles.insert("Zeta admins".into());
         u

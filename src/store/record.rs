@@ -1,6 +1,11 @@
 //! The on-disk user record, separate from the public [`User`] so each can evolve.
 //!
-//! Record format version 1. The codec prefixes the bincode encoding with this version byte.
+//! Format 3 (written): the attributes of the [attribute table](crate::model), each present one
+//! as `(tag, value)` with the tag its position in the table, in increasing tag order; the
+//! value is a [`DbField`] variant fitting the attribute's kind. Nothing here names a field:
+//! a new attribute is a new row of the table.
+//!
+//! Format 1 (read only): [`DbUserV1`], the FusionAuth-shaped record of earlier versions.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -10,8 +15,10 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
 
-use crate::user::{AttrValue, MAX_DATA_DEPTH, StoredHash, User};
+use crate::model::{ATTRS, Get, Kind, N_ATTRS, Slot};
+use crate::user::{Address, AttrValue, MAX_DATA_DEPTH, MultiValue, StoredHash, User};
 
+/// The record of format 1 (and of format 2, which wraps it in a checksummed envelope).
 #[derive(Serialize, Deserialize)]
 pub(crate) struct DbUserV1 {
     pub username: Option<String>,
@@ -147,46 +154,15 @@ impl From<DbValue> for AttrValue {
     }
 }
 
-impl From<&User> for DbUserV1 {
-    fn from(u: &User) -> Self {
-        DbUserV1 {
-            username: u.username.clone(),
-            email: u.email.clone(),
-            external_id: u.external_id.clone(),
-            active: u.active,
-            verified: u.verified,
-            first_name: u.first_name.clone(),
-            middle_name: u.middle_name.clone(),
-            last_name: u.last_name.clone(),
-            full_name: u.full_name.clone(),
-            nick_name: u.nick_name.clone(),
-            birth_date: u.birth_date.clone(),
-            mobile_phone: u.mobile_phone.clone(),
-            image_url: u.image_url.clone(),
-            timezone: u.timezone.clone(),
-            preferred_languages: u.preferred_languages.clone(),
-            roles: u.roles.clone(),
-            data: u.data.iter().map(|(k, v)| (k.clone(), v.into())).collect(),
-            password: u.password.as_ref().map(|p| p.expose().to_owned()),
-            password_change_required: u.password_change_required,
-            expiry: u.expiry,
-            insert_instant: u.insert_instant,
-            last_update_instant: u.last_update_instant,
-            last_login_instant: u.last_login_instant,
-            password_last_update_instant: u.password_last_update_instant,
-            version: u.version,
-        }
-    }
-}
-
 impl DbUserV1 {
+    /// The user this record of format 1 describes (the mobile phone and the image URL become
+    /// the phone number of type `mobile` and the photo of type `photo`; the email, the only
+    /// and so primary element of `emails`).
     pub(crate) fn into_user(self, id: Uuid) -> User {
-        User {
-            id,
+        let mut p = crate::user::Profile {
             username: self.username,
             email: self.email,
             external_id: self.external_id,
-            active: self.active,
             verified: self.verified,
             first_name: self.first_name,
             middle_name: self.middle_name,
@@ -194,15 +170,25 @@ impl DbUserV1 {
             full_name: self.full_name,
             nick_name: self.nick_name,
             birth_date: self.birth_date,
-            mobile_phone: self.mobile_phone,
-            image_url: self.image_url,
             timezone: self.timezone,
             preferred_languages: self.preferred_languages,
             roles: self.roles,
             data: self.data.into_iter().map(|(k, v)| (k, v.into())).collect(),
-            password: self.password.map(StoredHash::from_encoded),
             password_change_required: self.password_change_required,
             expiry: self.expiry,
+            ..crate::user::Profile::default()
+        };
+        if let Some(e) = &p.email {
+            p.emails
+                .push(MultiValue::new(e.clone()).kind("work").primary(true));
+        }
+        p.set_mobile_phone(self.mobile_phone);
+        p.set_image_url(self.image_url);
+        User {
+            id,
+            profile: p,
+            active: self.active,
+            password: self.password.map(StoredHash::from_encoded),
             insert_instant: self.insert_instant,
             last_update_instant: self.last_update_instant,
             last_login_instant: self.last_login_instant,
@@ -213,53 +199,176 @@ impl DbUserV1 {
 }
 
 /// The number of fields of [`DbUserV1`].
-pub(crate) const FIELDS: usize = 25;
+const V1_FIELDS: usize = 25;
 
-/// Field positions in [`DbUserV1`] (and [`RecordView`]), for [`Need`].
-pub(crate) mod field {
-    pub(crate) const USERNAME: usize = 0;
-    pub(crate) const EMAIL: usize = 1;
-    pub(crate) const EXTERNAL_ID: usize = 2;
-    pub(crate) const ACTIVE: usize = 3;
-    pub(crate) const VERIFIED: usize = 4;
-    pub(crate) const FIRST_NAME: usize = 5;
-    pub(crate) const MIDDLE_NAME: usize = 6;
-    pub(crate) const LAST_NAME: usize = 7;
-    pub(crate) const FULL_NAME: usize = 8;
-    pub(crate) const NICK_NAME: usize = 9;
-    pub(crate) const BIRTH_DATE: usize = 10;
-    pub(crate) const MOBILE_PHONE: usize = 11;
-    pub(crate) const IMAGE_URL: usize = 12;
-    pub(crate) const TIMEZONE: usize = 13;
-    pub(crate) const PREFERRED_LANGUAGES: usize = 14;
-    pub(crate) const ROLES: usize = 15;
-    pub(crate) const DATA: usize = 16;
-    pub(crate) const PASSWORD: usize = 17;
-    pub(crate) const PASSWORD_CHANGE_REQUIRED: usize = 18;
-    pub(crate) const EXPIRY: usize = 19;
-    pub(crate) const INSERT_INSTANT: usize = 20;
-    pub(crate) const LAST_UPDATE_INSTANT: usize = 21;
-    pub(crate) const LAST_LOGIN_INSTANT: usize = 22;
-    pub(crate) const PASSWORD_LAST_UPDATE_INSTANT: usize = 23;
-    pub(crate) const VERSION: usize = 24;
+/// The variants of a stored attribute value (format 3), in encoding order. Decoding goes
+/// through [`RecordView`]; this type only writes.
+#[derive(Serialize)]
+pub(crate) enum DbField<'a> {
+    Text(&'a str),
+    Flag(bool),
+    Int(i64),
+    Version(u64),
+    Strings(Vec<&'a str>),
+    Multi(Vec<DbMulti<'a>>),
+    Addresses(Vec<DbAddress<'a>>),
+    Data(BTreeMap<&'a str, DbValue>),
 }
 
-/// Which fields of a record a [`RecordView`] reads: a bit set of positions from [`field`].
-/// The fields before the last one needed are stepped over (strings without their UTF-8
-/// check, custom data without allocating); those after it are not looked at.
+/// The variant names of [`DbField`], in encoding order.
+const DB_FIELD_VARIANTS: &[&str] = &[
+    "Text",
+    "Flag",
+    "Int",
+    "Version",
+    "Strings",
+    "Multi",
+    "Addresses",
+    "Data",
+];
+
+/// The [`DbField`] variant an attribute of kind `k` is stored as.
+fn variant_of(k: Kind) -> u32 {
+    match k {
+        Kind::Text | Kind::Hash => 0,
+        Kind::Flag => 1,
+        Kind::OptInstant | Kind::Instant => 2,
+        Kind::Version => 3,
+        Kind::Strings => 4,
+        Kind::Multi => 5,
+        Kind::Addresses => 6,
+        Kind::Data => 7,
+    }
+}
+
+/// A stored [`MultiValue`]; also its in-place form (strings borrow from the record).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct DbMulti<'a> {
+    #[serde(borrow)]
+    pub value: &'a str,
+    #[serde(borrow)]
+    pub kind: Option<&'a str>,
+    pub primary: bool,
+    #[serde(borrow)]
+    pub display: Option<&'a str>,
+}
+
+/// A stored [`Address`]; also its in-place form.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct DbAddress<'a> {
+    #[serde(borrow)]
+    pub formatted: Option<&'a str>,
+    #[serde(borrow)]
+    pub street_address: Option<&'a str>,
+    #[serde(borrow)]
+    pub locality: Option<&'a str>,
+    #[serde(borrow)]
+    pub region: Option<&'a str>,
+    #[serde(borrow)]
+    pub postal_code: Option<&'a str>,
+    #[serde(borrow)]
+    pub country: Option<&'a str>,
+    #[serde(borrow)]
+    pub kind: Option<&'a str>,
+    pub primary: bool,
+}
+
+impl<'a> DbMulti<'a> {
+    fn of(m: &'a MultiValue) -> Self {
+        DbMulti {
+            value: &m.value,
+            kind: m.kind.as_deref(),
+            primary: m.primary,
+            display: m.display.as_deref(),
+        }
+    }
+    fn to_owned_value(self) -> MultiValue {
+        MultiValue {
+            value: self.value.to_owned(),
+            kind: self.kind.map(str::to_owned),
+            primary: self.primary,
+            display: self.display.map(str::to_owned),
+        }
+    }
+}
+
+impl<'a> DbAddress<'a> {
+    fn of(a: &'a Address) -> Self {
+        DbAddress {
+            formatted: a.formatted.as_deref(),
+            street_address: a.street_address.as_deref(),
+            locality: a.locality.as_deref(),
+            region: a.region.as_deref(),
+            postal_code: a.postal_code.as_deref(),
+            country: a.country.as_deref(),
+            kind: a.kind.as_deref(),
+            primary: a.primary,
+        }
+    }
+    fn to_owned_value(self) -> Address {
+        let o = |s: Option<&str>| s.map(str::to_owned);
+        Address {
+            formatted: o(self.formatted),
+            street_address: o(self.street_address),
+            locality: o(self.locality),
+            region: o(self.region),
+            postal_code: o(self.postal_code),
+            country: o(self.country),
+            kind: o(self.kind),
+            primary: self.primary,
+        }
+    }
+}
+
+/// The stored entries of `u` (format 3): every attribute with a value, as `(tag, value)`.
+pub(crate) fn entries(u: &User) -> Vec<(u8, DbField<'_>)> {
+    let mut out = Vec::with_capacity(16);
+    for (i, a) in ATTRS.iter().enumerate() {
+        let v = match (a.get)(u) {
+            Get::Text(None) | Get::Hash(None) | Get::Int(None) => continue,
+            Get::Text(Some(s)) => DbField::Text(s),
+            Get::Hash(Some(h)) => DbField::Text(h.expose()),
+            Get::Flag(b) => DbField::Flag(b),
+            Get::Int(Some(x)) => DbField::Int(x),
+            Get::Version(x) => DbField::Version(x),
+            Get::Langs([]) => continue,
+            Get::Langs(l) => DbField::Strings(l.iter().map(String::as_str).collect()),
+            Get::Set(l) if l.is_empty() => continue,
+            Get::Set(l) => DbField::Strings(l.iter().map(String::as_str).collect()),
+            Get::Multi([]) => continue,
+            Get::Multi(l) => DbField::Multi(l.iter().map(DbMulti::of).collect()),
+            Get::Addresses([]) => continue,
+            Get::Addresses(l) => DbField::Addresses(l.iter().map(DbAddress::of).collect()),
+            Get::Data(d) if d.is_empty() => continue,
+            Get::Data(d) => DbField::Data(d.iter().map(|(k, v)| (k.as_str(), v.into())).collect()),
+        };
+        // At most 64 attributes (checked at compile time in `model`).
+        out.push((u8::try_from(i).unwrap_or(u8::MAX), v));
+    }
+    out
+}
+
+/// Which attributes a [`RecordView`] reads: a bit set of positions in the
+/// [attribute table](crate::model). The attributes before the last one needed are stepped
+/// over (strings without their UTF-8 check, custom data without allocating); those after it
+/// are not looked at.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Need(u32);
+pub(crate) struct Need(u64);
 
 impl Need {
-    /// Every field.
-    pub(crate) const ALL: Need = Need((1 << FIELDS) - 1);
+    /// Every attribute.
+    pub(crate) const ALL: Need = Need(if N_ATTRS >= 64 {
+        u64::MAX
+    } else {
+        (1 << N_ATTRS) - 1
+    });
 
-    /// Also needs field `i` (a position from [`field`]).
+    /// Also needs attribute `i` (a position in the table).
     #[must_use]
     pub(crate) fn with(self, i: usize) -> Need {
         let bit = u32::try_from(i)
             .ok()
-            .and_then(|i| 1u32.checked_shl(i))
+            .and_then(|i| 1u64.checked_shl(i))
             .unwrap_or(0);
         Need((self.0 | bit) & Need::ALL.0)
     }
@@ -270,7 +379,7 @@ impl Need {
         Need(self.0 | o.0)
     }
 
-    /// Whether field `i` is needed.
+    /// Whether attribute `i` is needed.
     pub(crate) fn has(self, i: usize) -> bool {
         u32::try_from(i)
             .ok()
@@ -278,14 +387,14 @@ impl Need {
             .is_some_and(|b| b & 1 != 0)
     }
 
-    /// How many leading fields must be decoded (up to the last one needed).
+    /// How many leading attributes must be decoded (up to the last one needed).
     pub(crate) fn fields(self) -> usize {
-        (u32::BITS - self.0.leading_zeros()) as usize
+        (u64::BITS - self.0.leading_zeros()) as usize
     }
 
     /// A need from its bit set (tests).
     #[cfg(test)]
-    pub(crate) fn from_bits(bits: u32) -> Need {
+    pub(crate) fn from_bits(bits: u64) -> Need {
         Need(bits & Need::ALL.0)
     }
 }
@@ -609,42 +718,112 @@ impl<'de> Deserialize<'de> for SkipValue {
     }
 }
 
-/// A user record read in place: strings borrow from the encoded bytes, nothing is allocated
-/// for records without custom data or with at most three languages and three roles. Its
-/// fields mirror [`DbUserV1`]'s, in the same order (the encoding is that order). Only the
-/// fields a [`Need`] names are read; the others keep their defaults.
+/// One attribute of a record read in place (see [`RecordView`]).
 #[derive(Clone, Debug, Default)]
-pub(crate) struct RecordView<'a> {
-    pub id: Uuid,
-    pub username: Option<&'a str>,
-    pub email: Option<&'a str>,
-    pub external_id: Option<&'a str>,
-    pub active: bool,
-    pub verified: bool,
-    pub first_name: Option<&'a str>,
-    pub middle_name: Option<&'a str>,
-    pub last_name: Option<&'a str>,
-    pub full_name: Option<&'a str>,
-    pub nick_name: Option<&'a str>,
-    pub birth_date: Option<&'a str>,
-    pub mobile_phone: Option<&'a str>,
-    pub image_url: Option<&'a str>,
-    pub timezone: Option<&'a str>,
-    pub preferred_languages: StrList<'a>,
-    pub roles: StrList<'a>,
-    pub data: MapRef<'a>,
-    pub password: Option<&'a str>,
-    pub password_change_required: bool,
-    pub expiry: Option<i64>,
-    pub insert_instant: i64,
-    pub last_update_instant: i64,
-    pub last_login_instant: Option<i64>,
-    pub password_last_update_instant: Option<i64>,
-    pub version: u64,
+pub(crate) enum Val<'a> {
+    /// Not read, or not stored (no value).
+    #[default]
+    Absent,
+    Text(&'a str),
+    Flag(bool),
+    Int(i64),
+    Version(u64),
+    Strings(StrList<'a>),
+    Multi(Vec<DbMulti<'a>>),
+    Addresses(Vec<DbAddress<'a>>),
+    Data(MapRef<'a>),
 }
 
-/// Decodes the fields of a [`RecordView`] a [`Need`] names, into a view given by the caller
-/// (a view is a few hundred bytes: filled in place rather than moved out).
+/// A user record read in place: strings borrow from the encoded bytes. One slot per
+/// attribute of the [table](crate::model); only the attributes a [`Need`] names are read,
+/// the others stay [`Val::Absent`].
+#[derive(Clone, Debug)]
+pub(crate) struct RecordView<'a> {
+    pub id: Uuid,
+    pub vals: [Val<'a>; N_ATTRS],
+}
+
+impl Default for RecordView<'_> {
+    fn default() -> Self {
+        RecordView {
+            id: Uuid::nil(),
+            vals: std::array::from_fn(|_| Val::Absent),
+        }
+    }
+}
+
+impl<'a> RecordView<'a> {
+    /// The value of attribute `i`.
+    pub(crate) fn get(&self, i: usize) -> &Val<'a> {
+        self.vals.get(i).unwrap_or(&Val::Absent)
+    }
+
+    fn set(&mut self, i: usize, v: Val<'a>) {
+        if let Some(slot) = self.vals.get_mut(i) {
+            *slot = v;
+        }
+    }
+
+    /// The user this view (of every attribute) describes.
+    pub(crate) fn to_user(&self) -> User {
+        let mut u = User::new(self.id, crate::user::Profile::default());
+        u.active = false;
+        for (a, v) in ATTRS.iter().zip(&self.vals) {
+            match ((a.slot)(&mut u), v) {
+                (Slot::Text(t), Val::Text(s)) => *t = Some((*s).to_owned()),
+                (Slot::Hash(h), Val::Text(s)) => *h = Some(StoredHash::from_encoded(*s)),
+                (Slot::Flag(f), Val::Flag(b)) => *f = *b,
+                (Slot::OptInstant(x), Val::Int(i)) => *x = Some(*i),
+                (Slot::Instant(x), Val::Int(i)) => *x = *i,
+                (Slot::Version(x), Val::Version(i)) => *x = *i,
+                (Slot::Langs(l), Val::Strings(s)) => {
+                    *l = s.as_slice().iter().map(|x| (*x).to_owned()).collect();
+                }
+                (Slot::Set(l), Val::Strings(s)) => {
+                    *l = s.as_slice().iter().map(|x| (*x).to_owned()).collect();
+                }
+                (Slot::Multi(l), Val::Multi(m)) => {
+                    *l = m.iter().map(|x| x.to_owned_value()).collect();
+                }
+                (Slot::Addresses(l), Val::Addresses(m)) => {
+                    *l = m.iter().map(|x| x.to_owned_value()).collect();
+                }
+                (Slot::Data(d), Val::Data(m)) => *d = m.to_owned_map(),
+                // Absent, or a kind the decoder already refused.
+                _ => {}
+            }
+        }
+        u
+    }
+}
+
+impl MapRef<'_> {
+    fn to_owned_map(&self) -> BTreeMap<String, AttrValue> {
+        self.0
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.to_owned_value()))
+            .collect()
+    }
+}
+
+impl ValueRef<'_> {
+    fn to_owned_value(&self) -> AttrValue {
+        match self {
+            ValueRef::Null => AttrValue::Null,
+            ValueRef::Bool(b) => AttrValue::Bool(*b),
+            ValueRef::Int(i) => AttrValue::Int(*i),
+            ValueRef::Float(f) => AttrValue::Float(*f),
+            ValueRef::Str(s) => AttrValue::String((*s).to_owned()),
+            ValueRef::Array(a) => {
+                AttrValue::Array(a.iter().map(ValueRef::to_owned_value).collect())
+            }
+            ValueRef::Object(m) => AttrValue::Object(m.to_owned_map()),
+        }
+    }
+}
+
+/// Decodes the attributes of a format-3 record a [`Need`] names, into a view given by the
+/// caller.
 pub(crate) struct ViewSeed<'v, 'a> {
     pub view: &'v mut RecordView<'a>,
     pub need: Need,
@@ -654,7 +833,7 @@ impl<'de> serde::de::DeserializeSeed<'de> for ViewSeed<'_, 'de> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_tuple(FIELDS, self)
+        d.deserialize_seq(self)
     }
 }
 
@@ -666,63 +845,312 @@ impl<'de> serde::de::Visitor<'de> for ViewSeed<'_, 'de> {
     }
 
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let (v, need) = (self.view, self.need);
-        let n = need.fields();
-        let missing = |at: usize| A::Error::invalid_length(at, &"25 record fields");
-        // Field `$i`: read into `$dst` when needed, stepped over as `$skip` when a later
-        // field is; once the last needed field is read, the rest is not looked at.
-        macro_rules! field {
-            ($i:expr, $dst:expr, $skip:ty) => {
-                if $i >= n {
-                    return Ok(());
-                }
-                if need.has($i) {
-                    $dst = seq.next_element()?.ok_or_else(|| missing($i))?;
-                } else {
-                    seq.next_element::<$skip>()?.ok_or_else(|| missing($i))?;
-                }
+        let n = self.need.fields();
+        let mut next = 0usize;
+        loop {
+            if next >= n {
+                return Ok(());
+            }
+            let Some(tag) = seq.next_element_seed(EntrySeed {
+                view: &mut *self.view,
+                need: self.need,
+                min: next,
+            })?
+            else {
+                return Ok(());
             };
+            next = tag + 1;
         }
-        field!(field::USERNAME, v.username, Option<SkipBytes>);
-        field!(field::EMAIL, v.email, Option<SkipBytes>);
-        field!(field::EXTERNAL_ID, v.external_id, Option<SkipBytes>);
-        field!(field::ACTIVE, v.active, bool);
-        field!(field::VERIFIED, v.verified, bool);
-        field!(field::FIRST_NAME, v.first_name, Option<SkipBytes>);
-        field!(field::MIDDLE_NAME, v.middle_name, Option<SkipBytes>);
-        field!(field::LAST_NAME, v.last_name, Option<SkipBytes>);
-        field!(field::FULL_NAME, v.full_name, Option<SkipBytes>);
-        field!(field::NICK_NAME, v.nick_name, Option<SkipBytes>);
-        field!(field::BIRTH_DATE, v.birth_date, Option<SkipBytes>);
-        field!(field::MOBILE_PHONE, v.mobile_phone, Option<SkipBytes>);
-        field!(field::IMAGE_URL, v.image_url, Option<SkipBytes>);
-        field!(field::TIMEZONE, v.timezone, Option<SkipBytes>);
-        field!(
-            field::PREFERRED_LANGUAGES,
-            v.preferred_languages,
-            SkipStrings
-        );
-        field!(field::ROLES, v.roles, SkipStrings);
-        if need.has(field::ROLES) {
-            v.roles = std::mem::take(&mut v.roles).into_set();
+    }
+}
+
+/// One `(tag, value)` entry; yields the tag. `min` is the smallest tag allowed (tags
+/// increase).
+struct EntrySeed<'v, 'a> {
+    view: &'v mut RecordView<'a>,
+    need: Need,
+    min: usize,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for EntrySeed<'_, 'de> {
+    type Value = usize;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<usize, D::Error> {
+        d.deserialize_tuple(2, self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for EntrySeed<'_, 'de> {
+    type Value = usize;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a (tag, value) entry")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<usize, A::Error> {
+        let tag: u8 = seq
+            .next_element()?
+            .ok_or_else(|| A::Error::invalid_length(0, &"a tag and a value"))?;
+        let tag = usize::from(tag);
+        let attr = ATTRS
+            .get(tag)
+            .ok_or_else(|| A::Error::custom(format!("unknown attribute tag {tag}")))?;
+        if tag < self.min {
+            return Err(A::Error::custom(format!(
+                "attribute tag {tag} out of order"
+            )));
         }
-        field!(field::DATA, v.data, SkipMap);
-        field!(field::PASSWORD, v.password, Option<SkipBytes>);
+        let val = seq
+            .next_element_seed(FieldSeed {
+                want: variant_of(attr.kind),
+                keep: self.need.has(tag),
+                set: tag == crate::model::at::ROLES,
+            })?
+            .ok_or_else(|| A::Error::invalid_length(1, &"a tag and a value"))?;
+        if let Some(v) = val {
+            self.view.set(tag, v);
+        }
+        Ok(tag)
+    }
+}
+
+/// One stored value: read in place when `keep`, else stepped over; its variant must be
+/// `want`.
+struct FieldSeed {
+    want: u32,
+    keep: bool,
+    /// A set stored sorted (roles): repaired if a damaged record is not.
+    set: bool,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for FieldSeed {
+    type Value = Option<Val<'de>>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_enum("DbField", DB_FIELD_VARIANTS, self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for FieldSeed {
+    type Value = Option<Val<'de>>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an attribute value")
+    }
+
+    fn visit_enum<A: serde::de::EnumAccess<'de>>(self, e: A) -> Result<Self::Value, A::Error> {
+        use serde::de::VariantAccess;
+        let (i, v) = e.variant::<u32>()?;
+        if i != self.want {
+            return Err(A::Error::custom(format!(
+                "attribute stored as variant {i}, expected {}",
+                self.want
+            )));
+        }
+        if !self.keep {
+            match i {
+                0 => {
+                    v.newtype_variant::<SkipBytes>()?;
+                }
+                1 => {
+                    v.newtype_variant::<bool>()?;
+                }
+                2 => {
+                    v.newtype_variant::<i64>()?;
+                }
+                3 => {
+                    v.newtype_variant::<u64>()?;
+                }
+                4 => {
+                    v.newtype_variant::<SkipStrings>()?;
+                }
+                5 => {
+                    v.newtype_variant::<Vec<DbMulti<'de>>>()?;
+                }
+                6 => {
+                    v.newtype_variant::<Vec<DbAddress<'de>>>()?;
+                }
+                _ => {
+                    v.newtype_variant::<SkipMap>()?;
+                }
+            }
+            return Ok(None);
+        }
+        Ok(Some(match i {
+            0 => Val::Text(v.newtype_variant()?),
+            1 => Val::Flag(v.newtype_variant()?),
+            2 => Val::Int(v.newtype_variant()?),
+            3 => Val::Version(v.newtype_variant()?),
+            4 => {
+                let l: StrList<'de> = v.newtype_variant()?;
+                Val::Strings(if self.set { l.into_set() } else { l })
+            }
+            5 => Val::Multi(v.newtype_variant()?),
+            6 => Val::Addresses(v.newtype_variant()?),
+            _ => Val::Data(v.newtype_variant()?),
+        }))
+    }
+}
+
+/// Decodes the fields of a format-1 record a [`Need`] names into a view (positions of the
+/// attribute table); for files written by earlier versions, until their records are
+/// rewritten.
+pub(crate) struct ViewSeedV1<'v, 'a> {
+    pub view: &'v mut RecordView<'a>,
+    pub need: Need,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for ViewSeedV1<'_, 'de> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_tuple(V1_FIELDS, self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for ViewSeedV1<'_, 'de> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a user record")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        use crate::model::at;
+        let (v, need) = (self.view, self.need);
+        let missing = |at: usize| A::Error::invalid_length(at, &"25 record fields");
+        let mut i = 0usize;
+        // Each format-1 field in order: read into attribute `$attr` as `$ty` and stored with
+        // `$wrap`, or stepped over as `$skip`. All fields are walked (the format-1 order is
+        // not the table's), which is fine for files awaiting their upgrade.
+        macro_rules! field {
+            ($attr:expr, $ty:ty, $skip:ty, $wrap:expr) => {{
+                let want: Option<usize> = $attr;
+                if want.is_some_and(|a| need.has(a)) {
+                    let x: $ty = seq.next_element()?.ok_or_else(|| missing(i))?;
+                    if let (Some(a), Some(val)) = (want, $wrap(x)) {
+                        v.set(a, val);
+                    }
+                } else {
+                    seq.next_element::<$skip>()?.ok_or_else(|| missing(i))?;
+                }
+                i += 1;
+            }};
+        }
+        let text = |x: Option<&'de str>| x.map(Val::Text);
+        let flag = |x: bool| Some(Val::Flag(x));
+        let int = |x: i64| Some(Val::Int(x));
+        let opt_int = |x: Option<i64>| x.map(Val::Int);
+        let one = |kind: &'static str| {
+            move |x: Option<&'de str>| {
+                x.map(|value| {
+                    Val::Multi(vec![DbMulti {
+                        value,
+                        kind: Some(kind),
+                        primary: false,
+                        display: None,
+                    }])
+                })
+            }
+        };
+        let email_need = need.has(at::EMAIL) || need.has(at::EMAILS);
+        // The email feeds both the login email and the `emails` list.
+        if email_need {
+            field!(
+                Some(at::USERNAME),
+                Option<&'de str>,
+                Option<SkipBytes>,
+                text
+            );
+            let e: Option<&'de str> = seq.next_element()?.ok_or_else(|| missing(1))?;
+            if let Some(e) = e {
+                if need.has(at::EMAIL) {
+                    v.set(at::EMAIL, Val::Text(e));
+                }
+                if need.has(at::EMAILS) {
+                    v.set(
+                        at::EMAILS,
+                        Val::Multi(vec![DbMulti {
+                            value: e,
+                            kind: Some("work"),
+                            primary: true,
+                            display: None,
+                        }]),
+                    );
+                }
+            }
+            i += 1;
+        } else {
+            field!(
+                Some(at::USERNAME),
+                Option<&'de str>,
+                Option<SkipBytes>,
+                text
+            );
+            field!(None, Option<&'de str>, Option<SkipBytes>, text);
+        }
         field!(
-            field::PASSWORD_CHANGE_REQUIRED,
-            v.password_change_required,
-            bool
+            Some(at::EXTERNAL_ID),
+            Option<&'de str>,
+            Option<SkipBytes>,
+            text
         );
-        field!(field::EXPIRY, v.expiry, Option<i64>);
-        field!(field::INSERT_INSTANT, v.insert_instant, i64);
-        field!(field::LAST_UPDATE_INSTANT, v.last_update_instant, i64);
-        field!(field::LAST_LOGIN_INSTANT, v.last_login_instant, Option<i64>);
+        field!(Some(at::ACTIVE), bool, bool, flag);
+        field!(Some(4), bool, bool, flag);
+        field!(Some(5), Option<&'de str>, Option<SkipBytes>, text);
+        field!(Some(6), Option<&'de str>, Option<SkipBytes>, text);
+        field!(Some(7), Option<&'de str>, Option<SkipBytes>, text);
         field!(
-            field::PASSWORD_LAST_UPDATE_INSTANT,
-            v.password_last_update_instant,
-            Option<i64>
+            Some(at::FULL_NAME),
+            Option<&'de str>,
+            Option<SkipBytes>,
+            text
         );
-        field!(field::VERSION, v.version, u64);
+        field!(Some(12), Option<&'de str>, Option<SkipBytes>, text);
+        field!(
+            Some(at::BIRTH_DATE),
+            Option<&'de str>,
+            Option<SkipBytes>,
+            text
+        );
+        field!(
+            Some(at::PHONE_NUMBERS),
+            Option<&'de str>,
+            Option<SkipBytes>,
+            one("mobile")
+        );
+        field!(
+            Some(at::PHOTOS),
+            Option<&'de str>,
+            Option<SkipBytes>,
+            one("photo")
+        );
+        field!(Some(18), Option<&'de str>, Option<SkipBytes>, text);
+        field!(Some(16), StrList<'de>, SkipStrings, |x: StrList<'de>| {
+            (!x.as_slice().is_empty()).then_some(Val::Strings(x))
+        });
+        field!(Some(at::ROLES), StrList<'de>, SkipStrings, |x: StrList<
+            'de,
+        >| {
+            (!x.as_slice().is_empty()).then(|| Val::Strings(x.into_set()))
+        });
+        field!(Some(at::DATA), MapRef<'de>, SkipMap, |x: MapRef<'de>| {
+            (!x.0.is_empty()).then_some(Val::Data(x))
+        });
+        field!(
+            Some(at::PASSWORD),
+            Option<&'de str>,
+            Option<SkipBytes>,
+            text
+        );
+        field!(Some(34), bool, bool, flag);
+        field!(Some(35), Option<i64>, Option<i64>, opt_int);
+        field!(Some(at::CREATED), i64, i64, int);
+        field!(Some(at::LAST_MODIFIED), i64, i64, int);
+        field!(Some(at::LAST_LOGIN), Option<i64>, Option<i64>, opt_int);
+        field!(Some(41), Option<i64>, Option<i64>, opt_int);
+        field!(Some(at::VERSION), u64, u64, |x: u64| Some(Val::Version(x)));
+        debug_assert_eq!(i, V1_FIELDS);
         Ok(())
     }
 }

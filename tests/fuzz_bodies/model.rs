@@ -282,9 +282,10 @@ impl MAttr {
         }
     }
 
-    /// userName and emails compare caselessly, the others exactly.
+    /// userName, emails and the name sub-attributes compare caselessly (RFC 7643
+    /// caseExact=false), externalId exactly.
     fn caseless(self) -> bool {
-        matches!(self, MAttr::UserName | MAttr::Email)
+        matches!(self, MAttr::UserName | MAttr::Email | MAttr::FamilyName)
     }
 
     fn value(self, u: &MUser) -> Option<&str> {
