@@ -214,10 +214,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .map(|u| u.id)
             .collect(),
     );
-    eprintln!(
-        "imported {n} users in {:.1} s",
-        t.elapsed().as_secs_f64()
-    );
+    eprintln!("imported {n} users in {:.1} s", t.elapsed().as_secs_f64());
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -230,7 +227,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "{n} users; {threads} connections over loopback; at most {requests} requests or {seconds} s per row"
     );
-    println!("| operation                    | via         | done   | req/s     | p50 µs    | p99 µs    |");
+    println!(
+        "| operation                    | via         | done   | req/s     | p50 µs    | p99 µs    |"
+    );
     println!("|---|---|---|---|---|---|");
     let pick = {
         let ids = ids.clone();

@@ -5,19 +5,15 @@
 use serde_json::{Map, Value};
 
 use super::error::ScimError;
-use crate::json::scim::{USER_SCHEMA, USERDIR_SCHEMA, write_user};
+use crate::json::scim::{ENTERPRISE_SCHEMA, USER_SCHEMA, USERDIR_SCHEMA, write_user};
 use crate::json::{Format, attr_from_json};
-use crate::patch::{PatchKind, PatchOp};
+use crate::model::{self, Kind, Schema};
+use crate::patch::{PatchKind, PatchOp, PatchRequest};
 use crate::query::SortField;
-use crate::user::{NewUser, PasswordInput, User, UserUpdate};
+use crate::user::{AttrValue, NewUser, PasswordInput, User, UserUpdate};
 
-/// The `PatchOp` message URN.
-pub(crate) const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 /// The core schema URN as an attribute prefix (`urn:…:User:userName`).
 const CORE_PREFIX: &str = "urn:ietf:params:scim:schemas:core:2.0:User:";
-
-/// Attributes whose value is a boolean: Entra sends them as `"True"` / `"False"` strings.
-const BOOLEANS: [&str; 3] = ["active", "verified", "passwordchangerequired"];
 
 /// `s` without a case-insensitive `prefix`.
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
@@ -27,29 +23,24 @@ fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
         .flatten()
 }
 
-/// A user as a SCIM `User` resource, with `meta.location`, and userdir's extension flags
-/// (which the directory always holds, see `/Schemas`) written whether true or false.
+/// A user as a SCIM `User` resource ([`write_user`]) with `meta.location`, and `primary`
+/// written on every element of a multi-valued attribute (`false` too: the model holds a
+/// boolean, so a client that sent `primary: false` reads back what it sent).
 pub(crate) fn resource(u: &User, base: &str) -> Value {
     let mut v = write_user(u);
     if let Some(o) = v.as_object_mut() {
         if let Some(meta) = o.get_mut("meta").and_then(Value::as_object_mut) {
             meta.insert("location".into(), location(base, u).into());
         }
-        if let Some(ext) = o
-            .entry(USERDIR_SCHEMA)
-            .or_insert_with(|| Value::Object(Map::new()))
-            .as_object_mut()
-        {
-            ext.insert("verified".into(), u.verified.into());
-            ext.insert(
-                "passwordChangeRequired".into(),
-                u.password_change_required.into(),
-            );
-        }
-        if let Some(schemas) = o.get_mut("schemas").and_then(Value::as_array_mut)
-            && !schemas.iter().any(|s| s == USERDIR_SCHEMA)
-        {
-            schemas.push(USERDIR_SCHEMA.into());
+        for (key, list) in o.iter_mut() {
+            if key == "roles" {
+                continue;
+            }
+            if let Value::Array(items) = list {
+                for item in items.iter_mut().filter_map(Value::as_object_mut) {
+                    item.entry("primary").or_insert(Value::Bool(false));
+                }
+            }
         }
     }
     v
@@ -63,15 +54,6 @@ pub(crate) fn location(base: &str, u: &User) -> String {
 /// The weak ETag of a user (`W/"<version>"`).
 pub(crate) fn etag(u: &User) -> String {
     format!("W/\"{}\"", u.version)
-}
-
-/// `"True"`/`"false"` strings to booleans (Entra without `aadOptscim062020`).
-fn string_bool(v: &Value) -> Option<bool> {
-    match v.as_str()?.trim().to_ascii_lowercase().as_str() {
-        "true" => Some(true),
-        "false" => Some(false),
-        _ => None,
-    }
 }
 
 /// A resource body as a new user: the body must be a `User` resource object; `id` and `meta`
@@ -98,9 +80,6 @@ pub(crate) fn new_user(body: &Value) -> Result<NewUser, ScimError> {
     let mut o = o.clone();
     for server_owned in ["id", "meta", "Resources", "resources"] {
         o.remove(server_owned);
-    }
-    if let Some(b) = o.get("active").and_then(string_bool) {
-        o.insert("active".into(), b.into());
     }
     match o.get("userName") {
         Some(Value::String(s)) if !s.trim().is_empty() => {}
@@ -141,161 +120,170 @@ pub(crate) fn replacement(body: &Value) -> Result<(UserUpdate, bool), ScimError>
 
 /// A parsed PatchOp request: the operations on the model, and a new password if an
 /// operation sets one (the password is hashed outside the write transaction).
-pub(crate) struct PatchRequest {
+pub(crate) struct PatchBody {
     pub(crate) ops: Vec<PatchOp>,
     pub(crate) password: Option<String>,
 }
 
-fn kind_of(op: &Value) -> Result<PatchKind, ScimError> {
-    match op.as_str().map(str::to_ascii_lowercase).as_deref() {
-        Some("add") => Ok(PatchKind::Add),
-        Some("replace") => Ok(PatchKind::Replace),
-        Some("remove") => Ok(PatchKind::Remove),
-        _ => Err(ScimError::bad(
-            "invalidSyntax",
-            "op must be add, replace or remove",
-        )),
-    }
-}
-
-/// The model path of a SCIM path: the core URN prefix and userdir's extension URN removed.
-fn model_path(path: &str) -> String {
+/// Whether a PATCH path names the password (`password`, or with the core URN).
+fn is_password(path: &str) -> bool {
     let p = path.trim();
-    if let Some(rest) = strip_prefix_ci(p, CORE_PREFIX) {
-        return rest.to_owned();
-    }
-    if let Some(rest) = strip_prefix_ci(p, USERDIR_SCHEMA).and_then(|r| r.strip_prefix(':')) {
-        return rest.to_owned();
-    }
-    p.to_owned()
+    strip_prefix_ci(p, CORE_PREFIX)
+        .unwrap_or(p)
+        .eq_ignore_ascii_case("password")
 }
 
+/// The extension URN `path` names as a whole, if any.
+fn extension_urn(path: &str) -> Option<&'static str> {
+    let p = path.trim();
+    [ENTERPRISE_SCHEMA, USERDIR_SCHEMA]
+        .into_iter()
+        .find(|urn| p.eq_ignore_ascii_case(urn))
+}
+
+/// Whether a PATCH path names userdir's `data` attribute (custom data as one JSON text).
+fn is_data(path: &str) -> bool {
+    let p = path.trim();
+    strip_prefix_ci(p, USERDIR_SCHEMA)
+        .and_then(|r| r.strip_prefix(':'))
+        .unwrap_or(p)
+        .eq_ignore_ascii_case("data")
+}
+
+/// Adds one operation to `out`, normalized for the PATCH engine:
+/// - the password is taken out (write-only: it goes through the policy and the hasher);
+/// - an extension as a whole (`urn:…:enterprise:2.0:User`, userdir's) becomes one operation
+///   per attribute (its `schemas` member, which clients copy from the resource, dropped); its
+///   removal removes each of its writable attributes;
+/// - `data` given as JSON text (its SCIM form) is parsed, and `add`/`replace` of it replaces
+///   the whole custom data, as for any single-valued string;
+/// - a path-less operation becomes one operation per key of its value.
 fn push_op(
-    out: &mut PatchRequest,
+    out: &mut PatchBody,
     kind: PatchKind,
-    path: &str,
-    value: Option<&Value>,
+    path: Option<&str>,
+    value: Option<AttrValue>,
 ) -> Result<(), ScimError> {
-    let path = model_path(path);
-    let lower = path.to_ascii_lowercase();
-    if lower == "password" {
+    let Some(path) = path else {
         return match (kind, value) {
-            (PatchKind::Remove, _) => Err(ScimError::bad(
-                "mutability",
-                "the password cannot be removed",
-            )),
-            (_, Some(Value::String(s))) => {
-                out.password = Some(s.clone());
-                Ok(())
-            }
-            _ => Err(ScimError::bad("invalidValue", "password expects a string")),
-        };
-    }
-    // userdir's extension as a whole: each of its attributes is an operation.
-    if lower == USERDIR_SCHEMA.to_ascii_lowercase() {
-        return match (kind, value) {
-            (PatchKind::Remove, _) => {
-                for a in ["birthDate", "verified", "passwordChangeRequired", "expiry"] {
-                    out.ops.push(PatchOp::remove(a));
-                }
-                Ok(())
-            }
-            (_, Some(Value::Object(m))) => {
-                for (k, v) in m.iter().filter(|(k, _)| !k.eq_ignore_ascii_case("schemas")) {
-                    push_op(out, kind, k, Some(v))?;
+            (PatchKind::Remove, _) => Err(ScimError::bad("noTarget", "remove needs a path")),
+            (_, Some(AttrValue::Object(m))) => {
+                for (k, v) in m {
+                    push_op(out, kind, Some(&k), Some(v))?;
                 }
                 Ok(())
             }
             _ => Err(ScimError::bad(
                 "invalidValue",
-                "the extension expects an object of its attributes",
+                "an operation without a path needs an object value",
+            )),
+        };
+    };
+    if is_password(path) {
+        if kind == PatchKind::Remove {
+            return Err(ScimError::bad(
+                "mutability",
+                "the password cannot be removed",
+            ));
+        }
+        let Some(AttrValue::String(s)) = value else {
+            return Err(ScimError::bad("invalidValue", "password expects a string"));
+        };
+        out.password = Some(s);
+        return Ok(());
+    }
+    if let Some(urn) = extension_urn(path) {
+        return match (kind, value) {
+            (PatchKind::Remove, _) => {
+                let schema = if urn == ENTERPRISE_SCHEMA {
+                    Schema::Enterprise
+                } else {
+                    Schema::Userdir
+                };
+                for a in model::attributes().filter(|a| a.schema == schema) {
+                    if !matches!(a.kind, Kind::Instant | Kind::Version | Kind::Hash)
+                        && !matches!(a.name, "lastLoginInstant" | "passwordLastUpdateInstant")
+                    {
+                        out.ops.push(PatchOp::remove(format!("{urn}:{}", a.name)));
+                    }
+                }
+                Ok(())
+            }
+            (_, Some(AttrValue::Object(m))) => {
+                for (k, v) in m {
+                    if !k.eq_ignore_ascii_case("schemas") {
+                        push_op(out, kind, Some(&format!("{urn}:{k}")), Some(v))?;
+                    }
+                }
+                Ok(())
+            }
+            _ => Err(ScimError::bad(
+                "invalidValue",
+                "an extension expects an object of its attributes",
             )),
         };
     }
-    let value = value.map(
-        |v| match (BOOLEANS.contains(&lower.as_str()), string_bool(v)) {
-            (true, Some(b)) => attr_from_json(&Value::Bool(b)),
-            _ => attr_from_json(v),
-        },
-    );
+    if is_data(path) {
+        return match (kind, value) {
+            (PatchKind::Remove, _) => {
+                out.ops.push(PatchOp::remove("data"));
+                Ok(())
+            }
+            (_, Some(AttrValue::String(text))) => {
+                let parsed: Value = serde_json::from_str(&text).map_err(|_| {
+                    ScimError::bad("invalidValue", "data expects the JSON text of an object")
+                })?;
+                let Value::Object(_) = parsed else {
+                    return Err(ScimError::bad(
+                        "invalidValue",
+                        "data expects the JSON text of an object",
+                    ));
+                };
+                out.ops.push(PatchOp::remove("data"));
+                out.ops.push(PatchOp::add("data", attr_from_json(&parsed)));
+                Ok(())
+            }
+            (_, value) => {
+                out.ops.push(PatchOp {
+                    op: kind,
+                    path: Some("data".to_owned()),
+                    value,
+                });
+                Ok(())
+            }
+        };
+    }
     out.ops.push(PatchOp {
         op: kind,
-        path: Some(path),
+        path: Some(path.to_owned()),
         value,
     });
     Ok(())
 }
 
-/// A PatchOp body (RFC 7644 §3.5.2) as model operations. Accepts what identity providers
-/// send beyond the RFC: `op` in any case, `"True"`/`"False"` for booleans, path-less
-/// operations whose value's keys are paths, and an empty `Operations` list (a no-op).
-pub(crate) fn patch_request(body: &Value) -> Result<PatchRequest, ScimError> {
-    let Some(o) = body.as_object() else {
-        return Err(ScimError::bad(
-            "invalidSyntax",
-            "the body must be a PatchOp object",
-        ));
-    };
-    let schemas_ok = o.get("schemas").and_then(Value::as_array).is_some_and(|a| {
-        a.iter()
-            .any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(PATCH_OP)))
-    });
-    if !schemas_ok {
-        return Err(ScimError::bad(
-            "invalidSyntax",
-            format!("schemas must list {PATCH_OP}"),
-        ));
-    }
-    let ops = o
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("Operations"))
-        .map(|(_, v)| v);
-    let Some(Value::Array(ops)) = ops else {
-        return Err(ScimError::bad(
-            "invalidSyntax",
-            "Operations must be an array",
-        ));
-    };
-    let mut out = PatchRequest {
-        ops: Vec::with_capacity(ops.len()),
+/// A PatchOp body (RFC 7644 §3.5.2, and the shapes identity providers send: see
+/// [`PatchRequest`]) as model operations (see `push_op`), with a new password apart.
+pub(crate) fn patch_request(body: &Value) -> Result<PatchBody, ScimError> {
+    let req = PatchRequest::from_value(body)?;
+    let mut out = PatchBody {
+        ops: Vec::with_capacity(req.operations.len()),
         password: None,
     };
-    for op in ops {
-        let Some(op) = op.as_object() else {
-            return Err(ScimError::bad(
-                "invalidSyntax",
-                "an operation must be an object",
-            ));
-        };
-        let field = |name: &str| {
-            op.iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v)
-        };
-        let kind = kind_of(field("op").unwrap_or(&Value::Null))?;
-        let value = field("value").filter(|v| !v.is_null() || kind != PatchKind::Remove);
-        match field("path") {
-            Some(Value::String(p)) if !p.trim().is_empty() => push_op(&mut out, kind, p, value)?,
-            None | Some(Value::Null | Value::String(_)) => match (kind, value) {
-                (PatchKind::Remove, _) => {
-                    return Err(ScimError::bad("noTarget", "remove needs a path"));
-                }
-                (_, Some(Value::Object(m))) => {
-                    for (k, v) in m {
-                        push_op(&mut out, kind, k, Some(v))?;
-                    }
-                }
-                _ => {
-                    return Err(ScimError::bad(
-                        "invalidValue",
-                        "an operation without a path needs an object value",
-                    ));
-                }
-            },
-            Some(_) => return Err(ScimError::bad("invalidPath", "path must be a string")),
-        }
+    for op in req.operations {
+        push_op(&mut out, op.op, op.path.as_deref(), op.value)?;
     }
     Ok(out)
+}
+
+/// An attribute name without the core URN or userdir's extension URN before it.
+fn model_path(path: &str) -> &str {
+    let p = path.trim();
+    if let Some(rest) = strip_prefix_ci(p, CORE_PREFIX) {
+        return rest;
+    }
+    strip_prefix_ci(p, USERDIR_SCHEMA)
+        .and_then(|r| r.strip_prefix(':'))
+        .unwrap_or(p)
 }
 
 /// `sortBy` and `sortOrder` as a sort key.
@@ -387,12 +375,35 @@ fn project_sub(v: &mut Value, sub: &str, keep: bool) {
     }
 }
 
+/// userdir's extension attributes published with `returned: request`: in a response only
+/// when `attributes` names them.
+pub(crate) const ON_REQUEST: [&str; 2] = ["lastLoginInstant", "passwordLastUpdateInstant"];
+
 /// Applies `attributes` (only these, plus `id` and `schemas`) or `excludedAttributes` (all
 /// but these) to a resource (RFC 7644 §3.4.2.5). `attributes` wins when both are given.
+/// Attributes returned on request ([`ON_REQUEST`]) are dropped unless `attributes` names them.
 pub(crate) fn project(v: Value, attributes: Option<&str>, excluded: Option<&str>) -> Value {
     let Value::Object(mut m) = v else {
         return v;
     };
+    if let Some(ext) = m.get_mut(USERDIR_SCHEMA).and_then(Value::as_object_mut) {
+        let asked = |name: &str| {
+            attributes.is_some_and(|list| {
+                list.split(',').any(|a| {
+                    let a = a.trim();
+                    let a = strip_prefix_ci(a, USERDIR_SCHEMA)
+                        .and_then(|r| r.strip_prefix(':'))
+                        .unwrap_or(a);
+                    a.eq_ignore_ascii_case(name)
+                })
+            })
+        };
+        for name in ON_REQUEST {
+            if !asked(name) {
+                ext.remove(name);
+            }
+        }
+    }
     const ALWAYS: [&str; 2] = ["id", "schemas"];
     if let Some(list) = attributes.filter(|s| !s.trim().is_empty()) {
         let wanted = parse_wanted(list, &m);
@@ -490,29 +501,47 @@ mod tests {
     }
 
     #[test]
-    fn patch_bodies_accept_entra_shapes() {
-        let body = json!({"schemas": [PATCH_OP], "Operations": [
+    fn patch_bodies_take_the_password_out() {
+        let op = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+        let body = json!({"schemas": [op], "Operations": [
             {"op": "Replace", "path": "active", "value": "False"},
             {"op": "Add", "value": {"name.givenName": "Ann", "password": "secret-pw-1"}},
-            {"op": "add", "path": format!("{USERDIR_SCHEMA}:birthDate"), "value": "2000-01-02"},
+            {"op": "replace", "path": format!("{USER_SCHEMA}:password"), "value": "secret-pw-2"},
         ]});
         let r = patch_request(&body).unwrap();
-        assert_eq!(r.password.as_deref(), Some("secret-pw-1"));
+        assert_eq!(r.password.as_deref(), Some("secret-pw-2"));
         assert_eq!(
             r.ops,
-            vec![
-                PatchOp::replace("active", false),
-                PatchOp::add("name.givenName", "Ann"),
-                PatchOp::add("birthDate", "2000-01-02"),
+            [
+                PatchOp::replace("active", "False"),
+                PatchOp::add("name.givenName", "Ann")
             ]
         );
-        let empty = json!({"schemas": [PATCH_OP], "Operations": []});
-        assert!(patch_request(&empty).unwrap().ops.is_empty());
-        assert!(patch_request(&json!({"Operations": []})).is_err());
-        let bad = json!({"schemas": [PATCH_OP], "Operations": [{"op": "move", "path": "a"}]});
+        let ext = json!({"schemas": [op], "Operations": [
+            {"op": "replace", "path": USERDIR_SCHEMA,
+             "value": {"schemas": [USERDIR_SCHEMA], "data": "{\"a\":1}", "verified": true}},
+            {"op": "remove", "path": ENTERPRISE_SCHEMA},
+        ]});
+        let r = patch_request(&ext).unwrap();
+        assert_eq!(r.ops[0], PatchOp::remove("data"));
+        assert_eq!(r.ops[1].path.as_deref(), Some("data"));
         assert_eq!(
-            patch_request(&bad).err().unwrap().scim_type,
-            Some("invalidSyntax")
+            r.ops[2],
+            PatchOp::replace(format!("{USERDIR_SCHEMA}:verified"), true)
+        );
+        assert!(r.ops[3..].iter().all(|o| {
+            o.op == PatchKind::Remove
+                && o.path
+                    .as_deref()
+                    .is_some_and(|p| p.starts_with(ENTERPRISE_SCHEMA))
+        }));
+        assert_eq!(r.ops.len(), 3 + 6);
+        let empty = json!({"schemas": [op], "Operations": []});
+        assert!(patch_request(&empty).unwrap().ops.is_empty());
+        let remove = json!({"schemas": [op], "Operations": [{"op": "remove", "path": "password"}]});
+        assert_eq!(
+            patch_request(&remove).err().unwrap().scim_type,
+            Some("mutability")
         );
     }
 }

@@ -7,7 +7,8 @@
 
 use serde_json::{Value, json};
 
-use crate::json::scim::{USER_SCHEMA, USERDIR_SCHEMA};
+use crate::json::scim::{ENTERPRISE_SCHEMA, USER_SCHEMA, USERDIR_SCHEMA};
+use crate::model::{self, AttributeInfo, Kind, Schema};
 
 /// The `ListResponse` message URN.
 pub(crate) const LIST_RESPONSE: &str = crate::json::scim::LIST_RESPONSE;
@@ -112,100 +113,131 @@ impl Attr {
     }
 }
 
-/// The core User attributes published (and stored faithfully).
-fn user_attributes() -> Vec<Attr> {
+/// The sub-attributes of a multi-valued attribute's elements (RFC 7643 §2.4).
+fn element(value_kind: &'static str, value_exact: bool) -> Vec<Attr> {
+    let mut value = attr("value", value_kind, "The value");
+    value.case_exact = value_exact;
     vec![
-        attr(
-            "userName",
-            "string",
-            "Unique identifier for the user, compared caselessly",
-        )
-        .required()
-        .unique(),
-        attr("name", "complex", "The components of the user's name").sub(vec![
-            attr("formatted", "string", "The full name"),
-            attr("familyName", "string", "The family name"),
-            attr("givenName", "string", "The given name"),
-            attr("middleName", "string", "The middle name"),
-        ]),
-        attr("displayName", "string", "The name to display"),
-        attr("nickName", "string", "The casual way to address the user"),
-        attr(
-            "preferredLanguage",
-            "string",
-            "Preferred written or spoken languages (an Accept-Language list)",
-        ),
-        attr("timezone", "string", "The user's time zone (IANA name)"),
-        // The directory always holds a value (true unless deactivated): published as
-        // required, so that no client expects it unassigned after a `remove`. A create
-        // without it makes an active user.
-        attr(
-            "active",
-            "boolean",
-            "Whether the account is active (false: deactivated)",
-        )
-        .required(),
-        attr(
-            "password",
-            "string",
-            "The password (write-only; hashed with argon2id)",
-        )
-        .write_only(),
-        attr(
-            "emails",
-            "complex",
-            "Email addresses; the primary one is the login email, unique and caseless",
-        )
-        .multi()
-        .sub(vec![
-            attr("value", "string", "The email address"),
-            attr("primary", "boolean", "Whether this is the login email"),
-        ]),
-        attr("roles", "complex", "Roles of the user")
-            .multi()
-            .sub(vec![attr("value", "string", "The role").case_exact()]),
+        value,
+        attr("type", "string", "A label: work, home, mobile, other, ..."),
+        attr("primary", "boolean", "The preferred element (at most one)"),
+        attr("display", "string", "A human-readable name"),
     ]
 }
 
-/// userdir's extension attributes.
-fn userdir_attributes() -> Vec<Attr> {
-    vec![
-        // A `YYYY-MM-DD` date: SCIM has no date-only type, so it is a string whose format
-        // the description states; the canonical values are examples of that format (clients
-        // that generate values, like scim2-tester, draw from them).
-        attr(
-            "birthDate",
+/// One attribute of the model's table as published (`None`: not a SCIM attribute).
+fn published(a: &AttributeInfo) -> Option<Attr> {
+    let desc = "See RFC 7643 and the userdir documentation";
+    let mut out = match a.kind {
+        Kind::Text => match a.name {
+            "userName" => attr(
+                "userName",
+                "string",
+                "Unique login name, compared caselessly",
+            )
+            .required()
+            .unique(),
+            // The manager's id, written as `{"value": id}` (RFC 7643 §4.3).
+            "manager" => attr("manager", "complex", "The user's manager").sub(vec![attr(
+                "value",
+                "string",
+                "The manager's id",
+            )]),
+            // A `YYYY-MM-DD` date: SCIM has no date-only type, so it is a string whose
+            // format the description states; the canonical values are examples of it
+            // (clients that generate values, like scim2-tester, draw from them).
+            "birthDate" => attr("birthDate", "string", "Birth date, YYYY-MM-DD (no time)")
+                .canonical(&["1970-01-01", "1990-05-17", "2000-02-29"]),
+            name => attr(name, "string", desc),
+        },
+        Kind::Flag => attr(a.name, "boolean", desc),
+        Kind::OptInstant => attr(a.name, "integer", "An instant, in ms since the Unix epoch"),
+        Kind::Strings if a.name == "roles" => attr("roles", "complex", "The user's roles")
+            .multi()
+            .sub(vec![attr("value", "string", "The role")]),
+        // preferredLanguage: one Accept-Language list.
+        Kind::Strings => attr(a.name, "string", desc),
+        Kind::Multi => attr(a.name, "complex", desc).multi().sub(element(
+            if a.name == "x509Certificates" {
+                "binary"
+            } else {
+                "string"
+            },
+            a.case_exact,
+        )),
+        Kind::Addresses => attr("addresses", "complex", "Physical mailing addresses")
+            .multi()
+            .sub(vec![
+                attr("formatted", "string", "The full address"),
+                attr("streetAddress", "string", "The street address"),
+                attr("locality", "string", "The city or locality"),
+                attr("region", "string", "The state or region"),
+                attr("postalCode", "string", "The postal code"),
+                attr("country", "string", "The country (ISO 3166-1 alpha-2)"),
+                attr("type", "string", "A label: work, home, other"),
+                attr("primary", "boolean", "The preferred address (at most one)"),
+            ]),
+        // Custom attributes: SCIM has no type for arbitrary keys, so they travel as the
+        // JSON text of an object; the canonical value is an example of that shape.
+        Kind::Data => attr(
+            "data",
             "string",
-            "Birth date, YYYY-MM-DD (a date, no time)",
+            "Custom attributes: the JSON text of an object",
         )
         .case_exact()
-        .canonical(&["1970-01-01", "1990-05-17", "2000-02-29"]),
-        // A flag the directory always holds (false by default), like `active`.
-        attr(
-            "verified",
-            "boolean",
-            "Whether the email address is verified",
-        )
-        .required(),
-        // A flag the directory always holds (false by default), like `active`.
-        attr(
-            "passwordChangeRequired",
-            "boolean",
-            "Whether the user must change the password at next login",
-        )
-        .required(),
-        attr(
-            "expiry",
-            "integer",
-            "When the account expires, in ms since the Unix epoch",
-        ),
-        attr(
-            "lastLoginInstant",
-            "integer",
-            "The last successful login, in ms since the Unix epoch",
-        )
-        .read_only(),
-    ]
+        .canonical(&["{\"plan\":\"pro\"}"]),
+        Kind::Instant | Kind::Version | Kind::Hash => return None,
+    };
+    if a.kind == Kind::Text || a.kind == Kind::Strings {
+        out.case_exact = out.case_exact || a.case_exact;
+    }
+    match a.name {
+        // Values the directory always holds (active unless deactivated, flags false by
+        // default): published as required, so that no client expects them unassigned after
+        // a `remove`. A create without them is accepted all the same.
+        "active" | "verified" | "passwordChangeRequired" => out = out.required(),
+        // Audit instants the directory keeps: read-only, returned when asked for by
+        // `attributes` (see `mapping::ON_REQUEST`).
+        "lastLoginInstant" | "passwordLastUpdateInstant" => {
+            out = out.read_only();
+            out.returned = "request";
+        }
+        _ => {}
+    }
+    Some(out)
+}
+
+/// The published attributes of one schema, from the model's attribute table: every
+/// attribute stored, with `name.*` as the sub-attributes of `name`.
+fn attributes_of(schema: Schema) -> Vec<Attr> {
+    let mut out = Vec::new();
+    let mut name_parts = Vec::new();
+    for a in model::attributes().filter(|a| a.schema == schema) {
+        if let Some(part) = a.name.strip_prefix("name.") {
+            let mut sub = attr(part, "string", "A component of the name");
+            sub.case_exact = a.case_exact;
+            name_parts.push(sub);
+        } else if let Some(p) = published(&a) {
+            out.push(p);
+        }
+    }
+    if !name_parts.is_empty() {
+        out.insert(
+            1.min(out.len()),
+            attr("name", "complex", "The components of the user's name").sub(name_parts),
+        );
+    }
+    if schema == Schema::Core {
+        out.push(
+            attr(
+                "password",
+                "string",
+                "The password (write-only; hashed with argon2id)",
+            )
+            .write_only(),
+        );
+    }
+    out
 }
 
 fn schema(id: &str, name: &str, description: &str, attrs: &[Attr], base: &str) -> Value {
@@ -229,14 +261,21 @@ pub(crate) fn schemas(base: &str) -> Vec<Value> {
             USER_SCHEMA,
             "User",
             "User Account",
-            &user_attributes(),
+            &attributes_of(Schema::Core),
+            base,
+        ),
+        schema(
+            ENTERPRISE_SCHEMA,
+            "EnterpriseUser",
+            "Enterprise User",
+            &attributes_of(Schema::Enterprise),
             base,
         ),
         schema(
             USERDIR_SCHEMA,
             "UserdirUser",
-            "userdir's attributes of a user that SCIM's core schema has no place for",
-            &userdir_attributes(),
+            "userdir's attributes of a user that SCIM's schemas have no place for",
+            &attributes_of(Schema::Userdir),
             base,
         ),
     ]
@@ -253,7 +292,10 @@ pub(crate) fn resource_types(base: &str) -> Vec<Value> {
         "schema": USER_SCHEMA,
         // Every User resource this endpoint returns carries the extension (its flags always
         // have a value); a create without it is accepted all the same.
-        "schemaExtensions": [{"schema": USERDIR_SCHEMA, "required": true}],
+        "schemaExtensions": [
+            {"schema": ENTERPRISE_SCHEMA, "required": false},
+            {"schema": USERDIR_SCHEMA, "required": true},
+        ],
         "meta": {
             "resourceType": "ResourceType",
             "location": format!("{base}/ResourceTypes/User"),
