@@ -198,22 +198,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tmp = tempfile::tempdir()?;
     let dir = Directory::open(tmp.path().join("load.redb"))?;
     let t = Instant::now();
-    let rows: Vec<NewUser> = (0..n)
-        .map(|i| {
+    let ids: Arc<Vec<Uuid>> = Arc::new((0..n).map(|_| Uuid::new_v4()).collect());
+    let rows: Vec<NewUser> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
             NewUser::with_username(format!("user{i:07}"))
+                .id(*id)
                 .email(format!("user{i:07}@example.com"))
                 .first_name("Given")
                 .last_name(format!("Family{}", i % 1000))
         })
         .collect();
     dir.import(ImportBatch::new(rows))?;
-    let ids: Arc<Vec<Uuid>> = Arc::new(
-        dir.search(&Search::all().limit(n))?
-            .users
-            .iter()
-            .map(|u| u.id)
-            .collect(),
-    );
     eprintln!("imported {n} users in {:.1} s", t.elapsed().as_secs_f64());
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
