@@ -26,30 +26,34 @@ pub enum PatchKind {
     Remove,
 }
 
-/// One SCIM PatchOp operation.
+/// One SCIM PatchOp operation (RFC 7644 §3.5.2).
 ///
-/// Paths use the attribute names of the [search mapping](crate::query) (case-insensitive;
-/// `name:familyName` is accepted for `name.familyName`):
+/// Paths name the attributes of the [search mapping](crate::query) (case-insensitive, with or
+/// without their schema URN; `name:familyName` is accepted for `name.familyName`):
 ///
 /// | path | value | effect |
 /// |---|---|---|
-/// | `userName`, `externalId`, `nickName`, `displayName` / `name.formatted`, `name.givenName`, `name.middleName`, `name.familyName`, `timezone`, `birthDate`, `imageUrl` | string (`null` clears) | sets the field; `remove` clears it |
-/// | `name` | object of `givenName`, `middleName`, `familyName`, `formatted` | sets the sub-attributes given; `remove` clears all four |
-/// | `emails.value`, `email`, `emails[type eq "work"].value`, `emails[primary eq true]` | string (or `{"value": ...}`) | sets the email; the model's one email is the `work`, primary one, so a filter that this element does not match is an error |
-/// | `emails` | string, `{"value"}` or an array of those (the primary, else `work`, else first element wins) | sets the email |
-/// | `phoneNumbers`, `phoneNumbers.value`, `phoneNumbers[type eq "mobile"].value` | as `emails` | sets `mobile_phone` |
-/// | `active`, `verified`, `passwordChangeRequired` | boolean | sets the flag (`active` cannot be removed) |
-/// | `expiry` | integer ms (`null` clears) | sets the expiry |
-/// | `roles`, `role`, `roles.value` | string, `{"value"}` or an array of those | `add` adds, `replace` sets, `remove` clears (or removes the given values) |
-/// | `roles[value eq "admin"]` | — / as `roles` | `remove` removes the matching roles; `replace` swaps them for the value |
-/// | `preferredLanguage` | string or array of strings | sets `preferred_languages` |
-/// | `data` | object | `add`/`replace` set the given keys (other keys stay, as for any SCIM complex attribute); `remove` clears `data` |
+/// | a single-valued string attribute (`userName`, `displayName`, `title`, `name.givenName`, `urn:…:enterprise:2.0:User:department`, `birthDate`, …) | string (`null` clears) | sets it; `remove` clears it |
+/// | `manager` (enterprise) | an id string or `{"value": id}` | sets the manager |
+/// | `active`, `verified`, `passwordChangeRequired` | boolean, or `"True"`/`"False"` in any case | sets the flag (`active` cannot be removed) |
+/// | `expiry` | integer ms or an RFC 3339 date-time (`null` clears) | sets the expiry |
+/// | `preferredLanguage` | string (an Accept-Language list) or array of strings | sets the languages |
+/// | `name` | object of sub-attributes | sets those given, keeps the others; `remove` clears all |
+/// | `emails`, `phoneNumbers`, `ims`, `photos`, `addresses`, `x509Certificates`, `entitlements`, `roles` | an element (`{"value", "type", "primary", "display"}` or a string; addresses by their sub-attributes) or an array of them | `add` adds them (an element with the same value is replaced), `replace` replaces the list, `remove` removes all (or, with a value, those elements) |
+/// | `emails[type eq "work"]` (any filter on the elements) | an element | `add`/`replace` set the given sub-attributes of the matching elements; none matches: the element is created with the filter's `eq` values (`type` `work`); `remove` removes them (none matches: noTarget) |
+/// | `emails[type eq "work"].value`, `addresses[type eq "work"].locality`, … | string (`primary`: boolean) | sets that sub-attribute of the matching elements, creating one as above; `remove` clears it (removing `value` removes the element) |
+/// | `emails.value`, `phoneNumbers.type`, … (no filter) | as above | the primary element, else the first (created when the list is empty) |
+/// | `urn:…:enterprise:2.0:User` (the whole extension) | object of its attributes | each applied as its own operation |
+/// | `data` | object | sets the given keys (other keys stay); `remove` clears `data` |
 /// | `data.<key>[.<key>...]` | any value | sets the nested value, creating objects on the way; `remove` deletes it |
-/// | no path | object of path → value | each entry applied as its own operation |
+/// | no path | object of path → value (paths, attribute names or extension URNs) | each entry applied as its own operation |
 ///
-/// `id`, `meta.*` and `password` are read-only. Changing the email clears `verified` unless the
-/// same patch sets it. After all operations the profile is validated exactly like an update
-/// (identity rules, lengths), and the store enforces uniqueness; any failure changes nothing.
+/// `id`, `meta.*`, `lastLoginInstant`, `passwordLastUpdateInstant` and `password` are
+/// read-only. The primary email is the login email: an operation on `emails` that leaves
+/// another element primary (or removes the primary one, leaving the first) changes the login
+/// email, which clears `verified` unless the same patch sets it. After all operations the
+/// profile is validated exactly like an update (identity rules, lengths, email syntax of every
+/// email), and the store enforces uniqueness; any failure changes nothing.
 ///
 /// # Examples
 /// ```
@@ -190,7 +194,7 @@ fn resolve(cx: &Ctx<'_>, raw: &str) -> Result<Target> {
     } else {
         core_stripped.replace(':', ".").to_ascii_lowercase()
     };
-    for schema in [Schema::Enterprise, Schema::Userdir] {
+    for schema in [Schema::Core, Schema::Enterprise, Schema::Userdir] {
         if schema.urn().is_some_and(|u| u.eq_ignore_ascii_case(&lower)) {
             return Ok(Target::Extension(schema));
         }
@@ -875,18 +879,24 @@ fn apply(u: &mut User, op: &PatchOp) -> Result<()> {
 fn patched(old: &User, ops: &[PatchOp]) -> Result<User> {
     let mut new = old.clone();
     for op in ops {
+        let (email, emails) = (new.email.clone(), new.emails.clone());
         apply(&mut new, op)?;
+        // Keep the login email and the list in step after each operation, the one it
+        // changed deciding.
+        if new.emails != emails {
+            // The primary (else first) element is the login email.
+            sync_from_list(&mut new.profile);
+        } else if new.email != email {
+            let before = crate::user::Profile {
+                email,
+                emails,
+                ..crate::user::Profile::default()
+            };
+            // A user left without login id is refused below, after all operations.
+            let _ = sync_emails(&mut new.profile, Some(&before));
+        }
     }
     let verified_set = new.verified != old.verified;
-    if new.emails != old.emails && new.email == old.email {
-        // The operations changed the list: its primary (else first) element is the login email.
-        sync_from_list(&mut new.profile);
-        new.email = new
-            .email
-            .as_deref()
-            .map(crate::identity::normalize_email)
-            .transpose()?;
-    }
     let mut p = normalize_profile(std::mem::take(&mut new.profile))?;
     sync_emails(&mut p, Some(&old.profile))?;
     new.profile = p;

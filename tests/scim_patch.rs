@@ -329,6 +329,15 @@ fn entra_pathless_values_keyed_by_paths_and_urns() {
     assert_eq!(u.department.as_deref(), Some("Sales"));
     assert_eq!(u.cost_center.as_deref(), Some("CC-1"));
     assert_eq!(u.employee_number.as_deref(), Some("42"));
+    // The core schema's URN as a key, and an attribute name in another case.
+    let u = patch(
+        &d,
+        &u,
+        &body(
+            r#"{"op":"replace","value":{"urn:ietf:params:scim:schemas:core:2.0:User":{"DISPLAYNAME":"Ann A"}}}"#,
+        ),
+    );
+    assert_eq!(u.display_name.as_deref(), Some("Ann A"));
 }
 
 #[test]

@@ -722,3 +722,63 @@ fn cursor_paging_under_concurrent_inserts_and_deletes() {
         );
     }
 }
+
+/// `SortField::attribute` sorts by any attribute: text caselessly, multi-valued attributes
+/// by their primary element, and pages by cursor across such keys.
+#[test]
+fn sort_by_any_attribute() {
+    let (dir, _) = dir_with_clock();
+    for (n, title, email) in [
+        ("a", "beta", "z@x.io"),
+        ("b", "Alpha", "y@x.io"),
+        ("c", "gamma", "x@x.io"),
+    ] {
+        dir.create(
+            NewUser::with_username(n)
+                .title(title)
+                .email(email)
+                .add_email(userdir::MultiValue::new(format!("{n}@home.io")).kind("home")),
+        )
+        .unwrap();
+    }
+    dir.create(NewUser::with_username("d")).unwrap();
+    let names = |s: Search| -> Vec<String> {
+        dir.search(&s)
+            .unwrap()
+            .users
+            .into_iter()
+            .map(|u| u.profile.username.unwrap())
+            .collect()
+    };
+    let by = |a: &str| SortField::attribute(a).unwrap();
+    assert_eq!(names(Search::all().sort(by("title"))), ["b", "a", "c", "d"]);
+    assert_eq!(
+        names(Search::all().sort(by("title").desc())),
+        ["c", "a", "b", "d"]
+    );
+    // emails: the primary (login) email decides.
+    assert_eq!(
+        names(Search::all().sort(by("emails"))),
+        ["c", "b", "a", "d"]
+    );
+    // Paging by cursor with such a key.
+    let first = dir
+        .search(&Search::all().sort(by("title")).limit(2))
+        .unwrap();
+    let rest = dir
+        .search(
+            &Search::all()
+                .sort(by("title"))
+                .limit(2)
+                .after(first.next.unwrap()),
+        )
+        .unwrap();
+    let ids: Vec<_> = rest
+        .users
+        .iter()
+        .map(|u| u.profile.username.clone().unwrap())
+        .collect();
+    assert_eq!(ids, ["c", "d"]);
+    assert!(SortField::attribute("password").is_none());
+    assert!(SortField::attribute("data.x").is_none());
+}

@@ -24,38 +24,43 @@
 //! `null` literal, or anything but `eq`/`ne`/`pr` on a boolean attribute.
 //!
 //! # Attribute mapping
+//! Every attribute of the [attribute table](crate::model) can be filtered on, by its SCIM name
+//! (any case, with or without its schema URN):
+//!
 //! | SCIM attribute | [`User`](crate::User) field | comparison |
 //! |---|---|---|
 //! | `id` | `id` | `eq`: as a UUID (any case); others: the lowercase hyphenated text |
 //! | `userName` | `username` | caseless (compatibility caseless keys) |
-//! | `emails`, `emails.value`, `email`, `emails.display` | `email` | caseless |
-//! | `emails.type` | `"work"` when the user has an email | exact |
-//! | `emails.primary` | `true` when the user has an email | boolean |
+//! | `email` | `email`, the login email | caseless |
 //! | `externalId` | `external_id` | exact |
-//! | `active`, `verified` | `active`, `verified` | boolean |
-//! | `name.givenName`, `name.middleName`, `name.familyName` | `first_name`, `middle_name`, `last_name` | exact |
-//! | `name.formatted`, `displayName` | `full_name` | exact |
-//! | `nickName` | `nick_name` | exact |
-//! | `roles`, `role`, `roles.value`, `roles.display` | `roles` (any role) | exact |
-//! | `phoneNumbers`, `phoneNumbers.value` (`type` `"mobile"`, `primary` true) | `mobile_phone` | exact |
-//! | `preferredLanguage` | `preferred_languages` (any) | exact |
-//! | `timezone`, `birthDate`, `imageUrl` / `photos.value` | `timezone`, `birth_date`, `image_url` | exact (birth dates compare as `YYYY-MM-DD` text) |
-//! | `meta.created`, `meta.lastModified`, `lastLogin`, `expiry` | `insert_instant`, `last_update_instant`, `last_login_instant`, `expiry` | numbers are ms since the epoch; strings are RFC 3339 date-times or `YYYY-MM-DD` |
+//! | `name.givenName`, `name.middleName`, `name.familyName`, `name.formatted`, `name.honorificPrefix`, `name.honorificSuffix` | `first_name`, `middle_name`, `last_name`, `full_name`, `honorific_prefix`, `honorific_suffix` | caseless |
+//! | `displayName`, `nickName`, `profileUrl`, `title`, `userType`, `locale`, `timezone` | the field of that name | caseless |
+//! | `preferredLanguage` | `preferred_languages` (any) | caseless |
+//! | `active`, `verified`, `passwordChangeRequired` | the flags | boolean |
+//! | `emails`, `phoneNumbers`, `ims`, `photos`, `x509Certificates`, `entitlements` (`.value`, `.type`, `.primary`, `.display`; the attribute alone means `.value`) | the lists (any element) | caseless; `x509Certificates` exact |
+//! | `addresses` (`.formatted`, `.streetAddress`, `.locality`, `.region`, `.postalCode`, `.country`, `.type`, `.primary`; alone: `.formatted`) | `addresses` (any element) | caseless |
+//! | `roles`, `role`, `roles.value`, `roles.display` | `roles` (any role) | exact (the role index is exact) |
+//! | enterprise `employeeNumber`, `costCenter`, `organization`, `division`, `department`, `manager` (`manager.value`) | the field of that name | caseless |
+//! | `birthDate` | `birth_date` | exact (`YYYY-MM-DD` text) |
+//! | `meta.created`, `meta.lastModified`, `lastLoginInstant` (`lastLogin`), `passwordLastUpdateInstant`, `expiry` | the instants | numbers are ms since the epoch; strings are RFC 3339 date-times or `YYYY-MM-DD` |
 //! | `meta.version` | `version` | number |
 //! | `data.<key>[.<key>...]` | `data` (keys case-sensitive, nested objects by `.`) | exact; an array matches when any element does |
 //!
-//! "Exact" strings compare by code point, case-sensitively; "caseless" compares the Unicode
-//! compatibility caseless keys of both sides (see [`identity`](crate::identity)), for `co`,
-//! `sw`, `ew` and the orderings too. `pr` is true for a non-empty value. `eq null` is true
-//! when the attribute has no value, `ne null` when it has one, and `ne x` is exactly
-//! `not (eq x)` (so a user without the attribute matches `ne`). A literal of the wrong type
-//! (a number against a name, a string against `active`) matches nothing.
+//! Value paths select elements of a multi-valued attribute: `emails[type eq "work" and
+//! primary eq true]`, `addresses[type eq "home" and locality eq "Paris"]`.
+//! "Exact" strings compare by code point, case-sensitively; "caseless" (RFC 7643
+//! `caseExact=false`) compares the Unicode compatibility caseless keys of both sides (see
+//! [`identity`](crate::identity)), for `co`, `sw`, `ew` and the orderings too. `pr` is true
+//! for a non-empty value. `eq null` is true when the attribute has no value, `ne null` when it
+//! has one, and `ne x` is exactly `not (eq x)` (so a user without the attribute matches `ne`).
+//! A literal of the wrong type (a number against a name, a string against `active`) matches
+//! nothing. The password is never a filter attribute.
 //!
 //! # Plans
 //! The planner ([`Directory::explain`](crate::Directory::explain)) picks, among the conjuncts
 //! of the top-level `and`, the best index access, in this order: id list ([`Search::ids`] or
-//! `id eq`), `userName`/`emails` equality (the login index), `externalId` equality, `userName`/
-//! `emails` prefix (`sw`, a range scan of caseless keys), role equality, insert-instant range
+//! `id eq`), `userName`/`email` equality (the login index), `externalId` equality, `userName`/
+//! `email` prefix (`sw`, a range scan of caseless keys), role equality, insert-instant range
 //! (`meta.created gt/ge/lt/le/eq`, several intersected). An `or` whose every branch has an
 //! access becomes a union. Whatever the access does not decide is evaluated on each candidate
 //! (the plan's residual); without any access, every user is decoded and the filter evaluated

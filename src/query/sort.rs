@@ -11,20 +11,38 @@ use uuid::Uuid;
 use super::eval::{Fields, with_caseless};
 use crate::error::{Error, Result};
 use crate::identity::caseless_key;
-use crate::model::at;
+use crate::model::{Kind, at};
 use crate::store::record::Need;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum SortBy {
-    Username = 1,
-    Email = 2,
-    FullName = 3,
-    BirthDate = 4,
-    InsertInstant = 5,
-    LastLogin = 6,
+    Username,
+    Email,
+    FullName,
+    BirthDate,
+    InsertInstant,
+    LastLogin,
+    /// Any other attribute of the table (its position): a multi-valued one by its primary
+    /// (else first) element.
+    Attr(u8),
 }
 
+/// Cursor codes of [`SortBy::Attr`]: this plus the position.
+const ATTR_CODE: u8 = 64;
+
 impl SortBy {
+    fn code(self) -> u8 {
+        match self {
+            SortBy::Username => 1,
+            SortBy::Email => 2,
+            SortBy::FullName => 3,
+            SortBy::BirthDate => 4,
+            SortBy::InsertInstant => 5,
+            SortBy::LastLogin => 6,
+            SortBy::Attr(i) => ATTR_CODE.saturating_add(i),
+        }
+    }
+
     fn from_u8(b: u8) -> Option<SortBy> {
         Some(match b {
             1 => SortBy::Username,
@@ -33,8 +51,49 @@ impl SortBy {
             4 => SortBy::BirthDate,
             5 => SortBy::InsertInstant,
             6 => SortBy::LastLogin,
+            b if b >= ATTR_CODE && usize::from(b - ATTR_CODE) < crate::model::N_ATTRS => {
+                SortBy::Attr(b - ATTR_CODE)
+            }
             _ => return None,
         })
+    }
+}
+
+/// The sort key of attribute `i` of `u`.
+fn attr_key<U: Fields + ?Sized>(u: &U, i: usize) -> Key {
+    let Some(a) = crate::model::attr(i) else {
+        return Key::Missing;
+    };
+    let text = |x: &str, caseless: bool| {
+        Key::Str(if caseless {
+            caseless_key(x)
+        } else {
+            x.to_owned()
+        })
+    };
+    match a.kind {
+        Kind::Text => u.text(i).map_or(Key::Missing, |x| text(x, !a.case_exact)),
+        Kind::Flag => Key::Int(i64::from(u.flag(i))),
+        Kind::Instant | Kind::OptInstant | Kind::Version => u.int(i).map_or(Key::Missing, Key::Int),
+        Kind::Strings | Kind::Multi | Kind::Addresses => {
+            let mut first = None;
+            let mut primary = None;
+            u.any_elem(i, &mut |e| {
+                let v = e.value.or(e.formatted);
+                if first.is_none() {
+                    first = v;
+                }
+                if e.primary == Some(true) {
+                    primary = v;
+                    return true;
+                }
+                false
+            });
+            primary
+                .or(first)
+                .map_or(Key::Missing, |x| text(x, !a.case_exact))
+        }
+        Kind::Data | Kind::Hash => Key::Missing,
     }
 }
 
@@ -95,6 +154,38 @@ impl SortField {
     pub fn last_login() -> Self {
         SortField::new(SortBy::LastLogin)
     }
+    /// By any attribute a filter can name (SCIM `sortBy`), or `None` for an unknown one (or
+    /// custom data): strings by their caseless key unless the attribute is case-exact,
+    /// instants numerically, booleans false first, a multi-valued attribute by its primary
+    /// (else first) element's value (RFC 7644 §3.4.2.3).
+    ///
+    /// # Examples
+    /// ```
+    /// use userdir::query::SortField;
+    /// assert_eq!(SortField::attribute("USERNAME"), Some(SortField::username()));
+    /// assert!(SortField::attribute("emails").is_some());
+    /// assert!(SortField::attribute("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department").is_some());
+    /// assert!(SortField::attribute("nosuch").is_none());
+    /// ```
+    #[must_use]
+    pub fn attribute(path: &str) -> Option<Self> {
+        use crate::model::at;
+        use crate::query::Attr;
+        let i = match Attr::parse(path)? {
+            Attr::Field(f) => f.index(),
+            Attr::Multi(m, _) => m.index(),
+            _ => return None,
+        };
+        Some(SortField::new(match i {
+            at::USERNAME => SortBy::Username,
+            at::EMAIL => SortBy::Email,
+            at::FULL_NAME => SortBy::FullName,
+            at::BIRTH_DATE => SortBy::BirthDate,
+            at::CREATED => SortBy::InsertInstant,
+            at::LAST_LOGIN => SortBy::LastLogin,
+            i => SortBy::Attr(u8::try_from(i).ok()?),
+        }))
+    }
     /// Descending.
     pub fn desc(mut self) -> Self {
         self.desc = true;
@@ -129,6 +220,7 @@ impl SortField {
             SortBy::BirthDate => s(u.birth_date()),
             SortBy::InsertInstant => Key::Int(u.insert_instant()),
             SortBy::LastLogin => u.last_login_instant().map_or(Key::Missing, Key::Int),
+            SortBy::Attr(i) => attr_key(u, usize::from(i)),
         }
     }
 
@@ -158,6 +250,7 @@ impl SortField {
             SortBy::BirthDate => text(u.birth_date(), false, out),
             SortBy::InsertInstant => *out = Key::Int(u.insert_instant()),
             SortBy::LastLogin => *out = u.last_login_instant().map_or(Key::Missing, Key::Int),
+            SortBy::Attr(i) => *out = attr_key(u, usize::from(i)),
         }
     }
 
@@ -170,6 +263,7 @@ impl SortField {
             SortBy::BirthDate => at::BIRTH_DATE,
             SortBy::InsertInstant => at::CREATED,
             SortBy::LastLogin => at::LAST_LOGIN,
+            SortBy::Attr(i) => usize::from(i),
         })
     }
 }
@@ -249,7 +343,7 @@ impl fmt::Display for Cursor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut b = vec![CURSOR_V1, u8::try_from(self.sort.len()).unwrap_or(u8::MAX)];
         for s in &self.sort {
-            b.push(s.by as u8);
+            b.push(s.by.code());
             b.push(u8::from(s.desc) | (u8::from(s.missing_first) << 1));
         }
         for k in &self.keys {

@@ -864,6 +864,64 @@ impl<'de> serde::de::Visitor<'de> for ViewSeed<'_, 'de> {
     }
 }
 
+/// Steps over a list of `T` without allocating.
+struct SkipList<T>(std::marker::PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for SkipList<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for V<T> {
+            type Value = SkipList<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<SkipList<T>, A::Error> {
+                while seq.next_element::<T>()?.is_some() {}
+                Ok(SkipList(std::marker::PhantomData))
+            }
+        }
+        d.deserialize_seq(V(std::marker::PhantomData))
+    }
+}
+
+/// Steps over a stored [`DbMulti`] (`N` = 4) or [`DbAddress`] (`N` = 8): optional strings and
+/// one boolean (the `primary` flag, at position 2 of 4 or 7 of 8), without checking UTF-8.
+struct SkipElement<const N: usize>;
+
+impl<'de, const N: usize> Deserialize<'de> for SkipElement<N> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<const N: usize>;
+        impl<'de, const N: usize> serde::de::Visitor<'de> for V<N> {
+            type Value = SkipElement<N>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list element")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<SkipElement<N>, A::Error> {
+                let missing = |i: usize| A::Error::invalid_length(i, &"the element's fields");
+                let flag = if N == 4 { 2 } else { N - 1 };
+                for i in 0..N {
+                    if i == flag {
+                        seq.next_element::<bool>()?.ok_or_else(|| missing(i))?;
+                    } else if i == 0 && N == 4 {
+                        seq.next_element::<SkipBytes>()?.ok_or_else(|| missing(i))?;
+                    } else {
+                        seq.next_element::<Option<SkipBytes>>()?
+                            .ok_or_else(|| missing(i))?;
+                    }
+                }
+                Ok(SkipElement)
+            }
+        }
+        d.deserialize_tuple(N, V::<N>)
+    }
+}
+
 /// One `(tag, value)` entry; yields the tag. `min` is the smallest tag allowed (tags
 /// increase).
 struct EntrySeed<'v, 'a> {
@@ -965,10 +1023,10 @@ impl<'de> serde::de::Visitor<'de> for FieldSeed {
                     v.newtype_variant::<SkipStrings>()?;
                 }
                 5 => {
-                    v.newtype_variant::<Vec<DbMulti<'de>>>()?;
+                    v.newtype_variant::<SkipList<SkipElement<4>>>()?;
                 }
                 6 => {
-                    v.newtype_variant::<Vec<DbAddress<'de>>>()?;
+                    v.newtype_variant::<SkipList<SkipElement<8>>>()?;
                 }
                 _ => {
                     v.newtype_variant::<SkipMap>()?;
