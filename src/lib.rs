@@ -56,7 +56,7 @@ mod store;
 mod token;
 mod user;
 
-pub use auth::{AuthConfig, Lockout, Login, LoginFailures};
+pub use auth::{AuthConfig, FailureFloor, Lockout, Login, LoginFailures};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use directory::{
     Builder, Directory, MAX_FIELD_BYTES, PreparedUpdate, PreparedUser, ReadTx, Tx,

@@ -34,8 +34,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::{Fields, attr_from_json, attr_to_json, format_rfc3339, parse_rfc3339, rows_of};
-use crate::error::JsonProblem;
+use super::{Fields, attr_from_json, attr_to_json, format_rfc3339, parse_rfc3339};
 use crate::model::{self, ATTRS, Get, Schema, Slot};
 use crate::user::{Address, MultiValue, NewUser, Password, PasswordInput, Profile, User};
 
@@ -51,21 +50,6 @@ pub const USERDIR_SCHEMA: &str = model::USERDIR_URN;
 
 /// Top-level attributes read outside the table.
 const SPECIAL: [&str; 6] = ["schemas", "id", "active", "password", "meta", "name"];
-
-pub(crate) fn read_document(doc: &Value, problems: &mut Vec<JsonProblem>) -> Vec<NewUser> {
-    let rows: Vec<&Value> = match rows_of(doc, &["Resources", "resources"], problems) {
-        Some(rows) => rows.iter().collect(),
-        None => vec![doc],
-    };
-    let mut out = Vec::with_capacity(rows.len());
-    for (i, v) in rows.into_iter().enumerate() {
-        let mut f = Fields::new(Some(i), problems);
-        if let Some(u) = read_row(v, &mut f) {
-            out.push(u);
-        }
-    }
-    out
-}
 
 /// A boolean: JSON `true`/`false` or `"True"`/`"False"` in any case.
 fn boolean(f: &mut Fields<'_>, o: &Map<String, Value>, key: &str, path: &str) -> Option<bool> {
@@ -128,7 +112,7 @@ fn addresses(f: &mut Fields<'_>, o: &Map<String, Value>, path: &str) -> Vec<Addr
     out
 }
 
-fn read_row(v: &Value, f: &mut Fields<'_>) -> Option<NewUser> {
+pub(crate) fn read_row(v: &Value, f: &mut Fields<'_>) -> Option<NewUser> {
     let Some(o) = v.as_object() else {
         f.problem("", "expected a User resource object");
         return None;
