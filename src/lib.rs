@@ -52,6 +52,8 @@ mod password;
 mod patch;
 mod problems;
 pub mod query;
+#[cfg(feature = "scim")]
+pub mod scim;
 mod store;
 mod token;
 mod user;

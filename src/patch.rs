@@ -9,11 +9,11 @@ use uuid::Uuid;
 
 use crate::directory::{Directory, Tx, normalize_profile, sync_emails, sync_from_list};
 use crate::error::{Error, Result};
-use crate::store::Snapshot;
 use crate::identity::caseless_key;
 use crate::model::{self, Get, Schema, Slot};
 use crate::query::{Attr, CompareOp, Elem, Filter, Multi, Pred, Sub, Value as QValue};
 use crate::query::{parse_element_filter, resolve_attr};
+use crate::store::Snapshot;
 use crate::user::{Address, AttrValue, MultiValue, User};
 
 /// The kind of a [`PatchOp`].

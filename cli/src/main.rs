@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant as Timer;
 
+mod serve;
+
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use userdir::json::{self, Format, ReadLimits};
@@ -137,6 +139,19 @@ enum Cmd {
     Check,
     /// Print the number of users, of active users, and the file size.
     Stats,
+    /// Serve the directory over SCIM 2.0 (RFC 7644) until interrupted (Ctrl-C or SIGTERM).
+    /// Prints the bound address; creates the file when missing.
+    Serve {
+        /// The address to listen on (port 0: any free port).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// A file holding the bearer token clients must send (`Authorization: Bearer ...`).
+        #[arg(long)]
+        token_file: PathBuf,
+        /// The endpoint's public URL for `meta.location` (default: from the request's Host).
+        #[arg(long)]
+        base_url: Option<String>,
+    },
 }
 
 #[derive(Args)]
@@ -489,6 +504,11 @@ fn run(cli: &Cli) -> CliResult {
             );
             Ok(())
         }
+        Cmd::Serve {
+            listen,
+            token_file,
+            base_url,
+        } => serve::serve(open(cli, true)?, listen, token_file, base_url.as_deref()),
         Cmd::Stats => {
             let dir = open_read(cli)?;
             let users = dir.count()?;
