@@ -10,8 +10,10 @@ use std::path::Path;
 fn layer(module: &str) -> Option<u32> {
     Some(match module {
         "lib" => 100,
-        "json" | "scim" => 90,
+        "scim" => 95,
         "auth" | "import" | "patch" => 80,
+        // Interchange formats: below the operations, whose PatchRequest parser reads JSON.
+        "json" => 75,
         "query" => 70,
         "directory" => 60,
         "store" => 50,
