@@ -218,7 +218,11 @@ impl PStep {
         match self.value {
             PVal::Str(i) | PVal::Obj(i) => Some(pick(alphabet, i).to_owned()),
             PVal::Taken(i) => {
-                let others: Vec<&MUser> = model.users.values().filter(|u| u.id != target).collect();
+                let others: Vec<&MUser> = model
+                    .by_age()
+                    .into_iter()
+                    .filter(|u| u.id != target)
+                    .collect();
                 let u = others.get(usize::from(i) % others.len().max(1));
                 let taken = u.and_then(|u| match self.field {
                     PField::UserName => u.username.clone().or_else(|| u.email.clone()),
@@ -737,24 +741,35 @@ impl Model {
         }
     }
 
-    /// The id a patch's target names: mostly an existing user (the `t / 8`-th by id), else
+    /// The id a patch's target names: mostly an existing user (the `t / 8`-th by age), else
     /// (`t % 8 == 7`, or nobody exists) as [`Model::target`].
     pub fn live_target(&self, t: u8) -> Uuid {
-        match self
-            .users
-            .keys()
-            .nth(usize::from(t / 8) % self.users.len().max(1))
-        {
-            Some(id) if t % 8 != 7 => *id,
+        let users = self.by_age();
+        match users.get(usize::from(t / 8) % users.len().max(1)) {
+            Some(u) if t % 8 != 7 => u.id,
             _ => self.target(t),
         }
     }
 
-    /// The `i`-th existing user by id (modulo their number).
+    /// The existing users in a deterministic order that does not depend on their ids (pool
+    /// ids first, then creation order): generated ids differ between engines, and the
+    /// cross-engine test must resolve an operation to the same users on both.
+    pub fn by_age(&self) -> Vec<&MUser> {
+        let rank = |id: &Uuid| {
+            (0..POOL)
+                .position(|i| pool_id(i) == *id)
+                .or_else(|| self.seen.iter().position(|s| s == id).map(|p| POOL + p))
+                .unwrap_or(usize::MAX)
+        };
+        let mut users: Vec<&MUser> = self.users.values().collect();
+        users.sort_by_key(|u| (rank(&u.id), u.id));
+        users
+    }
+
+    /// The `i`-th existing user in [`Model::by_age`] order (modulo their number).
     pub fn nth_user(&self, i: u8) -> Option<&MUser> {
-        self.users
-            .values()
-            .nth(usize::from(i) % self.users.len().max(1))
+        let users = self.by_age();
+        users.get(usize::from(i) % users.len().max(1)).copied()
     }
 
     /// Every id worth looking up.
