@@ -77,6 +77,7 @@
 mod eval;
 mod parse;
 mod plan;
+mod prefilter;
 mod sort;
 
 pub use parse::{Attr, CompareOp, Field, Filter, Multi, Sub, Value, parse_filter};

@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use super::eval::{Fields, Pred, parse_instant};
 use super::parse::{Attr, CompareOp, Field, Filter, Multi, Sub, Value, parse_filter};
+use super::prefilter::Prefilter;
 use super::sort::{Cursor, Key, SortBy, SortField, cmp_rows};
 use crate::directory::{Directory, ReadTx};
 use crate::error::{Error, Result};
@@ -810,17 +811,11 @@ pub(crate) fn run(r: &Reader, s: &Search) -> Result<Page> {
     match cands {
         None => {
             // Records that lack a string the filter requires cannot match: skip them
-            // without reading them.
-            let needles: Vec<memchr::memmem::Finder<'_>> = plan
-                .residual()
-                .map(required_strings)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|n| memchr::memmem::Finder::new(n).into_owned())
-                .collect();
+            // without reading them (see `prefilter`).
+            let required = Prefilter::of(plan.residual());
             // Scanned on all cores for large directories; one accumulator per id range.
             let parts = r.fold_records(new_matches, |m, id, bytes| {
-                if needles.iter().any(|n| n.find(bytes).is_none()) {
+                if !required.may_match(bytes) {
                     return Ok(());
                 }
                 let mut v = RecordView::default();
@@ -951,43 +946,6 @@ impl<'s> Matches<'s> {
         self.total += o.total;
         self.remaining += o.remaining;
         self.rows.extend(o.rows);
-    }
-}
-
-/// Strings that appear verbatim in the encoded record of every user `f` matches: exact
-/// (case-sensitive) `eq`/`co`/`sw`/`ew` on a stored text field, through `and`. Record strings
-/// are stored as their UTF-8 bytes, so a record without one of them cannot match.
-fn required_strings(f: &Filter) -> Vec<&[u8]> {
-    match f {
-        Filter::And(a, b) => {
-            let mut v = required_strings(a);
-            v.extend(required_strings(b));
-            v
-        }
-        Filter::Compare {
-            attr,
-            op: CompareOp::Eq | CompareOp::Co | CompareOp::Sw | CompareOp::Ew,
-            value: Value::String(s),
-        } if !s.is_empty() && case_exact_text(attr) => {
-            vec![s.as_bytes()]
-        }
-        _ => Vec::new(),
-    }
-}
-
-/// Whether `attr` is stored as text compared case-exactly (so a match holds its bytes).
-fn case_exact_text(attr: &Attr) -> bool {
-    match attr {
-        Attr::Field(f) => crate::model::attr(f.index()).is_some_and(|a| {
-            a.case_exact
-                && matches!(
-                    a.kind,
-                    crate::model::Kind::Text | crate::model::Kind::Strings
-                )
-        }),
-        Attr::Multi(m, _) => crate::model::attr(m.index()).is_some_and(|a| a.case_exact),
-        Attr::Data(_) => true,
-        _ => false,
     }
 }
 
