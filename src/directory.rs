@@ -516,13 +516,16 @@ fn one_primary<T>(list: &mut [T], primary: impl Fn(&mut T) -> &mut bool) {
 }
 
 /// Puts the login email and `emails` in step, after [`normalize_profile`], given the
-/// previous profile when the user exists:
-/// - a login email is the primary element of `emails`: the element with that value is made
-///   primary, else the element of the previous login email takes the new value, else it is
-///   added first;
-/// - without a login email, an existing user whose `emails` did not change loses the element
-///   of its previous login email; otherwise the primary element of `emails` (else the first)
-///   becomes the login email.
+/// previous profile when the user exists. The login email is the primary element of
+/// `emails`, or the only element when none is primary (RFC 7643 §2.4: `primary` marks the
+/// preferred value, at most one; an only email is the login email whether or not it is
+/// marked, and its `primary` is kept as given). Several emails, none primary: no login email.
+/// - A login email given: the element with that value is the login one, else the element of
+///   the previous login email takes the new value, else it is added first (type `work`,
+///   primary). Among several elements, the login one is made the primary one.
+/// - No login email: an existing user whose `emails` did not change loses the element of its
+///   previous login email (the caller cleared it); then the login email is taken from the
+///   list as above.
 ///
 /// # Errors
 /// [`Error::MissingLoginId`] when the user is left without username and email.
@@ -530,34 +533,38 @@ pub(crate) fn sync_emails(p: &mut Profile, old: Option<&Profile>) -> Result<()> 
     let old_email = old.and_then(|o| o.email.as_deref());
     match p.email.clone() {
         Some(e) => {
-            if let Some(i) = p.emails.iter().position(|x| x.value == e) {
-                for (j, x) in p.emails.iter_mut().enumerate() {
-                    x.primary = j == i;
-                }
-            } else if let Some(x) =
-                old_email.and_then(|o| p.emails.iter_mut().find(|x| x.value == o))
+            let at = if let Some(i) = p.emails.iter().position(|x| x.value == e) {
+                i
+            } else if let Some(i) =
+                old_email.and_then(|o| p.emails.iter().position(|x| x.value == o))
             {
-                x.value = e;
-                x.primary = true;
-            } else {
-                for x in &mut p.emails {
-                    x.primary = false;
+                if let Some(x) = p.emails.get_mut(i) {
+                    x.value = e;
                 }
+                i
+            } else {
                 // Without a type given, the login email is the `work` one (as Entra ID maps
                 // `emails[type eq "work"]`).
                 p.emails.insert(
                     0,
                     crate::user::MultiValue::new(e).kind("work").primary(true),
                 );
+                0
+            };
+            if p.emails.len() > 1 {
+                for (j, x) in p.emails.iter_mut().enumerate() {
+                    x.primary = j == at;
+                }
             }
-            one_primary(&mut p.emails, |x| &mut x.primary);
         }
         None => {
             let unchanged = old.is_some_and(|o| o.emails == p.emails);
-            match old_email {
-                Some(o) if unchanged => p.emails.retain(|x| x.value != o),
-                _ => sync_from_list(p),
+            if let Some(o) = old_email
+                && unchanged
+            {
+                p.emails.retain(|x| x.value != o);
             }
+            sync_from_list(p);
         }
     }
     if p.username.is_none() && p.email.is_none() {
@@ -566,13 +573,21 @@ pub(crate) fn sync_emails(p: &mut Profile, old: Option<&Profile>) -> Result<()> 
     Ok(())
 }
 
-/// The login email from `emails`: the primary element, else the first (made primary).
-pub(crate) fn sync_from_list(p: &mut Profile) {
-    let i = p.emails.iter().position(|e| e.primary).unwrap_or(0);
-    for (j, x) in p.emails.iter_mut().enumerate() {
-        x.primary = j == i;
+/// The position of the login email in `emails`: the primary element, else the only one.
+pub(crate) fn login_email_at(emails: &[crate::user::MultiValue]) -> Option<usize> {
+    match emails.iter().position(|e| e.primary) {
+        Some(i) => Some(i),
+        None if emails.len() == 1 => Some(0),
+        None => None,
     }
-    p.email = p.emails.get(i).map(|e| e.value.clone());
+}
+
+/// The login email from `emails` (see [`login_email_at`]); `primary` flags are left as they
+/// are.
+pub(crate) fn sync_from_list(p: &mut Profile) {
+    p.email = login_email_at(&p.emails)
+        .and_then(|i| p.emails.get(i))
+        .map(|e| e.value.clone());
 }
 
 /// Whether `v`, at nesting level `level`, stays within [`MAX_DATA_DEPTH`] (the recursion is

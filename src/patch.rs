@@ -50,9 +50,10 @@ pub enum PatchKind {
 /// | no path | object of path → value (paths, attribute names or extension URNs) | each entry applied as its own operation |
 ///
 /// `id`, `meta.*`, `lastLoginInstant`, `passwordLastUpdateInstant` and `password` are
-/// read-only. The primary email is the login email: an operation on `emails` that leaves
-/// another element primary (or removes the primary one, leaving the first) changes the login
-/// email, which clears `verified` unless the same patch sets it. After all operations the
+/// read-only. The login email is the primary email, or the only one when none is primary
+/// (several emails, none primary: no login email; see [`Profile`](crate::Profile)): an
+/// operation on `emails` that makes another element primary, or removes the primary one,
+/// changes the login email, which clears `verified` unless the same patch sets it. After all operations the
 /// profile is validated exactly like an update (identity rules, lengths, email syntax of every
 /// email), and the store enforces uniqueness; any failure changes nothing.
 ///
@@ -881,7 +882,7 @@ fn patched(old: &User, ops: &[PatchOp]) -> Result<User> {
         // Keep the login email and the list in step after each operation, the one it
         // changed deciding.
         if new.emails != emails {
-            // The primary (else first) element is the login email.
+            // The primary (else the only) element is the login email.
             sync_from_list(&mut new.profile);
         } else if new.email != email {
             let before = crate::user::Profile {

@@ -263,9 +263,12 @@ pub struct Address {
 ///
 /// The login email is [`email`](Profile::email): unique, caseless, stored lowercased. The
 /// list [`emails`](Profile::emails) holds every email with its `type` and `display`; the
-/// directory keeps the two in step on every write: the element equal to `email` is the
-/// primary one (added when missing); with `email` unset, the primary element (else the first)
-/// becomes the login email. The other emails are neither unique nor used to log in.
+/// directory keeps the two in step on every write. The login email is the primary element
+/// of `emails`, or the only element when none is marked primary (its `primary` stays `false`
+/// then, as given: RFC 7643 §2.4 lets a list have no primary value); with several emails and
+/// none primary, the user has no login email. Setting `email` makes its element the login
+/// one (primary among several; added, as type `work` and primary, when missing). The other
+/// emails are neither unique nor used to log in.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Profile {
     /// SCIM `userName`: login name, as given (trimmed, NFC); unique regardless of case.

@@ -400,3 +400,107 @@ fn version_conflict() {
         Err(Error::NotFound(_))
     ));
 }
+
+/// RFC 7643 §2.4: at most one email is primary, and a list may have none. The login email is
+/// the primary email, or the only one; `primary` is stored and returned as given.
+#[test]
+fn the_login_email_is_the_primary_or_the_only_email() {
+    let d = dir();
+    // One email, not marked primary: it is the login email and stays unmarked.
+    let u = d
+        .create(
+            NewUser::with_username("one")
+                .add_email(userdir::MultiValue::new("One@X.io").kind("home")),
+        )
+        .unwrap();
+    assert_eq!(u.email.as_deref(), Some("one@x.io"));
+    assert!(!u.emails[0].primary);
+    assert_eq!(d.find_by_email("ONE@x.io").unwrap().unwrap().id, u.id);
+    assert_eq!(d.get(u.id).unwrap().unwrap(), u);
+
+    // Several, none primary: no login email, every email kept unmarked.
+    let two = d
+        .create(
+            NewUser::with_username("two")
+                .add_email(userdir::MultiValue::new("a@two.io"))
+                .add_email(userdir::MultiValue::new("b@two.io")),
+        )
+        .unwrap();
+    assert_eq!(two.email, None);
+    assert_eq!(two.emails.len(), 2);
+    assert!(two.emails.iter().all(|e| !e.primary));
+    assert!(d.find_by_email("a@two.io").unwrap().is_none());
+    // ... which is no login id at all without a username.
+    let err = d
+        .create(NewUser {
+            active: true,
+            ..NewUser::default()
+                .add_email(userdir::MultiValue::new("c@two.io"))
+                .add_email(userdir::MultiValue::new("d@two.io"))
+        })
+        .unwrap_err();
+    assert!(matches!(err, Error::MissingLoginId), "{err:?}");
+
+    // PATCH add of one email with `primary: false` to a user without emails (what
+    // scim2-tester sends): stored and returned as sent, and it is the login email.
+    let v = d.create(NewUser::with_username("noemail")).unwrap();
+    let v = d
+        .patch(
+            v.id,
+            &[PatchOp::add(
+                "emails",
+                arr(vec![obj(&[
+                    ("value", "v@x.io".into()),
+                    ("type", "work".into()),
+                    ("primary", false.into()),
+                ])]),
+            )],
+            None,
+        )
+        .unwrap();
+    assert_eq!(v.email.as_deref(), Some("v@x.io"));
+    assert!(!v.emails[0].primary);
+    // Marking it primary changes nothing but the flag.
+    let v = d
+        .patch(
+            v.id,
+            &[PatchOp::replace(
+                r#"emails[value eq "v@x.io"].primary"#,
+                true,
+            )],
+            None,
+        )
+        .unwrap();
+    assert_eq!(v.email.as_deref(), Some("v@x.io"));
+    assert!(v.emails[0].primary);
+    // A second email, primary: it becomes the login email, the first loses the mark.
+    let v = d
+        .patch(
+            v.id,
+            &[PatchOp::add(
+                "emails",
+                obj(&[("value", "w@x.io".into()), ("primary", true.into())]),
+            )],
+            None,
+        )
+        .unwrap();
+    assert_eq!(v.email.as_deref(), Some("w@x.io"));
+    assert_eq!(
+        v.emails.iter().map(|e| e.primary).collect::<Vec<_>>(),
+        [false, true]
+    );
+    // Removing the primary one leaves the only other one as the login email, unmarked.
+    let v = d
+        .patch(v.id, &[PatchOp::remove(r#"emails[primary eq true]"#)], None)
+        .unwrap();
+    assert_eq!(v.email.as_deref(), Some("v@x.io"));
+    assert!(!v.emails[0].primary);
+    // Two unmarked emails: no login email; the old one is free for another user.
+    let v = d
+        .patch(v.id, &[PatchOp::add("emails", "z@x.io")], None)
+        .unwrap();
+    assert_eq!(v.email, None);
+    assert!(v.emails.iter().all(|e| !e.primary));
+    d.create(NewUser::with_email("v@x.io")).unwrap();
+    d.check_integrity().unwrap();
+}

@@ -714,3 +714,36 @@ async fn identity_provider_request_shapes() {
     assert!(dir.find_by_username("ann@contoso.com").unwrap().is_none());
     dir.check_integrity().unwrap();
 }
+
+/// RFC 7643 §2.4: `primary` comes back as sent (an only email need not be primary, and is the
+/// login email either way); a PUT of the resource as read keeps the login email.
+#[tokio::test]
+async fn emails_keep_their_primary_flag_and_a_put_of_the_same_resource_keeps_them() {
+    let d = directory();
+    let app = app(&d);
+    let mut body = user("ann");
+    body["emails"] = json!([{"value": "ann@example.com", "type": "home", "primary": false}]);
+    let r = call(&app, "POST", "/Users", Some(body)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(
+        r.body["emails"],
+        json!([{"value": "ann@example.com", "type": "home", "primary": false}])
+    );
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    assert!(d.find_by_email("ann@example.com").unwrap().is_some());
+    // PUT back what GET returned: nothing changes, the login email stays.
+    let got = call(&app, "GET", &format!("/Users/{id}"), None).await.body;
+    let r = call(&app, "PUT", &format!("/Users/{id}"), Some(got.clone())).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["emails"], got["emails"]);
+    assert!(d.find_by_email("ann@example.com").unwrap().is_some());
+    let mut body = user("bob");
+    body["emails"] = json!([{"value": "bob@example.com", "primary": true},
+                            {"value": "bob@home.example", "type": "home"}]);
+    let bob = call(&app, "POST", "/Users", Some(body)).await.body;
+    let bob_id = bob["id"].as_str().unwrap();
+    let r = call(&app, "PUT", &format!("/Users/{bob_id}"), Some(bob.clone())).await;
+    assert_eq!(r.body["emails"], bob["emails"]);
+    assert!(d.find_by_email("bob@example.com").unwrap().is_some());
+    d.check_integrity().unwrap();
+}

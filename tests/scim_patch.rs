@@ -124,8 +124,9 @@ fn rfc_remove_with_a_filter_removes_the_matching_emails() {
         &u,
         &body(r#"{"op":"remove","path":"emails[type eq \"work\" and value ew \"example.com\"]"}"#),
     );
-    // The login email went with its element; the one left is the login email now.
-    assert_eq!(emails(&u), [e("babs@jensen.org", "home", true)]);
+    // The login email went with its element; the one left is the login email now (the only
+    // one), still not marked primary: nobody marked it (RFC 7643 §2.4).
+    assert_eq!(emails(&u), [e("babs@jensen.org", "home", false)]);
     assert_eq!(u.email.as_deref(), Some("babs@jensen.org"));
     assert!(d.find_by_email("bjensen@example.com").unwrap().is_none());
     assert_eq!(
@@ -177,7 +178,8 @@ fn replace_emails_replaces_all_of_them() {
         &u,
         &body(r#"{"op":"replace","path":"emails","value":[{"value":"new@x.io","type":"other"}]}"#),
     );
-    assert_eq!(emails(&u), [e("new@x.io", "other", true)]);
+    // The only email is the login email; `primary` stays as sent (absent: false).
+    assert_eq!(emails(&u), [e("new@x.io", "other", false)]);
     assert_eq!(u.email.as_deref(), Some("new@x.io"));
     assert!(!u.verified, "a new login email is not verified");
     assert!(d.find_by_email("bjensen@example.com").unwrap().is_none());
@@ -311,7 +313,8 @@ fn entra_pathless_values_keyed_by_paths_and_urns() {
         )),
     );
     assert_eq!(u.first_name.as_deref(), Some("Ann"));
-    assert_eq!(emails(&u), [e("a@x.com", "work", true)]);
+    assert_eq!(emails(&u), [e("a@x.com", "work", false)]);
+    assert_eq!(u.email.as_deref(), Some("a@x.com"), "the only email");
     assert_eq!(
         u.email.as_deref(),
         Some("a@x.com"),
@@ -356,7 +359,7 @@ fn entra_filtered_paths_create_missing_elements() {
         r#"{"op":"Add","path":"addresses[type eq \"work\"].formatted","value":"1 Main St, Redmond"}"#,
     ];
     let u = patch(&d, &u, &body(&ops.join(",")));
-    assert_eq!(emails(&u), [e("ann@contoso.com", "work", true)]);
+    assert_eq!(emails(&u), [e("ann@contoso.com", "work", false)]);
     assert_eq!(u.email.as_deref(), Some("ann@contoso.com"));
     assert_eq!(u.mobile_phone(), Some("+1 555 0100"));
     assert_eq!(u.phone_numbers.len(), 2);

@@ -109,13 +109,11 @@ pub(crate) fn replacement(body: &Value) -> Result<(UserUpdate, bool), ScimError>
         }
         None => None,
     };
-    Ok((
-        UserUpdate {
-            profile: u.profile,
-            password,
-        },
-        u.active,
-    ))
+    let mut profile = u.profile;
+    // The resource's `emails` decide the login email: the primary (or only) one. (Left
+    // unset, an update whose `emails` did not change would drop the login email.)
+    crate::directory::sync_from_list(&mut profile);
+    Ok((UserUpdate { profile, password }, u.active))
 }
 
 /// A parsed PatchOp request: the operations on the model, and a new password if an
