@@ -131,7 +131,7 @@ impl AuthState {
 }
 
 /// A successful login (see [`Directory::authenticate`]).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Login {
     /// The user, with its new last-login instant (and its new hash when `rehashed`).
     pub user: User,
@@ -144,7 +144,7 @@ pub struct Login {
 }
 
 /// A user's failed-login state (see [`Directory::login_failures`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LoginFailures {
     /// Consecutive failures counted in the current window.
     pub count: u32,

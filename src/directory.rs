@@ -136,7 +136,7 @@ impl Builder {
     /// file is initialized in place by redb, without this protection.
     ///
     /// # Errors
-    /// [`Error::NotADirectory`] for a file that is not a userdir directory,
+    /// [`Error::NotAUserdirFile`] for a file that is not a userdir directory,
     /// [`Error::UnsupportedFormat`] for one written by a newer format, [`Error::AlreadyOpen`]
     /// when another handle holds it, [`Error::Storage`] for I/O failures.
     pub fn open(self, path: impl AsRef<Path>) -> Result<Directory> {

@@ -91,7 +91,7 @@ pub enum Error {
     },
     /// The file is not a userdir directory (not a redb file, or a redb file of something else).
     #[error("not a userdir directory: {0}")]
-    NotADirectory(String),
+    NotAUserdirFile(String),
     /// The file is already open, by this process or another.
     #[error("the directory file is already open elsewhere")]
     AlreadyOpen,
@@ -166,6 +166,99 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// The HTTP status code that fits this error when it answers a web request.
+    ///
+    /// 400 for bad input (fields, policy, filters, cursors, patches, JSON, import reports,
+    /// tokens), 401 for [`Error::InvalidCredentials`], 403 for an inactive or expired account,
+    /// 404 for [`Error::NotFound`], 409 for a taken id, username, email or external id,
+    /// 412 for [`Error::VersionConflict`] (an `If-Match` that no longer matches), 429 for
+    /// [`Error::AccountLocked`] (retry after `until`), 503 for [`Error::AlreadyOpen`] and
+    /// [`Error::NeedsReopen`], 500 for everything else (a damaged or unreadable file, I/O,
+    /// hashing). Log 5xx errors server-side rather than showing them: their messages may name
+    /// files.
+    ///
+    /// # Examples
+    /// ```
+    /// # fn main() -> Result<(), userdir::Error> {
+    /// # let dir = userdir::Directory::builder().hasher(userdir::Argon2Params::insecure_fast()).in_memory()?;
+    /// dir.create(userdir::NewUser::with_username("ann"))?;
+    /// let err = dir.create(userdir::NewUser::with_username("ANN")).unwrap_err();
+    /// assert_eq!(err.http_status(), 409);
+    /// assert_eq!(err.scim_type(), Some("uniqueness"));
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Error::InvalidField { .. }
+            | Error::MissingLoginId
+            | Error::PasswordMismatch
+            | Error::PasswordPolicy(_)
+            | Error::InvalidHash(_)
+            | Error::InvalidFilter { .. }
+            | Error::InvalidCursor(_)
+            | Error::InvalidPatch { .. }
+            | Error::InvalidToken
+            | Error::TokenExpired
+            | Error::Import(_)
+            | Error::InvalidJson(_) => 400,
+            Error::InvalidCredentials => 401,
+            Error::AccountInactive | Error::AccountExpired => 403,
+            Error::NotFound(_) => 404,
+            Error::DuplicateId(_)
+            | Error::DuplicateUsername { .. }
+            | Error::DuplicateEmail { .. }
+            | Error::DuplicateExternalId { .. }
+            | Error::LoginIdConflict { .. }
+            | Error::LookalikeUsername { .. } => 409,
+            Error::VersionConflict { .. } => 412,
+            Error::AccountLocked { .. } => 429,
+            Error::AlreadyOpen | Error::NeedsReopen => 503,
+            Error::UnsupportedFormat { .. }
+            | Error::NotAUserdirFile(_)
+            | Error::Corrupt(_)
+            | Error::Integrity(_)
+            | Error::Storage(_)
+            | Error::Hashing(_) => 500,
+        }
+    }
+
+    /// The SCIM `scimType` of this error (RFC 7644 §3.12), for errors SCIM gives one:
+    /// `uniqueness` (409), `invalidFilter`, `invalidValue`, `invalidSyntax` (malformed JSON),
+    /// `invalidPath`, `mutability` and `noTarget` (PATCH), `invalidCursor` (RFC 9865). `None`
+    /// for errors SCIM answers with the status alone (404, 412, 5xx, authentication).
+    ///
+    /// A SCIM error response is then `{"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
+    /// "status": "<http_status>", "scimType": ..., "detail": "<Display of the error>"}`.
+    ///
+    /// # Examples
+    /// ```
+    /// let err = userdir::parse_filter("userName eq").unwrap_err();
+    /// assert_eq!((err.http_status(), err.scim_type()), (400, Some("invalidFilter")));
+    /// ```
+    #[must_use]
+    pub fn scim_type(&self) -> Option<&'static str> {
+        match self {
+            Error::DuplicateId(_)
+            | Error::DuplicateUsername { .. }
+            | Error::DuplicateEmail { .. }
+            | Error::DuplicateExternalId { .. }
+            | Error::LoginIdConflict { .. }
+            | Error::LookalikeUsername { .. } => Some("uniqueness"),
+            Error::InvalidFilter { .. } => Some("invalidFilter"),
+            Error::InvalidCursor(_) => Some("invalidCursor"),
+            Error::InvalidJson(_) => Some("invalidSyntax"),
+            Error::InvalidPatch { reason, .. } => Some(patch_scim_type(reason)),
+            Error::InvalidField { .. }
+            | Error::MissingLoginId
+            | Error::PasswordMismatch
+            | Error::PasswordPolicy(_)
+            | Error::InvalidHash(_)
+            | Error::Import(_) => Some("invalidValue"),
+            _ => None,
+        }
+    }
+
     pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
         Error::InvalidField {
             field,
@@ -175,7 +268,7 @@ impl Error {
 }
 
 /// One problem found while reading JSON interchange input (see [`Error::InvalidJson`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct JsonProblem {
     /// The 0-based index of the row (user) in the input; for JSON Lines, the 0-based line
     /// number. `None` for a problem with the document as a whole.
@@ -194,6 +287,19 @@ impl std::fmt::Display for JsonProblem {
             (None, Some(field)) => write!(f, "field {field}: {}", self.reason),
             (None, None) => f.write_str(&self.reason),
         }
+    }
+}
+
+/// The `scimType` of a refused PATCH operation, from the reason `patch` gives.
+fn patch_scim_type(reason: &str) -> &'static str {
+    if reason.contains("noTarget") {
+        "noTarget"
+    } else if reason.contains("read-only") || reason.contains("cannot be") {
+        "mutability"
+    } else if reason.contains("unknown") || reason.contains("path") {
+        "invalidPath"
+    } else {
+        "invalidValue"
     }
 }
 

@@ -113,7 +113,7 @@ impl ImportBatch {
 }
 
 /// What a successful import did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct ImportSummary {
     /// Users written.
@@ -128,7 +128,7 @@ pub struct ImportSummary {
 
 /// How long each phase of a successful [`Directory::import`] took (wall-clock time, in the
 /// order the phases run).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct ImportTimings {
     /// Validating every row, building its index entries and encoding its record (all cores).
@@ -148,7 +148,8 @@ pub struct ImportTimings {
 }
 
 /// Why a row was refused.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "detail")]
 pub enum RowReason {
     /// The value is not acceptable (the reason says why; never a password or hash).
     Invalid(String),
@@ -181,7 +182,7 @@ impl fmt::Display for RowReason {
 }
 
 /// One problem of one row.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct RowProblem {
     /// The row's index in the batch (0-based).
     pub index: usize,
@@ -199,7 +200,7 @@ impl fmt::Display for RowProblem {
 }
 
 /// Every problem of a refused batch, in row order. Its `Display` lists them all, one per line.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ImportReport {
     /// The problems, ordered by row index, then field name (one problem per row and field:
     /// the first found).

@@ -27,6 +27,7 @@ pub const MAX_DATA_DEPTH: usize = 64;
 /// assert_eq!(v, AttrValue::String("blue".into()));
 /// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
 pub enum AttrValue {
     /// JSON `null`.
     Null,
@@ -134,8 +135,9 @@ impl fmt::Debug for StoredHash {
 
 /// A user of the directory.
 ///
-/// A plain struct with public fields. The `password` hash is redacted in `Debug`.
-#[derive(Clone, Debug, PartialEq)]
+/// A plain struct with public fields. The `password` hash is redacted in `Debug` and never
+/// serialized: `Serialize` skips it, and a deserialized `User` has none.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct User {
     /// Immutable unique id.
     pub id: Uuid,
@@ -174,6 +176,7 @@ pub struct User {
     /// Custom attributes.
     pub data: BTreeMap<String, AttrValue>,
     /// The stored password hash, if the user has a password.
+    #[serde(skip)]
     pub password: Option<StoredHash>,
     /// The user must change the password at next login.
     pub password_change_required: bool,
@@ -193,7 +196,8 @@ pub struct User {
 
 /// The profile fields shared by [`NewUser`] and [`UserUpdate`]: everything but the id, the
 /// password and the bookkeeping instants.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Profile {
     /// See [`User::username`].
     pub username: Option<String>,

@@ -261,7 +261,7 @@ fn crash_run(
         Err(e) => {
             if !matches!(
                 e,
-                userdir::Error::Storage(_) | userdir::Error::NotADirectory(_)
+                userdir::Error::Storage(_) | userdir::Error::NotAUserdirFile(_)
             ) {
                 return Err(format!("open failed with an unexpected error: {e}"));
             }

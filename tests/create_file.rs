@@ -147,8 +147,8 @@ fn a_file_without_magic_at_the_path_is_refused_not_wiped() {
     let bytes = without_magic();
     fs::write(&path, &bytes).unwrap();
     match open(&path) {
-        Err(Error::NotADirectory(_)) => {}
-        other => panic!("expected NotADirectory, got {:?}", other.map(|_| ())),
+        Err(Error::NotAUserdirFile(_)) => {}
+        other => panic!("expected NotAUserdirFile, got {:?}", other.map(|_| ())),
     }
     assert_eq!(fs::read(&path).unwrap(), bytes);
     assert!(temps(tmp.path(), "users.redb").is_empty());
@@ -279,8 +279,8 @@ fn a_backend_with_other_content_is_refused_untouched() {
     for bytes in [other, b"abc".to_vec(), late_byte] {
         let b = backend_with(&bytes);
         match builder().open_backend(Shared(b.clone())) {
-            Err(Error::NotADirectory(_)) => {}
-            r => panic!("expected NotADirectory, got {:?}", r.map(|_| ())),
+            Err(Error::NotAUserdirFile(_)) => {}
+            r => panic!("expected NotAUserdirFile, got {:?}", r.map(|_| ())),
         }
         assert_eq!(contents(&b), bytes, "the backend is left as it was");
     }

@@ -395,7 +395,7 @@ fn not_a_directory_and_newer_format_are_clear_errors() {
     )
     .unwrap();
     let err = Directory::open(&junk).unwrap_err();
-    assert!(matches!(err, Error::NotADirectory(_)), "{err:?}");
+    assert!(matches!(err, Error::NotAUserdirFile(_)), "{err:?}");
 
     // A redb file of something else.
     let other = tmp.path().join("other.redb");
@@ -410,7 +410,7 @@ fn not_a_directory_and_newer_format_are_clear_errors() {
     }
     assert!(matches!(
         Directory::open(&other).unwrap_err(),
-        Error::NotADirectory(_)
+        Error::NotAUserdirFile(_)
     ));
 
     // A userdir file from a newer format.

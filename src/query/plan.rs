@@ -115,7 +115,7 @@ impl Search {
 }
 
 /// One page of results.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 #[non_exhaustive]
 pub struct Page {
     /// The users of this page, in order.
@@ -124,6 +124,7 @@ pub struct Page {
     pub total: u64,
     /// Where the next page starts, when there are more rows after this page.
     pub next: Option<Cursor>,
+    #[serde(skip)]
     search: Search,
 }
 

@@ -235,6 +235,8 @@ pub(crate) fn cmp_rows(fields: &[SortField], a: (&[Key], Uuid), b: (&[Key], Uuid
 /// assert_eq!(rest.users.len(), 1);
 /// # Ok::<(), userdir::Error>(())
 /// ```
+///
+/// It serializes as that string.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cursor {
     pub(crate) sort: Vec<SortField>,
@@ -243,6 +245,19 @@ pub struct Cursor {
 }
 
 const CURSOR_V1: u8 = 1;
+
+impl serde::Serialize for Cursor {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Cursor {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let text = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
 
 impl fmt::Display for Cursor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

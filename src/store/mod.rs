@@ -62,11 +62,11 @@ fn db_error(e: redb::DatabaseError) -> Error {
         redb::DatabaseError::Storage(redb::StorageError::Io(io))
             if io.kind() == std::io::ErrorKind::InvalidData =>
         {
-            Error::NotADirectory(io.to_string())
+            Error::NotAUserdirFile(io.to_string())
         }
         redb::DatabaseError::Storage(redb::StorageError::Io(io)) => Error::Storage(io.to_string()),
-        redb::DatabaseError::Storage(s) => Error::NotADirectory(s.to_string()),
-        other => Error::NotADirectory(other.to_string()),
+        redb::DatabaseError::Storage(s) => Error::NotAUserdirFile(s.to_string()),
+        other => Error::NotAUserdirFile(other.to_string()),
     }
 }
 
@@ -150,7 +150,7 @@ impl Store {
                     meta.insert("unicode", unicode_version()).map_err(storage)?;
                 }
                 None => {
-                    return Err(Error::NotADirectory(
+                    return Err(Error::NotAUserdirFile(
                         "a redb file without userdir's format marker".into(),
                     ));
                 }
@@ -454,7 +454,7 @@ fn user_id_of(key: &[u8]) -> Result<Uuid> {
 fn table_error(e: redb::TableError) -> Error {
     match e {
         redb::TableError::TableTypeMismatch { .. } | redb::TableError::TableIsMultimap(_) => {
-            Error::NotADirectory(e.to_string())
+            Error::NotAUserdirFile(e.to_string())
         }
         other => Error::Storage(other.to_string()),
     }
