@@ -20,7 +20,7 @@ use crate::store::tables::{TOKEN_RESET, TOKEN_VERIFY};
 use crate::store::tokens::{self, TokenRecord};
 use crate::store::{Reader, Writer};
 use crate::token::Token;
-use crate::user::{Instant, StoredHash, User};
+use crate::user::{StoredHash, UnixMillis, User};
 
 const MINUTE_MS: i64 = 60 * 1000;
 
@@ -149,9 +149,9 @@ pub struct LoginFailures {
     /// Consecutive failures counted in the current window.
     pub count: u32,
     /// When the current window started (0 when there are no failures).
-    pub window_start: Instant,
+    pub window_start: UnixMillis,
     /// Until when the account is locked, if it is locked now.
-    pub locked_until: Option<Instant>,
+    pub locked_until: Option<UnixMillis>,
 }
 
 /// What the write phase of an operation found.
@@ -164,7 +164,7 @@ enum Outcome<T> {
     Refused(Error),
 }
 
-fn lock_of(s: Option<FailureState>, now: Instant) -> Option<Instant> {
+fn lock_of(s: Option<FailureState>, now: UnixMillis) -> Option<UnixMillis> {
     s.and_then(|s| s.locked_until).filter(|u| *u > now)
 }
 
@@ -230,7 +230,7 @@ impl Directory {
         &self,
         user: &User,
         failures: Option<FailureState>,
-        now: Instant,
+        now: UnixMillis,
     ) -> Result<()> {
         if !user.active {
             return Err(Error::AccountInactive);
@@ -670,7 +670,7 @@ fn take_token(
     w: &mut Writer<'_>,
     hash: &[u8; 32],
     kind: u8,
-    now: Instant,
+    now: UnixMillis,
 ) -> Result<std::result::Result<(TokenRecord, User), Error>> {
     let Some(rec) = tokens::get_w(w, hash)? else {
         return Ok(Err(Error::InvalidToken));
@@ -703,7 +703,7 @@ fn take_token(
 
 /// Stores a new password hash: clears the change-required flag and the failed logins, revokes
 /// the reset tokens, purges expired tokens.
-fn set_password(tx: &mut Tx<'_, '_>, id: Uuid, hash: StoredHash, now: Instant) -> Result<User> {
+fn set_password(tx: &mut Tx<'_, '_>, id: Uuid, hash: StoredHash, now: UnixMillis) -> Result<User> {
     let user = tx.modify(id, |u| {
         u.password = Some(hash);
         u.password_change_required = false;
@@ -716,7 +716,7 @@ fn set_password(tx: &mut Tx<'_, '_>, id: Uuid, hash: StoredHash, now: Instant) -
 }
 
 /// The failure state after one more failed login at `now`.
-fn next_failure_state(prev: Option<FailureState>, now: Instant, l: &Lockout) -> FailureState {
+fn next_failure_state(prev: Option<FailureState>, now: UnixMillis, l: &Lockout) -> FailureState {
     let fresh = FailureState {
         count: 0,
         window_start: now,

@@ -4,12 +4,12 @@ use std::fmt::Debug;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use crate::user::Instant;
+use crate::user::UnixMillis;
 
 /// A source of the current time in milliseconds since the Unix epoch.
 pub trait Clock: Send + Sync + Debug {
     /// The current instant.
-    fn now(&self) -> Instant;
+    fn now(&self) -> UnixMillis;
 }
 
 /// The system's wall clock. The default.
@@ -18,7 +18,7 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     #[allow(clippy::disallowed_methods)] // the one place the wall clock is read
-    fn now(&self) -> Instant {
+    fn now(&self) -> UnixMillis {
         let d = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
@@ -41,7 +41,7 @@ pub struct ManualClock(Arc<AtomicI64>);
 impl ManualClock {
     /// A clock showing `start`.
     #[must_use]
-    pub fn new(start: Instant) -> Self {
+    pub fn new(start: UnixMillis) -> Self {
         ManualClock(Arc::new(AtomicI64::new(start)))
     }
     /// Moves the clock forward by `ms` milliseconds.
@@ -49,13 +49,13 @@ impl ManualClock {
         self.0.fetch_add(ms, Ordering::SeqCst);
     }
     /// Sets the clock.
-    pub fn set(&self, at: Instant) {
+    pub fn set(&self, at: UnixMillis) {
         self.0.store(at, Ordering::SeqCst);
     }
 }
 
 impl Clock for ManualClock {
-    fn now(&self) -> Instant {
+    fn now(&self) -> UnixMillis {
         self.0.load(Ordering::SeqCst)
     }
 }

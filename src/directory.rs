@@ -12,7 +12,7 @@ use crate::identity;
 use crate::password::{Argon2Params, Hasher, PasswordPolicy, check_stored_hash};
 use crate::store::{Durability, Reader, StorageBackend, Store, Writer};
 use crate::user::{AttrValue, MAX_DATA_DEPTH};
-use crate::user::{Instant, NewUser, PasswordInput, Profile, StoredHash, User, UserUpdate};
+use crate::user::{NewUser, PasswordInput, Profile, StoredHash, UnixMillis, User, UserUpdate};
 
 /// Longest accepted free-text field (names, phone, URL, time zone, role), in bytes.
 pub const MAX_FIELD_BYTES: usize = 1024;
@@ -216,8 +216,8 @@ impl fmt::Debug for Directory {
 #[derive(Clone, Debug)]
 pub struct PreparedUser {
     pub(crate) user: User,
-    pub(crate) insert_instant: Option<Instant>,
-    pub(crate) password_last_update_instant: Option<Instant>,
+    pub(crate) insert_instant: Option<UnixMillis>,
+    pub(crate) password_last_update_instant: Option<UnixMillis>,
 }
 
 impl PreparedUser {
@@ -368,7 +368,7 @@ impl Directory {
 
     /// The current instant of the directory's clock.
     #[must_use]
-    pub fn now(&self) -> Instant {
+    pub fn now(&self) -> UnixMillis {
         self.inner.clock.now()
     }
 

@@ -144,7 +144,7 @@ pub enum Error {
     #[error("the account is locked until {until}")]
     AccountLocked {
         /// When the lock ends, in ms since the Unix epoch.
-        until: crate::user::Instant,
+        until: crate::user::UnixMillis,
     },
     /// The token is unknown, already used, revoked, or of another workflow.
     #[error("invalid or already used token")]

@@ -75,7 +75,7 @@ pub use store::{Durability, InMemoryBackend, StorageBackend};
 pub use token::Token;
 pub use user::MAX_DATA_DEPTH;
 pub use user::{
-    AttrValue, Instant, NewUser, Password, PasswordInput, Profile, StoredHash, User, UserUpdate,
+    AttrValue, NewUser, Password, PasswordInput, Profile, StoredHash, UnixMillis, User, UserUpdate,
 };
 
 /// The README's examples, compiled and run as doc tests so they cannot rot.

@@ -7,8 +7,9 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// Milliseconds since the Unix epoch (UTC), as FusionAuth's instants.
-pub type Instant = i64;
+/// A point in time: milliseconds since the Unix epoch (UTC), as FusionAuth's instants. Named for
+/// what it is, so it is not taken for [`std::time::Instant`] (a monotonic clock reading).
+pub type UnixMillis = i64;
 
 /// The deepest nesting of custom attribute values (an array or object counts as one level, a
 /// top-level value is at level 1). Deeper data is refused with [`Error::InvalidField`]
@@ -180,16 +181,16 @@ pub struct User {
     pub password: Option<StoredHash>,
     /// The user must change the password at next login.
     pub password_change_required: bool,
-    /// Instant after which the account is expired.
-    pub expiry: Option<Instant>,
+    /// When the account expires (ms since the Unix epoch).
+    pub expiry: Option<UnixMillis>,
     /// When the user was created.
-    pub insert_instant: Instant,
+    pub insert_instant: UnixMillis,
     /// When the user was last changed.
-    pub last_update_instant: Instant,
+    pub last_update_instant: UnixMillis,
     /// When the user last logged in.
-    pub last_login_instant: Option<Instant>,
+    pub last_login_instant: Option<UnixMillis>,
     /// When the password was last set.
-    pub password_last_update_instant: Option<Instant>,
+    pub password_last_update_instant: Option<UnixMillis>,
     /// Bumped by every write; for optimistic concurrency.
     pub version: u64,
 }
@@ -234,7 +235,7 @@ pub struct Profile {
     /// See [`User::password_change_required`].
     pub password_change_required: bool,
     /// See [`User::expiry`].
-    pub expiry: Option<Instant>,
+    pub expiry: Option<UnixMillis>,
 }
 
 impl Profile {
@@ -300,11 +301,11 @@ pub struct NewUser {
     /// A confirmation that must equal the plaintext password when given.
     pub confirm: Option<Password>,
     /// Creation instant to keep (import); the directory's clock when `None`.
-    pub insert_instant: Option<Instant>,
+    pub insert_instant: Option<UnixMillis>,
     /// Last login instant to keep (import).
-    pub last_login_instant: Option<Instant>,
+    pub last_login_instant: Option<UnixMillis>,
     /// Password change instant to keep (import); the creation instant when `None`.
-    pub password_last_update_instant: Option<Instant>,
+    pub password_last_update_instant: Option<UnixMillis>,
 }
 
 macro_rules! opt_setters {
@@ -406,12 +407,12 @@ impl NewUser {
         self
     }
     /// Sets the account expiry instant.
-    pub fn expiry(mut self, at: Instant) -> Self {
+    pub fn expiry(mut self, at: UnixMillis) -> Self {
         self.profile.expiry = Some(at);
         self
     }
     /// Keeps a given creation instant (for imports).
-    pub fn insert_instant(mut self, at: Instant) -> Self {
+    pub fn insert_instant(mut self, at: UnixMillis) -> Self {
         self.insert_instant = Some(at);
         self
     }

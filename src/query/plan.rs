@@ -14,7 +14,7 @@ use crate::identity::caseless_key;
 use crate::store::record::{Need, RecordView};
 use crate::store::tables::{KIND_EMAIL, KIND_USERNAME};
 use crate::store::{Reader, codec};
-use crate::user::{Instant, User};
+use crate::user::{UnixMillis, User};
 
 /// The default page size (FusionAuth's `numberOfResults`).
 pub const DEFAULT_LIMIT: usize = 20;
@@ -203,9 +203,9 @@ pub enum Plan {
     /// A range of the insert-instant index (`meta.created gt ...`, or a sort by insert instant).
     InsertRange {
         /// Lower bound, ms.
-        from: Bound<Instant>,
+        from: Bound<UnixMillis>,
         /// Upper bound, ms.
-        to: Bound<Instant>,
+        to: Bound<UnixMillis>,
         /// Whether the index order serves the sort (the page is read directly).
         ordered: bool,
         /// Evaluated on each candidate.
@@ -272,7 +272,7 @@ impl Plan {
             LoginAttr::UserName => "userName",
             LoginAttr::Email => "emails",
         };
-        let bound = |b: &Bound<Instant>, lo: bool| match (b, lo) {
+        let bound = |b: &Bound<UnixMillis>, lo: bool| match (b, lo) {
             (Bound::Included(x), true) => format!("[{x}"),
             (Bound::Excluded(x), true) => format!("({x}"),
             (Bound::Unbounded, true) => "(-inf".to_owned(),
@@ -367,7 +367,7 @@ fn login(attr: LoginAttr, op: CompareOp, s: &str) -> Option<Plan> {
     }
 }
 
-fn instant_of(v: &Value) -> Option<Instant> {
+fn instant_of(v: &Value) -> Option<UnixMillis> {
     match v {
         Value::Int(i) => Some(*i),
         Value::String(s) => parse_instant(s),
@@ -499,7 +499,7 @@ fn best(f: &Filter) -> Option<(Plan, bool)> {
         .map(|(p, e)| (p, e && n == 1))
 }
 
-fn tighter_lo(a: Bound<Instant>, b: Bound<Instant>) -> Bound<Instant> {
+fn tighter_lo(a: Bound<UnixMillis>, b: Bound<UnixMillis>) -> Bound<UnixMillis> {
     match (a, b) {
         (Bound::Unbounded, x) | (x, Bound::Unbounded) => x,
         (Bound::Included(x), Bound::Included(y)) => Bound::Included(x.max(y)),
@@ -514,7 +514,7 @@ fn tighter_lo(a: Bound<Instant>, b: Bound<Instant>) -> Bound<Instant> {
     }
 }
 
-fn tighter_hi(a: Bound<Instant>, b: Bound<Instant>) -> Bound<Instant> {
+fn tighter_hi(a: Bound<UnixMillis>, b: Bound<UnixMillis>) -> Bound<UnixMillis> {
     match (a, b) {
         (Bound::Unbounded, x) | (x, Bound::Unbounded) => x,
         (Bound::Included(x), Bound::Included(y)) => Bound::Included(x.min(y)),
@@ -658,7 +658,7 @@ fn names_ids(p: &Plan) -> bool {
 /// A bound on the insert-instant index key.
 type IndexBound = Bound<(i64, Uuid)>;
 
-fn index_bounds(from: Bound<Instant>, to: Bound<Instant>) -> (IndexBound, IndexBound) {
+fn index_bounds(from: Bound<UnixMillis>, to: Bound<UnixMillis>) -> (IndexBound, IndexBound) {
     let lo = match from {
         Bound::Included(t) => Bound::Included((t, Uuid::nil())),
         Bound::Excluded(t) => Bound::Excluded((t, Uuid::max())),

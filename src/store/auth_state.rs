@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::tables::{TAG_FAILURES, TAG_USER};
 use super::{Reader, Writer};
 use crate::error::{Error, Result};
-use crate::user::Instant;
+use crate::user::UnixMillis;
 
 /// A user's failed-login state.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -15,9 +15,9 @@ pub(crate) struct FailureState {
     /// Consecutive failures counted in the current window.
     pub count: u32,
     /// When the current counting window started.
-    pub window_start: Instant,
+    pub window_start: UnixMillis,
     /// Until when the account is locked, if it was locked.
-    pub locked_until: Option<Instant>,
+    pub locked_until: Option<UnixMillis>,
 }
 
 const ROW_LEN: usize = 4 + 8 + 1 + 8;

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::tables::{TAG_USER_TOKEN, TOKEN_EXPIRY, TOKENS};
 use super::{Reader, Writer, auth_state, storage, table_error, wal};
 use crate::error::Result;
-use crate::user::Instant;
+use crate::user::UnixMillis;
 
 /// SHA-256 of a token.
 pub(crate) type TokenHash = [u8; 32];
@@ -25,7 +25,7 @@ pub(crate) struct TokenRecord {
     /// `TOKEN_RESET` or `TOKEN_VERIFY`.
     pub kind: u8,
     /// When it stops being usable.
-    pub expiry: Instant,
+    pub expiry: UnixMillis,
     /// A fingerprint of what it was issued for (the email, the password hash).
     pub binding: u64,
 }
@@ -68,7 +68,7 @@ fn decode_row(b: &[u8]) -> Option<(u128, u8, i64, u64)> {
 }
 
 /// An expiry-index key as logged: expiry (i64 LE) then the token hash.
-fn expiry_key(expiry: Instant, hash: &TokenHash) -> [u8; 40] {
+fn expiry_key(expiry: UnixMillis, hash: &TokenHash) -> [u8; 40] {
     let mut b = [0u8; 40];
     b[..8].copy_from_slice(&expiry.to_le_bytes());
     b[8..].copy_from_slice(hash);
@@ -185,7 +185,7 @@ pub(crate) fn insert(
     rec: &TokenRecord,
     keep: usize,
 ) -> Result<()> {
-    let mut same_kind: Vec<(Instant, TokenHash)> = user_tokens(w, rec.user)?
+    let mut same_kind: Vec<(UnixMillis, TokenHash)> = user_tokens(w, rec.user)?
         .into_iter()
         .filter(|(_, r)| r.kind == rec.kind)
         .map(|(h, r)| (r.expiry, h))
@@ -247,7 +247,7 @@ pub(crate) fn forget_user(w: &mut Writer<'_>, user: Uuid) -> Result<()> {
 
 /// Removes up to `limit` tokens that expired at or before `now`, earliest first. Returns how
 /// many were removed.
-pub(crate) fn purge_expired(w: &mut Writer<'_>, now: Instant, limit: usize) -> Result<usize> {
+pub(crate) fn purge_expired(w: &mut Writer<'_>, now: UnixMillis, limit: usize) -> Result<usize> {
     let expired: Vec<TokenHash> = {
         let by_expiry = w.txn.open_table(TOKEN_EXPIRY).map_err(table_error)?;
         let mut out = Vec::new();
