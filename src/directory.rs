@@ -6,11 +6,12 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
+use crate::backend::Backend;
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::identity;
 use crate::password::{Argon2Params, Hasher, PasswordPolicy, check_stored_hash};
-use crate::store::{Durability, Reader, StorageBackend, Store, Writer};
+use crate::store::{Durability, Reader, Store, Writer};
 use crate::user::{AttrValue, MAX_DATA_DEPTH};
 use crate::user::{NewUser, PasswordInput, Profile, StoredHash, UnixMillis, User, UserUpdate};
 
@@ -144,16 +145,17 @@ impl Builder {
         self.build(store)
     }
 
-    /// Opens a directory that lives in memory only (redb's in-memory backend).
+    /// Opens a directory that lives in memory only; it is gone when the last clone is dropped.
     ///
     /// # Errors
     /// [`Error::Hashing`] for argon2 parameters argon2 refuses.
     pub fn in_memory(self) -> Result<Directory> {
-        self.open_backend(crate::store::InMemoryBackend::new())
+        let store = Store::in_memory(self.refuse_lookalikes)?;
+        self.build(store)
     }
 
-    /// Opens a directory on a custom redb storage backend (for instance one that injects I/O
-    /// failures in crash tests).
+    /// Opens a directory on a custom [`Backend`] (for instance one that injects I/O failures
+    /// in crash tests, or a [`MemoryBackend`](crate::MemoryBackend) holding a copy of a file).
     ///
     /// A backend cannot be created atomically under a temporary name: redb initializes it in
     /// place and writes its magic number (the first 9 bytes) last. A backend whose first bytes
@@ -164,7 +166,7 @@ impl Builder {
     ///
     /// # Errors
     /// As [`Builder::open`].
-    pub fn open_backend(self, backend: impl StorageBackend) -> Result<Directory> {
+    pub fn open_backend(self, backend: impl Backend) -> Result<Directory> {
         let store = Store::with_backend(backend, self.refuse_lookalikes)?;
         self.build(store)
     }
@@ -621,7 +623,8 @@ impl Directory {
     }
 
     /// For crash tests only: every redo log I/O operation after the next `n` fails, as on a
-    /// full or failing disk. Not part of the stable API.
+    /// full or failing disk. Not part of the API (feature `__test-hooks`).
+    #[cfg(feature = "__test-hooks")]
     #[doc(hidden)]
     pub fn fail_log_after(&self, n: u64) {
         self.inner.store.fail_log_after(n);
@@ -647,10 +650,12 @@ impl Directory {
 
     /// Every entry of every table as `(table, key, value fingerprint)`, in table and key order.
     /// Values are SHA-256 digests, so no secret appears. Meant for tests that compare whole
-    /// states before and after an operation.
+    /// states before and after an operation. Not part of the API (feature `__test-hooks`).
     ///
     /// # Errors
     /// [`Error::Storage`].
+    #[cfg(feature = "__test-hooks")]
+    #[doc(hidden)]
     pub fn dump(&self) -> Result<Vec<(&'static str, String, String)>> {
         self.read_raw(|r| {
             let mut d = r.dump()?;

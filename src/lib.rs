@@ -39,6 +39,7 @@
 )]
 
 mod auth;
+mod backend;
 mod clock;
 mod directory;
 mod error;
@@ -62,7 +63,7 @@ pub use error::{Error, JsonProblem, Result};
 pub use import::{ImportBatch, ImportReport, ImportSummary, ImportTimings, RowProblem, RowReason};
 pub use password::{
     Argon2Params, BreachedCheck, Hasher, MAX_ARGON2_M_KIB, MAX_ARGON2_P, MAX_ARGON2_T,
-    PasswordPolicy, PolicyViolation, check_stored_hash, verification_count,
+    PasswordPolicy, PolicyViolation, check_stored_hash,
 };
 pub use password::{
     MAX_BCRYPT_COST, MAX_PBKDF2_ITERATIONS, MAX_PBKDF2_KEY_BYTES, MAX_PBKDF2_SALT_BYTES,
@@ -70,8 +71,15 @@ pub use password::{
 };
 pub use patch::{PatchKind, PatchOp};
 pub use query::{Cursor, Filter, Page, Plan, Search, SortField, parse_filter};
-pub use store::codec::fuzz_decode;
-pub use store::{Durability, InMemoryBackend, StorageBackend};
+/// Hooks for userdir's own tests and fuzz targets; not part of the API.
+#[cfg(feature = "__test-hooks")]
+#[doc(hidden)]
+pub mod test_hooks {
+    pub use crate::password::verification_count;
+    pub use crate::store::codec::fuzz_decode;
+}
+pub use backend::{Backend, MemoryBackend};
+pub use store::Durability;
 pub use token::Token;
 pub use user::MAX_DATA_DEPTH;
 pub use user::{

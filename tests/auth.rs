@@ -1,9 +1,9 @@
 //! Authentication: every outcome of `authenticate` with its error variant, lockout rules,
 //! change password, and the instrumentation proving unknown logins cost a verification.
 
+use userdir::test_hooks::verification_count;
 use userdir::{
     Argon2Params, AuthConfig, Directory, Error, Lockout, ManualClock, NewUser, UserUpdate,
-    verification_count,
 };
 
 const T0: i64 = 1_700_000_000_000;

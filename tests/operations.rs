@@ -455,7 +455,7 @@ fn record_decoder_rejects_garbage() {
         &[2, 0, 0],
         &[1; 64],
     ] {
-        assert!(userdir::fuzz_decode(bytes).is_err());
+        assert!(userdir::test_hooks::fuzz_decode(bytes).is_err());
     }
 }
 

@@ -203,6 +203,8 @@ thread_local! {
 ///
 /// Instrumentation for tests (for instance, proving that a login with an unknown login id
 /// still verifies a password); per thread so that parallel tests do not disturb each other.
+/// Not part of the API (feature `__test-hooks`).
+#[cfg(feature = "__test-hooks")]
 #[doc(hidden)]
 #[must_use]
 pub fn verification_count() -> u64 {

@@ -50,7 +50,9 @@ pub(crate) fn decode(id: Uuid, bytes: &[u8]) -> Result<User> {
     }
 }
 
-/// Decodes arbitrary bytes as a record; for the fuzz target and its seed tests.
+/// Decodes arbitrary bytes as a record; for the fuzz target and its seed tests. Not part of the
+/// API (feature `__test-hooks`).
+#[cfg(feature = "__test-hooks")]
 #[doc(hidden)]
 pub fn fuzz_decode(bytes: &[u8]) -> Result<User> {
     decode(Uuid::nil(), bytes)

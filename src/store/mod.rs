@@ -6,6 +6,7 @@
 //! leaves that transaction as it was.
 
 pub(crate) mod auth_state;
+mod backend;
 pub(crate) mod batch;
 pub(crate) mod codec;
 mod group;
@@ -23,9 +24,6 @@ use redb::{
     WriteTransaction,
 };
 use uuid::Uuid;
-
-pub use redb::StorageBackend;
-pub use redb::backends::InMemoryBackend;
 
 use crate::error::{Error, Result};
 use crate::identity;
@@ -97,8 +95,20 @@ impl Store {
     }
 
     /// Opens a custom backend (see `guard` for a backend left by an interrupted creation).
-    pub(crate) fn with_backend(backend: impl StorageBackend, lookalikes: bool) -> Result<Store> {
-        guard::open_backend(backend, |db| Store::init(db, lookalikes, None))
+    pub(crate) fn with_backend(
+        backend: impl crate::backend::Backend,
+        lookalikes: bool,
+    ) -> Result<Store> {
+        guard::open_backend(backend::Redb(backend), |db| {
+            Store::init(db, lookalikes, None)
+        })
+    }
+
+    /// Opens a new, empty directory in memory (redb's in-memory backend).
+    pub(crate) fn in_memory(lookalikes: bool) -> Result<Store> {
+        guard::open_backend(redb::backends::InMemoryBackend::new(), |db| {
+            Store::init(db, lookalikes, None)
+        })
     }
 
     /// Takes a freshly opened database and sets up or checks userdir's tables, replaying the
@@ -287,6 +297,7 @@ impl Store {
     }
 
     /// Tests: makes every redo log I/O operation after the next `n` fail.
+    #[cfg(feature = "__test-hooks")]
     pub(crate) fn fail_log_after(&self, n: u64) {
         if let Some(w) = &self.wal {
             w.lock().fail_after(n);

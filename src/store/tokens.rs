@@ -328,6 +328,7 @@ pub(crate) fn integrity_problems(r: &Reader) -> Result<Vec<String>> {
 /// Every entry of the token tables as (table, key, fingerprint), for
 /// [`Directory::dump`](crate::Directory::dump). Token hashes are digested once more, so the
 /// output holds nothing that was ever stored as is.
+#[cfg(feature = "__test-hooks")]
 pub(crate) fn dump(r: &Reader) -> Result<Vec<(&'static str, String, String)>> {
     use sha2::{Digest, Sha256};
     fn hex(b: &[u8]) -> String {

@@ -30,7 +30,7 @@
 //! is cut off there was never acknowledged. Changes are absolute (the final value of a key), so
 //! applying a frame twice, or to a state that already holds it, gives the same result.
 //!
-//! Directories on a custom [`StorageBackend`](redb::StorageBackend) (and in-memory ones) have
+//! Directories on a custom [`Backend`](crate::Backend) (and in-memory ones) have
 //! no log: their commits use redb's own durability directly.
 
 use std::fs::File;
@@ -279,6 +279,7 @@ impl Wal {
     }
 
     /// Makes every log I/O operation after the next `n` fail (for crash tests).
+    #[cfg(feature = "__test-hooks")]
     pub(crate) fn fail_after(&mut self, n: u64) {
         self.fail_after = Some(n);
     }
