@@ -26,7 +26,7 @@ pub const MAX_FIELD_BYTES: usize = 1024;
 /// # fn main() -> Result<(), userdir::Error> {
 /// let dir = Directory::builder()
 ///     .hasher(Argon2Params::owasp())
-///     .password_policy(PasswordPolicy { min_length: 12, ..PasswordPolicy::default() })
+///     .password_policy(PasswordPolicy::default().min_length(12))
 ///     .durability(Durability::Immediate)
 ///     .in_memory()?;
 /// assert_eq!(dir.count()?, 0);
@@ -381,7 +381,6 @@ impl Directory {
     }
 
     /// The password policy.
-    #[must_use]
     pub fn password_policy(&self) -> &PasswordPolicy {
         &self.inner.policy
     }

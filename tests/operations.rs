@@ -96,14 +96,14 @@ fn confirmation_must_match() {
 fn policy_reports_every_violation_at_once() {
     let d = Directory::builder()
         .hasher(Argon2Params::insecure_fast())
-        .password_policy(PasswordPolicy {
-            min_length: 10,
-            require_uppercase: true,
-            require_digit: true,
-            require_symbol: true,
-            breached: Some(std::sync::Arc::new(|p: &str| p == "short")),
-            ..PasswordPolicy::default()
-        })
+        .password_policy(
+            PasswordPolicy::default()
+                .min_length(10)
+                .require_uppercase(true)
+                .require_digit(true)
+                .require_symbol(true)
+                .breached(|p: &str| p == "short"),
+        )
         .in_memory()
         .unwrap();
     let err = fails_without_change(&d, || {
