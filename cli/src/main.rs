@@ -3,7 +3,11 @@
 //! Exit codes: 0 success; 1 not found, refused (login) or no match; 2 bad input (usage, an
 //! invalid filter, bad rows, a bad or missing file); 3 storage failure (I/O, a file locked by
 //! another process, a failed integrity check). Errors are one line on stderr (`userdir: …`);
-//! an import with bad rows prints one line per problem.
+//! an import with bad rows prints one line per problem. With `--output json`, results and
+//! summaries are JSON on stdout and an error is one JSON object on stderr
+//! (`{"error": ..., "exit_code": ..., "problems": [...]}`).
+//!
+//! `USERDIR_DB` gives the directory file when `--db` is not given.
 //!
 //! `USERDIR_INSECURE_FAST_HASH=1` (or the hidden `--argon2-fast` flag) makes new hashes use
 //! argon2's cheapest parameters. It exists for the test suite only; never use it for real data.
@@ -13,8 +17,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant as Timer;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::{Value, json};
 use userdir::json::{self, Format};
 use userdir::{
     Argon2Params, Directory, Error, ImportBatch, ImportSummary, NewUser, Search, SortField, User,
@@ -28,13 +33,107 @@ use userdir::{
 )]
 struct Cli {
     /// The directory file.
-    #[arg(long, global = true, default_value = "userdir.redb")]
+    #[arg(
+        long,
+        global = true,
+        env = "USERDIR_DB",
+        default_value = "userdir.redb"
+    )]
     db: PathBuf,
+    /// text: human-readable summaries; json: results, summaries and errors as JSON (users are
+    /// JSON in both).
+    #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
+    output: Output,
     /// Tests only: hash new passwords with argon2's cheapest parameters.
     #[arg(long, global = true, hide = true)]
     argon2_fast: bool,
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+/// How results, summaries and errors are printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Output {
+    /// Summaries as text lines, errors as `userdir: ...` lines.
+    Text,
+    /// Everything as JSON: one document or one object per line on stdout, errors on stderr.
+    Json,
+}
+
+/// A JSON interchange format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum FormatArg {
+    /// FusionAuth's User API shape.
+    #[value(name = "fusionauth")]
+    FusionAuth,
+    /// Fuse Universal's bulk create shape.
+    Fuse,
+    /// SCIM 2.0 (RFC 7643).
+    Scim,
+    /// JSON Lines: one FusionAuth-shaped user per line.
+    #[value(name = "jsonl", alias = "json-lines", alias = "jsonlines")]
+    JsonLines,
+}
+
+impl From<FormatArg> for Format {
+    fn from(f: FormatArg) -> Format {
+        match f {
+            FormatArg::FusionAuth => Format::FusionAuth,
+            FormatArg::Fuse => Format::Fuse,
+            FormatArg::Scim => Format::Scim,
+            FormatArg::JsonLines => Format::JsonLines,
+        }
+    }
+}
+
+/// A sort key of `search`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum SortArg {
+    /// The username (caseless).
+    Username,
+    /// The email.
+    #[value(alias = "emails")]
+    Email,
+    /// The full name.
+    #[value(
+        name = "fullName",
+        alias = "full-name",
+        alias = "full_name",
+        alias = "name"
+    )]
+    FullName,
+    /// The birth date.
+    #[value(name = "birthDate", alias = "birth-date", alias = "birth_date")]
+    BirthDate,
+    /// When the user was created.
+    #[value(
+        name = "insertInstant",
+        alias = "insert-instant",
+        alias = "insert_instant",
+        alias = "created"
+    )]
+    InsertInstant,
+    /// The last login.
+    #[value(
+        name = "lastLogin",
+        alias = "last-login",
+        alias = "last_login",
+        alias = "lastLoginInstant"
+    )]
+    LastLogin,
+}
+
+impl From<SortArg> for SortField {
+    fn from(s: SortArg) -> SortField {
+        match s {
+            SortArg::Username => SortField::username(),
+            SortArg::Email => SortField::email(),
+            SortArg::FullName => SortField::full_name(),
+            SortArg::BirthDate => SortField::birth_date(),
+            SortArg::InsertInstant => SortField::insert_instant(),
+            SortArg::LastLogin => SortField::last_login(),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -50,9 +149,13 @@ enum Cmd {
     Import {
         /// The file (`-` for stdin).
         file: PathBuf,
-        /// fusionauth, fuse, scim or jsonl (default: guessed from the file).
-        #[arg(long, value_parser = parse_format)]
-        format: Option<Format>,
+        /// The file's format (default: guessed from the file).
+        #[arg(long, value_enum, ignore_case = true)]
+        format: Option<FormatArg>,
+        /// Validate every row against the file and the directory and report, but hash and
+        /// write nothing (the directory file is not created).
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Create one user; the password, if any, is read from stdin.
     Create(CreateArgs),
@@ -60,17 +163,17 @@ enum Cmd {
     Get {
         /// Id, username, email or external id.
         id_or_login: String,
-        /// Output shape: fusionauth, fuse, scim or jsonl.
-        #[arg(long, value_parser = parse_format, default_value = "fusionauth")]
-        format: Format,
+        /// The user's JSON shape.
+        #[arg(long, value_enum, ignore_case = true, default_value_t = FormatArg::FusionAuth)]
+        format: FormatArg,
     },
     /// Print the users matching a SCIM filter, one JSON user per line.
     Search {
         /// A SCIM filter, e.g. `userName sw "jo" and active eq true`.
         filter: String,
-        /// username, email, fullName, birthDate, insertInstant or lastLogin.
-        #[arg(long)]
-        sort: Option<String>,
+        /// The sort key.
+        #[arg(long, value_enum, ignore_case = true)]
+        sort: Option<SortArg>,
         /// Sort descending.
         #[arg(long)]
         desc: bool,
@@ -80,9 +183,9 @@ enum Cmd {
         /// Skip this many users.
         #[arg(long, default_value_t = 0)]
         offset: usize,
-        /// Output shape: fusionauth, fuse, scim or jsonl.
-        #[arg(long, value_parser = parse_format, default_value = "fusionauth")]
-        format: Format,
+        /// The users' JSON shape.
+        #[arg(long, value_enum, ignore_case = true, default_value_t = FormatArg::FusionAuth)]
+        format: FormatArg,
     },
     /// Deactivate (soft delete) a user.
     Deactivate {
@@ -106,9 +209,9 @@ enum Cmd {
     },
     /// Write every user to stdout.
     Export {
-        /// fusionauth, fuse, scim or jsonl.
-        #[arg(long, value_parser = parse_format, default_value = "fusionauth")]
-        format: Format,
+        /// The document's format.
+        #[arg(long, value_enum, ignore_case = true, default_value_t = FormatArg::FusionAuth)]
+        format: FormatArg,
         /// Include password hashes (fusionauth and jsonl only); the output re-imports exactly.
         #[arg(long)]
         with_hashes: bool,
@@ -117,6 +220,25 @@ enum Cmd {
     Check,
     /// Print the number of users, of active users, and the file size.
     Stats,
+    /// Write a consistent copy of the directory to a new file: the redo log is checkpointed
+    /// into the directory file, which is copied while this process holds it (no other process
+    /// can write meanwhile), then the copy is opened and checked before it gets its name.
+    /// To restore, stop every process using the directory, replace the directory file with
+    /// the copy, and delete the directory's `<file>.wal` if there is one.
+    Backup {
+        /// The new file.
+        path: PathBuf,
+        /// Replace an existing file (and remove its stale `<path>.wal`).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print a shell completion script to stdout, e.g. `userdir completions bash >
+    /// /etc/bash_completion.d/userdir`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Args)]
@@ -150,14 +272,12 @@ struct CreateArgs {
     no_password: bool,
 }
 
-fn parse_format(s: &str) -> Result<Format, String> {
-    s.parse::<Format>().map_err(|e| e.to_string())
-}
-
-/// A failure with its exit code and message lines.
+/// A failure with its exit code and message lines, and for `--output json` the problems as
+/// JSON.
 struct Fail {
     code: u8,
     lines: Vec<String>,
+    problems: Option<Value>,
 }
 
 impl Fail {
@@ -165,6 +285,27 @@ impl Fail {
         Fail {
             code,
             lines: vec![msg.into()],
+            problems: None,
+        }
+    }
+
+    fn print(&self, output: Output) {
+        match output {
+            Output::Text => {
+                for l in &self.lines {
+                    eprintln!("userdir: {l}");
+                }
+            }
+            Output::Json => {
+                let mut v = json!({
+                    "error": self.lines.first().cloned().unwrap_or_default(),
+                    "exit_code": self.code,
+                });
+                if let Some(p) = &self.problems {
+                    v["problems"] = p.clone();
+                }
+                eprintln!("{v}");
+            }
         }
     }
 }
@@ -192,6 +333,12 @@ fn exit_code(e: &Error) -> u8 {
 impl From<Error> for Fail {
     fn from(e: Error) -> Self {
         let code = exit_code(&e);
+        let problems = match &e {
+            Error::InvalidJson(p) => serde_json::to_value(p).ok(),
+            Error::Integrity(p) => serde_json::to_value(p).ok(),
+            Error::Import(r) => serde_json::to_value(&r.problems).ok(),
+            _ => None,
+        };
         let lines = match &e {
             Error::InvalidJson(problems) => {
                 let mut l = vec![format!("invalid JSON input: {} problem(s)", problems.len())];
@@ -219,7 +366,11 @@ impl From<Error> for Fail {
             }
             _ => vec![e.to_string()],
         };
-        Fail { code, lines }
+        Fail {
+            code,
+            lines,
+            problems,
+        }
     }
 }
 
@@ -236,9 +387,7 @@ fn main() -> ExitCode {
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
-            for l in &f.lines {
-                eprintln!("userdir: {l}");
-            }
+            f.print(cli.output);
             ExitCode::from(f.code)
         }
     }
@@ -279,7 +428,11 @@ fn open(cli: &Cli, create: bool) -> CliResult<Directory> {
 fn run(cli: &Cli) -> CliResult {
     match &cli.cmd {
         Cmd::Demo { data } => demo(cli, data.as_deref()),
-        Cmd::Import { file, format } => import(cli, file, *format),
+        Cmd::Import {
+            file,
+            format,
+            dry_run,
+        } => import(cli, file, format.map(Format::from), *dry_run),
         Cmd::Create(args) => create(cli, args),
         Cmd::Get {
             id_or_login,
@@ -287,7 +440,7 @@ fn run(cli: &Cli) -> CliResult {
         } => {
             let dir = open(cli, false)?;
             let user = resolve(&dir, id_or_login)?;
-            print_user(&user, *format)
+            print_user(&user, (*format).into())
         }
         Cmd::Search {
             filter,
@@ -296,15 +449,7 @@ fn run(cli: &Cli) -> CliResult {
             limit,
             offset,
             format,
-        } => search(
-            cli,
-            filter,
-            sort.as_deref(),
-            *desc,
-            *limit,
-            *offset,
-            *format,
-        ),
+        } => search(cli, filter, *sort, *desc, *limit, *offset, (*format).into()),
         Cmd::Deactivate { id_or_login } => change(cli, id_or_login, |d, u| d.deactivate(u.id)),
         Cmd::Reactivate { id_or_login } => change(cli, id_or_login, |d, u| d.reactivate(u.id)),
         Cmd::Delete { id_or_login } => change(cli, id_or_login, |d, u| d.delete(u.id)),
@@ -312,6 +457,14 @@ fn run(cli: &Cli) -> CliResult {
             let dir = open(cli, false)?;
             let password = read_password()?;
             let login = dir.authenticate(login_id, &password)?;
+            if cli.output == Output::Json {
+                let user = json::write_user(Format::FusionAuth, &login.user, false)?;
+                return print_json(&json!({
+                    "user": user,
+                    "password_change_required": login.password_change_required,
+                    "rehashed": login.rehashed,
+                }));
+            }
             if login.password_change_required {
                 eprintln!("userdir: login ok; the password must be changed now");
             }
@@ -320,27 +473,56 @@ fn run(cli: &Cli) -> CliResult {
         Cmd::Export {
             format,
             with_hashes,
-        } => export(cli, *format, *with_hashes),
+        } => export(cli, (*format).into(), *with_hashes),
         Cmd::Check => {
             let dir = open(cli, false)?;
-            dir.check_integrity()?;
-            println!(
-                "ok: {} users, every index agrees with the records",
-                dir.count()?
-            );
-            Ok(())
+            let spin = spinner("checking");
+            let checked = dir.check_integrity();
+            spin.finish_and_clear();
+            checked?;
+            let users = dir.count()?;
+            match cli.output {
+                Output::Json => print_json(&json!({ "ok": true, "users": users })),
+                Output::Text => {
+                    println!("ok: {users} users, every index agrees with the records");
+                    Ok(())
+                }
+            }
         }
         Cmd::Stats => {
             let dir = open(cli, false)?;
+            let spin = spinner("counting");
             let users = dir.count()?;
             let active = dir
                 .search(&Search::filter("active eq true")?.limit(0))?
                 .total;
+            spin.finish_and_clear();
             let bytes = std::fs::metadata(&cli.db).map(|m| m.len()).unwrap_or(0);
-            println!("users {users}\nactive {active}\nfile_bytes {bytes}");
+            match cli.output {
+                Output::Json => print_json(&json!({
+                    "users": users,
+                    "active": active,
+                    "file_bytes": bytes,
+                })),
+                Output::Text => {
+                    println!("users {users}\nactive {active}\nfile_bytes {bytes}");
+                    Ok(())
+                }
+            }
+        }
+        Cmd::Backup { path, force } => backup(cli, path, *force),
+        Cmd::Completions { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(*shell, &mut cmd, "userdir", &mut std::io::stdout());
             Ok(())
         }
     }
+}
+
+/// Prints one JSON value on a line of stdout.
+fn print_json(v: &Value) -> CliResult {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{v}").map_err(|e| Fail::new(3, format!("cannot write the output: {e}")))
 }
 
 fn resolve(dir: &Directory, s: &str) -> CliResult<User> {
@@ -403,17 +585,31 @@ fn create(cli: &Cli, a: &CreateArgs) -> CliResult {
     print_user(&user, Format::FusionAuth)
 }
 
+/// A progress bar on stderr when it is a terminal (hidden otherwise), ticking while the
+/// position does not move.
 fn progress_bar(total: u64, what: &str) -> ProgressBar {
+    bar_with(
+        Some(total),
+        what,
+        "{msg:>10} [{bar:40}] {pos}/{len} ({per_sec}, {eta})",
+    )
+}
+
+/// A spinner on stderr for work without a known length; the position counts what is done.
+fn spinner(what: &str) -> ProgressBar {
+    bar_with(None, what, "{spinner} {msg} {pos} {elapsed}")
+}
+
+fn bar_with(total: Option<u64>, what: &str, template: &str) -> ProgressBar {
     if !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-    if let Ok(style) =
-        ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} ({per_sec}, {eta})")
-    {
+    let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template(template) {
         bar.set_style(style.progress_chars("=> "));
     }
     bar.set_message(what.to_owned());
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
     bar
 }
 
@@ -437,56 +633,70 @@ fn read_rows(file: &Path, format: Option<Format>) -> CliResult<(Vec<NewUser>, Fo
     Ok((json::read(format, &text)?, format))
 }
 
-fn import(cli: &Cli, file: &Path, format: Option<Format>) -> CliResult {
+fn import(cli: &Cli, file: &Path, format: Option<Format>, dry_run: bool) -> CliResult {
     // The file is read and checked before the directory file is opened (or created).
     let t = Timer::now();
     let (rows, format) = read_rows(file, format)?;
-    let dir = open(cli, true)?;
-    let s = import_rows(&dir, rows)?;
-    eprintln!(
-        "userdir: imported {} users ({format}; {} passwords hashed, {} pre-hashed) in {:.2?}",
-        s.imported,
-        s.hashed,
-        s.pre_hashed,
-        t.elapsed()
-    );
-    Ok(())
+    let dir = if dry_run && !cli.db.exists() {
+        // Nothing to compare with: validate against an empty directory, create no file.
+        Directory::builder().hasher(params(cli)).in_memory()?
+    } else {
+        open(cli, !dry_run)?
+    };
+    let s = import_rows(&dir, rows, dry_run)?;
+    let elapsed = t.elapsed();
+    match cli.output {
+        Output::Json => print_json(&json!({
+            "dry_run": dry_run,
+            "format": format.to_string(),
+            "imported": s.imported,
+            "hashed": s.hashed,
+            "pre_hashed": s.pre_hashed,
+            "seconds": elapsed.as_secs_f64(),
+        })),
+        Output::Text if dry_run => {
+            eprintln!(
+                "userdir: dry run: {} users would be imported ({format}; {} passwords to hash, {} pre-hashed); nothing written",
+                s.imported, s.hashed, s.pre_hashed
+            );
+            Ok(())
+        }
+        Output::Text => {
+            eprintln!(
+                "userdir: imported {} users ({format}; {} passwords hashed, {} pre-hashed) in {elapsed:.2?}",
+                s.imported, s.hashed, s.pre_hashed
+            );
+            Ok(())
+        }
+    }
 }
 
 /// Imports rows all or nothing with the library's bulk import (validation of every row,
-/// parallel hashing outside the write transaction, one transaction).
-fn import_rows(dir: &Directory, rows: Vec<NewUser>) -> CliResult<ImportSummary> {
-    let bar = progress_bar(rows.len() as u64, "importing");
+/// parallel hashing outside the write transaction, one transaction), or only validates them.
+fn import_rows(dir: &Directory, rows: Vec<NewUser>, dry_run: bool) -> CliResult<ImportSummary> {
+    let bar = progress_bar(rows.len() as u64, "validating");
     let b = bar.clone();
-    let r =
-        dir.import(ImportBatch::new(rows).on_progress(move |done, _| b.set_position(done as u64)));
+    let batch = ImportBatch::new(rows)
+        .dry_run(dry_run)
+        .on_progress(move |done, total| {
+            if done == 0 {
+                b.set_length(total as u64);
+                b.set_message("hashing");
+            }
+            b.set_position(done as u64);
+            if done == total {
+                b.set_message("writing");
+            }
+        });
+    let r = dir.import(batch);
     bar.finish_and_clear();
     Ok(r?)
-}
-
-fn sort_field(s: &str) -> CliResult<SortField> {
-    Ok(match s.to_ascii_lowercase().replace('_', "").as_str() {
-        "username" => SortField::username(),
-        "email" | "emails" => SortField::email(),
-        "fullname" | "name" => SortField::full_name(),
-        "birthdate" => SortField::birth_date(),
-        "insertinstant" | "created" => SortField::insert_instant(),
-        "lastlogin" | "lastlogininstant" => SortField::last_login(),
-        _ => {
-            return Err(Fail::new(
-                2,
-                format!(
-                    "unknown sort field {s:?} (expected username, email, fullName, birthDate, insertInstant or lastLogin)"
-                ),
-            ));
-        }
-    })
 }
 
 fn search(
     cli: &Cli,
     filter: &str,
-    sort: Option<&str>,
+    sort: Option<SortArg>,
     desc: bool,
     limit: Option<usize>,
     offset: usize,
@@ -494,7 +704,7 @@ fn search(
 ) -> CliResult {
     let mut s = Search::filter(filter)?;
     if let Some(field) = sort {
-        let f = sort_field(field)?;
+        let f = SortField::from(field);
         s = s.sort(if desc { f.desc() } else { f });
     }
     let dir = open(cli, false)?;
@@ -503,20 +713,24 @@ fn search(
     let mut search = s.offset(offset).limit(left.min(PAGE));
     let mut out = BufWriter::new(std::io::stdout().lock());
     let mut printed = 0usize;
+    let bar = spinner("searching");
     while left > 0 {
         let page = dir.search(&search)?;
+        bar.set_length(page.total);
         for u in &page.users {
             let v = json::write_user(format, u, false)?;
             writeln!(out, "{v}")
                 .map_err(|e| Fail::new(3, format!("cannot write the output: {e}")))?;
         }
         printed += page.users.len();
+        bar.inc(page.users.len() as u64);
         left = left.saturating_sub(page.users.len());
         match page.next_search() {
             Some(next) if left > 0 && !page.users.is_empty() => search = next.limit(left.min(PAGE)),
             _ => break,
         }
     }
+    bar.finish_and_clear();
     out.flush()
         .map_err(|e| Fail::new(3, format!("cannot write the output: {e}")))?;
     if printed == 0 {
@@ -533,10 +747,132 @@ fn export(cli: &Cli, format: Format, with_hashes: bool) -> CliResult {
         bar.set_position(done);
     })?;
     bar.finish_and_clear();
-    if std::io::stderr().is_terminal() {
+    if std::io::stderr().is_terminal() && cli.output == Output::Text {
         eprintln!("userdir: exported {n} users ({format})");
     }
     Ok(())
+}
+
+/// Copies the directory file to `dest` (see `Cmd::Backup`).
+fn backup(cli: &Cli, dest: &Path, force: bool) -> CliResult {
+    let dir = open(cli, false)?;
+    let dest_log = log_path(dest);
+    if dest.is_dir() {
+        return Err(Fail::new(
+            2,
+            format!("{} is a folder, not a file name", dest.display()),
+        ));
+    }
+    if same_file(&cli.db, dest) {
+        return Err(Fail::new(2, "the backup cannot replace the directory file"));
+    }
+    if !force && (dest.exists() || dest_log.exists()) {
+        return Err(Fail::new(
+            2,
+            format!(
+                "{} or its .wal exists (give --force to replace it)",
+                dest.display()
+            ),
+        ));
+    }
+    let t = Timer::now();
+    // Everything acknowledged so far goes into the directory file, which this process keeps
+    // open (and locked) while it is copied: nobody can write in between.
+    dir.checkpoint()?;
+    let users = dir.count()?;
+    let folder = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let io = |what: String, e: std::io::Error| Fail::new(3, format!("{what}: {e}"));
+    let tmp = tempfile::Builder::new()
+        .prefix(".userdir-backup-")
+        .tempdir_in(&folder)
+        .map_err(|e| io(format!("cannot write in {}", folder.display()), e))?;
+    let copy = tmp.path().join("backup.redb");
+    let bytes = copy_file(&cli.db, &copy)
+        .map_err(|e| io(format!("cannot copy {}", cli.db.display()), e))?;
+    drop(dir);
+    // The copy must open and agree with itself before it gets its name.
+    {
+        let spin = spinner("verifying");
+        let copied = Directory::builder().hasher(params(cli)).open(&copy)?;
+        copied.check_integrity()?;
+        let n = copied.count()?;
+        spin.finish_and_clear();
+        if n != users {
+            return Err(Fail::new(
+                3,
+                format!("the copy holds {n} users, the directory {users}"),
+            ));
+        }
+    }
+    // A log left next to the old backup would be replayed onto the new one.
+    if let Err(e) = std::fs::remove_file(&dest_log)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        return Err(io(format!("cannot remove {}", dest_log.display()), e));
+    }
+    std::fs::rename(&copy, dest).map_err(|e| io(format!("cannot create {}", dest.display()), e))?;
+    if let Ok(f) = std::fs::File::open(&folder) {
+        let _ = f.sync_all();
+    }
+    match cli.output {
+        Output::Json => print_json(&json!({
+            "backup": dest.display().to_string(),
+            "users": users,
+            "bytes": bytes,
+            "seconds": t.elapsed().as_secs_f64(),
+        })),
+        Output::Text => {
+            eprintln!(
+                "userdir: backed up {users} users ({} KiB) to {} in {:.2?}",
+                bytes / 1024,
+                dest.display(),
+                t.elapsed()
+            );
+            Ok(())
+        }
+    }
+}
+
+/// The redo log next to a directory file (`<file>.wal`).
+fn log_path(db: &Path) -> PathBuf {
+    let mut name = db.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".wal");
+    db.with_file_name(name)
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// Copies `from` to a new file `to` with a progress bar, and syncs it.
+fn copy_file(from: &Path, to: &Path) -> std::io::Result<u64> {
+    let mut src = std::fs::File::open(from)?;
+    let len = src.metadata()?.len();
+    let mut dst = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(to)?;
+    let bar = progress_bar(len, "copying");
+    let mut buf = vec![0u8; 1 << 20];
+    let mut copied = 0u64;
+    loop {
+        let n = src.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        dst.write_all(buf.get(..n).unwrap_or_default())?;
+        copied += n as u64;
+        bar.set_position(copied);
+    }
+    dst.sync_all()?;
+    bar.finish_and_clear();
+    Ok(copied)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -602,7 +938,7 @@ fn demo(cli: &Cli, data: Option<&Path>) -> CliResult {
         let t = Timer::now();
         let (rows, format) = read_rows(&data.join(name), None)?;
         let read = t.elapsed();
-        let n = import_rows(&dir, rows)?.imported;
+        let n = import_rows(&dir, rows, false)?.imported;
         let el = t.elapsed();
         println!(
             "   {n:>5} users from {name:<22} [{format:<10}] in {el:>9.2?} (parsing {read:.2?}; {what})"
