@@ -883,6 +883,20 @@ fn sample_password(prefix: &str, n: usize) -> String {
     format!("{prefix}-password-{n}")
 }
 
+/// `println!` for `--output text` only.
+macro_rules! text {
+    ($out:expr, $($arg:tt)*) => {
+        if $out == Output::Text {
+            println!($($arg)*);
+        }
+    };
+}
+
+/// Milliseconds, for JSON.
+fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
 fn demo(cli: &Cli, data: Option<&Path>) -> CliResult {
     let data = data.map_or_else(
         || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/data")),
@@ -900,8 +914,16 @@ fn demo(cli: &Cli, data: Option<&Path>) -> CliResult {
         .map_err(|e| Fail::new(3, format!("cannot create a temporary folder: {e}")))?;
     let path = tmp.path().join("demo.redb");
     let params = params(cli);
-    println!("userdir demo");
-    println!(
+    // Text lines for `--output text`, one JSON object per step for `--output json`.
+    let out = cli.output;
+    let event = |v: Value| {
+        if out == Output::Json {
+            println!("{v}");
+        }
+    };
+    text!(out, "userdir demo");
+    text!(
+        out,
         "  directory file: {} (argon2id m={} KiB, t={}, p={}{})",
         path.display(),
         params.m_kib,
@@ -915,7 +937,10 @@ fn demo(cli: &Cli, data: Option<&Path>) -> CliResult {
     );
     let dir = Directory::builder().hasher(params).open(&path)?;
 
-    println!("\n1. import the sample files (each all or nothing, one transaction)");
+    text!(
+        out,
+        "\n1. import the sample files (each all or nothing, one transaction)"
+    );
     let files = [
         (
             "fusionauth_users.json",
@@ -940,14 +965,22 @@ fn demo(cli: &Cli, data: Option<&Path>) -> CliResult {
         let read = t.elapsed();
         let n = import_rows(&dir, rows, false)?.imported;
         let el = t.elapsed();
-        println!(
+        event(
+            json!({"step": "import", "file": name, "format": format.to_string(),
+            "users": n, "ms": ms(el), "parse_ms": ms(read)}),
+        );
+        text!(
+            out,
             "   {n:>5} users from {name:<22} [{format:<10}] in {el:>9.2?} (parsing {read:.2?}; {what})"
         );
     }
     let total = dir.count()?;
-    println!("   directory holds {total} users");
+    text!(out, "   directory holds {total} users");
 
-    println!("\n2. searches (SCIM filters; the planner uses an index when it can)");
+    text!(
+        out,
+        "\n2. searches (SCIM filters; the planner uses an index when it can)"
+    );
     let searches = [
         r#"userName sw "fa-user-00""#,
         r#"data.department eq "Sales" and active eq true"#,
@@ -967,15 +1000,21 @@ fn demo(cli: &Cli, data: Option<&Path>) -> CliResult {
             .iter()
             .filter_map(|u| u.username.clone().or_else(|| u.email.clone()))
             .collect();
-        println!(
+        event(
+            json!({"step": "search", "filter": f, "matches": page.total, "ms": ms(el),
+            "plan": plan.to_string(), "first": names}),
+        );
+        text!(
+            out,
             "   {f:<52} {:>5} matches in {el:>9.2?}  plan: {plan}",
             page.total
         );
-        println!("   {:<52} first: {}", "", names.join(", "));
+        text!(out, "   {:<52} first: {}", "", names.join(", "));
     }
     let s = Search::all().sort(SortField::last_login().desc()).limit(1);
     if let Some(u) = dir.search(&s)?.users.first() {
-        println!(
+        text!(
+            out,
             "   most recent login: {} at {}",
             u.username.as_deref().unwrap_or("?"),
             u.last_login_instant
@@ -984,7 +1023,8 @@ fn demo(cli: &Cli, data: Option<&Path>) -> CliResult {
         );
     }
 
-    println!(
+    text!(
+        out,
         "\n3. logins (an imported hash is verified with its own scheme, then rehashed to argon2id)"
     );
     let who = [
@@ -997,17 +1037,21 @@ fn demo(cli: &Cli, data: Option<&Path>) -> CliResult {
         let t = Timer::now();
         let r = dir.authenticate(login, &pw);
         let el = t.elapsed();
+        event(json!({"step": "login", "login": login, "ok": r.is_ok(),
+            "rehashed": r.as_ref().is_ok_and(|l| l.rehashed), "ms": ms(el)}));
         match r {
-            Ok(l) => println!(
+            Ok(l) => text!(
+                out,
                 "   {login:<14} ok in {el:>9.2?}  rehashed: {:<5} ({what})",
                 l.rehashed
             ),
-            Err(e) => println!("   {login:<14} refused in {el:>9.2?}: {e} ({what})"),
+            Err(e) => text!(out, "   {login:<14} refused in {el:>9.2?}: {e} ({what})"),
         }
         if prefix == "fa" {
             let t = Timer::now();
             let again = dir.authenticate(login, &pw).is_ok();
-            println!(
+            text!(
+                out,
                 "   {login:<14} again: {} in {:>9.2?}  (now argon2id)",
                 if again { "ok" } else { "refused" },
                 t.elapsed()
@@ -1016,7 +1060,8 @@ fn demo(cli: &Cli, data: Option<&Path>) -> CliResult {
     }
     let t = Timer::now();
     let wrong = dir.authenticate("fa-user-0002", "not the password");
-    println!(
+    text!(
+        out,
         "   {:<14} wrong password: {} in {:>9.2?}",
         "fa-user-0002",
         wrong.err().map(|e| e.to_string()).unwrap_or_default(),
@@ -1024,42 +1069,57 @@ fn demo(cli: &Cli, data: Option<&Path>) -> CliResult {
     );
     let t = Timer::now();
     let unknown = dir.authenticate("nobody@example.com", "whatever password");
-    println!(
+    text!(
+        out,
         "   {:<14} unknown login: {} in {:>9.2?}  (same error, dummy hash verified)",
         "nobody",
         unknown.err().map(|e| e.to_string()).unwrap_or_default(),
         t.elapsed()
     );
 
-    println!("\n4. password reset");
+    text!(out, "\n4. password reset");
     let login = "sc-user-0003";
     let t = Timer::now();
     let token = dir.start_password_reset(login)?;
-    println!(
+    text!(
+        out,
         "   reset token issued for {login} in {:.2?} (only its hash is stored)",
         t.elapsed()
     );
     let t = Timer::now();
     dir.reset_password(&token, "a brand new passphrase")?;
-    println!("   password reset with the token in {:.2?}", t.elapsed());
+    text!(
+        out,
+        "   password reset with the token in {:.2?}",
+        t.elapsed()
+    );
     let reused = dir.reset_password(&token, "another passphrase");
-    println!(
+    let relogin = dir.authenticate(login, "a brand new passphrase").is_ok();
+    event(
+        json!({"step": "password_reset", "login": login, "reset": true,
+        "token_reuse_refused": reused.is_err(), "login_with_new_password": relogin}),
+    );
+    text!(
+        out,
         "   reusing the token: {}",
         reused
             .err()
             .map(|e| e.to_string())
             .unwrap_or_else(|| "accepted?!".into())
     );
-    let ok = dir.authenticate(login, "a brand new passphrase").is_ok();
-    println!(
+    let ok = relogin;
+    text!(
+        out,
         "   login with the new password: {}",
         if ok { "ok" } else { "refused" }
     );
 
-    println!("\n5. housekeeping");
+    text!(out, "\n5. housekeeping");
     let t = Timer::now();
     dir.check_integrity()?;
-    println!(
+    event(json!({"step": "check", "users": total, "ms": ms(t.elapsed())}));
+    text!(
+        out,
         "   integrity check of {total} users and their indexes: ok in {:.2?}",
         t.elapsed()
     );
@@ -1071,19 +1131,23 @@ fn demo(cli: &Cli, data: Option<&Path>) -> CliResult {
         &mut std::io::sink(),
         &mut |_, _| {},
     )?;
-    println!(
+    text!(
+        out,
         "   export of {n} users as JSON Lines in {:.2?}",
         t.elapsed()
     );
+    event(json!({"step": "export", "users": n, "ms": ms(t.elapsed())}));
     let active = dir
         .search(&Search::filter("active eq true")?.limit(0))?
         .total;
     let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-    println!(
+    event(json!({"step": "summary", "users": total, "active": active, "file_bytes": bytes}));
+    text!(
+        out,
         "   {total} users, {active} active, file size {} KiB",
         bytes / 1024
     );
     drop(dir);
-    println!("\nthe temporary folder is removed now.");
+    text!(out, "\nthe temporary folder is removed now.");
     Ok(())
 }

@@ -445,6 +445,21 @@ fn demo_runs_on_a_small_sample_folder() {
     assert!(out.contains("directory holds 20 users"), "{out}");
     assert!(out.contains("login with the new password: ok"), "{out}");
     assert!(out.contains("integrity check"), "{out}");
+
+    let o = env.run(
+        &["--output", "json", "demo", "--data", data.to_str().unwrap()],
+        None,
+    );
+    expect(&o, 0);
+    let steps = json_lines(&o);
+    let step = |name: &str| -> Vec<&Value> { steps.iter().filter(|s| s["step"] == name).collect() };
+    assert_eq!(step("import").len(), 4);
+    assert_eq!(step("import")[0]["users"], 5);
+    assert_eq!(step("search").len(), 6);
+    assert!(step("login").iter().all(|l| l["ok"] == true), "{steps:?}");
+    assert_eq!(step("password_reset")[0]["token_reuse_refused"], true);
+    assert_eq!(step("password_reset")[0]["login_with_new_password"], true);
+    assert_eq!(step("summary")[0]["users"], 20);
 }
 
 /// The one JSON object of stdout.
