@@ -31,6 +31,37 @@
 //! ```
 //!
 //! See the README for the identity rules, the file format and the benchmarks.
+//!
+//! # Features
+//!
+//! - `json` (default): JSON interchange in [`json`]: FusionAuth, Fuse, SCIM 2.0 and JSON Lines
+//!   readers and writers (adds `serde_json`).
+//! - `__test-hooks`: not part of the API. Hooks for userdir's own tests and fuzz targets
+//!   (decoding raw records, dumping every table, failing the redo log's I/O); anything behind
+//!   it may change in any release.
+//!
+//! The data types ([`User`], [`Profile`], [`AttrValue`], [`Page`], [`Cursor`], the import
+//! reports, ...) implement serde's `Serialize`, and the input-like ones `Deserialize`; a
+//! [`User`]'s password hash is never serialized.
+//!
+//! # Using it from async code
+//!
+//! Every method of [`Directory`] blocks the calling thread: creating a user or logging in hashes
+//! or verifies a password with argon2id (tens of milliseconds, by design), and a write with
+//! [`Durability::Immediate`] waits for the disk. In an async runtime, run each call on the
+//! blocking thread pool with a clone of the directory (clones share the open file):
+//!
+//! ```
+//! # async fn handler(dir: userdir::Directory) -> Result<(), Box<dyn std::error::Error>> {
+//! let d = dir.clone();
+//! let user = tokio::task::spawn_blocking(move || d.authenticate("ann", "correct horse")).await?;
+//! # let _ = user;
+//! # Ok(()) }
+//! ```
+//!
+//! Errors carry what an HTTP answer needs: [`Error::http_status`] (409 for a taken username,
+//! 400 for bad input, 401 for a wrong password, ...) and [`Error::scim_type`]. The repository's
+//! `examples/axum.rs` is a complete sign-up, login and user page application.
 
 #![deny(missing_docs, unsafe_code)]
 #![cfg_attr(
