@@ -664,87 +664,92 @@ impl Directory {
     }
 }
 
-macro_rules! lookups {
-    ($($recv:tt)*) => {
-        /// The user with this id, if any.
-        ///
-        /// # Errors
-        /// [`Error::Corrupt`] or [`Error::Storage`].
-        pub fn get(&self, id: Uuid) -> Result<Option<User>> {
-            self.$($recv)*(|r| r.get(id))
-        }
+/// What the lookups need from a snapshot or a write transaction.
+trait Lookup {
+    fn user(&self, id: Uuid) -> Result<Option<User>>;
+    fn login_owner(&self, key: &str) -> Result<Option<(Uuid, u8)>>;
+    fn external_owner(&self, external_id: &str) -> Result<Option<Uuid>>;
+    fn users(&self) -> Result<u64>;
+}
 
-        /// The user whose username is caselessly equal to `username`.
-        ///
-        /// # Errors
-        /// [`Error::Corrupt`] or [`Error::Storage`].
-        pub fn find_by_username(&self, username: &str) -> Result<Option<User>> {
-            self.$($recv)*(|r| { let key = identity::lookup_key(username); find_kind(r.login(&key)?, crate::store::tables::KIND_USERNAME, &key, |id| r.get(id)) })
-        }
+impl Lookup for Reader {
+    fn user(&self, id: Uuid) -> Result<Option<User>> {
+        self.get(id)
+    }
+    fn login_owner(&self, key: &str) -> Result<Option<(Uuid, u8)>> {
+        self.login(key)
+    }
+    fn external_owner(&self, external_id: &str) -> Result<Option<Uuid>> {
+        self.external(external_id)
+    }
+    fn users(&self) -> Result<u64> {
+        self.count()
+    }
+}
 
-        /// The user with this email (compared lowercased).
-        ///
-        /// # Errors
-        /// [`Error::Corrupt`] or [`Error::Storage`].
-        pub fn find_by_email(&self, email: &str) -> Result<Option<User>> {
-            self.$($recv)*(|r| { let key = identity::lookup_key(email); find_kind(r.login(&key)?, crate::store::tables::KIND_EMAIL, &key, |id| r.get(id)) })
-        }
+impl Lookup for Writer<'_> {
+    fn user(&self, id: Uuid) -> Result<Option<User>> {
+        self.get(id)
+    }
+    fn login_owner(&self, key: &str) -> Result<Option<(Uuid, u8)>> {
+        self.login(key)
+    }
+    fn external_owner(&self, external_id: &str) -> Result<Option<Uuid>> {
+        self.external(external_id)
+    }
+    fn users(&self) -> Result<u64> {
+        self.count()
+    }
+}
 
-        /// The user whose username or email is `login_id` (one account at most: login ids are
-        /// unambiguous).
-        ///
-        /// # Errors
-        /// [`Error::Corrupt`] or [`Error::Storage`].
-        pub fn find_by_login_id(&self, login_id: &str) -> Result<Option<User>> {
-            self.$($recv)*(|r| { let key = identity::lookup_key(login_id); find_kind(r.login(&key)?, 0xff, &key, |id| r.get(id)) })
-        }
+/// The lookups shared by [`Directory`], [`ReadTx`] and [`Tx`].
+mod lookup {
+    use super::{Lookup, check_external, find_kind};
+    use crate::error::Result;
+    use crate::identity;
+    use crate::store::tables::{KIND_EMAIL, KIND_USERNAME};
+    use crate::user::User;
+    use uuid::Uuid;
 
-        /// The user with this external id (exact match after trimming).
-        ///
-        /// # Errors
-        /// [`Error::Corrupt`] or [`Error::Storage`].
-        pub fn find_by_external_id(&self, external_id: &str) -> Result<Option<User>> {
-            self.$($recv)*(|r| match r.external(external_id.trim())? {
-                Some(id) => check_external(r.get(id)?, external_id.trim()),
-                None => Ok(None),
-            })
-        }
+    pub(super) fn by_username(r: &impl Lookup, username: &str) -> Result<Option<User>> {
+        let key = identity::lookup_key(username);
+        find_kind(r.login_owner(&key)?, KIND_USERNAME, &key, |id| r.user(id))
+    }
 
-        /// Finds a user by id, then username, then email, then external id (the SCIM
-        /// `user_id` rule).
-        ///
-        /// # Errors
-        /// [`Error::Corrupt`] or [`Error::Storage`].
-        pub fn resolve(&self, s: &str) -> Result<Option<User>> {
-            self.$($recv)*(|r| {
-                if let Ok(id) = Uuid::parse_str(s.trim())
-                    && let Some(u) = r.get(id)?
-                {
-                    return Ok(Some(u));
-                }
-                let key = identity::lookup_key(s);
-                let login = r.login(&key)?;
-                if let Some(u) = find_kind(login, crate::store::tables::KIND_USERNAME, &key, |id| r.get(id))? {
-                    return Ok(Some(u));
-                }
-                if let Some(u) = find_kind(login, crate::store::tables::KIND_EMAIL, &key, |id| r.get(id))? {
-                    return Ok(Some(u));
-                }
-                match r.external(s.trim())? {
-                    Some(id) => check_external(r.get(id)?, s.trim()),
-                    None => Ok(None),
-                }
-            })
-        }
+    pub(super) fn by_email(r: &impl Lookup, email: &str) -> Result<Option<User>> {
+        let key = identity::lookup_key(email);
+        find_kind(r.login_owner(&key)?, KIND_EMAIL, &key, |id| r.user(id))
+    }
 
-        /// The number of users (active and inactive).
-        ///
-        /// # Errors
-        /// [`Error::Storage`].
-        pub fn count(&self) -> Result<u64> {
-            self.$($recv)*(|r| r.count())
+    pub(super) fn by_login_id(r: &impl Lookup, login_id: &str) -> Result<Option<User>> {
+        let key = identity::lookup_key(login_id);
+        find_kind(r.login_owner(&key)?, 0xff, &key, |id| r.user(id))
+    }
+
+    pub(super) fn by_external_id(r: &impl Lookup, external_id: &str) -> Result<Option<User>> {
+        let external_id = external_id.trim();
+        match r.external_owner(external_id)? {
+            Some(id) => check_external(r.user(id)?, external_id),
+            None => Ok(None),
         }
-    };
+    }
+
+    pub(super) fn resolve(r: &impl Lookup, s: &str) -> Result<Option<User>> {
+        if let Ok(id) = Uuid::parse_str(s.trim())
+            && let Some(u) = r.user(id)?
+        {
+            return Ok(Some(u));
+        }
+        let key = identity::lookup_key(s);
+        let login = r.login_owner(&key)?;
+        if let Some(u) = find_kind(login, KIND_USERNAME, &key, |id| r.user(id))? {
+            return Ok(Some(u));
+        }
+        if let Some(u) = find_kind(login, KIND_EMAIL, &key, |id| r.user(id))? {
+            return Ok(Some(u));
+        }
+        by_external_id(r, s)
+    }
 }
 
 fn find_kind(
@@ -789,7 +794,124 @@ fn check_external(user: Option<User>, external_id: &str) -> Result<Option<User>>
 }
 
 impl Directory {
-    lookups!(read_raw);
+    /// The user with this id, if any.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = userdir::Directory::builder().hasher(userdir::Argon2Params::insecure_fast()).in_memory()?;
+    /// let ann = dir.create(userdir::NewUser::with_username("ann"))?;
+    /// assert_eq!(dir.get(ann.id)?.map(|u| u.username), Some(Some("ann".into())));
+    /// assert!(dir.get(uuid::Uuid::new_v4())?.is_none());
+    /// # Ok::<(), userdir::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] or [`Error::Storage`].
+    pub fn get(&self, id: Uuid) -> Result<Option<User>> {
+        self.read_raw(|r| r.get(id))
+    }
+
+    /// The user whose username is caselessly equal to `username` (`straße` finds `STRASSE`).
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = userdir::Directory::builder().hasher(userdir::Argon2Params::insecure_fast()).in_memory()?;
+    /// dir.create(userdir::NewUser::with_username("Straße"))?;
+    /// assert!(dir.find_by_username("STRASSE")?.is_some());
+    /// # Ok::<(), userdir::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] or [`Error::Storage`].
+    pub fn find_by_username(&self, username: &str) -> Result<Option<User>> {
+        self.read_raw(|r| lookup::by_username(r, username))
+    }
+
+    /// The user with this email (compared lowercased).
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = userdir::Directory::builder().hasher(userdir::Argon2Params::insecure_fast()).in_memory()?;
+    /// dir.create(userdir::NewUser::with_email("Ann@Example.com"))?;
+    /// assert!(dir.find_by_email("ann@EXAMPLE.com")?.is_some());
+    /// # Ok::<(), userdir::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] or [`Error::Storage`].
+    pub fn find_by_email(&self, email: &str) -> Result<Option<User>> {
+        self.read_raw(|r| lookup::by_email(r, email))
+    }
+
+    /// The user whose username or email is `login_id` (one account at most: login ids are
+    /// unambiguous).
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = userdir::Directory::builder().hasher(userdir::Argon2Params::insecure_fast()).in_memory()?;
+    /// let ann = dir.create(userdir::NewUser::with_username("ann").email("ann@example.com"))?;
+    /// assert_eq!(dir.find_by_login_id("ANN")?.map(|u| u.id), Some(ann.id));
+    /// assert_eq!(dir.find_by_login_id("ann@example.com")?.map(|u| u.id), Some(ann.id));
+    /// # Ok::<(), userdir::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] or [`Error::Storage`].
+    pub fn find_by_login_id(&self, login_id: &str) -> Result<Option<User>> {
+        self.read_raw(|r| lookup::by_login_id(r, login_id))
+    }
+
+    /// The user with this external id (exact match after trimming).
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = userdir::Directory::builder().hasher(userdir::Argon2Params::insecure_fast()).in_memory()?;
+    /// dir.create(userdir::NewUser::with_username("ann").external_id("hr-0042"))?;
+    /// assert!(dir.find_by_external_id("hr-0042")?.is_some());
+    /// assert!(dir.find_by_external_id("HR-0042")?.is_none());
+    /// # Ok::<(), userdir::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] or [`Error::Storage`].
+    pub fn find_by_external_id(&self, external_id: &str) -> Result<Option<User>> {
+        self.read_raw(|r| lookup::by_external_id(r, external_id))
+    }
+
+    /// Finds a user by id, then username, then email, then external id (the SCIM `user_id`
+    /// rule).
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = userdir::Directory::builder().hasher(userdir::Argon2Params::insecure_fast()).in_memory()?;
+    /// let ann = dir.create(userdir::NewUser::with_username("ann").external_id("hr-0042"))?;
+    /// for s in [ann.id.to_string().as_str(), "ANN", "hr-0042"] {
+    ///     assert_eq!(dir.resolve(s)?.map(|u| u.id), Some(ann.id));
+    /// }
+    /// # Ok::<(), userdir::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] or [`Error::Storage`].
+    pub fn resolve(&self, s: &str) -> Result<Option<User>> {
+        self.read_raw(|r| lookup::resolve(r, s))
+    }
+
+    /// The number of users (active and inactive).
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = userdir::Directory::builder().hasher(userdir::Argon2Params::insecure_fast()).in_memory()?;
+    /// dir.create(userdir::NewUser::with_username("ann"))?;
+    /// assert_eq!(dir.count()?, 1);
+    /// # Ok::<(), userdir::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Storage`].
+    pub fn count(&self) -> Result<u64> {
+        self.read_raw(|r| r.count())
+    }
 
     /// Deactivates (soft deletes) a user: it can no longer log in but keeps its username and
     /// email. Deactivating an inactive user changes nothing.
@@ -848,10 +970,61 @@ impl fmt::Debug for ReadTx<'_> {
 }
 
 impl ReadTx<'_> {
-    fn with<T>(&self, f: impl FnOnce(&Reader) -> Result<T>) -> Result<T> {
-        f(self.r)
+    /// As [`Directory::get`], in this transaction.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] or [`Error::Storage`].
+    pub fn get(&self, id: Uuid) -> Result<Option<User>> {
+        self.r.user(id)
     }
-    lookups!(with);
+
+    /// As [`Directory::find_by_username`], in this transaction.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] or [`Error::Storage`].
+    pub fn find_by_username(&self, username: &str) -> Result<Option<User>> {
+        lookup::by_username(self.r, username)
+    }
+
+    /// As [`Directory::find_by_email`], in this transaction.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] or [`Error::Storage`].
+    pub fn find_by_email(&self, email: &str) -> Result<Option<User>> {
+        lookup::by_email(self.r, email)
+    }
+
+    /// As [`Directory::find_by_login_id`], in this transaction.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] or [`Error::Storage`].
+    pub fn find_by_login_id(&self, login_id: &str) -> Result<Option<User>> {
+        lookup::by_login_id(self.r, login_id)
+    }
+
+    /// As [`Directory::find_by_external_id`], in this transaction.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] or [`Error::Storage`].
+    pub fn find_by_external_id(&self, external_id: &str) -> Result<Option<User>> {
+        lookup::by_external_id(self.r, external_id)
+    }
+
+    /// As [`Directory::resolve`], in this transaction.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] or [`Error::Storage`].
+    pub fn resolve(&self, s: &str) -> Result<Option<User>> {
+        lookup::resolve(self.r, s)
+    }
+
+    /// As [`Directory::count`], in this transaction.
+    ///
+    /// # Errors
+    /// [`Error::Storage`].
+    pub fn count(&self) -> Result<u64> {
+        self.r.users()
+    }
 }
 
 /// A write transaction (see [`Directory::write`]). Each operation is atomic on its own (a
@@ -868,10 +1041,61 @@ impl fmt::Debug for Tx<'_, '_> {
 }
 
 impl Tx<'_, '_> {
-    fn with<T>(&self, f: impl FnOnce(&Writer<'_>) -> Result<T>) -> Result<T> {
-        f(self.w)
+    /// As [`Directory::get`], in this transaction.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] or [`Error::Storage`].
+    pub fn get(&self, id: Uuid) -> Result<Option<User>> {
+        self.w.user(id)
     }
-    lookups!(with);
+
+    /// As [`Directory::find_by_username`], in this transaction.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] or [`Error::Storage`].
+    pub fn find_by_username(&self, username: &str) -> Result<Option<User>> {
+        lookup::by_username(&*self.w, username)
+    }
+
+    /// As [`Directory::find_by_email`], in this transaction.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] or [`Error::Storage`].
+    pub fn find_by_email(&self, email: &str) -> Result<Option<User>> {
+        lookup::by_email(&*self.w, email)
+    }
+
+    /// As [`Directory::find_by_login_id`], in this transaction.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] or [`Error::Storage`].
+    pub fn find_by_login_id(&self, login_id: &str) -> Result<Option<User>> {
+        lookup::by_login_id(&*self.w, login_id)
+    }
+
+    /// As [`Directory::find_by_external_id`], in this transaction.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] or [`Error::Storage`].
+    pub fn find_by_external_id(&self, external_id: &str) -> Result<Option<User>> {
+        lookup::by_external_id(&*self.w, external_id)
+    }
+
+    /// As [`Directory::resolve`], in this transaction.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] or [`Error::Storage`].
+    pub fn resolve(&self, s: &str) -> Result<Option<User>> {
+        lookup::resolve(&*self.w, s)
+    }
+
+    /// As [`Directory::count`], in this transaction.
+    ///
+    /// # Errors
+    /// [`Error::Storage`].
+    pub fn count(&self) -> Result<u64> {
+        self.w.users()
+    }
 
     fn existing(&self, id: Uuid) -> Result<User> {
         self.w.get(id)?.ok_or(Error::NotFound(id))
