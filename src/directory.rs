@@ -438,6 +438,7 @@ impl Directory {
         })
     }
 
+    #[allow(clippy::unused_self)] // one of the directory's validations, called as a method
     pub(crate) fn validate_new(
         &self,
         id: Option<Uuid>,
@@ -910,7 +911,7 @@ impl Directory {
     /// # Errors
     /// [`Error::Storage`].
     pub fn count(&self) -> Result<u64> {
-        self.read_raw(|r| r.count())
+        self.read_raw(Reader::count)
     }
 
     /// Deactivates (soft deletes) a user: it can no longer log in but keeps its username and

@@ -1,5 +1,7 @@
 //! The one error type of userdir.
 
+use std::fmt::Write as _;
+
 use uuid::Uuid;
 
 use crate::password::PolicyViolation;
@@ -311,7 +313,7 @@ fn describe_json(problems: &[JsonProblem]) -> String {
         .collect::<Vec<_>>()
         .join("; ");
     if problems.len() > 3 {
-        s.push_str(&format!("; and {} more", problems.len() - 3));
+        let _ = write!(s, "; and {} more", problems.len() - 3);
     }
     s
 }

@@ -64,6 +64,29 @@
 //! `examples/axum.rs` is a complete sign-up, login and user page application.
 
 #![deny(missing_docs, unsafe_code)]
+// Library code is held to clippy's pedantic set (unit tests are not: they favour brevity).
+#![cfg_attr(not(test), deny(clippy::pedantic))]
+// The pedantic lints userdir allows, each for a reason:
+#![allow(
+    // Product and format names in prose (FusionAuth, PostgreSQL, JSON Lines) are not code.
+    clippy::doc_markdown,
+    // The import and search pipelines read top to bottom as their phases.
+    clippy::too_many_lines,
+    // `r`, `w`, `u`, `k` for reader, writer, user and key in short scopes.
+    clippy::many_single_char_names,
+    // PasswordPolicy's flags are independent switches, not a state machine.
+    clippy::struct_excessive_bools,
+    // A two-arm `match` reads as well as `if let … else`.
+    clippy::single_match_else,
+    // Pairs such as `hasher`/`hashed` name different things on purpose.
+    clippy::similar_names,
+    // FusionAuth's `factor`: absent, `null` and a number are three different inputs.
+    clippy::option_option,
+    // `json::detect` lowercases the file name before comparing extensions.
+    clippy::case_sensitive_file_extension_comparisons,
+    // Local type aliases sit next to their only use.
+    clippy::items_after_statements
+)]
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::todo)

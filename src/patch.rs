@@ -437,7 +437,7 @@ fn apply(u: &mut User, op: &PatchOp, email_verified_set: &mut bool) -> Result<()
         Target::Expiry => {
             u.expiry = match (remove, &value) {
                 (false, Some(AttrValue::Int(i))) => Some(*i),
-                (false, Some(AttrValue::Null)) | (true, _) | (false, None) => None,
+                (false, Some(AttrValue::Null) | None) | (true, _) => None,
                 _ => return Err(cx.err("expects an integer instant (ms)")),
             }
         }

@@ -12,6 +12,11 @@
 //! `USERDIR_INSECURE_FAST_HASH=1` (or the hidden `--argon2-fast` flag) makes new hashes use
 //! argon2's cheapest parameters. It exists for the test suite only; never use it for real data.
 
+// Held to clippy's pedantic set, as the library.
+#![deny(clippy::pedantic)]
+// `run` and `demo` read top to bottom as the commands and the demo's steps.
+#![allow(clippy::too_many_lines)]
+
 use std::io::{BufRead, BufWriter, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -63,7 +68,7 @@ enum Output {
 /// A JSON interchange format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum FormatArg {
-    /// FusionAuth's User API shape.
+    /// `FusionAuth`'s User API shape.
     #[value(name = "fusionauth")]
     FusionAuth,
     /// Fuse Universal's bulk create shape.
@@ -497,7 +502,7 @@ fn run(cli: &Cli) -> CliResult {
                 .search(&Search::filter("active eq true")?.limit(0))?
                 .total;
             spin.finish_and_clear();
-            let bytes = std::fs::metadata(&cli.db).map(|m| m.len()).unwrap_or(0);
+            let bytes = std::fs::metadata(&cli.db).map_or(0, |m| m.len());
             match cli.output {
                 Output::Json => print_json(&json!({
                     "users": users,
@@ -693,6 +698,9 @@ fn import_rows(dir: &Directory, rows: Vec<NewUser>, dry_run: bool) -> CliResult<
     Ok(r?)
 }
 
+/// Users fetched per search page.
+const PAGE: usize = 500;
+
 fn search(
     cli: &Cli,
     filter: &str,
@@ -708,7 +716,6 @@ fn search(
         s = s.sort(if desc { f.desc() } else { f });
     }
     let dir = open(cli, false)?;
-    const PAGE: usize = 500;
     let mut left = limit.unwrap_or(usize::MAX);
     let mut search = s.offset(offset).limit(left.min(PAGE));
     let mut out = BufWriter::new(std::io::stdout().lock());
@@ -838,7 +845,10 @@ fn backup(cli: &Cli, dest: &Path, force: bool) -> CliResult {
 
 /// The redo log next to a directory file (`<file>.wal`).
 fn log_path(db: &Path) -> PathBuf {
-    let mut name = db.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = db
+        .file_name()
+        .map(std::ffi::OsStr::to_os_string)
+        .unwrap_or_default();
     name.push(".wal");
     db.with_file_name(name)
 }
@@ -878,7 +888,7 @@ fn copy_file(from: &Path, to: &Path) -> std::io::Result<u64> {
 // ---------------------------------------------------------------------------------------------
 // demo
 
-/// The password of sample user `n` of a sample file (see examples/gen_samples.rs).
+/// The password of sample user `n` of a sample file (see `examples/gen_samples.rs`).
 fn sample_password(prefix: &str, n: usize) -> String {
     format!("{prefix}-password-{n}")
 }
@@ -987,7 +997,7 @@ fn demo(cli: &Cli, data: Option<&Path>) -> CliResult {
         r#"emails.value ew "@example.org""#,
         r#"roles eq "admin""#,
         r#"name.familyName co "son" or nickName pr"#,
-        r#"not (active eq true)"#,
+        r"not (active eq true)",
     ];
     for f in searches {
         let s = Search::filter(f)?.sort(SortField::username()).limit(3);
@@ -1104,8 +1114,7 @@ fn demo(cli: &Cli, data: Option<&Path>) -> CliResult {
         "   reusing the token: {}",
         reused
             .err()
-            .map(|e| e.to_string())
-            .unwrap_or_else(|| "accepted?!".into())
+            .map_or_else(|| "accepted?!".into(), |e| e.to_string())
     );
     let ok = relogin;
     text!(
@@ -1140,7 +1149,7 @@ fn demo(cli: &Cli, data: Option<&Path>) -> CliResult {
     let active = dir
         .search(&Search::filter("active eq true")?.limit(0))?
         .total;
-    let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    let bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
     event(json!({"step": "summary", "users": total, "active": active, "file_bytes": bytes}));
     text!(
         out,

@@ -641,7 +641,7 @@ fn candidates(r: &Reader, p: &Plan) -> Result<Option<Vec<Uuid>>> {
         }
     };
     // Big-endian, so the order of the numbers is the order of the ids (and cheaper to compare).
-    ids.sort_unstable_by_key(|id| id.as_u128());
+    ids.sort_unstable_by_key(uuid::Uuid::as_u128);
     ids.dedup();
     Ok(Some(ids))
 }

@@ -115,7 +115,7 @@ impl SortField {
         self
     }
 
-    pub(crate) fn key<U: Fields + ?Sized>(&self, u: &U) -> Key {
+    pub(crate) fn key<U: Fields + ?Sized>(self, u: &U) -> Key {
         let s = |o: Option<&str>| o.map_or(Key::Missing, |x| Key::Str(x.to_owned()));
         match self.by {
             SortBy::Username => u
@@ -132,7 +132,7 @@ impl SortField {
     }
 
     /// As [`SortField::key`], into `out`, reusing its string buffer.
-    pub(crate) fn key_into<U: Fields + ?Sized>(&self, u: &U, out: &mut Key) {
+    pub(crate) fn key_into<U: Fields + ?Sized>(self, u: &U, out: &mut Key) {
         let text = |x: Option<&str>, caseless: bool, out: &mut Key| {
             let Some(x) = x else {
                 *out = Key::Missing;
@@ -161,7 +161,7 @@ impl SortField {
     }
 
     /// The record field this key reads.
-    pub(crate) fn need(&self) -> Need {
+    pub(crate) fn need(self) -> Need {
         Need::default().with(match self.by {
             SortBy::Username => field::USERNAME,
             SortBy::Email => field::EMAIL,

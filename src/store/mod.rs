@@ -16,6 +16,7 @@ pub(crate) mod tables;
 pub(crate) mod tokens;
 pub(crate) mod wal;
 
+use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -529,7 +530,11 @@ impl Keys {
 }
 
 fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    b.iter()
+        .fold(String::with_capacity(b.len() * 2), |mut s, x| {
+            let _ = write!(s, "{x:02x}");
+            s
+        })
 }
 
 /// A key shown for humans: the tag, then printable text or hex.

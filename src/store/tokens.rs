@@ -332,7 +332,11 @@ pub(crate) fn integrity_problems(r: &Reader) -> Result<Vec<String>> {
 pub(crate) fn dump(r: &Reader) -> Result<Vec<(&'static str, String, String)>> {
     use sha2::{Digest, Sha256};
     fn hex(b: &[u8]) -> String {
-        b.iter().map(|x| format!("{x:02x}")).collect()
+        b.iter()
+            .fold(String::with_capacity(b.len() * 2), |mut s, x| {
+                let _ = std::fmt::Write::write_fmt(&mut s, format_args!("{x:02x}"));
+                s
+            })
     }
     fn dig(b: &[u8]) -> String {
         hex(&Sha256::digest(b))

@@ -202,7 +202,10 @@ pub(crate) struct Wal {
 
 /// The log's path for a directory file: `<file name>.wal` beside it.
 pub(crate) fn path_for(db: &Path) -> PathBuf {
-    let mut name = db.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = db
+        .file_name()
+        .map(std::ffi::OsStr::to_os_string)
+        .unwrap_or_default();
     name.push(".wal");
     db.with_file_name(name)
 }
