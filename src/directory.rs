@@ -354,6 +354,14 @@ impl Directory {
 
     /// Opens (or creates) the directory file at `path` with the default configuration.
     ///
+    /// # Examples
+    /// ```
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// let dir = userdir::Directory::open(tmp.path().join("users.redb"))?;
+    /// assert_eq!(dir.count()?, 0);
+    /// # Ok::<(), userdir::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// See [`Builder::open`].
     pub fn open(path: impl AsRef<Path>) -> Result<Directory> {
@@ -361,6 +369,13 @@ impl Directory {
     }
 
     /// A directory in memory with the default configuration.
+    ///
+    /// # Examples
+    /// ```
+    /// let dir = userdir::Directory::in_memory()?;
+    /// assert_eq!(dir.count()?, 0);
+    /// # Ok::<(), userdir::Error>(())
+    /// ```
     ///
     /// # Errors
     /// See [`Builder::in_memory`].
@@ -387,6 +402,15 @@ impl Directory {
 
     /// Hashes a password with the directory's argon2id parameters (outside any transaction).
     ///
+    /// # Examples
+    /// ```
+    /// # let dir = userdir::Directory::builder().hasher(userdir::Argon2Params::insecure_fast()).in_memory()?;
+    /// let hash = dir.hash_password("correct horse battery")?;
+    /// assert_eq!(hash.scheme(), "argon2id");
+    /// assert!(dir.hasher().verify(&hash, "correct horse battery")?);
+    /// # Ok::<(), userdir::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::Hashing`] if argon2 fails.
     pub fn hash_password(&self, password: &str) -> Result<StoredHash> {
@@ -396,6 +420,21 @@ impl Directory {
     /// Validates a new user, checks the password policy and confirmation, and hashes the
     /// password; the result can be written by [`Tx::create`] without any hashing in the
     /// transaction.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = userdir::Directory::builder().hasher(userdir::Argon2Params::insecure_fast()).in_memory()?;
+    /// // Hashing happens here, before the transaction.
+    /// let ann = dir.prepare(userdir::NewUser::with_username("ann").password("correct horse"))?;
+    /// let bob = dir.prepare(userdir::NewUser::with_username("bob").password("battery staple"))?;
+    /// dir.write(|tx| {
+    ///     tx.create(ann)?;
+    ///     tx.create(bob)?;
+    ///     Ok(())
+    /// })?;
+    /// assert_eq!(dir.count()?, 2);
+    /// # Ok::<(), userdir::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::InvalidField`], [`Error::MissingLoginId`], [`Error::PasswordMismatch`],
@@ -561,6 +600,18 @@ impl Directory {
     /// returned as [`Error::Corrupt`]; later writes return [`Error::NeedsReopen`] until the
     /// directory is reopened.
     ///
+    /// # Examples
+    /// ```
+    /// # let dir = userdir::Directory::builder().hasher(userdir::Argon2Params::insecure_fast()).in_memory()?;
+    /// dir.create(userdir::NewUser::with_username("ann").email("ann@example.com"))?;
+    /// // Both lookups see the same state, whatever writes happen meanwhile.
+    /// let (by_name, by_email) = dir.read(|tx| {
+    ///     Ok((tx.find_by_username("ann")?, tx.find_by_email("ann@example.com")?))
+    /// })?;
+    /// assert_eq!(by_name, by_email);
+    /// # Ok::<(), userdir::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// The error `f` returns, or a storage error.
     pub fn read<T>(&self, f: impl FnOnce(&ReadTx<'_>) -> Result<T>) -> Result<T> {
@@ -569,6 +620,19 @@ impl Directory {
 
     /// Creates a user: validates, checks the password policy, hashes (outside the transaction),
     /// then writes the record and its index entries in one transaction.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = userdir::Directory::builder().hasher(userdir::Argon2Params::insecure_fast()).in_memory()?;
+    /// let ann = dir.create(userdir::NewUser::with_username("Ann").email("Ann@Example.com")
+    ///     .password("correct horse battery").confirm("correct horse battery"))?;
+    /// assert_eq!(ann.email.as_deref(), Some("ann@example.com"));
+    /// assert!(matches!(
+    ///     dir.create(userdir::NewUser::with_username("ANN")),
+    ///     Err(userdir::Error::DuplicateUsername { existing }) if existing == ann.id
+    /// ));
+    /// # Ok::<(), userdir::Error>(())
+    /// ```
     ///
     /// # Errors
     /// Everything [`Directory::prepare`] returns, and [`Error::DuplicateId`],
@@ -582,6 +646,22 @@ impl Directory {
     /// Replaces a user's profile (the password is kept unless the update gives one). Changed
     /// usernames and emails are re-indexed in the same transaction. With `expected_version`, the
     /// update fails with [`Error::VersionConflict`] if the user changed since.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = userdir::Directory::builder().hasher(userdir::Argon2Params::insecure_fast()).in_memory()?;
+    /// let ann = dir.create(userdir::NewUser::with_username("ann"))?;
+    /// let mut change = userdir::UserUpdate::from(&ann);
+    /// change.profile.email = Some("ann@example.com".into());
+    /// let ann2 = dir.update(ann.id, change.clone(), Some(ann.version))?;
+    /// assert_eq!(ann2.version, ann.version + 1);
+    /// // The same expected version again: someone else changed the user since.
+    /// assert!(matches!(
+    ///     dir.update(ann.id, change, Some(ann.version)),
+    ///     Err(userdir::Error::VersionConflict { .. })
+    /// ));
+    /// # Ok::<(), userdir::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::NotFound`], [`Error::VersionConflict`], and the validation and uniqueness errors
@@ -632,6 +712,14 @@ impl Directory {
 
     /// Checks that every index entry points to a record carrying that key and every record is
     /// in every index it belongs to.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = userdir::Directory::builder().hasher(userdir::Argon2Params::insecure_fast()).in_memory()?;
+    /// dir.create(userdir::NewUser::with_username("ann"))?;
+    /// dir.check_integrity()?;
+    /// # Ok::<(), userdir::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::Integrity`] listing the problems; [`Error::Corrupt`] or [`Error::Storage`].
@@ -917,6 +1005,17 @@ impl Directory {
     /// Deactivates (soft deletes) a user: it can no longer log in but keeps its username and
     /// email. Deactivating an inactive user changes nothing.
     ///
+    /// # Examples
+    /// ```
+    /// # let dir = userdir::Directory::builder().hasher(userdir::Argon2Params::insecure_fast()).in_memory()?;
+    /// let ann = dir.create(userdir::NewUser::with_username("ann"))?;
+    /// assert!(!dir.deactivate(ann.id)?.active);
+    /// // The username stays taken.
+    /// assert!(dir.create(userdir::NewUser::with_username("ann")).is_err());
+    /// assert!(dir.reactivate(ann.id)?.active);
+    /// # Ok::<(), userdir::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::NotFound`].
     pub fn deactivate(&self, id: Uuid) -> Result<User> {
@@ -934,6 +1033,16 @@ impl Directory {
     /// Deletes a user for good, with every index entry; its username and email become free.
     /// Returns the deleted user.
     ///
+    /// # Examples
+    /// ```
+    /// # let dir = userdir::Directory::builder().hasher(userdir::Argon2Params::insecure_fast()).in_memory()?;
+    /// let ann = dir.create(userdir::NewUser::with_username("ann"))?;
+    /// dir.delete(ann.id)?;
+    /// assert!(dir.get(ann.id)?.is_none());
+    /// dir.create(userdir::NewUser::with_username("ann"))?; // the username is free again
+    /// # Ok::<(), userdir::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::NotFound`].
     pub fn delete(&self, id: Uuid) -> Result<User> {
@@ -950,6 +1059,18 @@ impl Directory {
     }
 
     /// Deletes every listed user, all or nothing. Returns how many were deleted.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = userdir::Directory::builder().hasher(userdir::Argon2Params::insecure_fast()).in_memory()?;
+    /// let a = dir.create(userdir::NewUser::with_username("a"))?.id;
+    /// let b = dir.create(userdir::NewUser::with_username("b"))?.id;
+    /// // One unknown id: nothing is deleted.
+    /// assert!(dir.delete_many(&[a, b, uuid::Uuid::new_v4()]).is_err());
+    /// assert_eq!(dir.count()?, 2);
+    /// assert_eq!(dir.delete_many(&[a, b])?, 2);
+    /// # Ok::<(), userdir::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::NotFound`] naming the first unknown id; nothing is changed then.
