@@ -250,7 +250,7 @@ impl Error {
             Error::InvalidFilter { .. } => Some("invalidFilter"),
             Error::InvalidCursor(_) => Some("invalidCursor"),
             Error::InvalidJson(_) => Some("invalidSyntax"),
-            Error::InvalidPatch { reason, .. } => Some(patch_scim_type(reason)),
+            Error::InvalidPatch { path, reason } => Some(patch_scim_type(path, reason)),
             Error::InvalidField { .. }
             | Error::MissingLoginId
             | Error::PasswordMismatch
@@ -292,9 +292,15 @@ impl std::fmt::Display for JsonProblem {
     }
 }
 
-/// The `scimType` of a refused PATCH operation, from the reason `patch` gives.
-fn patch_scim_type(reason: &str) -> &'static str {
-    if reason.contains("noTarget") {
+/// The `scimType` of a refused PATCH operation, from its path and the reason `patch` gives.
+fn patch_scim_type(path: &str, reason: &str) -> &'static str {
+    if reason.contains("remove needs a path") {
+        // RFC 7644 §3.5.2.2: a remove without a path is `noTarget`.
+        "noTarget"
+    } else if path.is_empty() || path.starts_with("Operations[") {
+        // The PatchOp body itself, or one of its operations, does not follow the schema.
+        "invalidSyntax"
+    } else if reason.contains("noTarget") {
         "noTarget"
     } else if reason.contains("read-only") || reason.contains("cannot be") {
         "mutability"

@@ -163,6 +163,11 @@ fn errors_map_to_http_statuses_and_scim_types() {
         400,
         Some("invalidValue"),
     );
+    check(
+        dir.patch(ann.id, &[PatchOp::remove("")], None).unwrap_err(),
+        400,
+        Some("noTarget"),
+    );
     dir.deactivate(ann.id).unwrap();
     check(
         dir.authenticate("ann", "correct horse battery")
