@@ -225,11 +225,13 @@ enum Cmd {
     Check,
     /// Print the number of users, of active users, and the file size.
     Stats,
-    /// Write a consistent copy of the directory to a new file: the redo log is checkpointed
-    /// into the directory file, which is copied while this process holds it (no other process
-    /// can write meanwhile), then the copy is opened and checked before it gets its name.
-    /// To restore, stop every process using the directory, replace the directory file with
-    /// the copy, and delete the directory's `<file>.wal` if there is one.
+    /// Write a consistent copy of the directory to a new file.
+    ///
+    /// The redo log is checkpointed into the directory file, which is copied while this
+    /// process holds it (no other process can write meanwhile); the copy is opened and checked
+    /// before it gets its name. To restore, stop every process using the directory, replace
+    /// the directory file with the copy, and delete the directory's `<file>.wal` if there is
+    /// one.
     Backup {
         /// The new file.
         path: PathBuf,
@@ -237,8 +239,9 @@ enum Cmd {
         #[arg(long)]
         force: bool,
     },
-    /// Print a shell completion script to stdout, e.g. `userdir completions bash >
-    /// /etc/bash_completion.d/userdir`.
+    /// Print a shell completion script to stdout.
+    ///
+    /// For instance `userdir completions bash > /etc/bash_completion.d/userdir`.
     Completions {
         /// The shell.
         #[arg(value_enum)]
