@@ -632,6 +632,15 @@ impl Directory {
     /// email. Issuing a new one revokes the previous one. The token is bound to the current
     /// email: if the email changes before the token is used, the token is refused.
     ///
+    /// # Examples
+    /// ```
+    /// # let dir = userdir::Directory::builder().hasher(userdir::Argon2Params::insecure_fast()).in_memory()?;
+    /// let ann = dir.create(userdir::NewUser::with_email("ann@example.com"))?;
+    /// let token = dir.start_email_verification(ann.id)?; // send token.as_str() by mail
+    /// assert!(dir.verify_email(token.as_str())?.verified);
+    /// # Ok::<(), userdir::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::NotFound`], [`Error::InvalidField`] when the user has no email,
     /// [`Error::AccountInactive`], [`Error::Storage`].
@@ -690,6 +699,17 @@ impl Directory {
     /// A user's failed-login state: the consecutive failures counted and, when locked, until
     /// when. All zero for a user without recent failures.
     ///
+    /// # Examples
+    /// ```
+    /// # let dir = userdir::Directory::builder().hasher(userdir::Argon2Params::insecure_fast()).in_memory()?;
+    /// let ann = dir.create(userdir::NewUser::with_username("ann").password("correct horse"))?;
+    /// assert!(dir.authenticate("ann", "wrong horse").is_err());
+    /// assert_eq!(dir.login_failures(ann.id)?.count, 1);
+    /// dir.unlock(ann.id)?;
+    /// assert_eq!(dir.login_failures(ann.id)?.count, 0);
+    /// # Ok::<(), userdir::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::Storage`].
     pub fn login_failures(&self, id: Uuid) -> Result<LoginFailures> {
@@ -715,6 +735,15 @@ impl Directory {
 
     /// How many email-verification and password-reset tokens a user holds (expired ones not
     /// yet purged included).
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = userdir::Directory::builder().hasher(userdir::Argon2Params::insecure_fast()).in_memory()?;
+    /// let ann = dir.create(userdir::NewUser::with_username("ann").password("correct horse"))?;
+    /// dir.start_password_reset("ann")?;
+    /// assert_eq!(dir.outstanding_tokens(ann.id)?, 1);
+    /// # Ok::<(), userdir::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::Storage`].
