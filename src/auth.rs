@@ -8,6 +8,7 @@
 //! starts over with the new one).
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -16,7 +17,7 @@ use uuid::Uuid;
 use crate::directory::{Directory, Tx};
 use crate::error::{Error, Result};
 use crate::identity;
-use crate::store::auth_state::{self, FailureState};
+use crate::store::auth_state::{self, FailureState, LoginDigest};
 use crate::store::tables::{TOKEN_RESET, TOKEN_VERIFY};
 use crate::store::tokens::{self, TokenRecord};
 use crate::store::{Reader, Writer};
@@ -121,6 +122,10 @@ pub struct AuthConfig {
     pub reset_token_ttl: Duration,
     /// Lifetime of an email-verification token (default 24 hours).
     pub verification_token_ttl: Duration,
+    /// The shortest time a failed login takes (default [`FailureFloor::Adaptive`]): it hides
+    /// which scheme (argon2id, bcrypt, PBKDF2) an account's hash uses, and so whether the
+    /// account exists. See [`Directory::authenticate`].
+    pub failure_floor: FailureFloor,
 }
 
 impl Default for AuthConfig {
@@ -129,8 +134,34 @@ impl Default for AuthConfig {
             lockout: Some(Lockout::default()),
             reset_token_ttl: 10 * MINUTE,
             verification_token_ttl: 24 * 60 * MINUTE,
+            failure_floor: FailureFloor::Adaptive,
         }
     }
+}
+
+/// How long a failed login takes at least (see [`AuthConfig::failure_floor`] and
+/// [`Directory::authenticate`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FailureFloor {
+    /// No padding: a failed login takes what its work takes. Unknown login ids and accounts
+    /// with argon2id hashes of the current parameters still cost the same; accounts with
+    /// imported hashes (bcrypt, PBKDF2, other argon2 parameters) can be told apart by time.
+    Off,
+    /// Every failed login lasts at least as long as the slowest kind of failed login measured
+    /// since the directory was opened: an estimate is kept per kind of hash verified (the
+    /// current argon2id, other argon2 parameters, bcrypt, PBKDF2; unknown login ids count as
+    /// the current argon2id), which follows each kind's recent failures (it rises at once and
+    /// decays by 1/16 of the gap per failure), capped at [`FailureFloor::ADAPTIVE_CAP`].
+    Adaptive,
+    /// Every failed login lasts at least this long (set it above the slowest scheme present,
+    /// e.g. 300 ms for bcrypt cost 12 accounts). Failures that take longer are not padded.
+    Fixed(Duration),
+}
+
+impl FailureFloor {
+    /// The highest floor [`FailureFloor::Adaptive`] pads to.
+    pub const ADAPTIVE_CAP: Duration = Duration::from_secs(2);
 }
 
 impl AuthConfig {
@@ -147,6 +178,19 @@ impl AuthConfig {
     /// Sets the lifetime of email-verification tokens (at least 1 ms).
     pub fn verification_token_ttl(mut self, ttl: Duration) -> Self {
         self.verification_token_ttl = ttl;
+        self
+    }
+    /// Sets [`AuthConfig::failure_floor`].
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use userdir::{AuthConfig, FailureFloor};
+    /// let config = AuthConfig::default().failure_floor(FailureFloor::Fixed(Duration::from_millis(300)));
+    /// assert_eq!(config.failure_floor, FailureFloor::Fixed(Duration::from_millis(300)));
+    /// ```
+    pub fn failure_floor(mut self, floor: FailureFloor) -> Self {
+        self.failure_floor = floor;
         self
     }
 
@@ -177,6 +221,8 @@ fn millis(d: Duration) -> i64 {
 pub(crate) struct AuthState {
     pub(crate) config: AuthConfig,
     dummy: OnceLock<StoredHash>,
+    /// [`FailureFloor::Adaptive`]'s estimate of each kind of failed login, in ns.
+    estimates: [AtomicU64; KINDS],
 }
 
 impl AuthState {
@@ -185,9 +231,80 @@ impl AuthState {
         Ok(AuthState {
             config,
             dummy: OnceLock::new(),
+            estimates: Default::default(),
         })
     }
+
+    /// Records how long a failed login's work took, then returns how long it must last.
+    fn floor_after(&self, kind: Kind, took: Duration) -> Duration {
+        match self.config.failure_floor {
+            FailureFloor::Off => Duration::ZERO,
+            FailureFloor::Fixed(d) => d,
+            FailureFloor::Adaptive => {
+                let sample = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+                if let Some(e) = self.estimates.get(kind as usize) {
+                    let _ = e.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+                        Some(if sample >= old {
+                            sample
+                        } else {
+                            old - (old - sample) / 16
+                        })
+                    });
+                }
+                let max = self
+                    .estimates
+                    .iter()
+                    .map(|e| e.load(Ordering::Relaxed))
+                    .max()
+                    .unwrap_or(0);
+                Duration::from_nanos(max).min(FailureFloor::ADAPTIVE_CAP)
+            }
+        }
+    }
 }
+
+/// The kinds of failed login whose cost [`FailureFloor::Adaptive`] tracks.
+const KINDS: usize = 4;
+
+/// What a failed login verified.
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    /// The dummy hash, or a hash with the current argon2id parameters.
+    Current = 0,
+    /// An argon2 hash with other parameters.
+    OtherArgon2 = 1,
+    Bcrypt = 2,
+    Pbkdf2 = 3,
+}
+
+impl Kind {
+    fn of(hasher: &crate::password::Hasher, h: &StoredHash) -> Kind {
+        let s = h.expose();
+        if s.starts_with("$argon2") {
+            if hasher.needs_rehash(h) {
+                Kind::OtherArgon2
+            } else {
+                Kind::Current
+            }
+        } else if s.starts_with("$2") {
+            Kind::Bcrypt
+        } else {
+            Kind::Pbkdf2
+        }
+    }
+}
+
+/// The digest under which an unknown login id's failures are counted: its caseless lookup
+/// key, hashed (the store never keeps what someone typed into a login box).
+fn login_digest(login_id: &str) -> LoginDigest {
+    let mut h = Sha256::new();
+    h.update(b"userdir login id\0");
+    h.update(identity::lookup_key(login_id).as_bytes());
+    h.finalize().into()
+}
+
+/// Rows of unknown login ids looked at, at most, by each failure recorded for one.
+const LOGIN_PURGE_SCAN: usize = 8;
 
 /// A successful login (see [`Directory::authenticate`]).
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -306,73 +423,145 @@ impl Directory {
     }
 
     /// Verifies a login id and password. On success returns the user (whose stored hash is the
-    /// one verified); on a wrong password records the failure. Starts over when the stored
-    /// hash changes under it.
+    /// one verified); on failure records it (per account, or per login id when no account has
+    /// it) and makes the failure last the [floor](AuthConfig::failure_floor).
     fn check_credentials(&self, login_id: &str, password: &str) -> Result<User> {
-        let dummy = self.dummy_hash()?;
+        let started = std::time::Instant::now();
+        let (r, kind) = self.check_credentials_timed(login_id, password);
+        if matches!(
+            r,
+            Err(Error::InvalidCredentials | Error::AccountLocked { .. })
+        ) {
+            let took = started.elapsed();
+            let floor = self.inner.auth.floor_after(kind, took);
+            if let Some(rest) = floor.checked_sub(took) {
+                // The floor is wall-clock time an observer measures, not directory time: the
+                // injected clock has no say here.
+                #[allow(clippy::disallowed_methods)]
+                std::thread::sleep(rest);
+            }
+        }
+        r
+    }
+
+    /// [`Directory::check_credentials`] without the floor; also says what was verified.
+    ///
+    /// The work is the same whether the login id names an account or not: one verification
+    /// (the account's hash, or the dummy hash for an unknown id, an account without a password
+    /// or a locked one), then, with lockout on, one write recording the failure (under the
+    /// account, or under the login id's digest). A locked login id, known or not, verifies the
+    /// dummy hash and writes nothing.
+    fn check_credentials_timed(&self, login_id: &str, password: &str) -> (Result<User>, Kind) {
+        let dummy = match self.dummy_hash() {
+            Ok(d) => d,
+            Err(e) => return (Err(e), Kind::Current),
+        };
         let lockout = self.auth_config().lockout;
+        let digest = login_digest(login_id);
         for _ in 0..MAX_ATTEMPTS {
             let now = self.now();
-            let (user, failures) = self.read_raw(|r| {
-                let Some(user) = find_login(r, login_id)? else {
-                    return Ok((None, None));
+            let read = self.read_raw(|r| {
+                let user = find_login(r, login_id)?;
+                let failures = match (&user, lockout) {
+                    (_, None) => None,
+                    (Some(u), Some(_)) => auth_state::get(r, u.id)?,
+                    (None, Some(_)) => auth_state::get_login(r, &digest)?,
                 };
-                let failures = if lockout.is_some() {
-                    auth_state::get(r, user.id)?
-                } else {
-                    None
-                };
-                Ok((Some(user), failures))
-            })?;
-            let Some(user) = user else {
-                // Same cost as a real login, so timing does not reveal that the id is unknown.
-                let _ = self.inner.hasher.verify(dummy, password);
-                return Err(Error::InvalidCredentials);
+                Ok((user, failures))
+            });
+            let (user, failures) = match read {
+                Ok(x) => x,
+                Err(e) => return (Err(e), Kind::Current),
             };
             if lockout.is_some()
                 && let Some(until) = lock_of(failures, now)
             {
-                return Err(Error::AccountLocked { until });
+                // Same work for a known and an unknown login id: one verification.
+                let _ = self.inner.hasher.verify(dummy, password);
+                return (Err(Error::AccountLocked { until }), Kind::Current);
             }
-            let ok = match &user.password {
-                Some(h) => self.inner.hasher.verify(h, password)?,
+            let (ok, kind) = match user.as_ref().and_then(|u| u.password.as_ref()) {
+                Some(h) => {
+                    let kind = Kind::of(&self.inner.hasher, h);
+                    match self.inner.hasher.verify(h, password) {
+                        Ok(ok) => (ok, kind),
+                        Err(e) => return (Err(e), kind),
+                    }
+                }
                 None => {
+                    // Same cost as a real login, so timing does not reveal that the id is
+                    // unknown (or that the account has no password).
                     let _ = self.inner.hasher.verify(dummy, password);
-                    false
+                    (false, Kind::Current)
                 }
             };
-            if ok {
-                self.check_status(&user, failures, now)?;
-                return Ok(user);
+            if ok && let Some(user) = user {
+                return (self.check_status(&user, failures, now).map(|()| user), kind);
             }
             let Some(lockout) = lockout else {
-                return Err(Error::InvalidCredentials);
+                return (Err(Error::InvalidCredentials), kind);
             };
-            let (id, verified) = (user.id, user.password);
-            let outcome = self.write_one(move |tx| {
-                let now = tx.dir.now();
-                let Some(cur) = tx.w.get(id)? else {
-                    return Ok(Outcome::Refused(Error::InvalidCredentials));
-                };
-                if cur.password != verified {
-                    return Ok(Outcome::Changed(cur.version));
-                }
-                let prev = auth_state::get_w(tx.w, id)?;
-                if let Some(until) = lock_of(prev, now) {
-                    return Ok(Outcome::Refused(Error::AccountLocked { until }));
-                }
-                let next = next_failure_state(prev, now, &lockout);
-                auth_state::put(tx.w, id, next)?;
-                Ok(Outcome::Done(next.locked_until))
-            })?;
-            return Err(match outcome {
-                Outcome::Done(Some(until)) => Error::AccountLocked { until },
-                Outcome::Done(None) => Error::InvalidCredentials,
-                Outcome::Refused(e) => e,
-                Outcome::Changed(_) => continue,
-            });
+            let outcome = match user {
+                Some(user) => self.record_user_failure(user.id, user.password, lockout),
+                None => self.record_login_failure(digest, lockout),
+            };
+            return match outcome {
+                Ok(Outcome::Done(Some(until))) => (Err(Error::AccountLocked { until }), kind),
+                Ok(Outcome::Done(None)) => (Err(Error::InvalidCredentials), kind),
+                Ok(Outcome::Refused(e)) | Err(e) => (Err(e), kind),
+                Ok(Outcome::Changed(_)) => continue,
+            };
         }
-        Err(Error::InvalidCredentials)
+        (Err(Error::InvalidCredentials), Kind::Current)
+    }
+
+    /// Counts a failed login of an account whose hash was `verified`; returns the lock it
+    /// set, if any.
+    fn record_user_failure(
+        &self,
+        id: Uuid,
+        verified: Option<StoredHash>,
+        lockout: Lockout,
+    ) -> Result<Outcome<Option<UnixMillis>>> {
+        self.write_one(move |tx| {
+            let now = tx.dir.now();
+            let Some(cur) = tx.w.get(id)? else {
+                return Ok(Outcome::Refused(Error::InvalidCredentials));
+            };
+            if cur.password != verified {
+                return Ok(Outcome::Changed(cur.version));
+            }
+            let prev = auth_state::get_w(tx.w, id)?;
+            if let Some(until) = lock_of(prev, now) {
+                return Ok(Outcome::Refused(Error::AccountLocked { until }));
+            }
+            let next = next_failure_state(prev, now, &lockout);
+            auth_state::put(tx.w, id, next)?;
+            Ok(Outcome::Done(next.locked_until))
+        })
+    }
+
+    /// Counts a failed login of a login id that names no account (so that it locks as an
+    /// account would), and forgets a few such rows that are over.
+    fn record_login_failure(
+        &self,
+        digest: LoginDigest,
+        lockout: Lockout,
+    ) -> Result<Outcome<Option<UnixMillis>>> {
+        self.write_one(move |tx| {
+            let now = tx.dir.now();
+            let prev = auth_state::get_login_w(tx.w, &digest)?;
+            if let Some(until) = lock_of(prev, now) {
+                return Ok(Outcome::Refused(Error::AccountLocked { until }));
+            }
+            let next = next_failure_state(prev, now, &lockout);
+            auth_state::put_login(tx.w, &digest, next)?;
+            auth_state::purge_stale_logins(tx.w, &digest, LOGIN_PURGE_SCAN, |s| {
+                lock_of(Some(*s), now).is_none()
+                    && now.saturating_sub(s.window_start) >= millis(lockout.window)
+            })?;
+            Ok(Outcome::Done(next.locked_until))
+        })
     }
 
     /// Logs a user in with a login id (username, caselessly, or email) and a password.
@@ -380,9 +569,42 @@ impl Directory {
     /// The password is verified outside any write transaction. On success, the last-login
     /// instant is recorded, the failed-login count is cleared, and a password stored with an
     /// imported scheme or other argon2 parameters is rehashed with the current ones (see
-    /// [`Login::rehashed`]), all in one short write transaction. A login id that names no
-    /// account is verified against a dummy hash made with the current parameters, so the
-    /// response time does not reveal whether the account exists.
+    /// [`Login::rehashed`]), all in one short write transaction. A bcrypt hash matched by a
+    /// password of 72 bytes or more is not rehashed: bcrypt ignores the bytes after the 72nd,
+    /// so the match does not prove which password was hashed, and a login never changes which
+    /// passwords are accepted.
+    ///
+    /// # Account enumeration
+    /// A login id that names no account and a wrong password for an account answer alike:
+    ///
+    /// * **Answer**: [`Error::InvalidCredentials`], and [`Error::AccountLocked`] after
+    ///   [`Lockout::max_failures`] failures in either case: failures are counted per account,
+    ///   and per login id (its caseless form) when no account has it.
+    /// * **Work and writes**: one password verification (the account's hash, or a dummy
+    ///   argon2id hash with the current parameters and pepper), then one write transaction
+    ///   recording the failure (with lockout on). A locked login id, known or not, verifies
+    ///   the dummy hash and writes nothing.
+    /// * **Time**: every failure (wrong password, unknown id, locked) then lasts at least
+    ///   [`AuthConfig::failure_floor`]. With the default, [`FailureFloor::Adaptive`], that is
+    ///   the slowest kind of failure measured since the directory was opened.
+    ///
+    /// What remains observable, precisely:
+    ///
+    /// * With [`FailureFloor::Adaptive`], until a failed login of an account whose hash is of
+    ///   a slower kind (bcrypt, PBKDF2 or argon2 with other parameters than the current ones)
+    ///   has been measured since the directory was opened, failures are not padded to it: the
+    ///   first failed logins of such accounts after opening take longer than an unknown id's.
+    ///   Kinds slower than [`FailureFloor::ADAPTIVE_CAP`] stay slower. A
+    ///   [`FailureFloor::Fixed`] floor above the slowest scheme present closes both gaps;
+    ///   [`FailureFloor::Off`] leaves every scheme's own cost visible.
+    /// * A success is not padded: the right password for an inactive, expired or locked-out
+    ///   account answers as such (only to someone who knows the password).
+    /// * The failures of an account's username and email count together, those of an unknown
+    ///   id alone: someone who locks an account through its username learns that its email
+    ///   is locked too, which tells that the two belong together (not that an unknown id
+    ///   exists or not).
+    /// * [`Directory::start_password_reset`] answers [`Error::InvalidCredentials`] for an
+    ///   unknown id (see there).
     ///
     /// A user flagged `password_change_required` logs in; [`Login::password_change_required`]
     /// tells the caller to ask for a new password.
@@ -406,7 +628,8 @@ impl Directory {
     /// # Errors
     /// [`Error::InvalidCredentials`] for an unknown login id, a wrong password or an account
     /// without a password (one error for all, so callers cannot tell them apart);
-    /// [`Error::AccountLocked`] after too many failures (checked before the password);
+    /// [`Error::AccountLocked`] after too many failures of the login id, whether an account
+    /// has it or not (checked before the password);
     /// [`Error::AccountInactive`] and [`Error::AccountExpired`] (reported only when the
     /// password is right); [`Error::InvalidHash`] when the stored hash cannot be used;
     /// [`Error::VersionConflict`] when the password kept changing during the call (each change
@@ -417,7 +640,7 @@ impl Directory {
             let user = self.check_credentials(login_id, password)?;
             let verified = user.password.clone();
             let new_hash = match &verified {
-                Some(h) if self.inner.hasher.needs_rehash(h) => {
+                Some(h) if self.inner.hasher.should_rehash(h, password) => {
                     Some(self.inner.hasher.hash(password)?)
                 }
                 _ => None,

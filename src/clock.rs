@@ -59,3 +59,59 @@ impl Clock for ManualClock {
         self.0.load(Ordering::SeqCst)
     }
 }
+
+/// Parses an RFC 3339 date-time (`2010-01-23T04:56:22Z`, optional fraction, a `Z` or `±hh:mm`
+/// offset, which is honoured) to ms since the Unix epoch, with the `jiff` crate. `None` for
+/// anything else: an impossible date, a missing offset, another ISO 8601 shape, or an instant
+/// outside the years -9999 to 9999. A leap second (`23:59:60`) reads as `23:59:59`.
+pub(crate) fn parse_rfc3339_ms(s: &str) -> Option<UnixMillis> {
+    let s = s.trim();
+    // jiff also reads other ISO 8601 / RFC 9557 shapes: only RFC 3339's is taken here.
+    let b = s.as_bytes();
+    let shaped = b.len() >= 20
+        && b.get(4) == Some(&b'-')
+        && b.get(7) == Some(&b'-')
+        && matches!(b.get(10), Some(b'T' | b't' | b' '))
+        && b.get(13) == Some(&b':')
+        && b.get(16) == Some(&b':')
+        && !s.contains('[')
+        && rfc3339_offset(b);
+    if !shaped {
+        return None;
+    }
+    let ts: jiff::Timestamp = s.parse().ok()?;
+    Some(ts.as_millisecond())
+}
+
+/// Whether the text ends with an RFC 3339 offset: `Z` or `±hh:mm`.
+fn rfc3339_offset(b: &[u8]) -> bool {
+    match b {
+        [.., b'Z' | b'z'] => true,
+        [.., b'+' | b'-', h1, h2, b':', m1, m2] => {
+            [h1, h2, m1, m2].iter().all(|c| c.is_ascii_digit())
+        }
+        _ => false,
+    }
+}
+
+/// Parses a `YYYY-MM-DD` date that exists (no February 30th) to the ms since the Unix epoch
+/// of its midnight UTC, with the `jiff` crate.
+pub(crate) fn parse_date_ms(s: &str) -> Option<UnixMillis> {
+    let b = s.as_bytes();
+    let shaped = b.len() == 10
+        && b.iter().enumerate().all(|(i, c)| {
+            if i == 4 || i == 7 {
+                *c == b'-'
+            } else {
+                c.is_ascii_digit()
+            }
+        });
+    if !shaped {
+        return None;
+    }
+    let date: jiff::civil::Date = s.parse().ok()?;
+    let ts = jiff::tz::Offset::UTC
+        .to_timestamp(date.to_datetime(jiff::civil::Time::midnight()))
+        .ok()?;
+    Some(ts.as_millisecond())
+}

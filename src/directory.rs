@@ -10,7 +10,7 @@ use crate::backend::Backend;
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::identity;
-use crate::password::{Argon2Params, Hasher, PasswordPolicy, check_stored_hash};
+use crate::password::{Argon2Params, Hasher, PasswordPolicy};
 use crate::store::{Durability, Reader, Store, Writer};
 use crate::user::{AttrValue, MAX_DATA_DEPTH};
 use crate::user::{NewUser, PasswordInput, Profile, StoredHash, UnixMillis, User, UserUpdate};
@@ -254,24 +254,24 @@ fn check_text(field: &'static str, v: Option<&String>) -> Result<()> {
 }
 
 fn check_birth_date(s: &str) -> Result<()> {
-    let b = s.as_bytes();
-    let digits =
-        |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
-    let ok = b.len() == 10
-        && b.get(4) == Some(&b'-')
-        && b.get(7) == Some(&b'-')
-        && digits(0..4)
-        && digits(5..7)
-        && digits(8..10)
-        && matches!(s.get(5..7).and_then(|m| m.parse::<u8>().ok()), Some(1..=12))
-        && matches!(
-            s.get(8..10).and_then(|d| d.parse::<u8>().ok()),
-            Some(1..=31)
-        );
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::invalid("birth_date", "is not a YYYY-MM-DD date"))
+    // `YYYY-MM-DD` exactly, and a date that exists (no February 30th, no 2023-02-29).
+    match crate::clock::parse_date_ms(s) {
+        Some(_) => Ok(()),
+        None => Err(Error::invalid(
+            "birth_date",
+            "is not a valid YYYY-MM-DD date",
+        )),
+    }
+}
+
+/// Refuses an instant (ms since the Unix epoch) outside the years -9999 to 9999 (what dates
+/// can show; `i64` milliseconds reach year 292278994).
+pub(crate) fn check_instant(field: &'static str, ms: Option<i64>) -> Result<()> {
+    match ms {
+        Some(ms) if jiff::Timestamp::from_millisecond(ms).is_err() => {
+            Err(Error::invalid(field, "is outside the years -9999 to 9999"))
+        }
+        _ => Ok(()),
     }
 }
 
@@ -307,6 +307,7 @@ pub(crate) fn normalize_profile(mut p: Profile) -> Result<Profile> {
     if let Some(d) = &p.birth_date {
         check_birth_date(d)?;
     }
+    check_instant("expiry", p.expiry)?;
     for l in &p.preferred_languages {
         check_text("preferred_languages", Some(l))?;
     }
@@ -442,6 +443,12 @@ impl Directory {
     /// pre-hashed password.
     pub fn prepare(&self, new: NewUser) -> Result<PreparedUser> {
         let mut user = self.validate_new(new.id, new.profile, new.active)?;
+        check_instant("insert_instant", new.insert_instant)?;
+        check_instant("last_login_instant", new.last_login_instant)?;
+        check_instant(
+            "password_last_update_instant",
+            new.password_last_update_instant,
+        )?;
         user.password = match new.password {
             None => {
                 if new.confirm.is_some() {
@@ -450,6 +457,7 @@ impl Directory {
                 None
             }
             Some(PasswordInput::Plain(p)) => {
+                crate::password::refuse_hash_as_plaintext(p.expose())?;
                 if let Some(c) = &new.confirm
                     && c != &p
                 {
@@ -465,7 +473,7 @@ impl Directory {
                 Some(self.inner.hasher.hash(p.expose())?)
             }
             Some(PasswordInput::Hashed(h)) => {
-                check_stored_hash(&h)?;
+                self.inner.hasher.check_given(&h, false)?;
                 Some(h)
             }
         };
@@ -1291,8 +1299,19 @@ impl Tx<'_, '_> {
             new.password = Some(h);
             new.password_last_update_instant = Some(now);
         }
-        self.w.replace(&old, &new)?;
+        self.replace(&old, &new)?;
         Ok(new)
+    }
+
+    /// Writes `new` over `old`: every change of a user goes through here, so that whatever
+    /// deactivates a user (an update, a patch of `active`, [`Tx::deactivate`]) revokes its
+    /// outstanding tokens the same way.
+    pub(crate) fn replace(&mut self, old: &User, new: &User) -> Result<()> {
+        self.w.replace(old, new)?;
+        if old.active && !new.active {
+            crate::store::tokens::revoke_user(self.w, new.id, None)?;
+        }
+        Ok(())
     }
 
     /// Writes `f(user)` back if it changed anything, bumping version and update instant.
@@ -1305,16 +1324,18 @@ impl Tx<'_, '_> {
         }
         new.version = old.version + 1;
         new.last_update_instant = self.dir.now();
-        self.w.replace(&old, &new)?;
+        self.replace(&old, &new)?;
         Ok(new)
     }
 
-    /// Deactivates a user (see [`Directory::deactivate`]).
+    /// Deactivates a user (see [`Directory::deactivate`]); its outstanding tokens are revoked.
     ///
     /// # Errors
     /// [`Error::NotFound`].
     pub fn deactivate(&mut self, id: Uuid) -> Result<User> {
         let user = self.modify(id, |u| u.active = false)?;
+        // An inactive user holds no usable token either (issued before a crash of an older
+        // version, say): deactivating it again clears them too.
         crate::store::tokens::revoke_user(self.w, id, None)?;
         Ok(user)
     }

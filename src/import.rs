@@ -42,7 +42,7 @@ use uuid::Uuid;
 
 use crate::directory::Directory;
 use crate::error::{Error, Result};
-use crate::password::{check_stored_hash, describe};
+use crate::password::describe;
 use crate::store::batch::{BatchKeys, BatchPart, Clash, ClashWith};
 use crate::user::{NewUser, Password, PasswordInput, Profile, User};
 
@@ -70,6 +70,7 @@ pub struct ImportBatch {
     rows: Vec<NewUser>,
     progress: Option<Progress>,
     dry_run: bool,
+    peppered: bool,
 }
 
 impl fmt::Debug for ImportBatch {
@@ -78,6 +79,7 @@ impl fmt::Debug for ImportBatch {
             .field("rows", &self.rows.len())
             .field("progress", &self.progress.is_some())
             .field("dry_run", &self.dry_run)
+            .field("peppered", &self.peppered)
             .finish()
     }
 }
@@ -90,6 +92,7 @@ impl ImportBatch {
             rows,
             progress: None,
             dry_run: false,
+            peppered: false,
         }
     }
 
@@ -112,6 +115,15 @@ impl ImportBatch {
     /// ```
     pub fn dry_run(mut self, dry_run: bool) -> Self {
         self.dry_run = dry_run;
+        self
+    }
+
+    /// Declares that the batch's argon2 hashes were made with this directory's pepper (an
+    /// export, with hashes, of a directory with the same pepper). Without it, a peppered
+    /// directory refuses imported argon2 hashes, which could never verify there (see
+    /// [`Hasher::check_given`](crate::Hasher::check_given)). Has no effect without a pepper.
+    pub fn hashes_made_with_pepper(mut self) -> Self {
+        self.peppered = true;
         self
     }
 
@@ -316,6 +328,7 @@ impl Directory {
         index: usize,
         row: NewUser,
         now: i64,
+        peppered: bool,
     ) -> (Option<Valid>, Vec<RowProblem>) {
         let NewUser {
             id,
@@ -337,6 +350,15 @@ impl Directory {
                 None
             }
         };
+        for (field, ms) in [
+            ("insert_instant", insert_instant),
+            ("last_login_instant", last_login_instant),
+            ("password_last_update_instant", password_last_update_instant),
+        ] {
+            if let Err(e) = crate::directory::check_instant(field, ms) {
+                problems.push(from_error(index, e));
+            }
+        }
         let mut plain = None;
         let mut hash = None;
         match password {
@@ -346,6 +368,9 @@ impl Directory {
                 }
             }
             Some(PasswordInput::Plain(p)) => {
+                if let Err(e) = crate::password::refuse_hash_as_plaintext(p.expose()) {
+                    problems.push(from_error(index, e));
+                }
                 if confirm.as_ref().is_some_and(|c| c != &p) {
                     problems.push(problem(index, "confirm", "does not match the password"));
                 }
@@ -366,7 +391,7 @@ impl Directory {
                 }
                 plain = Some(p);
             }
-            Some(PasswordInput::Hashed(h)) => match check_stored_hash(&h) {
+            Some(PasswordInput::Hashed(h)) => match self.hasher().check_given(&h, peppered) {
                 Ok(()) => hash = Some(h),
                 Err(e) => problems.push(from_error(index, e)),
             },
@@ -383,6 +408,26 @@ impl Directory {
             u.password = hash;
         }
         (user.map(|user| Valid { user, plain }), problems)
+    }
+
+    /// The problems [`Directory::import`] would find in `row` on its own, as row `index`
+    /// (field values, the password policy, hash schemes and caps, instants), without the
+    /// comparisons with other rows and existing users. For readers that check rows as they
+    /// stream in, so that a file of bad rows never has to be held whole.
+    ///
+    /// # Examples
+    /// ```
+    /// # use userdir::{Argon2Params, Directory, NewUser};
+    /// # let dir = Directory::builder().hasher(Argon2Params::insecure_fast()).in_memory()?;
+    /// assert!(dir.row_problems(0, &NewUser::with_username("ann")).is_empty());
+    /// let p = dir.row_problems(7, &NewUser::with_email("not an email"));
+    /// assert_eq!((p[0].index, p[0].field), (7, "email"));
+    /// # Ok::<(), userdir::Error>(())
+    /// ```
+    #[must_use]
+    pub fn row_problems(&self, index: usize, row: &NewUser) -> Vec<RowProblem> {
+        let (_, problems) = self.validate_row(index, row.clone(), self.now(), false);
+        problems
     }
 
     /// Imports a batch of users: all of them in one transaction, or none.
@@ -425,6 +470,7 @@ impl Directory {
             rows,
             progress,
             dry_run,
+            peppered,
         } = batch;
         if rows.is_empty() {
             return Ok(ImportSummary::default());
@@ -456,7 +502,7 @@ impl Directory {
                 },
                 |part, (i, row)| {
                     let mut part = part?;
-                    let (valid, p) = self.validate_row(i, row, now);
+                    let (valid, p) = self.validate_row(i, row, now, peppered);
                     part.problems.extend(p);
                     if let Some(Valid { user, plain }) = valid {
                         part.keys.add(i, &user, lookalikes, plain.is_none())?;

@@ -85,7 +85,9 @@
     // `json::detect` lowercases the file name before comparing extensions.
     clippy::case_sensitive_file_extension_comparisons,
     // Local type aliases sit next to their only use.
-    clippy::items_after_statements
+    clippy::items_after_statements,
+    // Limits named `max_*` (json::ReadLimits) say what they are.
+    clippy::struct_field_names
 )]
 #![cfg_attr(
     not(test),
@@ -108,7 +110,7 @@ mod store;
 mod token;
 mod user;
 
-pub use auth::{AuthConfig, Lockout, Login, LoginFailures};
+pub use auth::{AuthConfig, FailureFloor, Lockout, Login, LoginFailures};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use directory::{
     Builder, Directory, MAX_FIELD_BYTES, PreparedUpdate, PreparedUser, ReadTx, Tx,

@@ -582,7 +582,7 @@ impl Tx<'_, '_> {
         }
         new.version = old.version + 1;
         new.last_update_instant = self.dir.now();
-        self.w.replace(&old, &new)?;
+        self.replace(&old, &new)?;
         Ok(new)
     }
 }

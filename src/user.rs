@@ -104,28 +104,75 @@ impl<S: Into<String>> From<S> for Password {
 
 /// A stored password hash (a PHC string such as `$argon2id$v=19$...`, a bcrypt `$2b$...` string,
 /// or an imported scheme). `Debug` shows only the scheme; it is never serialized for callers.
-#[derive(Clone, PartialEq, Eq)]
-pub struct StoredHash(String);
+///
+/// Two hashes are equal when their encoded text is.
+#[derive(Clone)]
+pub struct StoredHash(String, Origin);
+
+/// Where a [`StoredHash`] value came from (known in memory only, never stored).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// Given by a caller or read back: any hasher may have made it.
+    Given,
+    /// Made by a directory's hasher with a pepper (so it verifies with that pepper).
+    Peppered,
+}
+
+impl PartialEq for StoredHash {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Eq for StoredHash {}
 
 impl StoredHash {
     /// Wraps an encoded hash without checking it (checked when used).
     #[must_use]
     pub fn from_encoded(s: impl Into<String>) -> Self {
-        StoredHash(s.into())
+        StoredHash(s.into(), Origin::Given)
+    }
+    /// A hash just made by a hasher with a pepper.
+    pub(crate) fn peppered(s: String) -> Self {
+        StoredHash(s, Origin::Peppered)
+    }
+    /// Whether this value was made by a hasher with a pepper (in this process).
+    pub(crate) fn made_with_pepper(&self) -> bool {
+        self.1 == Origin::Peppered
     }
     /// The encoded hash, for verification and for `export --with-hashes`.
     #[must_use]
     pub fn expose(&self) -> &str {
         &self.0
     }
-    /// The scheme tag, e.g. `argon2id`, `2b`, `pbkdf2-sha256`; safe to show.
+    /// The scheme tag, safe to show: one of [`StoredHash::SCHEMES`] (`argon2id`, `2b`,
+    /// `pbkdf2-sha256`, ...), or `unknown` for anything else. Never any other part of the
+    /// stored text (a value that is not a hash may be a password).
     #[must_use]
-    pub fn scheme(&self) -> &str {
-        self.0
+    pub fn scheme(&self) -> &'static str {
+        let tag = self
+            .0
             .strip_prefix('$')
             .and_then(|s| s.split('$').next())
+            .unwrap_or("");
+        Self::SCHEMES
+            .iter()
+            .find(|s| **s == tag)
+            .copied()
             .unwrap_or("unknown")
     }
+
+    /// The scheme tags [`StoredHash::scheme`] can return, besides `unknown`.
+    pub const SCHEMES: [&'static str; 8] = [
+        "argon2id",
+        "argon2i",
+        "argon2d",
+        "2a",
+        "2b",
+        "2y",
+        "pbkdf2-sha256",
+        "fa-pbkdf2-sha256",
+    ];
 }
 
 impl fmt::Debug for StoredHash {

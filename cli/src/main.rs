@@ -9,8 +9,9 @@
 //!
 //! `USERDIR_DB` gives the directory file when `--db` is not given.
 //!
-//! `USERDIR_INSECURE_FAST_HASH=1` (or the hidden `--argon2-fast` flag) makes new hashes use
-//! argon2's cheapest parameters. It exists for the test suite only; never use it for real data.
+//! `--insecure-fast-hash` makes new hashes use argon2's cheapest parameters, and says so on
+//! stderr at every run. It exists for the test suite only; never use it for real data. (No
+//! environment variable can weaken the hashes: an inherited variable would do it silently.)
 
 // Held to clippy's pedantic set, as the library.
 #![deny(clippy::pedantic)]
@@ -25,9 +26,10 @@ use std::time::Instant as Timer;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};
-use userdir::json::{self, Format};
+use userdir::json::{self, Format, ReadLimits};
 use userdir::{
-    Argon2Params, Directory, Error, ImportBatch, ImportSummary, NewUser, Search, SortField, User,
+    Argon2Params, Directory, Error, ImportBatch, ImportSummary, JsonProblem, NewUser, Search,
+    SortField, User,
 };
 
 #[derive(Parser)]
@@ -49,9 +51,10 @@ struct Cli {
     /// JSON in both).
     #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
     output: Output,
-    /// Tests only: hash new passwords with argon2's cheapest parameters.
-    #[arg(long, global = true, hide = true)]
-    argon2_fast: bool,
+    /// TESTS ONLY, INSECURE: hash new passwords with argon2's cheapest parameters (printed as
+    /// a warning at every run). Never use it for real data.
+    #[arg(long, global = true)]
+    insecure_fast_hash: bool,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -150,9 +153,10 @@ enum Cmd {
         #[arg(long)]
         data: Option<PathBuf>,
     },
-    /// Import users from a JSON file, all or nothing.
+    /// Import users from a JSON file, all or nothing. The file is read as a stream (never
+    /// held whole); at most the first 100 problems are printed, with the total count.
     Import {
-        /// The file (`-` for stdin).
+        /// The file (`-` for stdin). Must be a regular file: pipe into `-` otherwise.
         file: PathBuf,
         /// The file's format (default: guessed from the file).
         #[arg(long, value_enum, ignore_case = true)]
@@ -161,6 +165,16 @@ enum Cmd {
         /// write nothing (the directory file is not created).
         #[arg(long)]
         dry_run: bool,
+        /// Write every problem (not only the first 100) to this file, as JSON:
+        /// `{"problems":[{"row":…,"field":…,"reason":…},…],"total":N}`.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+        /// The largest input accepted, in bytes.
+        #[arg(long, default_value_t = ReadLimits::DEFAULT_MAX_INPUT_BYTES)]
+        max_input_bytes: u64,
+        /// The largest record accepted (one user, one JSON Lines line), in bytes.
+        #[arg(long, default_value_t = ReadLimits::DEFAULT_MAX_RECORD_BYTES)]
+        max_record_bytes: u64,
     },
     /// Create one user; the password, if any, is read from stdin.
     Create(CreateArgs),
@@ -350,7 +364,10 @@ impl From<Error> for Fail {
         let lines = match &e {
             Error::InvalidJson(problems) => {
                 let mut l = vec![format!("invalid JSON input: {} problem(s)", problems.len())];
-                l.extend(problems.iter().map(ToString::to_string));
+                l.extend(shown(
+                    problems.iter().map(ToString::to_string),
+                    problems.len(),
+                ));
                 l
             }
             Error::Integrity(problems) => {
@@ -366,7 +383,10 @@ impl From<Error> for Fail {
                     "import refused, nothing written: {} problem(s)",
                     report.problems.len()
                 )];
-                l.extend(report.problems.iter().map(ToString::to_string));
+                l.extend(shown(
+                    report.problems.iter().map(ToString::to_string),
+                    report.problems.len(),
+                ));
                 l
             }
             Error::AlreadyOpen => {
@@ -384,6 +404,21 @@ impl From<Error> for Fail {
 
 type CliResult<T = ()> = Result<T, Fail>;
 
+/// Problems printed at most; `--report FILE` writes them all.
+const PRINTED_PROBLEMS: usize = 100;
+
+/// The first [`PRINTED_PROBLEMS`] lines of `total`, then how many more there are.
+fn shown(lines: impl Iterator<Item = String>, total: usize) -> Vec<String> {
+    let mut out: Vec<String> = lines.take(PRINTED_PROBLEMS).collect();
+    if total > out.len() {
+        out.push(format!(
+            "... and {} more problem(s) not shown (write them all with --report FILE)",
+            total - out.len()
+        ));
+    }
+    out
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -392,6 +427,12 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    if fast_hash(&cli) {
+        eprintln!(
+            "userdir: WARNING: --insecure-fast-hash: new password hashes use argon2's cheapest \
+             parameters (m=8 KiB, t=1); for tests only, never for real data"
+        );
+    }
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
@@ -402,7 +443,7 @@ fn main() -> ExitCode {
 }
 
 fn fast_hash(cli: &Cli) -> bool {
-    cli.argon2_fast || std::env::var("USERDIR_INSECURE_FAST_HASH").is_ok_and(|v| v == "1")
+    cli.insecure_fast_hash
 }
 
 fn params(cli: &Cli) -> Argon2Params {
@@ -440,7 +481,23 @@ fn run(cli: &Cli) -> CliResult {
             file,
             format,
             dry_run,
-        } => import(cli, file, format.map(Format::from), *dry_run),
+            report,
+            max_input_bytes,
+            max_record_bytes,
+        } => {
+            let limits = ReadLimits::default()
+                .max_input_bytes(*max_input_bytes)
+                .max_record_bytes(*max_record_bytes)
+                .max_problems_kept(PRINTED_PROBLEMS);
+            import(
+                cli,
+                file,
+                format.map(Format::from),
+                *dry_run,
+                report.as_deref(),
+                limits,
+            )
+        }
         Cmd::Create(args) => create(cli, args),
         Cmd::Get {
             id_or_login,
@@ -621,37 +678,195 @@ fn bar_with(total: Option<u64>, what: &str, template: &str) -> ProgressBar {
     bar
 }
 
-fn read_file(file: &Path) -> CliResult<String> {
-    if file == Path::new("-") {
-        let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .map_err(|e| Fail::new(2, format!("cannot read stdin: {e}")))?;
-        return Ok(s);
+/// The full problem report of `--report FILE`, written as problems are found.
+struct Report {
+    out: Option<BufWriter<std::fs::File>>,
+    path: PathBuf,
+    total: usize,
+    error: Option<std::io::Error>,
+}
+
+impl Report {
+    fn create(path: Option<&Path>) -> CliResult<Report> {
+        let mut r = Report {
+            out: None,
+            path: path.map(Path::to_path_buf).unwrap_or_default(),
+            total: 0,
+            error: None,
+        };
+        if let Some(p) = path {
+            let f = std::fs::File::create(p)
+                .map_err(|e| Fail::new(2, format!("cannot create {}: {e}", p.display())))?;
+            let mut w = BufWriter::new(f);
+            r.error = w.write_all(b"{\"problems\":[").err();
+            r.out = Some(w);
+        }
+        Ok(r)
     }
-    std::fs::read_to_string(file)
-        .map_err(|e| Fail::new(2, format!("cannot read {}: {e}", file.display())))
+
+    fn add(&mut self, row: Option<usize>, field: Option<&str>, reason: &str) {
+        let first = self.total == 0;
+        self.total += 1;
+        if let (Some(w), None) = (&mut self.out, &self.error) {
+            let v = serde_json::json!({ "row": row, "field": field, "reason": reason });
+            let sep = if first { "\n" } else { ",\n" };
+            self.error = write!(w, "{sep}{v}").err();
+        }
+    }
+
+    fn finish(mut self) -> CliResult {
+        if let Some(mut w) = self.out.take() {
+            if self.error.is_none() {
+                self.error = write!(w, "\n],\"total\":{}}}\n", self.total)
+                    .and_then(|()| w.flush())
+                    .err();
+            }
+            if let Some(e) = self.error {
+                return Err(Fail::new(
+                    3,
+                    format!("cannot write the report {}: {e}", self.path.display()),
+                ));
+            }
+            eprintln!(
+                "userdir: {} problem(s) written to {}",
+                self.total,
+                self.path.display()
+            );
+        }
+        Ok(())
+    }
 }
 
-/// Reads and checks a file: its rows and its format (given or guessed).
-fn read_rows(file: &Path, format: Option<Format>) -> CliResult<(Vec<NewUser>, Format)> {
-    let text = read_file(file)?;
-    let format =
-        format.unwrap_or_else(|| json::detect(file.file_name().and_then(|n| n.to_str()), &text));
-    Ok((json::read(format, &text)?, format))
+/// Users read from a file, with what the reader noticed.
+struct ReadRows {
+    rows: Vec<NewUser>,
+    format: Format,
+    inactive_by_default: usize,
 }
 
-fn import(cli: &Cli, file: &Path, format: Option<Format>, dry_run: bool) -> CliResult {
+/// Reads and checks a file as a stream: its rows and its format (given or guessed). Every
+/// problem goes to `report`; the first ones to the error.
+fn read_rows(
+    cli: &Cli,
+    file: &Path,
+    format: Option<Format>,
+    limits: ReadLimits,
+    report: &mut Report,
+) -> CliResult<ReadRows> {
+    let name = file.file_name().and_then(|n| n.to_str());
+    let mut on_problem = |p: &JsonProblem| report.add(p.row, p.field.as_deref(), &p.reason);
+    // Rows are checked as they are read (the directory is not opened yet: an in-memory one
+    // with the same settings judges them), so that a file of bad rows is never held whole.
+    let judge = Directory::builder().hasher(params(cli)).in_memory()?;
+    let check = |i: usize, row: &NewUser| -> Vec<JsonProblem> {
+        judge
+            .row_problems(i, row)
+            .into_iter()
+            .map(|p| JsonProblem {
+                row: Some(p.index),
+                field: Some(p.field.to_owned()),
+                reason: p.reason.to_string(),
+            })
+            .collect()
+    };
+    let out = if file == Path::new("-") {
+        json::read_stream_checked(
+            format,
+            None,
+            std::io::stdin().lock(),
+            limits,
+            &mut on_problem,
+            &check,
+        )
+    } else {
+        // A FIFO or a device would block or never end: only regular files (or `-`).
+        let meta = std::fs::metadata(file)
+            .map_err(|e| Fail::new(2, format!("cannot read {}: {e}", file.display())))?;
+        if !meta.is_file() {
+            return Err(Fail::new(
+                2,
+                format!(
+                    "{} is not a regular file (to read a pipe, give `-` and redirect it to stdin)",
+                    file.display()
+                ),
+            ));
+        }
+        if meta.len() > limits.input_bytes() {
+            return Err(Fail::new(
+                2,
+                format!(
+                    "{} is {} bytes, over the limit of {} (--max-input-bytes)",
+                    file.display(),
+                    meta.len(),
+                    limits.input_bytes()
+                ),
+            ));
+        }
+        let f = std::fs::File::open(file)
+            .map_err(|e| Fail::new(2, format!("cannot read {}: {e}", file.display())))?;
+        json::read_stream_checked(format, name, f, limits, &mut on_problem, &check)
+    };
+    if out.problem_count > 0 {
+        let mut lines = vec![format!(
+            "invalid JSON input, nothing written: {} problem(s)",
+            out.problem_count
+        )];
+        lines.extend(shown(
+            out.problems.iter().map(ToString::to_string),
+            out.problem_count,
+        ));
+        return Err(Fail {
+            code: 2,
+            lines,
+            problems: serde_json::to_value(&out.problems).ok(),
+        });
+    }
+    Ok(ReadRows {
+        rows: out.rows,
+        format: out.format.unwrap_or(Format::FusionAuth),
+        inactive_by_default: out.inactive_by_default,
+    })
+}
+
+fn import(
+    cli: &Cli,
+    file: &Path,
+    format: Option<Format>,
+    dry_run: bool,
+    report: Option<&Path>,
+    limits: ReadLimits,
+) -> CliResult {
     // The file is read and checked before the directory file is opened (or created).
     let t = Timer::now();
-    let (rows, format) = read_rows(file, format)?;
+    let mut rep = Report::create(report)?;
+    let read = match read_rows(cli, file, format, limits, &mut rep) {
+        Ok(r) => r,
+        Err(f) => {
+            rep.finish()?;
+            return Err(f);
+        }
+    };
+    let format = read.format;
+    let inactive = read.inactive_by_default;
     let dir = if dry_run && !cli.db.exists() {
         // Nothing to compare with: validate against an empty directory, create no file.
         Directory::builder().hasher(params(cli)).in_memory()?
     } else {
         open(cli, !dry_run)?
     };
-    let s = import_rows(&dir, rows, dry_run)?;
+    let s = match import_rows(&dir, read.rows, dry_run) {
+        Ok(s) => s,
+        Err(e) => {
+            if let Error::Import(r) = &e {
+                for p in &r.problems {
+                    rep.add(Some(p.index), Some(p.field), &p.reason.to_string());
+                }
+            }
+            rep.finish()?;
+            return Err(e.into());
+        }
+    };
+    rep.finish()?;
     let elapsed = t.elapsed();
     match cli.output {
         Output::Json => print_json(&json!({
@@ -660,28 +875,40 @@ fn import(cli: &Cli, file: &Path, format: Option<Format>, dry_run: bool) -> CliR
             "imported": s.imported,
             "hashed": s.hashed,
             "pre_hashed": s.pre_hashed,
+            "inactive_by_default": inactive,
             "seconds": elapsed.as_secs_f64(),
-        })),
-        Output::Text if dry_run => {
-            eprintln!(
-                "userdir: dry run: {} users would be imported ({format}; {} passwords to hash, {} pre-hashed); nothing written",
-                s.imported, s.hashed, s.pre_hashed
-            );
-            Ok(())
-        }
-        Output::Text => {
-            eprintln!(
-                "userdir: imported {} users ({format}; {} passwords hashed, {} pre-hashed) in {elapsed:.2?}",
-                s.imported, s.hashed, s.pre_hashed
-            );
-            Ok(())
-        }
+        }))?,
+        Output::Text if dry_run => eprintln!(
+            "userdir: dry run: {} users would be imported ({format}; {} passwords to hash, {} pre-hashed); nothing written",
+            s.imported, s.hashed, s.pre_hashed
+        ),
+        Output::Text => eprintln!(
+            "userdir: imported {} users ({format}; {} passwords hashed, {} pre-hashed) in {elapsed:.2?}",
+            s.imported, s.hashed, s.pre_hashed
+        ),
     }
+    if inactive > 0 && cli.output == Output::Text {
+        eprintln!(
+            "userdir: {inactive} of them {} INACTIVE because their row has no `active` \
+             field (FusionAuth import rows default to inactive); reactivate them or add \
+             \"active\": true",
+            if dry_run {
+                "would be imported"
+            } else {
+                "imported"
+            }
+        );
+    }
+    Ok(())
 }
 
 /// Imports rows all or nothing with the library's bulk import (validation of every row,
 /// parallel hashing outside the write transaction, one transaction), or only validates them.
-fn import_rows(dir: &Directory, rows: Vec<NewUser>, dry_run: bool) -> CliResult<ImportSummary> {
+fn import_rows(
+    dir: &Directory,
+    rows: Vec<NewUser>,
+    dry_run: bool,
+) -> userdir::Result<ImportSummary> {
     let bar = progress_bar(rows.len() as u64, "validating");
     let b = bar.clone();
     let batch = ImportBatch::new(rows)
@@ -698,7 +925,7 @@ fn import_rows(dir: &Directory, rows: Vec<NewUser>, dry_run: bool) -> CliResult<
         });
     let r = dir.import(batch);
     bar.finish_and_clear();
-    Ok(r?)
+    r
 }
 
 /// Users fetched per search page.
@@ -974,7 +1201,14 @@ fn demo(cli: &Cli, data: Option<&Path>) -> CliResult {
     ];
     for (name, what) in files {
         let t = Timer::now();
-        let (rows, format) = read_rows(&data.join(name), None)?;
+        let mut report = Report::create(None)?;
+        let ReadRows { rows, format, .. } = read_rows(
+            cli,
+            &data.join(name),
+            None,
+            ReadLimits::default(),
+            &mut report,
+        )?;
         let read = t.elapsed();
         let n = import_rows(&dir, rows, false)?.imported;
         let el = t.elapsed();

@@ -2,7 +2,7 @@
 //! `export --with-hashes` → `import` round trip, bad JSON, a file that is not a directory, and a
 //! file locked by another process.
 //!
-//! Every run sets `USERDIR_INSECURE_FAST_HASH=1` (cheap argon2, for tests only).
+//! Every run passes `--insecure-fast-hash` (cheap argon2, for tests only).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -38,8 +38,8 @@ impl Env {
         let mut cmd = Command::new(BIN);
         cmd.arg("--db")
             .arg(db)
+            .arg("--insecure-fast-hash")
             .args(args)
-            .env("USERDIR_INSECURE_FAST_HASH", "1")
             .current_dir(self.tmp.path())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -65,8 +65,20 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// The warning every run prints, since every run passes `--insecure-fast-hash`.
+const FAST_HASH_WARNING: &str = "userdir: WARNING: --insecure-fast-hash";
+
+/// stderr without the `--insecure-fast-hash` warning line.
 fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+    let all = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        all.starts_with(FAST_HASH_WARNING),
+        "the warning is printed: {all}"
+    );
+    all.lines()
+        .filter(|l| !l.starts_with(FAST_HASH_WARNING))
+        .map(|l| format!("{l}\n"))
+        .collect()
 }
 
 #[track_caller]
@@ -462,6 +474,11 @@ fn demo_runs_on_a_small_sample_folder() {
     assert_eq!(step("summary")[0]["users"], 20);
 }
 
+/// stderr as it is (runs without `--insecure-fast-hash`, or refused while parsing arguments).
+fn raw_stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
 /// The one JSON object of stdout.
 fn json_out(o: &Output) -> Value {
     serde_json::from_str(stdout(o).trim()).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
@@ -535,9 +552,10 @@ fn output_json_on_every_command() {
     assert_eq!(e["exit_code"], 1);
     assert!(e["error"].as_str().unwrap().contains("nobody"), "{e}");
     let bad = env.path("bad.json");
+    // Rows bad on their own are refused while the file is read.
     std::fs::write(
         &bad,
-        r#"{"users":[{"username":"ANN"},{"username":"x","email":"not an email"}]}"#,
+        r#"{"users":[{"username":"zed"},{"username":"x","email":"not an email"}]}"#,
     )
     .unwrap();
     let o = run(
@@ -547,10 +565,21 @@ fn output_json_on_every_command() {
     expect(&o, 2);
     let e = json_err(&o);
     let problems = e["problems"].as_array().unwrap();
-    assert_eq!(problems.len(), 2, "{e}");
-    assert_eq!(problems[0]["index"], 0);
+    assert_eq!(problems.len(), 1, "{e}");
+    assert_eq!(problems[0]["row"], 1);
+    assert_eq!(problems[0]["field"], "email");
+    // Rows that clash with existing users are refused by the import: its report.
+    std::fs::write(&bad, r#"{"users":[{"username":"zed"},{"username":"ANN"}]}"#).unwrap();
+    let o = run(
+        &["import", bad.to_str().unwrap(), "--format", "fusionauth"],
+        None,
+    );
+    expect(&o, 2);
+    let e = json_err(&o);
+    let problems = e["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{e}");
+    assert_eq!(problems[0]["index"], 1);
     assert_eq!(problems[0]["reason"]["kind"], "duplicate_of_existing");
-    assert_eq!(problems[1]["field"], "email");
 }
 
 #[test]
@@ -608,7 +637,11 @@ fn help_lists_the_values_of_format_sort_and_output() {
     }
     let o = env.run(&["search", "active eq true", "--sort", "shoe"], None);
     expect(&o, 2);
-    assert!(stderr(&o).contains("possible values"), "{}", stderr(&o));
+    assert!(
+        raw_stderr(&o).contains("possible values"),
+        "{}",
+        raw_stderr(&o)
+    );
 }
 
 #[test]
@@ -618,7 +651,6 @@ fn userdir_db_names_the_file_when_db_is_not_given() {
     let run = |args: &[&str], db: Option<&Path>| {
         let mut cmd = Command::new(BIN);
         cmd.args(args)
-            .env("USERDIR_INSECURE_FAST_HASH", "1")
             .env_remove("USERDIR_DB")
             .current_dir(env.tmp.path());
         if let Some(db) = db {
@@ -647,7 +679,7 @@ fn userdir_db_names_the_file_when_db_is_not_given() {
     // Without either: userdir.redb in the working directory.
     expect(&run(&["get", "ann"], None), 2);
     assert!(
-        stderr(&run(&["get", "ann"], None)).contains("userdir.redb"),
+        raw_stderr(&run(&["get", "ann"], None)).contains("userdir.redb"),
         "the default file is named"
     );
 }
@@ -781,4 +813,175 @@ fn log_of(db: &Path) -> PathBuf {
     let mut name = db.file_name().unwrap().to_os_string();
     name.push(".wal");
     db.with_file_name(name)
+}
+
+/// No environment variable weakens the hashes of a release binary: only the explicit, loudly
+/// printed `--insecure-fast-hash` does.
+#[test]
+fn the_environment_never_weakens_hashes() {
+    let env = Env::new();
+    let o = Command::new(BIN)
+        .arg("--db")
+        .arg(env.db())
+        .args(["create", "--username", "ann"])
+        .env("USERDIR_INSECURE_FAST_HASH", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin
+                .take()
+                .unwrap()
+                .write_all(b"correct horse battery\n")?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("WARNING"));
+    let o = env.run(&["export", "--format", "jsonl", "--with-hashes"], None);
+    expect(&o, 0);
+    assert!(
+        stdout(&o).contains("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "OWASP parameters despite the variable: {}",
+        stdout(&o)
+    );
+}
+
+/// A file of many bad rows: at most 100 problems printed with the total; `--report FILE`
+/// holds them all, as JSON.
+#[test]
+fn import_prints_the_first_100_problems_and_reports_all() {
+    let env = Env::new();
+    let rows: Vec<String> = (0..250)
+        .map(|i| format!(r#"{{"username":{i},"active":true}}"#))
+        .collect();
+    let file = env.path("bad.json");
+    std::fs::write(&file, format!("{{\"users\":[{}]}}", rows.join(","))).unwrap();
+    let report = env.path("report.json");
+    let o = env.run(
+        &[
+            "import",
+            file.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+        ],
+        None,
+    );
+    expect(&o, 2);
+    let err = stderr(&o);
+    assert!(err.contains("250 problem(s)"), "{err}");
+    assert!(err.contains("and 150 more problem(s) not shown"), "{err}");
+    assert!(
+        err.lines().filter(|l| l.contains("field username")).count() == 100,
+        "{err}"
+    );
+    let rep: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(rep["total"], 250);
+    assert_eq!(rep["problems"].as_array().unwrap().len(), 250);
+    assert_eq!(rep["problems"][249]["row"], 249);
+    assert!(
+        !env.db().exists(),
+        "nothing written, not even the directory file"
+    );
+
+    // Rows bad only for the directory (duplicates): the same printing and report.
+    let rows: Vec<String> = (0..150)
+        .map(|_| r#"{"username":"same","active":true}"#.to_owned())
+        .collect();
+    std::fs::write(&file, format!("{{\"users\":[{}]}}", rows.join(","))).unwrap();
+    let o = env.run(
+        &[
+            "import",
+            file.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+        ],
+        None,
+    );
+    expect(&o, 2);
+    assert!(
+        stderr(&o).contains("and 49 more problem(s)"),
+        "{}",
+        stderr(&o)
+    );
+    let rep: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(rep["total"], 149);
+}
+
+#[test]
+fn import_limits_stdin_fifo_duplicate_keys_and_inactive_rows() {
+    let env = Env::new();
+    // `-` reads stdin, streamed; rows without `active` are imported inactive and counted.
+    let o = env.run(
+        &["import", "-", "--format", "fusionauth"],
+        Some(r#"{"users":[{"username":"ann","active":true},{"username":"bob"}]}"#),
+    );
+    expect(&o, 0);
+    assert!(stderr(&o).contains("imported 2 users"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("1 of them imported INACTIVE"),
+        "{}",
+        stderr(&o)
+    );
+
+    // Duplicate keys: refused, exit 2.
+    let o = env.run(
+        &["import", "-", "--format", "fusionauth"],
+        Some(r#"{"users":[{"username":"carl","active":true}],"users":[]}"#),
+    );
+    expect(&o, 2);
+    assert!(stderr(&o).contains("duplicate key"), "{}", stderr(&o));
+
+    // Record and input caps.
+    let big = format!(
+        r#"{{"users":[{{"username":"dan","active":true,"data":{{"x":"{}"}}}}]}}"#,
+        "z".repeat(10_000)
+    );
+    let o = env.run(
+        &[
+            "import",
+            "-",
+            "--format",
+            "fusionauth",
+            "--max-record-bytes",
+            "1000",
+        ],
+        Some(&big),
+    );
+    expect(&o, 2);
+    assert!(
+        stderr(&o).contains("larger than the limit of 1000 bytes"),
+        "{}",
+        stderr(&o)
+    );
+    let file = env.path("big.json");
+    std::fs::write(&file, &big).unwrap();
+    let o = env.run(
+        &[
+            "import",
+            file.to_str().unwrap(),
+            "--max-input-bytes",
+            "1000",
+        ],
+        None,
+    );
+    expect(&o, 2);
+    assert!(
+        stderr(&o).contains("over the limit of 1000"),
+        "{}",
+        stderr(&o)
+    );
+
+    // A FIFO (no writer would make opening it block forever): refused before opening.
+    #[cfg(unix)]
+    {
+        let fifo = env.path("users.fifo");
+        let made = Command::new("mkfifo").arg(&fifo).status();
+        if made.is_ok_and(|s| s.success()) {
+            let o = env.run(&["import", fifo.to_str().unwrap()], None);
+            expect(&o, 2);
+            assert!(stderr(&o).contains("not a regular file"), "{}", stderr(&o));
+        }
+    }
 }

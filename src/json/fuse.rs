@@ -24,8 +24,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{Fields, attr_from_json, attr_to_json, rows_of};
-use crate::error::JsonProblem;
+use super::{Fields, attr_from_json, attr_to_json};
 use crate::user::{AttrValue, NewUser, Password, PasswordInput, User};
 
 const CORE: [&str; 8] = [
@@ -39,22 +38,7 @@ const CORE: [&str; 8] = [
     "profile",
 ];
 
-pub(crate) fn read_document(doc: &Value, problems: &mut Vec<JsonProblem>) -> Vec<NewUser> {
-    let rows: Vec<&Value> = match rows_of(doc, &["users"], problems) {
-        Some(rows) => rows.iter().collect(),
-        None => vec![doc.get("user").unwrap_or(doc)],
-    };
-    let mut out = Vec::with_capacity(rows.len());
-    for (i, v) in rows.into_iter().enumerate() {
-        let mut f = Fields::new(Some(i), problems);
-        if let Some(u) = read_row(v, &mut f) {
-            out.push(u);
-        }
-    }
-    out
-}
-
-fn read_row(v: &Value, f: &mut Fields<'_>) -> Option<NewUser> {
+pub(crate) fn read_row(v: &Value, f: &mut Fields<'_>) -> Option<NewUser> {
     let Some(o) = v.as_object() else {
         f.problem("", "expected a user object");
         return None;

@@ -34,8 +34,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{Fields, attr_from_json, data_to_json, put, rows_of};
-use crate::error::JsonProblem;
+use super::{Fields, attr_from_json, data_to_json, put};
 use crate::user::{NewUser, PasswordInput, StoredHash, User};
 
 /// The `encryptionScheme` of a hash written by `with_hashes`: the `password` field holds the
@@ -47,23 +46,6 @@ pub const USERDIR_APPLICATION_ID: &str = "00000000-0000-0000-0000-000000000000";
 
 /// FusionAuth's default factor for `salted-pbkdf2-hmac-sha256`.
 pub const DEFAULT_PBKDF2_FACTOR: u32 = 24_000;
-
-pub(crate) fn read_document(doc: &Value, problems: &mut Vec<JsonProblem>) -> Vec<NewUser> {
-    if let Some(rows) = rows_of(doc, &["users"], problems) {
-        let mut out = Vec::with_capacity(rows.len());
-        for (i, v) in rows.iter().enumerate() {
-            let mut f = Fields::new(Some(i), problems);
-            if let Some(u) = read_row(v, false, &mut f) {
-                out.push(u);
-            }
-        }
-        return out;
-    }
-    // A single user: `{"user":{…}}` or the bare object.
-    let user = doc.get("user").unwrap_or(doc);
-    let mut f = Fields::new(Some(0), problems);
-    read_row(user, true, &mut f).into_iter().collect()
-}
 
 /// Reads one FusionAuth user object; `None` (with problems recorded) when it is unusable.
 pub(crate) fn read_row(v: &Value, default_active: bool, f: &mut Fields<'_>) -> Option<NewUser> {

@@ -37,6 +37,9 @@
 pub mod fuse;
 pub mod fusionauth;
 pub mod scim;
+mod stream;
+
+pub use stream::{ReadLimits, ReadOutcome, read_stream, read_stream_checked};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -162,58 +165,24 @@ pub fn detect(file_name: Option<&str>, text: &str) -> Format {
     }
 }
 
-/// Reads every user of a JSON document (or JSON Lines text) in `format`.
+/// Reads every user of a JSON document (or JSON Lines text) in `format`. The text is read
+/// as [`read_stream`] reads it: duplicate keys are refused and a record may take at most
+/// [`ReadLimits::DEFAULT_MAX_RECORD_BYTES`]; every problem is reported.
 ///
 /// # Errors
-/// [`Error::InvalidJson`] listing every problem: malformed JSON, an unexpected document shape,
-/// or rows whose fields have the wrong type, an unparsable instant or an unsupported password
-/// scheme.
+/// [`Error::InvalidJson`] listing every problem: malformed JSON, a duplicate key, an
+/// unexpected document shape, a record over the size limit, or rows whose fields have the
+/// wrong type, an unparsable instant or an unsupported password scheme.
 pub fn read(format: Format, text: &str) -> Result<Vec<NewUser>> {
-    let mut problems = Vec::new();
-    let rows = match format {
-        Format::FusionAuth => fusionauth::read_document(&parse(text)?, &mut problems),
-        Format::Fuse => fuse::read_document(&parse(text)?, &mut problems),
-        Format::Scim => scim::read_document(&parse(text)?, &mut problems),
-        Format::JsonLines => read_lines(text, &mut problems),
-    };
-    if problems.is_empty() {
-        Ok(rows)
+    let limits = ReadLimits::default()
+        .max_input_bytes(u64::MAX)
+        .max_problems_kept(usize::MAX);
+    let out = read_stream(Some(format), None, text.as_bytes(), limits, &mut |_| {});
+    if out.problem_count == 0 {
+        Ok(out.rows)
     } else {
-        Err(Error::InvalidJson(problems))
+        Err(Error::InvalidJson(out.problems))
     }
-}
-
-fn parse(text: &str) -> Result<Value> {
-    serde_json::from_str(text).map_err(|e| {
-        Error::InvalidJson(vec![JsonProblem {
-            row: None,
-            field: None,
-            reason: format!("malformed JSON: {e}"),
-        }])
-    })
-}
-
-fn read_lines(text: &str, problems: &mut Vec<JsonProblem>) -> Vec<NewUser> {
-    let mut rows = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str::<Value>(line) {
-            Ok(v) => {
-                let mut f = Fields::new(Some(i), problems);
-                if let Some(u) = fusionauth::read_row(&v, false, &mut f) {
-                    rows.push(u);
-                }
-            }
-            Err(e) => problems.push(JsonProblem {
-                row: Some(i),
-                field: None,
-                reason: format!("malformed JSON on line {}: {e}", i + 1),
-            }),
-        }
-    }
-    rows
 }
 
 /// Writes one user in `format` (for [`Format::JsonLines`] and [`Format::FusionAuth`], the
@@ -414,7 +383,8 @@ pub fn data_to_json(data: &BTreeMap<String, AttrValue>) -> Map<String, Value> {
 }
 
 /// Formats an instant (ms since the Unix epoch) as RFC 3339 UTC with milliseconds, e.g.
-/// `2010-01-23T04:56:22.000Z`.
+/// `2010-01-23T04:56:22.000Z` (with the `jiff` crate). Instants outside the years -9999 to
+/// 9999, which the directory refuses to store, are shown as the nearest end of that range.
 ///
 /// # Examples
 /// ```
@@ -422,105 +392,31 @@ pub fn data_to_json(data: &BTreeMap<String, AttrValue>) -> Map<String, Value> {
 /// ```
 #[must_use]
 pub fn format_rfc3339(ms: UnixMillis) -> String {
-    let days = ms.div_euclid(86_400_000);
-    let rem = ms.rem_euclid(86_400_000);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3_600_000,
-        rem / 60_000 % 60,
-        rem / 1000 % 60,
-        rem % 1000
-    )
+    let ts = jiff::Timestamp::from_millisecond(ms).unwrap_or(if ms < 0 {
+        jiff::Timestamp::MIN
+    } else {
+        jiff::Timestamp::MAX
+    });
+    format!("{ts:.3}")
 }
 
 /// Parses an RFC 3339 date-time (`2010-01-23T04:56:22Z`, with optional fraction and a `Z` or
-/// `±hh:mm` offset) to ms since the Unix epoch. `None` when it is not one.
+/// `±hh:mm` offset, which is honoured) to ms since the Unix epoch, with the `jiff` crate.
+/// `None` when it is not one: an impossible date (`2023-02-31`, `2023-02-29`), a missing
+/// offset, or an instant outside the years -9999 to 9999. A leap second (`23:59:60`) is read
+/// as `23:59:59`. Digits beyond milliseconds are dropped.
 ///
 /// # Examples
 /// ```
 /// use userdir::json::parse_rfc3339;
 /// assert_eq!(parse_rfc3339("2010-01-23T04:56:22Z"), Some(1_264_222_582_000));
 /// assert_eq!(parse_rfc3339("2010-01-23T06:56:22.5+02:00"), Some(1_264_222_582_500));
+/// assert_eq!(parse_rfc3339("2023-02-31T00:00:00Z"), None);
 /// assert_eq!(parse_rfc3339("yesterday"), None);
 /// ```
 #[must_use]
 pub fn parse_rfc3339(s: &str) -> Option<UnixMillis> {
-    let b = s.trim().as_bytes();
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let part = b.get(r)?;
-        if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        std::str::from_utf8(part).ok()?.parse().ok()
-    };
-    if b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') {
-        return None;
-    }
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    if !matches!(b.get(10), Some(b'T' | b't' | b' ')) || b.get(13) != Some(&b':') {
-        return None;
-    }
-    let (h, mi) = (num(11..13)?, num(14..16)?);
-    if b.get(16) != Some(&b':') {
-        return None;
-    }
-    let sec = num(17..19)?;
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
-        return None;
-    }
-    let mut i = 19;
-    let mut frac_ms = 0i64;
-    if b.get(i) == Some(&b'.') {
-        i += 1;
-        let start = i;
-        while b.get(i).is_some_and(u8::is_ascii_digit) {
-            i += 1;
-        }
-        if i == start {
-            return None;
-        }
-        let digits = b.get(start..i)?;
-        for k in 0..3 {
-            frac_ms = frac_ms * 10 + digits.get(k).map_or(0, |c| i64::from(c - b'0'));
-        }
-    }
-    let offset_min = match b.get(i..)? {
-        [b'Z' | b'z'] => 0,
-        [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
-            let oh = num(i + 1..i + 3)?;
-            let om = num(i + 4..i + 6)?;
-            let o = oh * 60 + om;
-            if *sign == b'-' { -o } else { o }
-        }
-        _ => return None,
-    };
-    let days = days_from_civil(y, mo, d);
-    Some(((days * 86_400 + h * 3600 + mi * 60 + sec - offset_min * 60) * 1000) + frac_ms)
-}
-
-// Howard Hinnant's civil calendar algorithms (proleptic Gregorian).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+    crate::clock::parse_rfc3339_ms(s)
 }
 
 /// Reads the typed fields of one row, recording every problem with the row index and the
@@ -673,42 +569,6 @@ impl<'p> Fields<'p> {
     }
 }
 
-/// The rows of a document: the array under `key` in an object, or a bare array.
-pub(crate) fn rows_of<'v>(
-    doc: &'v Value,
-    keys: &[&str],
-    problems: &mut Vec<JsonProblem>,
-) -> Option<&'v [Value]> {
-    match doc {
-        Value::Array(a) => Some(a),
-        Value::Object(o) => {
-            for k in keys {
-                match o.get(*k) {
-                    Some(Value::Array(a)) => return Some(a),
-                    Some(_) => {
-                        problems.push(JsonProblem {
-                            row: None,
-                            field: Some((*k).to_owned()),
-                            reason: "expected an array of users".into(),
-                        });
-                        return Some(&[]);
-                    }
-                    None => {}
-                }
-            }
-            None
-        }
-        _ => {
-            problems.push(JsonProblem {
-                row: None,
-                field: None,
-                reason: "expected a JSON object or array".into(),
-            });
-            Some(&[])
-        }
-    }
-}
-
 /// Puts `v` under `key` when it is present.
 pub(crate) fn put(m: &mut Map<String, Value>, key: &str, v: Option<impl Into<Value>>) {
     if let Some(v) = v {
@@ -728,7 +588,7 @@ mod tests {
             999,
             1_264_222_582_000,
             -86_400_001,
-            253_402_300_799_999,
+            253_402_207_199_999,
         ] {
             assert_eq!(parse_rfc3339(&format_rfc3339(ms)), Some(ms), "{ms}");
         }
@@ -736,12 +596,32 @@ mod tests {
             parse_rfc3339("2000-01-01T00:00:00.000Z"),
             Some(946_684_800_000)
         );
+        // Offsets are honoured; 2024 is a leap year; a leap second is not a rollover.
+        assert_eq!(
+            parse_rfc3339("2000-01-01T01:30:00+01:30"),
+            Some(946_684_800_000)
+        );
+        assert_eq!(
+            parse_rfc3339("1999-12-31T19:00:00-05:00"),
+            Some(946_684_800_000)
+        );
+        assert!(parse_rfc3339("2024-02-29T00:00:00Z").is_some());
+        assert_eq!(
+            parse_rfc3339("1998-12-31T23:59:60Z"),
+            parse_rfc3339("1998-12-31T23:59:59Z")
+        );
         for bad in [
             "",
             "2000-13-01T00:00:00Z",
             "2000-01-01",
             "2000-01-01T00:00:00",
             "2000-01-01T00:00:00+0100",
+            "2023-02-31T00:00:00Z",
+            "2023-02-29T00:00:00Z",
+            "2023-04-31T00:00:00Z",
+            "2000-01-01T24:00:00Z",
+            "+292278994-01-01T00:00:00Z",
+            "2000-01-01T00:00:00Z[Europe/Paris]",
         ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }

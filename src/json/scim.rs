@@ -29,8 +29,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{Fields, attr_from_json, attr_to_json, format_rfc3339, parse_rfc3339, put, rows_of};
-use crate::error::JsonProblem;
+use super::{Fields, attr_from_json, attr_to_json, format_rfc3339, parse_rfc3339, put};
 use crate::user::{AttrValue, NewUser, Password, PasswordInput, User};
 
 /// The SCIM core `User` schema URN.
@@ -63,21 +62,6 @@ const MAPPED: [&str; 17] = [
     USERDIR_SCHEMA,
 ];
 
-pub(crate) fn read_document(doc: &Value, problems: &mut Vec<JsonProblem>) -> Vec<NewUser> {
-    let rows: Vec<&Value> = match rows_of(doc, &["Resources", "resources"], problems) {
-        Some(rows) => rows.iter().collect(),
-        None => vec![doc],
-    };
-    let mut out = Vec::with_capacity(rows.len());
-    for (i, v) in rows.into_iter().enumerate() {
-        let mut f = Fields::new(Some(i), problems);
-        if let Some(u) = read_row(v, &mut f) {
-            out.push(u);
-        }
-    }
-    out
-}
-
 /// Splits a multi-valued attribute into the `value` of the entry `pick` chooses (or of the
 /// first entry when `first` is set) and the other entries.
 fn pick(
@@ -107,7 +91,7 @@ fn pick(
     (value, rest)
 }
 
-fn read_row(v: &Value, f: &mut Fields<'_>) -> Option<NewUser> {
+pub(crate) fn read_row(v: &Value, f: &mut Fields<'_>) -> Option<NewUser> {
     let Some(o) = v.as_object() else {
         f.problem("", "expected a User resource object");
         return None;

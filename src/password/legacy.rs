@@ -54,6 +54,14 @@ pub const MIN_PBKDF2_KEY_BYTES: usize = 16;
 /// Longest PBKDF2 salt accepted, in bytes.
 pub const MAX_PBKDF2_SALT_BYTES: usize = 1024;
 
+/// How many bytes of a password bcrypt uses: later bytes do not change the hash.
+pub(crate) const BCRYPT_MAX_BYTES: usize = 72;
+
+/// Whether an encoded hash is a bcrypt hash.
+pub(crate) fn is_bcrypt(s: &str) -> bool {
+    s.starts_with("$2")
+}
+
 const PBKDF2_PREFIX: &str = "$pbkdf2-sha256$";
 const FA_PREFIX: &str = "$fa-pbkdf2-sha256$";
 
@@ -222,10 +230,11 @@ fn parse(s: &str) -> Result<Legacy> {
     if let Some(rest) = s.strip_prefix(FA_PREFIX) {
         return parse_fusionauth(rest).map(Legacy::Pbkdf2);
     }
-    Err(invalid(format!(
-        "unsupported scheme {}",
-        StoredHash::from_encoded(s).scheme()
-    )))
+    // Never echo the text: a value that is not a hash may be a password.
+    Err(invalid(
+        "not a hash of a supported scheme (argon2 PHC, bcrypt $2a$/$2b$/$2y$, \
+         $pbkdf2-sha256$, $fa-pbkdf2-sha256$)",
+    ))
 }
 
 /// Checks that an encoded non-argon2 hash is of a supported scheme, well formed and within the

@@ -145,14 +145,53 @@ impl Hasher {
             })
             .map_err(|e| Error::Hashing(e.to_string()))?;
         let b64 = base64::engine::general_purpose::STANDARD_NO_PAD;
-        Ok(StoredHash::from_encoded(format!(
+        let encoded = format!(
             "$argon2id$v=19$m={},t={},p={}${}${}",
             p.m_kib,
             p.t,
             p.p,
             b64.encode(salt),
             b64.encode(out)
-        )))
+        );
+        Ok(if self.pepper.is_some() {
+            StoredHash::peppered(encoded)
+        } else {
+            StoredHash::from_encoded(encoded)
+        })
+    }
+
+    /// Whether this hasher mixes a pepper into its hashes.
+    #[must_use]
+    pub fn has_pepper(&self) -> bool {
+        self.pepper.is_some()
+    }
+
+    /// Checks a hash given to the directory (import, `NewUser::password_hash`): as
+    /// [`check_stored_hash`], and, when this hasher has a pepper, that an argon2 hash can
+    /// verify here. An argon2 hash made without the pepper never verifies in a peppered
+    /// directory, so it is refused, unless it was made by a peppered hasher in this process
+    /// ([`Directory::hash_password`](crate::Directory::hash_password)) or `peppered` says the
+    /// caller knows it was made with this pepper (an export of a directory with the same
+    /// pepper). bcrypt and PBKDF2 hashes do not use the pepper: they verify, and are rehashed
+    /// with the pepper at the first login.
+    ///
+    /// # Errors
+    /// [`Error::InvalidHash`] naming the problem (never the hash).
+    pub fn check_given(&self, hash: &StoredHash, peppered: bool) -> Result<()> {
+        check_stored_hash(hash)?;
+        if self.pepper.is_some()
+            && hash.expose().starts_with("$argon2")
+            && !peppered
+            && !hash.made_with_pepper()
+        {
+            return Err(Error::InvalidHash(
+                "this directory has a pepper: an argon2 hash made elsewhere (without it) could \
+                 never verify; import the plaintext, a bcrypt or PBKDF2 hash (rehashed with the \
+                 pepper at the first login), or declare hashes made with this same pepper"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Verifies `password` against a stored hash of any supported scheme.
@@ -174,6 +213,20 @@ impl Hasher {
             };
         }
         legacy::verify(s, password)
+    }
+
+    /// Whether a stored hash that `password` just matched may be replaced by an argon2id hash
+    /// of `password`: it [needs a rehash](Hasher::needs_rehash) and the match proves that
+    /// `password` is the one that was hashed. A bcrypt hash only covers the first 72 bytes of
+    /// a password, so a password of 72 bytes or more may have matched with different later
+    /// bytes (a typo after byte 72): rehashing it would make the login change which passwords
+    /// are accepted. Such a hash is kept as it is.
+    #[must_use]
+    pub fn should_rehash(&self, hash: &StoredHash, password: &str) -> bool {
+        if legacy::is_bcrypt(hash.expose()) && password.len() >= legacy::BCRYPT_MAX_BYTES {
+            return false;
+        }
+        self.needs_rehash(hash)
     }
 
     /// Whether a stored hash should be replaced by a fresh argon2id hash with the current
@@ -241,6 +294,24 @@ pub fn check_stored_hash(hash: &StoredHash) -> Result<()> {
         return parse_argon2(s).map(|_| ());
     }
     legacy::check(s)
+}
+
+/// Refuses a plaintext password that is plainly a password hash of a known scheme (an
+/// exported hash given without its scheme would be hashed again, and the user could never log
+/// in).
+pub(crate) fn refuse_hash_as_plaintext(password: &str) -> Result<()> {
+    let scheme = StoredHash::from_encoded(password.trim()).scheme();
+    if scheme == "unknown" {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        "password",
+        format!(
+            "is plainly a {scheme} password hash, not a plaintext password: give it as a hash \
+             (in JSON, with its encryptionScheme: bcrypt, salted-pbkdf2-hmac-sha256, or \
+             userdir-phc for a hash as userdir stores it; in Rust, NewUser::password_hash)"
+        ),
+    ))
 }
 
 /// One way a password breaks the policy.

@@ -573,75 +573,15 @@ pub(crate) fn with_caseless<R>(s: &str, f: impl FnOnce(&str) -> R) -> R {
     f(&caseless_key(s))
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 /// Reads an RFC 3339 date-time (`2024-05-01T12:00:00Z`, `2024-05-01T12:00:00.250+02:00`) or a
-/// plain date (`2024-05-01`, midnight UTC) as ms since the epoch.
+/// plain date (`2024-05-01`, midnight UTC) as ms since the epoch (with the `jiff` crate:
+/// impossible dates are refused).
 pub(crate) fn parse_instant(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let t = s.get(r)?;
-        if t.bytes().all(|c| c.is_ascii_digit()) && !t.is_empty() {
-            t.parse().ok()
-        } else {
-            None
-        }
-    };
-    if b.len() < 10 || b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') {
-        return None;
+    if s.len() == 10 {
+        crate::clock::parse_date_ms(s)
+    } else {
+        crate::clock::parse_rfc3339_ms(s)
     }
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) {
-        return None;
-    }
-    let days = days_from_civil(y, mo, d);
-    if b.len() == 10 {
-        return Some(days * 86_400_000);
-    }
-    if !matches!(b.get(10), Some(b'T' | b't' | b' ')) || b.get(13) != Some(&b':') {
-        return None;
-    }
-    let (h, mi) = (num(11..13)?, num(14..16)?);
-    if b.get(16) != Some(&b':') {
-        return None;
-    }
-    let sec = num(17..19)?;
-    if h > 23 || mi > 59 || sec > 60 {
-        return None;
-    }
-    let mut i = 19;
-    let mut ms = 0;
-    if b.get(i) == Some(&b'.') {
-        let start = i + 1;
-        i = start;
-        while b.get(i).is_some_and(u8::is_ascii_digit) {
-            i += 1;
-        }
-        if i == start {
-            return None;
-        }
-        let frac = s.get(start..i.min(start + 3))?;
-        ms = frac.parse::<i64>().ok()? * 10_i64.pow(u32::try_from(3 - frac.len()).ok()?);
-    }
-    let offset = match b.get(i) {
-        Some(b'Z' | b'z') if b.len() == i + 1 => 0,
-        Some(c @ (b'+' | b'-')) if b.len() == i + 6 && b.get(i + 3) == Some(&b':') => {
-            let (oh, om) = (num(i + 1..i + 3)?, num(i + 4..i + 6)?);
-            let o = (oh * 60 + om) * 60_000;
-            if *c == b'+' { o } else { -o }
-        }
-        _ => return None,
-    };
-    Some(days * 86_400_000 + ((h * 60 + mi) * 60 + sec) * 1000 + ms - offset)
 }
 
 #[cfg(test)]
@@ -659,5 +599,7 @@ mod tests {
         assert_eq!(parse_instant("1970-01-01T01:00:00+01:00"), Some(0));
         assert_eq!(parse_instant("1970-01-01T00:00:00"), None);
         assert_eq!(parse_instant("yesterday"), None);
+        assert_eq!(parse_instant("2023-02-29"), None);
+        assert_eq!(parse_instant("2023-02-31T00:00:00Z"), None);
     }
 }

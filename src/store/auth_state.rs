@@ -55,6 +55,65 @@ impl FailureState {
     }
 }
 
+/// The digest naming a login id that has no account (see `crate::auth`): its failed logins
+/// are counted under it, so that an unknown login id locks as an account does.
+pub(crate) type LoginDigest = [u8; 32];
+
+/// Length of a failure row's key for a login id without an account (a user's is 17).
+const LOGIN_KEY_LEN: usize = 33;
+
+fn login_key(d: &LoginDigest) -> [u8; LOGIN_KEY_LEN] {
+    let mut k = [TAG_FAILURES; LOGIN_KEY_LEN];
+    k[1..].copy_from_slice(d);
+    k
+}
+
+/// The failure state of a login id without an account, in a snapshot.
+pub(crate) fn get_login(r: &Reader, d: &LoginDigest) -> Result<Option<FailureState>> {
+    r.raw(&login_key(d))?
+        .map(|v| FailureState::decode(&v))
+        .transpose()
+}
+
+/// The failure state of a login id without an account, inside a write transaction.
+pub(crate) fn get_login_w(w: &Writer<'_>, d: &LoginDigest) -> Result<Option<FailureState>> {
+    w.raw(&login_key(d))?
+        .map(|v| FailureState::decode(&v))
+        .transpose()
+}
+
+/// Stores the failure state of a login id without an account.
+pub(crate) fn put_login(w: &mut Writer<'_>, d: &LoginDigest, s: FailureState) -> Result<()> {
+    w.guard(|w| w.dir_put(login_key(d).as_slice(), s.encode().as_slice()))
+}
+
+/// Removes up to `limit` rows of login ids without an account that `stale` says are over
+/// (no lock in force, window closed), looking at the rows that follow `after` in key order
+/// (digests are uniformly spread, so each failure sweeps a different stretch).
+pub(crate) fn purge_stale_logins(
+    w: &mut Writer<'_>,
+    after: &LoginDigest,
+    limit: usize,
+    stale: impl Fn(&FailureState) -> bool,
+) -> Result<usize> {
+    let from = login_key(after);
+    let mut doomed = Vec::new();
+    let mut seen = 0;
+    w.scan(&from, &[TAG_FAILURES + 1], |k, v| {
+        if k.len() == LOGIN_KEY_LEN && k != from.as_slice() {
+            seen += 1;
+            if FailureState::decode(v).is_ok_and(|s| stale(&s)) {
+                doomed.push(k.to_vec());
+            }
+        }
+        Ok(seen < limit)
+    })?;
+    for k in &doomed {
+        w.guard(|w| w.dir_del(k))?;
+    }
+    Ok(doomed.len())
+}
+
 fn key(id: Uuid) -> [u8; 17] {
     let mut k = [TAG_FAILURES; 17];
     k[1..].copy_from_slice(id.as_bytes());
@@ -94,6 +153,13 @@ pub(crate) fn integrity_problems(r: &Reader) -> Result<Vec<String>> {
     })?;
     let mut problems = Vec::new();
     for (k, ok) in rows {
+        if k.len() == LOGIN_KEY_LEN {
+            // A login id without an account: belongs to no user.
+            if !ok {
+                problems.push("login_failures: malformed row".into());
+            }
+            continue;
+        }
         let id = k.get(1..).and_then(|b| Uuid::from_slice(b).ok());
         match id {
             Some(id) if r.raw(&[&[TAG_USER][..], id.as_bytes()].concat())?.is_some() => {}
