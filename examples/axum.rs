@@ -44,25 +44,38 @@ pub struct LogIn {
     password: String,
 }
 
-/// A userdir error as an HTTP response.
-pub struct ApiError(userdir::Error);
+/// A userdir error as an HTTP response, or a blocking task that did not finish.
+pub enum ApiError {
+    /// The directory refused or failed.
+    Directory(userdir::Error),
+    /// The blocking task panicked or was cancelled.
+    Internal,
+}
 
 impl From<userdir::Error> for ApiError {
     fn from(e: userdir::Error) -> Self {
-        ApiError(e)
+        ApiError::Directory(e)
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status =
-            StatusCode::from_u16(self.0.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let message = if status.is_server_error() {
-            // Details (file names, I/O errors) stay in the server's log.
-            eprintln!("userdir: {}", self.0);
-            "internal error".to_owned()
-        } else {
-            self.0.to_string()
+        let (status, message) = match self {
+            ApiError::Directory(e) => {
+                let status = StatusCode::from_u16(e.http_status())
+                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                if status.is_server_error() {
+                    // Details (file names, I/O errors) stay in the server's log.
+                    eprintln!("userdir: {e}");
+                    (status, "internal error".to_owned())
+                } else {
+                    (status, e.to_string())
+                }
+            }
+            ApiError::Internal => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error".to_owned(),
+            ),
         };
         (status, Json(serde_json::json!({ "error": message }))).into_response()
     }
@@ -73,13 +86,11 @@ async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> userdir::Result<T> + Send + 'static,
 ) -> Result<T, ApiError> {
     match tokio::task::spawn_blocking(f).await {
-        Ok(r) => r.map_err(ApiError),
+        Ok(r) => r.map_err(ApiError::Directory),
         // The task panicked or was cancelled: answer 500, keep serving.
         Err(e) => {
             eprintln!("userdir: blocking task failed: {e}");
-            Err(ApiError(userdir::Error::Storage(
-                "the operation did not finish".into(),
-            )))
+            Err(ApiError::Internal)
         }
     }
 }
@@ -113,7 +124,9 @@ async fn user_page(
     let found = blocking(move || dir.resolve(&login)).await?;
     match found {
         Some(user) => Ok(Json(user)),
-        None => Err(ApiError(userdir::Error::NotFound(uuid::Uuid::nil()))),
+        None => Err(ApiError::Directory(userdir::Error::NotFound(
+            uuid::Uuid::nil(),
+        ))),
     }
 }
 

@@ -41,6 +41,7 @@ pub struct Builder {
     clock: Arc<dyn Clock>,
     refuse_lookalikes: bool,
     auth: crate::auth::AuthConfig,
+    read_only: bool,
 }
 
 impl fmt::Debug for Builder {
@@ -53,6 +54,7 @@ impl fmt::Debug for Builder {
             .field("clock", &self.clock)
             .field("refuse_lookalikes", &self.refuse_lookalikes)
             .field("auth", &self.auth)
+            .field("read_only", &self.read_only)
             .finish()
     }
 }
@@ -67,6 +69,7 @@ impl Default for Builder {
             clock: Arc::new(SystemClock),
             refuse_lookalikes: false,
             auth: crate::auth::AuthConfig::default(),
+            read_only: false,
         }
     }
 }
@@ -112,6 +115,33 @@ impl Builder {
         self
     }
 
+    /// Opens the file read-only: [`Builder::open`] then never writes to the file or its redo
+    /// log, never creates them, and works on a file the process cannot write (permissions, a
+    /// read-only mount, a full disk). Every read serves as usual; writes answer
+    /// [`Error::ReadOnly`], and so does `authenticate` (it records logins). Any number of
+    /// read-only opens may share a file, but not with a writable open ([`Error::AlreadyOpen`]).
+    ///
+    /// A file that needs work only a writable open does (a crash left writes in its redo log,
+    /// or redb must repair it) is refused with [`Error::NeedsRecovery`]. `check_integrity` on a
+    /// read-only directory checks records and indexes, but not redb's page checksums (redb's
+    /// check needs a writable open).
+    ///
+    /// # Examples
+    /// ```
+    /// # use userdir::{Argon2Params, Directory, NewUser};
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let path = tmp.path().join("users.redb");
+    /// # drop(Directory::builder().hasher(Argon2Params::insecure_fast()).open(&path)?);
+    /// let dir = Directory::builder().read_only().open(&path)?;
+    /// assert_eq!(dir.count()?, 0);
+    /// assert!(dir.create(NewUser::with_username("ann")).is_err());
+    /// # Ok::<(), userdir::Error>(())
+    /// ```
+    pub fn read_only(mut self) -> Self {
+        self.read_only = true;
+        self
+    }
+
     fn build(self, store: Store) -> Result<Directory> {
         Ok(Directory {
             inner: Arc::new(Inner {
@@ -134,14 +164,23 @@ impl Builder {
     /// When two processes create the same path at once, one wins and the other opens the
     /// winner's file ([`Error::AlreadyOpen`] while the winner holds it). Temporary files left by
     /// a crash are ignored, and removed by a later open once ten minutes old. An existing empty
-    /// file is initialized in place by redb, without this protection.
+    /// file is initialized in place by redb, without this protection. New files and their redo
+    /// logs get mode 0600 (they hold password hashes).
+    ///
+    /// Symbolic links are resolved: the redo log (`<file>.wal`) lives beside the real file,
+    /// whatever name opened it. A file with more than one hard link is refused (its log could
+    /// sit beside one name only; keep one name, or use a symbolic link), and so is a log path
+    /// that is a symbolic link. Opening writes nothing of userdir's when the log has nothing to
+    /// replay and is not damaged; use [`Builder::read_only`] to never write at all.
     ///
     /// # Errors
     /// [`Error::NotAUserdirFile`] for a file that is not a userdir directory,
     /// [`Error::UnsupportedFormat`] for one written by a newer format, [`Error::AlreadyOpen`]
-    /// when another handle holds it, [`Error::Storage`] for I/O failures.
+    /// when another handle holds it, [`Error::Storage`] for I/O failures and refused links
+    /// (naming the file, with the `io::Error` as its source), and for a read-only open
+    /// [`Error::NeedsRecovery`].
     pub fn open(self, path: impl AsRef<Path>) -> Result<Directory> {
-        let store = Store::open(path.as_ref(), self.refuse_lookalikes)?;
+        let store = Store::open(path.as_ref(), self.refuse_lookalikes, self.read_only)?;
         self.build(store)
     }
 
@@ -718,8 +757,12 @@ impl Directory {
         self.inner.store.fail_log_after(n);
     }
 
-    /// Checks that every index entry points to a record carrying that key and every record is
-    /// in every index it belongs to.
+    /// Checks the file's content and consistency: redb's own page checksums and allocator
+    /// state (after a checkpoint; not on a [read-only](Builder::read_only) open, where redb
+    /// cannot run its check), the checksum of every record, that every index entry points to
+    /// a record carrying that key and every record is in every index it belongs to, and the
+    /// user count. Waits for running transactions to end (do not call it inside
+    /// [`Directory::read`] or [`Directory::write`]).
     ///
     /// # Examples
     /// ```
@@ -730,13 +773,15 @@ impl Directory {
     /// ```
     ///
     /// # Errors
-    /// [`Error::Integrity`] listing the problems; [`Error::Corrupt`] or [`Error::Storage`].
+    /// [`Error::Integrity`] listing the problems (after damage in the file's pages, writes
+    /// then answer [`Error::NeedsReopen`]); [`Error::Corrupt`] or [`Error::Storage`].
     pub fn check_integrity(&self) -> Result<()> {
-        let problems = self.read_raw(|r| {
+        let mut problems = self.inner.store.engine_problems()?;
+        problems.extend(self.read_raw(|r| {
             let mut p = r.integrity_problems()?;
             p.extend(crate::store::tokens::integrity_problems(r)?);
             Ok(p)
-        })?;
+        })?);
         if problems.is_empty() {
             Ok(())
         } else {

@@ -103,9 +103,25 @@ pub enum Error {
     /// `check_integrity` found records and indexes that disagree; each problem is listed.
     #[error("integrity check failed: {} problem(s), first: {}", .0.len(), .0.first().map_or("", String::as_str))]
     Integrity(Vec<String>),
-    /// The storage engine failed (I/O error, full disk, ...).
+    /// The storage engine failed (I/O error, full disk, permissions, ...). The
+    /// [`StorageError`] names the file and keeps the operating system's error as its
+    /// [`source`](std::error::Error::source), so a full disk can be told from a permission
+    /// problem ([`StorageError::kind`]).
     #[error("storage failure: {0}")]
-    Storage(String),
+    Storage(#[source] StorageError),
+    /// A read-only open found work that only a writable open can do: the file was not closed
+    /// cleanly (a crash) and redb must repair it, or its redo log holds acknowledged writes not
+    /// yet in the file, or its indexes must be rebuilt for a new Unicode version. Open it once
+    /// with write access (any writable open does that work), then read-only again.
+    #[error(
+        "the directory needs a writable open first (not closed cleanly, or its redo log holds \
+         writes not yet in the file)"
+    )]
+    NeedsRecovery,
+    /// A write was attempted on a directory opened read-only
+    /// ([`Builder::read_only`](crate::Builder::read_only)).
+    #[error("the directory was opened read-only")]
+    ReadOnly,
     /// An earlier storage failure left the directory unusable for writes; reopen the file.
     #[error("the directory had a storage failure; reopen it before writing")]
     NeedsReopen,
@@ -164,6 +180,85 @@ pub enum Error {
     InvalidJson(Vec<JsonProblem>),
 }
 
+/// What a storage failure was: what failed, on which file, and the operating system's error.
+///
+/// `Display` reads `<file>: <what failed>: <os error>` (the parts that are known);
+/// [`source`](std::error::Error::source) is the [`std::io::Error`], when there is one.
+#[derive(Clone, Debug)]
+pub struct StorageError {
+    what: String,
+    path: Option<std::path::PathBuf>,
+    /// Shared, so that one failure can be reported to every writer of a group commit.
+    io: Option<std::sync::Arc<std::io::Error>>,
+}
+
+impl StorageError {
+    /// A failure without an operating-system error behind it.
+    pub(crate) fn msg(what: impl Into<String>) -> StorageError {
+        StorageError {
+            what: what.into(),
+            path: None,
+            io: None,
+        }
+    }
+
+    /// A failed I/O operation: `what` says which (`"cannot open"`, `"sync failed"`).
+    pub(crate) fn io(what: impl Into<String>, io: std::io::Error) -> StorageError {
+        StorageError {
+            what: what.into(),
+            path: None,
+            io: Some(std::sync::Arc::new(io)),
+        }
+    }
+
+    /// The same failure, on the file at `path` (kept when one is already named).
+    #[must_use]
+    pub(crate) fn at(mut self, path: &std::path::Path) -> StorageError {
+        if self.path.is_none() {
+            self.path = Some(path.to_path_buf());
+        }
+        self
+    }
+
+    /// The operating system's error, when the failure has one.
+    #[must_use]
+    pub fn io_error(&self) -> Option<&std::io::Error> {
+        self.io.as_deref()
+    }
+
+    /// The kind of the operating system's error (`StorageFull`, `PermissionDenied`, ...).
+    pub fn kind(&self) -> Option<std::io::ErrorKind> {
+        self.io.as_deref().map(std::io::Error::kind)
+    }
+
+    /// The file the failure happened on, when known.
+    #[must_use]
+    pub fn path(&self) -> Option<&std::path::Path> {
+        self.path.as_deref()
+    }
+}
+
+impl std::fmt::Display for StorageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(p) = &self.path {
+            write!(f, "{}: ", p.display())?;
+        }
+        f.write_str(&self.what)?;
+        if let Some(io) = &self.io {
+            write!(f, ": {io}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for StorageError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.io
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
 /// `Result` with userdir's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -175,7 +270,8 @@ impl Error {
     /// 404 for [`Error::NotFound`], 409 for a taken id, username, email or external id,
     /// 412 for [`Error::VersionConflict`] (an `If-Match` that no longer matches), 429 for
     /// [`Error::AccountLocked`] (retry after `until`), 503 for [`Error::AlreadyOpen`] and
-    /// [`Error::NeedsReopen`], 500 for everything else (a damaged or unreadable file, I/O,
+    /// [`Error::NeedsReopen`] and [`Error::NeedsRecovery`], 405 for [`Error::ReadOnly`] (a write on
+    /// a read-only open), 500 for everything else (a damaged or unreadable file, I/O,
     /// hashing). Log 5xx errors server-side rather than showing them: their messages may name
     /// files.
     ///
@@ -215,7 +311,8 @@ impl Error {
             | Error::LookalikeUsername { .. } => 409,
             Error::VersionConflict { .. } => 412,
             Error::AccountLocked { .. } => 429,
-            Error::AlreadyOpen | Error::NeedsReopen => 503,
+            Error::ReadOnly => 405,
+            Error::AlreadyOpen | Error::NeedsReopen | Error::NeedsRecovery => 503,
             Error::UnsupportedFormat { .. }
             | Error::NotAUserdirFile(_)
             | Error::Corrupt(_)
@@ -259,6 +356,29 @@ impl Error {
             | Error::Import(_) => Some("invalidValue"),
             _ => None,
         }
+    }
+
+    /// The operating system's error behind a storage failure, if this is one that has it.
+    #[must_use]
+    pub fn io_error(&self) -> Option<&std::io::Error> {
+        match self {
+            Error::Storage(s) => s.io_error(),
+            _ => None,
+        }
+    }
+
+    /// A storage failure without an operating-system error.
+    pub(crate) fn storage_msg(what: impl Into<String>) -> Self {
+        Error::Storage(StorageError::msg(what))
+    }
+
+    /// A failed I/O operation on the file at `path`.
+    pub(crate) fn storage_io(
+        what: impl Into<String>,
+        path: &std::path::Path,
+        io: std::io::Error,
+    ) -> Self {
+        Error::Storage(StorageError::io(what, io).at(path))
     }
 
     pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {

@@ -115,7 +115,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use directory::{
     Builder, Directory, MAX_FIELD_BYTES, PreparedUpdate, PreparedUser, ReadTx, Tx,
 };
-pub use error::{Error, JsonProblem, Result};
+pub use error::{Error, JsonProblem, Result, StorageError};
 pub use import::{ImportBatch, ImportReport, ImportSummary, ImportTimings, RowProblem, RowReason};
 pub use password::{
     Argon2Params, BreachedCheck, Hasher, MAX_ARGON2_M_KIB, MAX_ARGON2_P, MAX_ARGON2_T,

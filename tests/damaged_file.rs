@@ -9,7 +9,13 @@
 //! hook counts every panic raised (caught or not, with its location, for the report); a panic
 //! that reaches the test, wherever it was raised, fails it.
 //!
-//! `USERDIR_DAMAGE_POINTS` sets the number of damaged copies per kind (default 150).
+//! Damage must also be *seen*: a copy on which every read succeeds and `check_integrity` passes
+//! must read back exactly the original users, every field (a record's content is covered by
+//! its checksum, the pages by redb's). A copy that reads back other users, or misses one,
+//! without any error is a *silent miss*, and there must be none.
+//!
+//! `USERDIR_DAMAGE_POINTS` sets the number of damaged copies per kind (default 150; issue 14's
+//! run: 1000 per kind, 2000 copies).
 
 mod fuzz_bodies;
 
@@ -59,8 +65,11 @@ struct Tally {
     read_error: usize,
     integrity_error: usize,
     undetected: usize,
-    /// A user that exists in the original was reported absent without any error.
+    /// Every read succeeded and the integrity check passed, yet a user of the original was
+    /// absent or read back with other data.
     silent_miss: usize,
+    /// The first silent misses, for the report.
+    silent_examples: Vec<String>,
     wrong_user: Vec<String>,
     /// Copies on which redb panicked and userdir turned the panic into an error.
     caught_panics: usize,
@@ -99,7 +108,7 @@ fn check_user(
 }
 
 /// Opens a damaged copy and reads everything; records the outcome.
-fn probe(path: &std::path::Path, users: &[Known], t: &mut Tally) {
+fn probe(path: &std::path::Path, users: &[Known], originals: &[User], t: &mut Tally) {
     let dir = match builder().open(path) {
         Ok(d) => d,
         Err(_) => {
@@ -175,6 +184,20 @@ fn probe(path: &std::path::Path, users: &[Known], t: &mut Tally) {
             m,
         );
     }
+    // Every field of every user, as in the original.
+    let mut differs = None;
+    for o in originals {
+        match dir.get(o.id) {
+            Ok(Some(u)) if format!("{u:?}") != format!("{o:?}") => {
+                differs.get_or_insert_with(|| format!("user {} reads back changed", o.id));
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                differs.get_or_insert_with(|| format!("user {} is missing", o.id));
+            }
+            Err(_) => errors = true,
+        }
+    }
     let integrity = dir.check_integrity();
     // Writes on the damaged copy: any outcome but a panic.
     let w1 = dir.create(NewUser::with_username("probe-writer").email("probe@example.com"));
@@ -199,17 +222,31 @@ fn probe(path: &std::path::Path, users: &[Known], t: &mut Tally) {
         t.read_error += 1;
     } else if integrity.is_err() {
         t.integrity_error += 1;
-    } else if missing {
+    } else if missing || differs.is_some() {
         t.silent_miss += 1;
+        if t.silent_examples.len() < 5 {
+            t.silent_examples
+                .push(differs.unwrap_or_else(|| "a lookup found nothing".into()));
+        }
     } else {
         t.undetected += 1;
     }
 }
 
-fn run_damaged(path: &std::path::Path, bytes: &[u8], users: &[Known], t: &mut Tally, label: &str) {
+fn run_damaged(
+    path: &std::path::Path,
+    bytes: &[u8],
+    (users, originals): (&[Known], &[User]),
+    t: &mut Tally,
+    label: &str,
+) {
     std::fs::write(path, bytes).unwrap();
+    // The log the previous copy's writes left (same directory, same salt) is not this copy's.
+    let mut log = path.as_os_str().to_owned();
+    log.push(".wal");
+    let _ = std::fs::remove_file(log);
     PANICS.lock().unwrap().clear();
-    let r = catch_unwind(AssertUnwindSafe(|| probe(path, users, t)));
+    let r = catch_unwind(AssertUnwindSafe(|| probe(path, users, originals, t)));
     let raised = std::mem::take(&mut *PANICS.lock().unwrap());
     if r.is_err() {
         t.escaped_panics.push(format!(
@@ -254,7 +291,7 @@ fn damaged_files_never_panic_nor_return_a_wrong_user() {
     let tmp = tempfile::tempdir().unwrap();
     let original = tmp.path().join("original.redb");
     let users = known_users();
-    {
+    let originals: Vec<User> = {
         let dir = builder().open(&original).unwrap();
         for k in &users {
             dir.create(
@@ -267,7 +304,11 @@ fn damaged_files_never_panic_nor_return_a_wrong_user() {
             .unwrap();
         }
         dir.check_integrity().unwrap();
-    }
+        users
+            .iter()
+            .map(|k| dir.get(k.id).unwrap().unwrap())
+            .collect()
+    };
     let bytes = std::fs::read(&original).unwrap();
     // Offsets: where the file holds data (non-zero bytes), plus anywhere.
     let data_offsets: Vec<usize> = (0..bytes.len()).filter(|i| bytes[*i] != 0).collect();
@@ -287,19 +328,27 @@ fn damaged_files_never_panic_nor_return_a_wrong_user() {
             let at2 = (at + 1 + rng.below(64) as usize).min(b.len() - 1);
             b[at2] ^= 0xFF;
         }
-        run_damaged(&damaged, &b, &users, &mut flips, &format!("flip at {at}"));
+        run_damaged(
+            &damaged,
+            &b,
+            (&users, &originals),
+            &mut flips,
+            &format!("flip at {at}"),
+        );
     }
     let mut cuts = Tally::default();
     for i in 0..points {
-        let at = if i < 8 {
-            [0, 1, 16, 512, 4096, 4097, bytes.len() / 2, bytes.len() - 1][i as usize]
+        // Never to zero bytes: an empty file is what `touch` makes, and opening one makes a
+        // new, empty directory (documented on `Builder::open`); nothing is left to detect.
+        let at = if i < 7 {
+            [1, 16, 512, 4096, 4097, bytes.len() / 2, bytes.len() - 1][i as usize]
         } else {
-            rng.below(bytes.len() as u64) as usize
+            1 + rng.below(bytes.len() as u64 - 1) as usize
         };
         run_damaged(
             &damaged,
             &bytes[..at],
-            &users,
+            (&users, &originals),
             &mut cuts,
             &format!("truncate at {at}"),
         );
@@ -335,6 +384,11 @@ fn damaged_files_never_panic_nor_return_a_wrong_user() {
             t.escaped_panics.is_empty(),
             "panics reached the caller: {:#?}",
             t.escaped_panics
+        );
+        assert_eq!(
+            t.silent_miss, 0,
+            "damage that no read and no check saw: {:#?}",
+            t.silent_examples
         );
         assert!(
             t.wrong_user.is_empty(),

@@ -375,3 +375,45 @@ fn failing_log_io_loses_nothing_acknowledged() {
         "applied {applied}, absent {absent}"
     );
 }
+
+/// Issue 14, scenario 1: a log cut by damage leaves its old tail behind. A new frame written
+/// over the damaged one, of the same size, must not make the old frames after it replayable
+/// (they carry the next lsns): accounts must not come back from the dead.
+#[test]
+fn frames_after_a_cut_never_come_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("users.redb");
+    let dir = open(&p, Durability::Immediate);
+    for i in 0..3 {
+        dir.create(NewUser::with_username(format!("b{i}"))).unwrap();
+    }
+    // Life 1 dies with b0, b1, b2 in the log only.
+    let life2 = tmp.path().join("life2.redb");
+    crash_copy(&p, &life2, true);
+    drop(dir);
+    // One byte of the first frame (where the name b0 is) is damaged: the log is cut there.
+    let mut log = std::fs::read(wal(&life2)).unwrap();
+    let at = log.windows(2).position(|w| w == b"b0").unwrap();
+    log[at] ^= 0x40;
+    std::fs::write(wal(&life2), &log).unwrap();
+    let dir = open(&life2, Durability::Immediate);
+    assert_eq!(dir.count().unwrap(), 0, "the cut log replays nothing");
+    // Life 2 creates b1 again (a new id, a frame of the same size as the old first one) and
+    // dies.
+    let b1 = dir.create(NewUser::with_username("b1")).unwrap();
+    let life3 = tmp.path().join("life3.redb");
+    crash_copy(&life2, &life3, true);
+    drop(dir);
+    let dir = open(&life3, Durability::Immediate);
+    dir.check_integrity().unwrap();
+    assert_eq!(dir.count().unwrap(), 1);
+    assert_eq!(
+        dir.find_by_username("b1").unwrap().map(|u| u.id),
+        Some(b1.id)
+    );
+    assert!(
+        dir.find_by_username("b2").unwrap().is_none(),
+        "b2 came back"
+    );
+    assert!(dir.find_by_username("b0").unwrap().is_none());
+}

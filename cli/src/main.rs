@@ -318,6 +318,7 @@ impl Fail {
                     eprintln!("userdir: {l}");
                 }
             }
+            Output::Json if self.lines.is_empty() => {}
             Output::Json => {
                 let mut v = json!({
                     "error": self.lines.first().cloned().unwrap_or_default(),
@@ -344,6 +345,8 @@ fn exit_code(e: &Error) -> u8 {
         | Error::TokenExpired => 1,
         Error::Storage(_)
         | Error::AlreadyOpen
+        | Error::NeedsRecovery
+        | Error::ReadOnly
         | Error::NeedsReopen
         | Error::Corrupt(_)
         | Error::Integrity(_)
@@ -354,6 +357,14 @@ fn exit_code(e: &Error) -> u8 {
 
 impl From<Error> for Fail {
     fn from(e: Error) -> Self {
+        if closed_output(&e) {
+            // The reader of the output stopped (`| head`): end quietly.
+            return Fail {
+                code: 0,
+                lines: Vec::new(),
+                problems: None,
+            };
+        }
         let code = exit_code(&e);
         let problems = match &e {
             Error::InvalidJson(p) => serde_json::to_value(p).ok(),
@@ -419,6 +430,12 @@ fn shown(lines: impl Iterator<Item = String>, total: usize) -> Vec<String> {
     out
 }
 
+/// Whether an error is the output's reader having gone away (`userdir export | head`).
+fn closed_output(e: &Error) -> bool {
+    e.io_error()
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -433,8 +450,20 @@ fn main() -> ExitCode {
              parameters (m=8 KiB, t=1); for tests only, never for real data"
         );
     }
-    match run(&cli) {
+    // redb panics on some damaged files; the library catches those panics and answers
+    // `Error::Corrupt`, but the default hook would still print the panic's text (which may
+    // quote bytes of the file) on stderr. Nothing is printed by the hook: a panic that does
+    // escape is reported below, without its text.
+    std::panic::set_hook(Box::new(|_| {}));
+    let outcome = std::panic::catch_unwind(|| run(&cli)).unwrap_or_else(|_| {
+        Err(Fail::new(
+            4,
+            "internal error: userdir panicked (a bug; please report it)",
+        ))
+    });
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
+        Err(f) if f.code == 0 => ExitCode::SUCCESS,
         Err(f) => {
             f.print(cli.output);
             ExitCode::from(f.code)
@@ -474,6 +503,51 @@ fn open(cli: &Cli, create: bool) -> CliResult<Directory> {
     Ok(Directory::builder().hasher(params(cli)).open(&cli.db)?)
 }
 
+/// Opens the directory read-only (commands that only read: the file may be read-only, on a
+/// full disk, or the process may lack write access). A file that needs recovery first (a
+/// crash left writes in its log) is opened writable once to recover, when that is allowed.
+fn open_read(cli: &Cli) -> CliResult<Directory> {
+    // Same checks as a writable open of an existing file.
+    if !cli.db.exists() || cli.db.is_dir() {
+        return open(cli, false);
+    }
+    match Directory::builder()
+        .hasher(params(cli))
+        .read_only()
+        .open(&cli.db)
+    {
+        Ok(d) => Ok(d),
+        Err(Error::NeedsRecovery) => {
+            let dir = Directory::builder()
+                .hasher(params(cli))
+                .open(&cli.db)
+                .map_err(|e| match e {
+                    Error::Storage(_) => Fail::from(Error::NeedsRecovery),
+                    other => Fail::from(other),
+                })?;
+            eprintln!("userdir: the directory was not closed cleanly; recovered it");
+            Ok(dir)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Runs `f` on the directory, created if the file does not exist; when the file did not exist
+/// and `f` fails (a refused create or import), the new file and its log are removed again.
+fn with_new_or_existing(cli: &Cli, f: impl FnOnce(&Directory) -> CliResult) -> CliResult {
+    let existed = std::fs::symlink_metadata(&cli.db).is_ok();
+    let dir = open(cli, true)?;
+    let r = f(&dir);
+    if r.is_err() && !existed {
+        drop(dir);
+        let _ = std::fs::remove_file(&cli.db);
+        let mut log = cli.db.as_os_str().to_owned();
+        log.push(".wal");
+        let _ = std::fs::remove_file(PathBuf::from(log));
+    }
+    r
+}
+
 fn run(cli: &Cli) -> CliResult {
     match &cli.cmd {
         Cmd::Demo { data } => demo(cli, data.as_deref()),
@@ -503,7 +577,7 @@ fn run(cli: &Cli) -> CliResult {
             id_or_login,
             format,
         } => {
-            let dir = open(cli, false)?;
+            let dir = open_read(cli)?;
             let user = resolve(&dir, id_or_login)?;
             print_user(&user, (*format).into())
         }
@@ -519,8 +593,10 @@ fn run(cli: &Cli) -> CliResult {
         Cmd::Reactivate { id_or_login } => change(cli, id_or_login, |d, u| d.reactivate(u.id)),
         Cmd::Delete { id_or_login } => change(cli, id_or_login, |d, u| d.delete(u.id)),
         Cmd::Login { login_id } => {
-            let dir = open(cli, false)?;
+            // The password is read before the file is opened (and locked): a prompt waiting
+            // for input must not lock other processes out.
             let password = read_password()?;
+            let dir = open(cli, false)?;
             let login = dir.authenticate(login_id, &password)?;
             if cli.output == Output::Json {
                 let user = json::write_user(Format::FusionAuth, &login.user, false)?;
@@ -540,7 +616,7 @@ fn run(cli: &Cli) -> CliResult {
             with_hashes,
         } => export(cli, (*format).into(), *with_hashes),
         Cmd::Check => {
-            let dir = open(cli, false)?;
+            let dir = open_read(cli)?;
             let spin = spinner("checking");
             let checked = dir.check_integrity();
             spin.finish_and_clear();
@@ -555,7 +631,7 @@ fn run(cli: &Cli) -> CliResult {
             }
         }
         Cmd::Stats => {
-            let dir = open(cli, false)?;
+            let dir = open_read(cli)?;
             let spin = spinner("counting");
             let users = dir.count()?;
             let active = dir
@@ -609,7 +685,21 @@ fn change(
 fn print_user(user: &User, format: Format) -> CliResult {
     let v = json::write_user(format, user, false)?;
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{v}").map_err(|e| Fail::new(3, format!("cannot write the output: {e}")))
+    writeln!(out, "{v}").map_err(output_error)
+}
+
+/// A failed write to stdout: quiet when its reader went away (`| head`).
+#[allow(clippy::needless_pass_by_value)] // the shape `map_err` calls
+fn output_error(e: std::io::Error) -> Fail {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        Fail {
+            code: 0,
+            lines: Vec::new(),
+            problems: None,
+        }
+    } else {
+        Fail::new(3, format!("cannot write the output: {e}"))
+    }
 }
 
 fn read_password() -> CliResult<String> {
@@ -645,9 +735,10 @@ fn create(cli: &Cli, a: &CreateArgs) -> CliResult {
     if !a.no_password {
         new = new.password(read_password()?);
     }
-    let dir = open(cli, true)?;
-    let user = dir.create(new)?;
-    print_user(&user, Format::FusionAuth)
+    with_new_or_existing(cli, |dir| {
+        let user = dir.create(new)?;
+        print_user(&user, Format::FusionAuth)
+    })
 }
 
 /// A progress bar on stderr when it is a terminal (hidden otherwise), ticking while the
@@ -848,25 +939,42 @@ fn import(
     };
     let format = read.format;
     let inactive = read.inactive_by_default;
-    let dir = if dry_run && !cli.db.exists() {
-        // Nothing to compare with: validate against an empty directory, create no file.
-        Directory::builder().hasher(params(cli)).in_memory()?
-    } else {
-        open(cli, !dry_run)?
-    };
-    let s = match import_rows(&dir, read.rows, dry_run) {
-        Ok(s) => s,
-        Err(e) => {
-            if let Error::Import(r) = &e {
-                for p in &r.problems {
-                    rep.add(Some(p.index), Some(p.field), &p.reason.to_string());
-                }
+    let rows = read.rows;
+    let mut s = None;
+    let run = |dir: &Directory| -> CliResult {
+        match import_rows(dir, rows, dry_run) {
+            Ok(sum) => {
+                s = Some(sum);
+                Ok(())
             }
-            rep.finish()?;
-            return Err(e.into());
+            Err(e) => {
+                if let Error::Import(r) = &e {
+                    for p in &r.problems {
+                        rep.add(Some(p.index), Some(p.field), &p.reason.to_string());
+                    }
+                }
+                Err(e.into())
+            }
         }
     };
+    let outcome = if dry_run {
+        // Nothing is written: an existing file is opened read-only; without one, an empty
+        // in-memory directory judges the rows and no file is created.
+        let dir = if cli.db.exists() {
+            open_read(cli)
+        } else {
+            Directory::builder()
+                .hasher(params(cli))
+                .in_memory()
+                .map_err(Fail::from)
+        };
+        dir.and_then(|d| run(&d))
+    } else {
+        with_new_or_existing(cli, run)
+    };
     rep.finish()?;
+    outcome?;
+    let s = s.ok_or_else(|| Fail::new(4, "internal error: no import summary"))?;
     let elapsed = t.elapsed();
     match cli.output {
         Output::Json => print_json(&json!({
@@ -945,7 +1053,7 @@ fn search(
         let f = SortField::from(field);
         s = s.sort(if desc { f.desc() } else { f });
     }
-    let dir = open(cli, false)?;
+    let dir = open_read(cli)?;
     let mut left = limit.unwrap_or(usize::MAX);
     let mut search = s.offset(offset).limit(left.min(PAGE));
     let mut out = BufWriter::new(std::io::stdout().lock());
@@ -956,8 +1064,7 @@ fn search(
         bar.set_length(page.total);
         for u in &page.users {
             let v = json::write_user(format, u, false)?;
-            writeln!(out, "{v}")
-                .map_err(|e| Fail::new(3, format!("cannot write the output: {e}")))?;
+            writeln!(out, "{v}").map_err(output_error)?;
         }
         printed += page.users.len();
         bar.inc(page.users.len() as u64);
@@ -968,8 +1075,7 @@ fn search(
         }
     }
     bar.finish_and_clear();
-    out.flush()
-        .map_err(|e| Fail::new(3, format!("cannot write the output: {e}")))?;
+    out.flush().map_err(output_error)?;
     if printed == 0 {
         return Err(Fail::new(1, "no user matches the filter"));
     }
@@ -977,7 +1083,7 @@ fn search(
 }
 
 fn export(cli: &Cli, format: Format, with_hashes: bool) -> CliResult {
-    let dir = open(cli, false)?;
+    let dir = open_read(cli)?;
     let bar = progress_bar(dir.count()?, "exporting");
     let mut out = BufWriter::new(std::io::stdout().lock());
     let n = json::export(&dir, format, with_hashes, &mut out, &mut |done, _| {

@@ -985,3 +985,213 @@ fn import_limits_stdin_fifo_duplicate_keys_and_inactive_rows() {
         }
     }
 }
+
+/// Issue 14: `login` reads the password before it opens (and locks) the file, so a prompt
+/// waiting for input locks no other process out.
+#[test]
+fn login_reads_stdin_before_it_opens_the_file() {
+    let env = Env::new();
+    expect(
+        &env.run(&["create", "--username", "ann"], Some("a fine password\n")),
+        0,
+    );
+    let mut child = Command::new(BIN)
+        .arg("--db")
+        .arg(env.db())
+        .args(["login", "ann"])
+        .arg("--insecure-fast-hash")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // While `login` waits for its password, the file is free: another process (this one)
+    // opens it. Retried briefly: `login` may not have reached its read yet, but it never
+    // holds the file before the password arrives, so every try succeeds.
+    for _ in 0..20 {
+        let dir = userdir::Directory::open(env.db()).unwrap();
+        assert_eq!(dir.count().unwrap(), 1);
+        drop(dir);
+    }
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(b"a fine password\n").unwrap();
+    drop(input);
+    expect(&child.wait_with_output().unwrap(), 0);
+}
+
+/// Issue 14: the reading commands open the file read-only: they work on a file and a folder
+/// without write permission, and leave the file and its log byte for byte as they were.
+#[cfg(unix)]
+#[test]
+fn reading_commands_do_not_write() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    expect(&import(&env, "fuse_bulk_create.json", "fuse"), 0);
+    let log = env.path("users.redb.wal");
+    let before = (std::fs::read(env.db()).unwrap(), std::fs::read(&log).ok());
+    let mode = |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m));
+    mode(&env.db(), 0o444).unwrap();
+    if log.exists() {
+        mode(&log, 0o444).unwrap();
+    }
+    mode(env.tmp.path(), 0o555).unwrap();
+    let runs = [
+        env.run(&["stats"], None),
+        env.run(&["check"], None),
+        env.run(&["search", "userName pr"], None),
+        env.run(&["get", "testuser1"], None),
+        env.run(&["export", "--format", "fusionauth"], None),
+    ];
+    // Root may write anyway; where `setpriv` can drop to `nobody`, the commands also run as a
+    // user that truly cannot write the file or its folder (needs the binary readable by it).
+    let as_nobody = |args: &[&str]| {
+        Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                BIN,
+                "--db",
+            ])
+            .arg(env.db())
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| !String::from_utf8_lossy(&o.stderr).contains("setpriv"))
+    };
+    for args in [&["stats"][..], &["get", "testuser1"][..], &["check"][..]] {
+        if let Some(o) = as_nobody(args) {
+            expect(&o, 0);
+        }
+    }
+    mode(env.tmp.path(), 0o755).unwrap();
+    for o in &runs {
+        expect(o, 0);
+    }
+    assert_eq!(
+        (std::fs::read(env.db()).unwrap(), std::fs::read(&log).ok()),
+        before,
+        "a reading command changed the file or its log"
+    );
+    // Two readers at once (read-only opens share the file).
+    let holder = userdir::Directory::builder()
+        .read_only()
+        .open(env.db())
+        .unwrap();
+    expect(&env.run(&["stats"], None), 0);
+    drop(holder);
+}
+
+/// Issue 14: `export | head` ends quietly when its reader goes away.
+#[test]
+fn export_to_a_closed_pipe_ends_quietly() {
+    let env = Env::new();
+    let rows: Vec<String> = (0..3000)
+        .map(|i| format!(r#"{{"username": "user{i}", "email": "user{i}@example.com"}}"#))
+        .collect();
+    let file = env.path("many.json");
+    std::fs::write(&file, format!(r#"{{"users": [{}]}}"#, rows.join(","))).unwrap();
+    let o = env.run(
+        &["import", file.to_str().unwrap(), "--format", "fusionauth"],
+        None,
+    );
+    expect(&o, 0);
+    let mut child = Command::new(BIN)
+        .arg("--db")
+        .arg(env.db())
+        .args(["export", "--format", "jsonl"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read one line, then close the pipe, as `head -1` does.
+    let mut out = child.stdout.take().unwrap();
+    let mut first = [0u8; 64];
+    std::io::Read::read_exact(&mut out, &mut first).unwrap();
+    drop(out);
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.is_empty(), "{err}");
+    expect(&o, 0);
+}
+
+/// Issue 14: a refused `create` or `import` on a path that did not exist leaves no file.
+#[test]
+fn a_refused_create_or_import_leaves_no_file() {
+    let env = Env::new();
+    let o = env.run(
+        &["create", "--username", "bad\u{7}name", "--no-password"],
+        None,
+    );
+    expect(&o, 2);
+    assert!(!env.db().exists(), "a refused create left a file");
+    assert!(!env.path("users.redb.wal").exists());
+    let file = env.path("dups.json");
+    std::fs::write(
+        &file,
+        r#"{"users": [{"username": "x"}, {"username": "X"}]}"#,
+    )
+    .unwrap();
+    let o = env.run(
+        &["import", file.to_str().unwrap(), "--format", "fusionauth"],
+        None,
+    );
+    expect(&o, 2);
+    assert!(!env.db().exists(), "a refused import left a file");
+    // An existing directory stays, of course.
+    expect(
+        &env.run(&["create", "--username", "ann", "--no-password"], None),
+        0,
+    );
+    expect(
+        &env.run(&["create", "--username", "ANN", "--no-password"], None),
+        2,
+    );
+    assert!(env.db().exists());
+}
+
+/// Issue 14: on damaged files (some make redb panic; the library turns those panics into
+/// `Corrupt`), the command exits 0, 2 or 3 and never prints a panic's text. Roughly one copy in
+/// a hundred makes redb panic; `USERDIR_CLI_DAMAGE_COPIES` sets the number (default 120; the
+/// code before the fix printed redb's panic within 400).
+#[test]
+fn damaged_files_never_print_panic_text() {
+    let env = Env::new();
+    expect(&import(&env, "fuse_bulk_create.json", "fuse"), 0);
+    expect(&env.run(&["check"], None), 0);
+    let original = std::fs::read(env.db()).unwrap();
+    let data: Vec<usize> = (0..original.len()).filter(|i| original[*i] != 0).collect();
+    let copy = env.path("damaged.redb");
+    let mut x = 0x5eed_u64;
+    let copies = std::env::var("USERDIR_CLI_DAMAGE_COPIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(120);
+    for _ in 0..copies {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let mut b = original.clone();
+        let at = data[(x % data.len() as u64) as usize];
+        b[at] ^= 1 << (x % 8);
+        std::fs::write(&copy, &b).unwrap();
+        let _ = std::fs::remove_file(env.path("damaged.redb.wal"));
+        for args in [&["check"][..], &["get", "testuser1"][..]] {
+            let o = env.run_db(&copy, args, None);
+            let err = stderr(&o);
+            // The hook's text (`thread '…' panicked at file:line:` and the message), never the
+            // library's own `Corrupt` message (which says the engine panicked).
+            assert!(
+                !err.contains("panicked at")
+                    && !err.contains("thread '")
+                    && !err.contains("RUST_BACKTRACE"),
+                "byte {at}: {err}"
+            );
+            if err.contains("panicked") {
+                assert_eq!(code(&o), 3, "{err}");
+                assert_eq!(err.lines().count(), 1, "{err}");
+            }
+            assert!(matches!(code(&o), 0..=3), "byte {at}: {err}");
+        }
+    }
+}

@@ -223,7 +223,7 @@ pub fn write_document(format: Format, users: &[User], with_hashes: bool) -> Resu
         &mut out,
         &mut |_, _| {},
     )?;
-    String::from_utf8(out).map_err(|e| Error::Storage(e.to_string()))
+    String::from_utf8(out).map_err(|e| Error::storage_msg(e.to_string()))
 }
 
 /// Streams every user of the directory to `out` in `format`, from one consistent snapshot,
@@ -274,8 +274,8 @@ fn write_stream(
     w.finish()
 }
 
-fn io_error(e: &std::io::Error) -> Error {
-    Error::Storage(format!("cannot write the output: {e}"))
+fn io_error(e: std::io::Error) -> Error {
+    Error::Storage(crate::error::StorageError::io("cannot write the output", e))
 }
 
 /// Writes a document's opening, its users one at a time, and its closing.
@@ -295,7 +295,7 @@ impl<'o> StreamWriter<'o> {
             ),
             Format::JsonLines => String::new(),
         };
-        out.write_all(head.as_bytes()).map_err(|e| io_error(&e))?;
+        out.write_all(head.as_bytes()).map_err(io_error)?;
         Ok(StreamWriter {
             format,
             out,
@@ -310,13 +310,13 @@ impl<'o> StreamWriter<'o> {
             _ if self.done == 0 => "",
             _ => ",\n",
         };
-        let text = serde_json::to_string(&v).map_err(|e| Error::Storage(e.to_string()))?;
+        let text = serde_json::to_string(&v).map_err(|e| Error::storage_msg(e.to_string()))?;
         let end = if self.format == Format::JsonLines {
             "\n"
         } else {
             ""
         };
-        write!(self.out, "{sep}{text}{end}").map_err(|e| io_error(&e))?;
+        write!(self.out, "{sep}{text}{end}").map_err(io_error)?;
         self.done += 1;
         Ok(())
     }
@@ -329,7 +329,7 @@ impl<'o> StreamWriter<'o> {
         self.out
             .write_all(tail.as_bytes())
             .and_then(|()| self.out.flush())
-            .map_err(|e| io_error(&e))?;
+            .map_err(io_error)?;
         Ok(self.done)
     }
 }

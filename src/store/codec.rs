@@ -2,6 +2,18 @@
 //!
 //! bincode stays inside this file so the format can move later: a new version byte can decode
 //! old records and write new ones.
+//!
+//! # Formats
+//!
+//! - Version 1: `1 | payload` (the bincode of [`DbUserV1`]). Still read; never written.
+//! - Version 2: the checksummed envelope ([`seal`] / [`unseal`]) around the same payload:
+//!   `2 | payload | CRC-32(2 | payload)` (IEEE CRC-32, little-endian). Every read of a record
+//!   checks its checksum, so damage to a record's bytes is an error ([`Error::Corrupt`]),
+//!   never a user with other data; `check_integrity` reports it. A write re-encodes the record
+//!   in the current version, so version 1 records are upgraded as they are written.
+//!
+//! The envelope is independent of the payload: a later version (a new payload) reuses
+//! [`seal`] and [`unseal`] with its own version byte.
 
 use uuid::Uuid;
 
@@ -9,8 +21,58 @@ use super::record::{DbUserV1, Need, RecordView, ViewSeed};
 use crate::error::{Error, Result};
 use crate::user::User;
 
-/// The record format written by this version.
+/// The first record format: the payload without a checksum (read only).
 pub(crate) const RECORD_V1: u8 = 1;
+/// The record format written by this version: the checksummed envelope around the v1 payload.
+pub(crate) const RECORD_V2: u8 = 2;
+
+/// The checksum's size at the end of an envelope.
+const SEAL_LEN: usize = 4;
+
+/// Builds a record in the checksummed envelope: `version`, then what `payload` appends, then
+/// the CRC-32 of both.
+pub(crate) fn seal(
+    version: u8,
+    payload: impl FnOnce(&mut Vec<u8>) -> Result<()>,
+) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(160);
+    out.push(version);
+    payload(&mut out)?;
+    let sum = crc32fast::hash(&out);
+    out.extend_from_slice(&sum.to_le_bytes());
+    Ok(out)
+}
+
+/// Opens a record in the checksummed envelope (`bytes` starts with its version byte): the
+/// payload, or [`Error::Corrupt`] when the checksum does not match (the record of user `id`
+/// was damaged).
+pub(crate) fn unseal(id: Uuid, bytes: &[u8]) -> Result<&[u8]> {
+    let damaged = || {
+        Error::Corrupt(format!(
+            "record of user {id} is damaged (checksum mismatch)"
+        ))
+    };
+    let split = bytes.len().checked_sub(SEAL_LEN).ok_or_else(damaged)?;
+    let (sealed, sum) = bytes.split_at(split);
+    let sum = <[u8; SEAL_LEN]>::try_from(sum).map_err(|_| damaged())?;
+    if sealed.is_empty() || crc32fast::hash(sealed) != u32::from_le_bytes(sum) {
+        return Err(damaged());
+    }
+    Ok(sealed.get(1..).unwrap_or_default())
+}
+
+/// The payload of a record of a known version (the bytes after the version byte, checked when
+/// the version has a checksum).
+fn payload(id: Uuid, bytes: &[u8]) -> Result<&[u8]> {
+    match bytes.first() {
+        None => Err(Error::Corrupt(format!("empty record for user {id}"))),
+        Some(&RECORD_V1) => Ok(bytes.get(1..).unwrap_or_default()),
+        Some(&RECORD_V2) => unseal(id, bytes),
+        Some(v) => Err(Error::Corrupt(format!(
+            "record of user {id} has unknown format version {v}"
+        ))),
+    }
+}
 
 /// Largest record accepted by the decoder (bounds allocations on damaged input).
 const MAX_RECORD_BYTES: usize = 1 << 24;
@@ -21,8 +83,17 @@ fn config() -> impl bincode::config::Config {
 
 /// Encodes a user record (the id is the key and is not repeated).
 pub(crate) fn encode(user: &User) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(160);
-    out.push(RECORD_V1);
+    seal(RECORD_V2, |out| {
+        bincode::serde::encode_into_std_write(DbUserV1::from(user), out, config())
+            .map(|_| ())
+            .map_err(|e| Error::Corrupt(format!("record encoding failed: {e}")))
+    })
+}
+
+/// Encodes a user record in the first format (no checksum), for tests of old files.
+#[cfg(test)]
+pub(crate) fn encode_v1(user: &User) -> Result<Vec<u8>> {
+    let mut out = vec![RECORD_V1];
     bincode::serde::encode_into_std_write(DbUserV1::from(user), &mut out, config())
         .map_err(|e| Error::Corrupt(format!("record encoding failed: {e}")))?;
     Ok(out)
@@ -30,24 +101,15 @@ pub(crate) fn encode(user: &User) -> Result<Vec<u8>> {
 
 /// Decodes a record; any damage is an error, never a panic.
 pub(crate) fn decode(id: Uuid, bytes: &[u8]) -> Result<User> {
-    let (&version, body) = bytes
-        .split_first()
-        .ok_or_else(|| Error::Corrupt(format!("empty record for user {id}")))?;
-    match version {
-        RECORD_V1 => {
-            let (rec, used): (DbUserV1, usize) = bincode::serde::decode_from_slice(body, config())
-                .map_err(|e| Error::Corrupt(format!("record of user {id} does not decode: {e}")))?;
-            if used != body.len() {
-                return Err(Error::Corrupt(format!(
-                    "record of user {id} has trailing bytes"
-                )));
-            }
-            Ok(rec.into_user(id))
-        }
-        v => Err(Error::Corrupt(format!(
-            "record of user {id} has unknown format version {v}"
-        ))),
+    let body = payload(id, bytes)?;
+    let (rec, used): (DbUserV1, usize) = bincode::serde::decode_from_slice(body, config())
+        .map_err(|e| Error::Corrupt(format!("record of user {id} does not decode: {e}")))?;
+    if used != body.len() {
+        return Err(Error::Corrupt(format!(
+            "record of user {id} has trailing bytes"
+        )));
     }
+    Ok(rec.into_user(id))
 }
 
 /// Decodes arbitrary bytes as a record; for the fuzz target and its seed tests. Not part of the
@@ -81,28 +143,16 @@ pub(crate) fn view_into<'a>(
     out: &mut RecordView<'a>,
 ) -> Result<()> {
     out.id = id;
-    let (&version, body) = bytes
-        .split_first()
-        .ok_or_else(|| Error::Corrupt(format!("empty record for user {id}")))?;
-    match version {
-        RECORD_V1 => {
-            let ((), used) = bincode::serde::seed_decode_from_slice(
-                ViewSeed { view: out, need },
-                body,
-                config(),
-            )
+    let body = payload(id, bytes)?;
+    let ((), used) =
+        bincode::serde::seed_decode_from_slice(ViewSeed { view: out, need }, body, config())
             .map_err(|e| Error::Corrupt(format!("record of user {id} does not decode: {e}")))?;
-            if need == Need::ALL && used != body.len() {
-                return Err(Error::Corrupt(format!(
-                    "record of user {id} has trailing bytes"
-                )));
-            }
-            Ok(())
-        }
-        v => Err(Error::Corrupt(format!(
-            "record of user {id} has unknown format version {v}"
-        ))),
+    if need == Need::ALL && used != body.len() {
+        return Err(Error::Corrupt(format!(
+            "record of user {id} has trailing bytes"
+        )));
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -112,7 +162,7 @@ mod tests {
     use proptest::collection::{btree_map, btree_set, vec};
     use proptest::prelude::*;
 
-    use super::{decode, encode, view};
+    use super::{decode, encode, encode_v1, view};
     use crate::store::record::{MapRef, Need, RecordView, ValueRef, field};
     use crate::user::{AttrValue, StoredHash, User};
     use uuid::Uuid;
@@ -344,22 +394,42 @@ mod tests {
             password_last_update_instant: None,
             version: 3,
         };
-        let bytes = encode(&u).unwrap();
+        let bytes = encode_v1(&u).unwrap();
         let need = Need::default().with(field::LAST_NAME);
         assert_eq!(
             view(u.id, &bytes, need).unwrap().last_name,
             Some("Smithson")
         );
+        // Version 1 records still read, and decode as the same user as version 2.
+        assert_eq!(
+            format!("{:?}", decode(u.id, &bytes).unwrap()),
+            format!("{:?}", decode(u.id, &encode(&u).unwrap()).unwrap())
+        );
         let mut other = bytes.clone();
-        other[0] = 2;
+        other[0] = 9;
         assert!(view(u.id, &other, need).is_err());
         assert!(view(u.id, &[], need).is_err());
         let mut longer = bytes.clone();
         longer.push(0);
         assert!(decode(u.id, &longer).is_err());
         assert!(view(u.id, &longer, Need::ALL).is_err());
-        // A prefix view does not look past the fields it reads.
+        // A prefix view of a version 1 record does not look past the fields it reads.
         assert!(view(u.id, &longer, need).is_ok());
+        // Version 2: any change anywhere is seen by every read (the checksum).
+        let sealed = encode(&u).unwrap();
+        assert_eq!(sealed[0], 2);
+        for i in 0..sealed.len() {
+            for bit in [0x01u8, 0x80] {
+                let mut d = sealed.clone();
+                d[i] ^= bit;
+                assert!(decode(u.id, &d).is_err(), "byte {i}");
+                assert!(view(u.id, &d, need).is_err(), "byte {i}");
+            }
+        }
+        let mut longer = sealed.clone();
+        longer.push(0);
+        assert!(view(u.id, &longer, need).is_err());
+        assert!(view(u.id, &sealed[..sealed.len() - 1], need).is_err());
         // Custom data nested deeper than the bound is refused, read or skipped.
         let mut deep = AttrValue::Null;
         for _ in 0..(crate::user::MAX_DATA_DEPTH + 2) {

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use super::{Durability, Store, Writer, guard, table_error, tables::DIR, wal};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StorageError};
 
 type Job = Box<dyn FnOnce(&mut Writer<'_>) + Send>;
 
@@ -26,7 +26,7 @@ type Job = Box<dyn FnOnce(&mut Writer<'_>) + Send>;
 #[derive(Clone, Debug)]
 enum GroupFailure {
     NeedsReopen,
-    Storage(String),
+    Storage(StorageError),
     Corrupt(String),
 }
 
@@ -36,6 +36,18 @@ impl From<GroupFailure> for Error {
             GroupFailure::NeedsReopen => Error::NeedsReopen,
             GroupFailure::Storage(s) => Error::Storage(s),
             GroupFailure::Corrupt(s) => Error::Corrupt(s),
+        }
+    }
+}
+
+impl GroupFailure {
+    /// Keeps the failure's kind and cause (no second "storage failure:" prefix).
+    fn from_error(e: Error) -> GroupFailure {
+        match e {
+            Error::NeedsReopen => GroupFailure::NeedsReopen,
+            Error::Storage(s) => GroupFailure::Storage(s),
+            Error::Corrupt(c) => GroupFailure::Corrupt(c),
+            other => GroupFailure::Storage(StorageError::msg(other.to_string())),
         }
     }
 }
@@ -64,6 +76,9 @@ impl Store {
         durability: Durability,
         f: impl FnOnce(&mut Writer<'_>) -> Result<T> + Send + 'static,
     ) -> Result<T> {
+        if self.is_read_only() {
+            return Err(Error::ReadOnly);
+        }
         let slot: Arc<Mutex<Option<Result<T>>>> = Arc::new(Mutex::new(None));
         let out = Arc::clone(&slot);
         let job: Job = Box::new(move |w| {
@@ -93,7 +108,7 @@ impl Store {
         outcome.map_err(Error::from)?;
         slot.lock()
             .take()
-            .unwrap_or_else(|| Err(Error::Storage("a grouped write produced no result".into())))
+            .unwrap_or_else(|| Err(Error::storage_msg("a grouped write produced no result")))
     }
 
     fn commit_batch(
@@ -119,16 +134,20 @@ impl Store {
         if self.failed.load(std::sync::atomic::Ordering::Acquire) {
             return Err(GroupFailure::NeedsReopen);
         }
-        let txn = self
-            .db()
-            .map_err(|_| GroupFailure::NeedsReopen)?
+        let db = self.db.read();
+        let db = match db.as_ref() {
+            Some(super::Db::Rw(d)) => d,
+            Some(super::Db::Ro(_)) => return Err(GroupFailure::from_error(Error::ReadOnly)),
+            None => return Err(GroupFailure::NeedsReopen),
+        };
+        let txn = db
             .begin_write()
-            .map_err(|e| GroupFailure::Storage(self.fail(e).to_string()))?;
+            .map_err(|e| GroupFailure::from_error(self.fail(e)))?;
         let (broken, redo) = {
             let mut w = Writer {
                 t: txn
                     .open_table(DIR)
-                    .map_err(|e| GroupFailure::Storage(table_error(e).to_string()))?,
+                    .map_err(|e| GroupFailure::from_error(table_error(e)))?,
                 txn: &txn,
                 lookalikes: self.lookalikes,
                 broken: false,
@@ -141,13 +160,11 @@ impl Store {
         };
         if broken {
             let _ = txn.abort();
-            return Err(GroupFailure::Storage(
-                "a write failed inside the transaction; nothing was committed".into(),
-            ));
+            return Err(GroupFailure::Storage(StorageError::msg(
+                "a write failed inside the transaction; nothing was committed",
+            )));
         }
-        self.commit(txn, &redo, durability).map_err(|e| match e {
-            Error::NeedsReopen => GroupFailure::NeedsReopen,
-            other => GroupFailure::Storage(other.to_string()),
-        })
+        self.commit(txn, &redo, durability)
+            .map_err(GroupFailure::from_error)
     }
 }

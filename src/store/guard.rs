@@ -66,7 +66,7 @@ use std::time::{Duration, SystemTime};
 use redb::backends::FileBackend;
 use redb::{Database, StorageBackend};
 
-use super::{Store, db_error, storage};
+use super::{Db, Store, db_error};
 use crate::error::{Error, Result};
 
 /// A panic was caught; its payload is gone.
@@ -108,15 +108,15 @@ impl Store {
         during: &'static str,
         f: impl FnOnce() -> Result<T>,
     ) -> Result<T> {
-        catch(f).unwrap_or_else(|Panicked| {
+        let r = catch(f).unwrap_or_else(|Panicked| {
             self.failed.store(true, Ordering::Release);
             Err(panicked(during))
-        })
-    }
-
-    /// The database; absent only while the store is being dropped.
-    pub(super) fn db(&self) -> Result<&Database> {
-        self.db.as_ref().ok_or(Error::NeedsReopen)
+        });
+        // Storage failures name the file.
+        match (r, &self.path) {
+            (Err(Error::Storage(s)), Some(p)) => Err(Error::Storage(s.at(p))),
+            (r, _) => r,
+        }
     }
 }
 
@@ -128,7 +128,7 @@ impl Drop for Store {
         }
         // Closing runs redb code (a final commit of the allocator state) that may panic on a
         // damaged file or after an earlier panic poisoned one of its locks.
-        if let Some(db) = self.db.take() {
+        if let Some(db) = self.db.get_mut().take() {
             let _ = catch(move || drop(db));
         }
     }
@@ -141,20 +141,119 @@ pub(crate) const STALE_AFTER: Duration = Duration::from_secs(10 * 60);
 const TEMP_INFIX: &str = ".creating-";
 
 /// Opens the directory file at `path`, creating it atomically when it does not exist (see the
-/// module docs). `init` checks or sets up userdir's tables.
-pub(super) fn open_path(path: &Path, init: &dyn Fn(Database) -> Result<Store>) -> Result<Store> {
-    let store = catch(|| match fs::symlink_metadata(path) {
-        Err(e) if e.kind() == ErrorKind::NotFound => create_new(path, init),
-        // It exists, or whether it does cannot be told (redb reports why).
-        _ => open_existing(path, init),
+/// module docs); `read_only` opens an existing file only, and never writes. `init` checks or
+/// sets up userdir's tables; it is given the real path of the file (links resolved).
+pub(super) fn open_path(
+    path: &Path,
+    read_only: bool,
+    init: &dyn Fn(Db, &Path) -> Result<Store>,
+) -> Result<Store> {
+    let real = resolve(path)?;
+    let store = catch(|| match fs::symlink_metadata(&real) {
+        Err(e) if e.kind() == ErrorKind::NotFound && read_only => {
+            Err(Error::storage_io("cannot open", path, e))
+        }
+        Err(e) if e.kind() == ErrorKind::NotFound => create_new(&real, init),
+        // It exists, or whether it does cannot be told (the open reports why).
+        _ => open_existing(&real, read_only, init),
     })
     .unwrap_or_else(|Panicked| Err(panicked("opening the file")))?;
-    remove_stale_temps(path, STALE_AFTER);
+    if !read_only {
+        remove_stale_temps(&real, STALE_AFTER);
+    }
     Ok(store)
 }
 
-fn open_existing(path: &Path, init: &dyn Fn(Database) -> Result<Store>) -> Result<Store> {
-    init(Database::builder().create(path).map_err(db_error)?)
+/// The real path of the directory file: symbolic links resolved (the file's redo log lives
+/// beside the file itself, whatever name it was opened by). A path that does not exist yet
+/// resolves its folder.
+fn resolve(path: &Path) -> Result<PathBuf> {
+    match fs::canonicalize(path) {
+        Ok(p) => Ok(p),
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            if fs::symlink_metadata(path).is_ok() {
+                return Err(Error::storage_io(
+                    "is a symbolic link to a file that does not exist",
+                    path,
+                    e,
+                ));
+            }
+            let Some(name) = path.file_name() else {
+                return Ok(path.to_path_buf());
+            };
+            let folder = match path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            let folder = fs::canonicalize(folder)
+                .map_err(|e| Error::storage_io("cannot open the folder of", path, e))?;
+            Ok(folder.join(name))
+        }
+        Err(e) => Err(Error::storage_io("cannot open", path, e)),
+    }
+}
+
+/// Opens an existing file (read-only: without ever writing). A file with more than one hard
+/// link is refused: its redo log would sit beside one name only, and writes made through
+/// another name would be lost in a crash or mixed with another log.
+fn open_existing(
+    path: &Path,
+    read_only: bool,
+    init: &dyn Fn(Db, &Path) -> Result<Store>,
+) -> Result<Store> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(!read_only)
+        .open(path)
+        .map_err(|e| Error::storage_io("cannot open", path, e))?;
+    let probe = file
+        .try_clone()
+        .map_err(|e| Error::storage_io("cannot open", path, e))?;
+    // Storage failures name the file.
+    let db_error = |e| match db_error(e) {
+        Error::Storage(s) => Error::Storage(s.at(path)),
+        other => other,
+    };
+    let backend = FileBackend::new(file).map_err(db_error)?;
+    let builder = Database::builder();
+    let db = if read_only {
+        Db::Ro(
+            builder
+                .open_read_only_with_backend(backend)
+                .map_err(db_error)?,
+        )
+    } else {
+        Db::Rw(builder.create_with_backend(backend).map_err(db_error)?)
+    };
+    // Checked once redb holds its lock: a creator that just linked this file in place (see
+    // `create_new`) has removed its temporary name by the time it lets go of the lock.
+    check_links(&probe, path)?;
+    init(db, path)
+}
+
+#[cfg(unix)]
+fn check_links(file: &fs::File, path: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let links = file
+        .metadata()
+        .map_err(|e| Error::storage_io("cannot read", path, e))?
+        .nlink();
+    if links > 1 {
+        return Err(Error::storage_io(
+            format!(
+                "the directory file has {links} hard links; refusing it, since its redo log \
+                 can only sit beside one of its names (keep one name; a symbolic link is fine)"
+            ),
+            path,
+            std::io::Error::from(ErrorKind::InvalidInput),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_links(_file: &fs::File, _path: &Path) -> Result<()> {
+    Ok(())
 }
 
 /// The folder of `path` and the temporary-file prefix of its name (`.<name>.creating-`), or
@@ -185,28 +284,37 @@ fn is_temp_of(file_name: &std::ffi::OsStr, prefix: &std::ffi::OsStr) -> bool {
     })
 }
 
-fn create_new(path: &Path, init: &dyn Fn(Database) -> Result<Store>) -> Result<Store> {
+fn create_new(path: &Path, init: &dyn Fn(Db, &Path) -> Result<Store>) -> Result<Store> {
     let Some((folder, prefix)) = temp_prefix(path) else {
-        return open_existing(path, init);
+        return open_existing(path, false, init);
     };
     let mut name = prefix;
     name.push(uuid::Uuid::new_v4().simple().to_string());
     let temp = folder.join(name);
     // `create_new`: a file of our own, never one a concurrent creator picked.
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
+    // Mode 0600: the file holds password hashes.
+    let mut options = OpenOptions::new();
+    options.read(true).write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let file = options
         .open(&temp)
-        .map_err(storage)?;
+        .map_err(|e| Error::storage_io("cannot create", path, e))?;
     // redb initializes the file and `init` commits userdir's tables (`Durability::Immediate`:
     // fsynced), so from here on the temporary file holds a complete directory.
     let made = catch(|| {
         let backend = FileBackend::new(file).map_err(db_error)?;
+        // The store is given the final path: its log and its error messages use that name.
         init(
-            Database::builder()
-                .create_with_backend(backend)
-                .map_err(db_error)?,
+            Db::Rw(
+                Database::builder()
+                    .create_with_backend(backend)
+                    .map_err(db_error)?,
+            ),
+            path,
         )
     });
     let store = match made {
@@ -227,11 +335,15 @@ fn create_new(path: &Path, init: &dyn Fn(Database) -> Result<Store>) -> Result<S
         }
         Err(e) if e.kind() == ErrorKind::NotFound && fs::symlink_metadata(&temp).is_err() => {
             drop(store);
-            return Err(Error::Storage(format!(
-                "the new directory's temporary file was removed before it was linked in place \
-                 (creation took longer than {} s?): {e}",
-                STALE_AFTER.as_secs()
-            )));
+            return Err(Error::storage_io(
+                format!(
+                    "the new directory's temporary file was removed before it was linked in \
+                     place (creation took longer than {} s?)",
+                    STALE_AFTER.as_secs()
+                ),
+                path,
+                e,
+            ));
         }
         Err(_) => {
             // No hard links here: rename, if the path is still free.
@@ -241,7 +353,11 @@ fn create_new(path: &Path, init: &dyn Fn(Database) -> Result<Store>) -> Result<S
             if let Err(e) = fs::rename(&temp, path) {
                 drop(store);
                 let _ = fs::remove_file(&temp);
-                return Err(storage(e));
+                return Err(Error::storage_io(
+                    "cannot move the new file in place",
+                    path,
+                    e,
+                ));
             }
         }
     }
@@ -256,11 +372,11 @@ fn lost_race(
     store: Store,
     temp: &Path,
     path: &Path,
-    init: &dyn Fn(Database) -> Result<Store>,
+    init: &dyn Fn(Db, &Path) -> Result<Store>,
 ) -> Result<Store> {
     drop(store);
     let _ = fs::remove_file(temp);
-    open_existing(path, init)
+    open_existing(path, false, init)
 }
 
 /// Makes the new name durable (on Unix; elsewhere renames and links are durable with the file
@@ -272,7 +388,7 @@ fn sync_folder(folder: &Path) -> Result<()> {
             Ok(()) => {}
             // File systems that cannot fsync a folder.
             Err(e) if matches!(e.kind(), ErrorKind::InvalidInput | ErrorKind::Unsupported) => {}
-            Err(e) => return Err(storage(e)),
+            Err(e) => return Err(Error::storage_io("cannot sync the folder", folder, e)),
         }
     }
     #[cfg(not(unix))]
@@ -318,8 +434,9 @@ pub(super) fn open_backend(
     init: impl FnOnce(Database) -> Result<Store>,
 ) -> Result<Store> {
     catch(|| {
-        if interrupted_creation(&backend).map_err(storage)? {
-            backend.set_len(0).map_err(storage)?;
+        let io = |e| Error::Storage(crate::error::StorageError::io("backend I/O failed", e));
+        if interrupted_creation(&backend).map_err(io)? {
+            backend.set_len(0).map_err(io)?;
         }
         init(
             Database::builder()

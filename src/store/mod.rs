@@ -26,7 +26,7 @@ use redb::{
 };
 use uuid::Uuid;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StorageError};
 use crate::identity;
 use crate::user::User;
 use tables::{
@@ -51,28 +51,71 @@ pub enum Durability {
     Eventual,
 }
 
-fn storage<E: std::fmt::Display>(e: E) -> Error {
-    Error::Storage(e.to_string())
+/// A redb error as userdir's: I/O failures keep their `io::Error`, damage redb detects is
+/// [`Error::Corrupt`].
+fn storage<E: Into<redb::Error>>(e: E) -> Error {
+    match e.into() {
+        redb::Error::Io(io) => Error::Storage(StorageError::io("I/O failure", io)),
+        redb::Error::Corrupted(m) => {
+            Error::Corrupt(format!("the storage engine found damage: {m}"))
+        }
+        redb::Error::PreviousIo => Error::NeedsReopen,
+        other => Error::storage_msg(other.to_string()),
+    }
 }
 
 fn db_error(e: redb::DatabaseError) -> Error {
     match e {
         redb::DatabaseError::DatabaseAlreadyOpen => Error::AlreadyOpen,
+        redb::DatabaseError::RepairAborted => Error::NeedsRecovery,
         redb::DatabaseError::Storage(redb::StorageError::Io(io))
             if io.kind() == std::io::ErrorKind::InvalidData =>
         {
             Error::NotAUserdirFile(io.to_string())
         }
-        redb::DatabaseError::Storage(redb::StorageError::Io(io)) => Error::Storage(io.to_string()),
+        redb::DatabaseError::Storage(redb::StorageError::Io(io)) => {
+            Error::Storage(StorageError::io("cannot open", io))
+        }
         redb::DatabaseError::Storage(s) => Error::NotAUserdirFile(s.to_string()),
         other => Error::NotAUserdirFile(other.to_string()),
     }
 }
 
+/// The redb database, opened for writing or read-only.
+pub(crate) enum Db {
+    /// A writable open.
+    Rw(Database),
+    /// A read-only open ([`crate::Builder::read_only`]): nothing is ever written.
+    Ro(redb::ReadOnlyDatabase),
+}
+
+impl Db {
+    fn begin_read(&self) -> std::result::Result<ReadTransaction, redb::TransactionError> {
+        match self {
+            Db::Rw(d) => d.begin_read(),
+            Db::Ro(d) => d.begin_read(),
+        }
+    }
+
+    /// The writable database; [`Error::ReadOnly`] for a read-only open.
+    fn rw(&self) -> Result<&Database> {
+        match self {
+            Db::Rw(d) => Ok(d),
+            Db::Ro(_) => Err(Error::ReadOnly),
+        }
+    }
+}
+
 /// The redb database and its failure state.
 pub(crate) struct Store {
-    /// Always `Some` but while dropping (see `guard`: the drop is caught).
-    db: Option<Database>,
+    /// Always `Some` but while dropping (see `guard`: the drop is caught). Every transaction
+    /// runs under the read lock (taken recursively); `check_integrity` takes the write lock to
+    /// run redb's own check, which needs the database to itself.
+    db: parking_lot::RecursiveRwLock<Option<Db>>,
+    /// The file, for error messages (`None` for backends).
+    path: Option<std::path::PathBuf>,
+    /// A read-only open: every write answers [`Error::ReadOnly`].
+    read_only: bool,
     failed: AtomicBool,
     /// Whether the skeleton index is maintained (look-alike refusal is on).
     lookalikes: bool,
@@ -89,10 +132,15 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens the file at `path`, creating it atomically when absent (see `guard`).
-    pub(crate) fn open(path: &Path, lookalikes: bool) -> Result<Store> {
-        let wal = wal::path_for(path);
-        guard::open_path(path, &|db| Store::init(db, lookalikes, Some(&wal)))
+    /// Opens the file at `path`, creating it atomically when absent (see `guard`); with
+    /// `read_only`, opens an existing file without ever writing to it or its log. `path` is
+    /// resolved to the real file first: its log lives beside that.
+    pub(crate) fn open(path: &Path, lookalikes: bool, read_only: bool) -> Result<Store> {
+        guard::open_path(path, read_only, &|db, real| {
+            let wal = wal::path_for(real);
+            let store = Store::init(db, lookalikes, Some(&wal))?;
+            Ok(store.at(real))
+        })
     }
 
     /// Opens a custom backend (see `guard` for a backend left by an interrupted creation).
@@ -101,37 +149,102 @@ impl Store {
         lookalikes: bool,
     ) -> Result<Store> {
         guard::open_backend(backend::Redb(backend), |db| {
-            Store::init(db, lookalikes, None)
+            Store::init(Db::Rw(db), lookalikes, None)
         })
     }
 
     /// Opens a new, empty directory in memory (redb's in-memory backend).
     pub(crate) fn in_memory(lookalikes: bool) -> Result<Store> {
         guard::open_backend(redb::backends::InMemoryBackend::new(), |db| {
-            Store::init(db, lookalikes, None)
+            Store::init(Db::Rw(db), lookalikes, None)
         })
+    }
+
+    fn at(mut self, path: &Path) -> Store {
+        self.path = Some(path.to_path_buf());
+        self
+    }
+
+    /// Whether this is a read-only open.
+    pub(crate) fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     /// Takes a freshly opened database and sets up or checks userdir's tables, replaying the
     /// redo log of a file-backed directory (`wal_path`). The store owns the database before any
     /// transaction runs, so a panic in one is caught while the database is alive, and the
     /// database closes afterwards (see `guard`).
-    fn init(db: Database, lookalikes: bool, wal_path: Option<&Path>) -> Result<Store> {
+    fn init(db: Db, lookalikes: bool, wal_path: Option<&Path>) -> Result<Store> {
+        let read_only = matches!(db, Db::Ro(_));
         let mut store = Store {
-            db: Some(db),
+            db: parking_lot::RecursiveRwLock::new(Some(db)),
+            path: None,
+            read_only,
             failed: AtomicBool::new(false),
             lookalikes,
             group: group::Group::default(),
             wal: None,
         };
+        if store.is_read_only() {
+            store.lookalikes = store.guarded("opening the directory", || {
+                store.with_db(|db| Store::check_read_only(db, lookalikes, wal_path))
+            })?;
+            return Ok(store);
+        }
         let wal = store.guarded("opening the directory", || {
-            Store::init_tables(store.db()?, lookalikes, wal_path)
+            store.with_db(|db| Store::init_tables(db.rw()?, lookalikes, wal_path))
         })?;
-        store.wal = wal.map(|mut w| {
+        if let Some(mut w) = wal {
             w.restart();
-            parking_lot::Mutex::new(w)
-        });
+            w.reset_if_cut()?;
+            store.wal = Some(parking_lot::Mutex::new(w));
+        }
         Ok(store)
+    }
+
+    /// A read-only open: checks what `init_tables` would set up or change, and refuses a file
+    /// that needs a writable open first (log frames to replay, indexes to rebuild). Returns
+    /// whether the file keeps the skeleton index.
+    fn check_read_only(db: &Db, lookalikes: bool, wal_path: Option<&Path>) -> Result<bool> {
+        let txn = db.begin_read().map_err(storage)?;
+        let meta = match txn.open_table(META) {
+            Ok(m) => m,
+            Err(redb::TableError::TableDoesNotExist(_)) => {
+                return Err(Error::NotAUserdirFile(
+                    "a redb file without userdir's format marker".into(),
+                ));
+            }
+            Err(e) => return Err(table_error(e)),
+        };
+        let get = |k: &str| -> Result<Option<u64>> {
+            Ok(meta.get(k).map_err(storage)?.map(|g| g.value()))
+        };
+        match get("format")? {
+            Some(f) if f > FORMAT_VERSION => {
+                return Err(Error::UnsupportedFormat {
+                    found: f,
+                    supported: FORMAT_VERSION,
+                });
+            }
+            Some(_) => {}
+            None => {
+                return Err(Error::NotAUserdirFile(
+                    "a redb file without userdir's format marker".into(),
+                ));
+            }
+        }
+        if get("unicode")? != Some(unicode_version()) {
+            // The login keys must be rebuilt for this Unicode version.
+            return Err(Error::NeedsRecovery);
+        }
+        if let (Some(p), Some(salt)) = (wal_path, get("wal_salt")?) {
+            let applied = get("wal_lsn")?.unwrap_or(0);
+            if wal::pending_frames(p, salt, applied)? > 0 {
+                return Err(Error::NeedsRecovery);
+            }
+        }
+        let _ = lookalikes;
+        Ok(get("skeletons")? == Some(1))
     }
 
     fn init_tables(
@@ -140,6 +253,10 @@ impl Store {
         wal_path: Option<&Path>,
     ) -> Result<Option<wal::Wal>> {
         let txn = db.begin_write().map_err(storage)?;
+        // Whether opening changed anything: if not, nothing is committed (an open with
+        // nothing to replay writes nothing of userdir's).
+        let mut changed = false;
+        let tables_before = txn.list_tables().map_err(storage)?.count();
         {
             let existing: Vec<String> = txn
                 .list_tables()
@@ -159,6 +276,7 @@ impl Store {
                 None if existing.is_empty() => {
                     meta.insert("format", FORMAT_VERSION).map_err(storage)?;
                     meta.insert("unicode", unicode_version()).map_err(storage)?;
+                    changed = true;
                 }
                 None => {
                     return Err(Error::NotAUserdirFile(
@@ -171,7 +289,11 @@ impl Store {
         tokens::create_tables(&txn)?;
         // Commits acknowledged through the redo log but not yet in redb's durable state.
         let wal = match wal_path {
-            Some(p) => Some(replay_log(&txn, p)?),
+            Some(p) => {
+                let (log, replayed) = replay_log(&txn, p)?;
+                changed |= replayed;
+                Some(log)
+            }
             None => None,
         };
         // Create every table now so that read transactions always find them.
@@ -188,10 +310,16 @@ impl Store {
             meta.insert("unicode", unicode_version()).map_err(storage)?;
             meta.insert("skeletons", u64::from(lookalikes))
                 .map_err(storage)?;
+            changed = true;
         }
         drop((table, meta));
-        // A durable commit: it holds every frame replayed, and the log starts over.
-        txn.commit().map_err(storage)?;
+        changed |= txn.list_tables().map_err(storage)?.count() != tables_before;
+        if changed {
+            // A durable commit: it holds every frame replayed, and the log starts over.
+            txn.commit().map_err(storage)?;
+        } else {
+            txn.abort().map_err(storage)?;
+        }
         Ok(wal)
     }
 
@@ -202,18 +330,30 @@ impl Store {
         durability: Durability,
         f: impl FnOnce(&mut Writer<'_>) -> Result<T>,
     ) -> Result<T> {
+        if self.read_only {
+            return Err(Error::ReadOnly);
+        }
         if self.failed.load(Ordering::Acquire) {
             return Err(Error::NeedsReopen);
         }
-        self.guarded("a write", || self.write_unguarded(durability, f))
+        self.guarded("a write", || {
+            self.with_db(|db| self.write_unguarded(db.rw()?, durability, f))
+        })
+    }
+
+    /// Runs `f` with the database, under the read lock (see `db`).
+    fn with_db<T>(&self, f: impl FnOnce(&Db) -> Result<T>) -> Result<T> {
+        let db = self.db.read();
+        f(db.as_ref().ok_or(Error::NeedsReopen)?)
     }
 
     fn write_unguarded<T>(
         &self,
+        db: &Database,
         durability: Durability,
         f: impl FnOnce(&mut Writer<'_>) -> Result<T>,
     ) -> Result<T> {
-        let txn = self.db()?.begin_write().map_err(|e| self.fail(e))?;
+        let txn = db.begin_write().map_err(|e| self.fail(e))?;
         let (result, redo) = {
             let mut w = Writer {
                 t: txn.open_table(DIR).map_err(table_error)?,
@@ -224,8 +364,8 @@ impl Store {
             };
             let r = f(&mut w);
             let r = if w.broken && r.is_ok() {
-                Err(Error::Storage(
-                    "a write failed inside the transaction; nothing was committed".into(),
+                Err(Error::storage_msg(
+                    "a write failed inside the transaction; nothing was committed",
                 ))
             } else {
                 r
@@ -308,13 +448,20 @@ impl Store {
     /// Commits redb durably with every logged frame in it, and starts the log over. Called when
     /// the log has grown, and when the directory is closed.
     pub(crate) fn checkpoint(&self) -> Result<()> {
+        self.with_db(|db| match db {
+            Db::Rw(db) => self.checkpoint_in(db),
+            Db::Ro(_) => Ok(()),
+        })
+    }
+
+    fn checkpoint_in(&self, db: &Database) -> Result<()> {
         let Some(wal) = &self.wal else {
             return Ok(());
         };
         if self.failed.load(Ordering::Acquire) {
             return Err(Error::NeedsReopen);
         }
-        let mut txn = self.db()?.begin_write().map_err(|e| self.fail(e))?;
+        let mut txn = db.begin_write().map_err(|e| self.fail(e))?;
         let mut log = wal.lock();
         if !log.has_frames() {
             // redb's durable state already holds everything.
@@ -329,16 +476,55 @@ impl Store {
         Ok(())
     }
 
-    fn fail<E: std::fmt::Display>(&self, e: E) -> Error {
+    /// redb's own check of the file (every page checksum of the committed trees, the
+    /// allocator state), after a checkpoint so that every commit is durable. Problems found
+    /// are returned as text, and the store then needs a reopen (redb may have repaired its
+    /// in-memory state). Read-only opens cannot run it (redb's check commits), nor can a store
+    /// that already failed: none are found there.
+    /// Takes the database to itself: waits for running transactions.
+    pub(crate) fn engine_problems(&self) -> Result<Vec<String>> {
+        if self.failed.load(Ordering::Acquire) {
+            // After a failure redb's state is unknown: the reads still check what they can.
+            return Ok(Vec::new());
+        }
+        self.guarded("checking the file", || {
+            let mut db = self.db.write();
+            let Some(Db::Rw(d)) = db.as_mut() else {
+                return Ok(Vec::new());
+            };
+            self.checkpoint_in(d)?;
+            let found = match d.check_integrity() {
+                Ok(true) => return Ok(Vec::new()),
+                Ok(false) => "the storage engine's check found damage (page checksums or \
+                              allocator state) and repaired its in-memory state; reopen the \
+                              directory"
+                    .to_owned(),
+                Err(redb::DatabaseError::Storage(redb::StorageError::Corrupted(m))) => {
+                    format!("the storage engine's check found damage: {m}")
+                }
+                Err(redb::DatabaseError::Storage(e)) => return Err(storage(e)),
+                Err(e) => return Err(Error::storage_msg(e.to_string())),
+            };
+            self.failed.store(true, Ordering::Release);
+            Ok(vec![found])
+        })
+    }
+
+    fn fail<E: Into<redb::Error>>(&self, e: E) -> Error {
         self.failed.store(true, Ordering::Release);
-        Error::Storage(e.to_string())
+        storage(e)
     }
 
     /// Runs `f` on a consistent snapshot. A panic inside (redb's, on a damaged file, also in a
     /// parallel scan's worker) becomes [`Error::Corrupt`] (see `guard`).
     pub(crate) fn read<T>(&self, f: impl FnOnce(&Reader) -> Result<T>) -> Result<T> {
         self.guarded("a read", || {
-            let txn = self.db()?.begin_read().map_err(storage)?;
+            let db = self.db.read();
+            let txn = db
+                .as_ref()
+                .ok_or(Error::NeedsReopen)?
+                .begin_read()
+                .map_err(storage)?;
             // Built in place: the transaction and the table are a few hundred bytes, and every
             // lookup goes through here.
             let r = Reader {
@@ -359,15 +545,17 @@ fn set_applied(txn: &WriteTransaction, lsn: u64) -> Result<()> {
 }
 
 /// Opens the redo log of a file-backed directory and applies, in `txn`, the frames after the
-/// last durable commit (see [`wal`]).
-fn replay_log(txn: &WriteTransaction, path: &Path) -> Result<wal::Wal> {
+/// last durable commit (see [`wal`]). Returns the log and whether `txn` changed.
+fn replay_log(txn: &WriteTransaction, path: &Path) -> Result<(wal::Wal, bool)> {
     let mut meta = txn.open_table(META).map_err(table_error)?;
     let recorded = meta.get("wal_salt").map_err(storage)?.map(|g| g.value());
+    let mut changed = false;
     let salt = match recorded {
         Some(s) => s,
         None => {
             let s: u64 = rand::random();
             meta.insert("wal_salt", s).map_err(storage)?;
+            changed = true;
             s
         }
     };
@@ -394,8 +582,11 @@ fn replay_log(txn: &WriteTransaction, path: &Path) -> Result<wal::Wal> {
             }
         }
     }
-    meta.insert("wal_lsn", log.last_lsn()).map_err(storage)?;
-    Ok(log)
+    if !frames.is_empty() {
+        meta.insert("wal_lsn", log.last_lsn()).map_err(storage)?;
+        changed = true;
+    }
+    Ok((log, changed))
 }
 
 fn unicode_version() -> u64 {
@@ -468,7 +659,7 @@ fn table_error(e: redb::TableError) -> Error {
         redb::TableError::TableTypeMismatch { .. } | redb::TableError::TableIsMultimap(_) => {
             Error::NotAUserdirFile(e.to_string())
         }
-        other => Error::Storage(other.to_string()),
+        other => storage(other),
     }
 }
 
@@ -585,7 +776,12 @@ macro_rules! read_ops {
                 let entry = entries.next();
                 let (k, v) = match &entry {
                     None => break,
-                    Some(Err(e)) => return Err(storage(e)),
+                    Some(Err(_)) => {
+                        return Err(match entry {
+                            Some(Err(e)) => storage(e),
+                            _ => Error::storage_msg("a range read failed"),
+                        });
+                    }
                     Some(Ok((k, v))) => (k.value(), v.value()),
                 };
                 if !f(k, v)? {
