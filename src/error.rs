@@ -1,5 +1,7 @@
 //! The one error type of userdir.
 
+use std::fmt::Write as _;
+
 use uuid::Uuid;
 
 use crate::problems::{ImportReport, PolicyViolation};
@@ -91,7 +93,7 @@ pub enum Error {
     },
     /// The file is not a userdir directory (not a redb file, or a redb file of something else).
     #[error("not a userdir directory: {0}")]
-    NotADirectory(String),
+    NotAUserdirFile(String),
     /// The file is already open, by this process or another.
     #[error("the directory file is already open elsewhere")]
     AlreadyOpen,
@@ -187,7 +189,7 @@ pub enum Error {
     #[error("the account is locked until {until}")]
     AccountLocked {
         /// When the lock ends, in ms since the Unix epoch.
-        until: crate::user::Instant,
+        until: crate::user::UnixMillis,
     },
     /// The token is unknown, already used, revoked, or of another workflow.
     #[error("invalid or already used token")]
@@ -246,6 +248,7 @@ impl StorageError {
     }
 
     /// The operating system's error, when the failure has one.
+    #[must_use]
     pub fn io_error(&self) -> Option<&std::io::Error> {
         self.io.as_deref()
     }
@@ -256,6 +259,7 @@ impl StorageError {
     }
 
     /// The file the failure happened on, when known.
+    #[must_use]
     pub fn path(&self) -> Option<&std::path::Path> {
         self.path.as_deref()
     }
@@ -286,7 +290,108 @@ impl std::error::Error for StorageError {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// The HTTP status code that fits this error when it answers a web request.
+    ///
+    /// 400 for bad input (fields, policy, filters, cursors, patches, JSON, import reports,
+    /// tokens), 401 for [`Error::InvalidCredentials`], 403 for an inactive or expired account,
+    /// 404 for [`Error::NotFound`], 409 for a taken id, username, email or external id,
+    /// 412 for [`Error::VersionConflict`] (an `If-Match` that no longer matches), 429 for
+    /// [`Error::AccountLocked`] (retry after `until`), 503 for [`Error::AlreadyOpen`] and
+    /// [`Error::NeedsReopen`] and [`Error::NeedsRecovery`], 405 for [`Error::ReadOnly`] (a write on
+    /// a read-only open), 500 for everything else (a damaged or unreadable file, I/O,
+    /// hashing). Log 5xx errors server-side rather than showing them: their messages may name
+    /// files.
+    ///
+    /// # Examples
+    /// ```
+    /// # fn main() -> Result<(), userdir::Error> {
+    /// # let dir = userdir::Directory::builder().hasher(userdir::Argon2Params::insecure_fast()).in_memory()?;
+    /// dir.create(userdir::NewUser::with_username("ann"))?;
+    /// let err = dir.create(userdir::NewUser::with_username("ANN")).unwrap_err();
+    /// assert_eq!(err.http_status(), 409);
+    /// assert_eq!(err.scim_type(), Some("uniqueness"));
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Error::InvalidField { .. }
+            | Error::MissingLoginId
+            | Error::PasswordMismatch
+            | Error::PasswordPolicy(_)
+            | Error::InvalidHash(_)
+            | Error::InvalidFilter { .. }
+            | Error::InvalidCursor(_)
+            | Error::InvalidPatch { .. }
+            | Error::InvalidToken
+            | Error::TokenExpired
+            | Error::Import(_)
+            | Error::InvalidJson(_) => 400,
+            Error::InvalidCredentials => 401,
+            Error::AccountInactive | Error::AccountExpired => 403,
+            Error::NotFound(_) => 404,
+            Error::DuplicateId(_)
+            | Error::DuplicateUsername { .. }
+            | Error::DuplicateEmail { .. }
+            | Error::DuplicateExternalId { .. }
+            | Error::LoginIdConflict { .. }
+            | Error::LookalikeUsername { .. } => 409,
+            Error::VersionConflict { .. } => 412,
+            Error::AccountLocked { .. } => 429,
+            Error::ReadOnly => 405,
+            Error::AlreadyOpen
+            | Error::NeedsReopen
+            | Error::NeedsRecovery
+            | Error::TooManyConflicts { .. } => 503,
+            Error::UnsupportedFormat { .. }
+            | Error::NotAUserdirFile(_)
+            | Error::Corrupt(_)
+            | Error::Integrity(_)
+            | Error::Storage(_)
+            | Error::OutcomeUnknown(_)
+            | Error::UnicodeMismatch { .. }
+            | Error::Hashing(_) => 500,
+        }
+    }
+
+    /// The SCIM `scimType` of this error (RFC 7644 §3.12), for errors SCIM gives one:
+    /// `uniqueness` (409), `invalidFilter`, `invalidValue`, `invalidSyntax` (malformed JSON),
+    /// `invalidPath`, `mutability` and `noTarget` (PATCH), `invalidCursor` (RFC 9865). `None`
+    /// for errors SCIM answers with the status alone (404, 412, 5xx, authentication).
+    ///
+    /// A SCIM error response is then `{"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
+    /// "status": "<http_status>", "scimType": ..., "detail": "<Display of the error>"}`.
+    ///
+    /// # Examples
+    /// ```
+    /// let err = userdir::parse_filter("userName eq").unwrap_err();
+    /// assert_eq!((err.http_status(), err.scim_type()), (400, Some("invalidFilter")));
+    /// ```
+    #[must_use]
+    pub fn scim_type(&self) -> Option<&'static str> {
+        match self {
+            Error::DuplicateId(_)
+            | Error::DuplicateUsername { .. }
+            | Error::DuplicateEmail { .. }
+            | Error::DuplicateExternalId { .. }
+            | Error::LoginIdConflict { .. }
+            | Error::LookalikeUsername { .. } => Some("uniqueness"),
+            Error::InvalidFilter { .. } => Some("invalidFilter"),
+            Error::InvalidCursor(_) => Some("invalidCursor"),
+            Error::InvalidJson(_) => Some("invalidSyntax"),
+            Error::InvalidPatch { path, reason } => Some(patch_scim_type(path, reason)),
+            Error::InvalidField { .. }
+            | Error::MissingLoginId
+            | Error::PasswordMismatch
+            | Error::PasswordPolicy(_)
+            | Error::InvalidHash(_)
+            | Error::Import(_) => Some("invalidValue"),
+            _ => None,
+        }
+    }
+
     /// The operating system's error behind a storage failure, if this is one that has it.
+    #[must_use]
     pub fn io_error(&self) -> Option<&std::io::Error> {
         match self {
             Error::Storage(s) => s.io_error(),
@@ -317,7 +422,7 @@ impl Error {
 }
 
 /// One problem found while reading JSON interchange input (see [`Error::InvalidJson`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct JsonProblem {
     /// The 0-based index of the row (user) in the input; for JSON Lines, the 0-based line
     /// number. `None` for a problem with the document as a whole.
@@ -339,6 +444,25 @@ impl std::fmt::Display for JsonProblem {
     }
 }
 
+/// The `scimType` of a refused PATCH operation, from its path and the reason `patch` gives.
+fn patch_scim_type(path: &str, reason: &str) -> &'static str {
+    if reason.contains("remove needs a path") {
+        // RFC 7644 §3.5.2.2: a remove without a path is `noTarget`.
+        "noTarget"
+    } else if path.is_empty() || path.starts_with("Operations[") {
+        // The PatchOp body itself, or one of its operations, does not follow the schema.
+        "invalidSyntax"
+    } else if reason.contains("noTarget") {
+        "noTarget"
+    } else if reason.contains("read-only") || reason.contains("cannot be") {
+        "mutability"
+    } else if reason.contains("unknown") || reason.contains("path") {
+        "invalidPath"
+    } else {
+        "invalidValue"
+    }
+}
+
 fn describe_json(problems: &[JsonProblem]) -> String {
     let mut s = problems
         .iter()
@@ -347,7 +471,7 @@ fn describe_json(problems: &[JsonProblem]) -> String {
         .collect::<Vec<_>>()
         .join("; ");
     if problems.len() > 3 {
-        s.push_str(&format!("; and {} more", problems.len() - 3));
+        let _ = write!(s, "; and {} more", problems.len() - 3);
     }
     s
 }

@@ -63,7 +63,8 @@ pub(crate) fn describe(v: &[PolicyViolation]) -> String {
 }
 
 /// Why a row was refused.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "detail")]
 pub enum RowReason {
     /// The value is not acceptable (the reason says why; never a password or hash).
     Invalid(String),
@@ -96,7 +97,7 @@ impl fmt::Display for RowReason {
 }
 
 /// One problem of one row.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct RowProblem {
     /// The row's index in the batch (0-based).
     pub index: usize,
@@ -114,7 +115,7 @@ impl fmt::Display for RowProblem {
 }
 
 /// Every problem of a refused batch, in row order. Its `Display` lists them all, one per line.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ImportReport {
     /// The problems, ordered by row index, then field name (one problem per row and field:
     /// the first found).
