@@ -386,7 +386,28 @@ impl Error {
             | Error::PasswordPolicy(_)
             | Error::InvalidHash(_)
             | Error::Import(_) => Some("invalidValue"),
-            _ => None,
+            // No `_` arm: a new variant must be decided here (and in `http_status`).
+            Error::NotFound(_)
+            | Error::VersionConflict { .. }
+            | Error::UnsupportedFormat { .. }
+            | Error::NotAUserdirFile(_)
+            | Error::AlreadyOpen
+            | Error::Corrupt(_)
+            | Error::Integrity(_)
+            | Error::Storage(_)
+            | Error::NeedsRecovery
+            | Error::ReadOnly
+            | Error::NeedsReopen
+            | Error::TooManyConflicts { .. }
+            | Error::OutcomeUnknown(_)
+            | Error::UnicodeMismatch { .. }
+            | Error::Hashing(_)
+            | Error::InvalidCredentials
+            | Error::AccountInactive
+            | Error::AccountExpired
+            | Error::AccountLocked { .. }
+            | Error::InvalidToken
+            | Error::TokenExpired => None,
         }
     }
 
@@ -474,4 +495,135 @@ fn describe_json(problems: &[JsonProblem]) -> String {
         let _ = write!(s, "; and {} more", problems.len() - 3);
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every variant with the status and `scimType` it answers with: the one table behind
+    /// `http_status`, `scim_type` and the SCIM endpoint's error responses.
+    #[test]
+    fn every_variant_has_a_status_and_a_scim_type() {
+        let id = Uuid::nil();
+        let patch = |path: &str, reason: &str| Error::InvalidPatch {
+            path: path.into(),
+            reason: reason.into(),
+        };
+        let table: Vec<(Error, u16, Option<&str>)> = vec![
+            (Error::invalid("email", "bad"), 400, Some("invalidValue")),
+            (Error::MissingLoginId, 400, Some("invalidValue")),
+            (Error::DuplicateId(id), 409, Some("uniqueness")),
+            (
+                Error::DuplicateUsername { existing: id },
+                409,
+                Some("uniqueness"),
+            ),
+            (
+                Error::DuplicateEmail { existing: id },
+                409,
+                Some("uniqueness"),
+            ),
+            (
+                Error::DuplicateExternalId { existing: id },
+                409,
+                Some("uniqueness"),
+            ),
+            (
+                Error::LoginIdConflict {
+                    field: "email",
+                    existing: id,
+                },
+                409,
+                Some("uniqueness"),
+            ),
+            (
+                Error::LookalikeUsername { existing: id },
+                409,
+                Some("uniqueness"),
+            ),
+            (Error::PasswordMismatch, 400, Some("invalidValue")),
+            (Error::PasswordPolicy(Vec::new()), 400, Some("invalidValue")),
+            (Error::InvalidHash("x".into()), 400, Some("invalidValue")),
+            (Error::NotFound(id), 404, None),
+            (
+                Error::VersionConflict {
+                    expected: 1,
+                    actual: 2,
+                },
+                412,
+                None,
+            ),
+            (
+                Error::UnsupportedFormat {
+                    found: 9,
+                    supported: 3,
+                },
+                500,
+                None,
+            ),
+            (Error::NotAUserdirFile("f".into()), 500, None),
+            (Error::AlreadyOpen, 503, None),
+            (Error::Corrupt("x".into()), 500, None),
+            (Error::Integrity(vec!["x".into()]), 500, None),
+            (Error::storage_msg("x"), 500, None),
+            (Error::NeedsRecovery, 503, None),
+            (Error::ReadOnly, 405, None),
+            (Error::NeedsReopen, 503, None),
+            (Error::TooManyConflicts { attempts: 8 }, 503, None),
+            (Error::OutcomeUnknown("lost".into()), 500, None),
+            (
+                Error::UnicodeMismatch {
+                    database: 0x0f_00_00,
+                    process: 0x10_00_00,
+                },
+                500,
+                None,
+            ),
+            (Error::Hashing("x".into()), 500, None),
+            (
+                Error::InvalidFilter {
+                    position: 0,
+                    expected: "x".into(),
+                },
+                400,
+                Some("invalidFilter"),
+            ),
+            (Error::InvalidCursor("x".into()), 400, Some("invalidCursor")),
+            (patch("", "not a PatchOp"), 400, Some("invalidSyntax")),
+            (patch("Operations[0]", "no op"), 400, Some("invalidSyntax")),
+            (patch("", "remove needs a path"), 400, Some("noTarget")),
+            (
+                patch("emails[type eq \"x\"]", "noTarget"),
+                400,
+                Some("noTarget"),
+            ),
+            (patch("id", "read-only"), 400, Some("mutability")),
+            (
+                patch("nosuch", "unknown attribute"),
+                400,
+                Some("invalidPath"),
+            ),
+            (
+                patch("active", "expects a boolean"),
+                400,
+                Some("invalidValue"),
+            ),
+            (Error::InvalidCredentials, 401, None),
+            (Error::AccountInactive, 403, None),
+            (Error::AccountExpired, 403, None),
+            (Error::AccountLocked { until: 0 }, 429, None),
+            (Error::InvalidToken, 400, None),
+            (Error::TokenExpired, 400, None),
+            (
+                Error::Import(ImportReport::default()),
+                400,
+                Some("invalidValue"),
+            ),
+            (Error::InvalidJson(Vec::new()), 400, Some("invalidSyntax")),
+        ];
+        for (e, status, scim) in &table {
+            assert_eq!((e.http_status(), e.scim_type()), (*status, *scim), "{e:?}");
+        }
+    }
 }

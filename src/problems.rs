@@ -12,7 +12,11 @@ use std::fmt;
 use uuid::Uuid;
 
 /// One way a password breaks the policy.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// Serializes as `{"kind": "too_short", "detail": {"min": 12}}` (`detail` only for the
+/// variants that carry one), for a sign-up form's error response.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "detail")]
 #[non_exhaustive]
 pub enum PolicyViolation {
     /// Shorter than the minimum length (in characters).

@@ -4,7 +4,9 @@
 mod common;
 
 use serde_json::{Value, json};
-use userdir::{AttrValue, Error, ImportBatch, NewUser, PatchOp, Search, User};
+use userdir::{
+    Address, AttrValue, Error, ImportBatch, MultiValue, NewUser, PatchOp, Profile, Search, User,
+};
 
 #[test]
 fn a_user_serializes_without_its_password_hash_and_reads_back() {
@@ -181,4 +183,164 @@ fn errors_map_to_http_statuses_and_scim_types() {
         400,
         Some("invalidSyntax"),
     );
+}
+
+/// A profile with every kind of field set: SCIM core, multi-valued, addresses, enterprise and
+/// userdir's extension.
+fn full_profile() -> Profile {
+    Profile {
+        username: Some("Babs".into()),
+        email: Some("babs@example.com".into()),
+        external_id: Some("hr-7".into()),
+        first_name: Some("Barbara".into()),
+        last_name: Some("Jensen".into()),
+        honorific_prefix: Some("Ms.".into()),
+        display_name: Some("Babs Jensen".into()),
+        title: Some("Tour Guide".into()),
+        user_type: Some("Employee".into()),
+        locale: Some("en-US".into()),
+        timezone: Some("America/Los_Angeles".into()),
+        preferred_languages: vec!["en-US".into(), "fr".into()],
+        emails: vec![
+            MultiValue::new("babs@example.com")
+                .kind("work")
+                .primary(true),
+            MultiValue::new("babs@jensen.org").kind("home"),
+        ],
+        phone_numbers: vec![MultiValue::new("555-555-8377").kind("mobile")],
+        ims: vec![MultiValue::new("babs_aim").kind("aim").display("AIM")],
+        photos: vec![MultiValue::new("https://photos.example.com/babs.jpg").kind("photo")],
+        addresses: vec![Address {
+            street_address: Some("100 Universal City Plaza".into()),
+            locality: Some("Hollywood".into()),
+            region: Some("CA".into()),
+            postal_code: Some("91608".into()),
+            country: Some("US".into()),
+            kind: Some("work".into()),
+            primary: true,
+            ..Address::default()
+        }],
+        entitlements: vec![MultiValue::new("beta")],
+        roles: ["admin".to_string()].into(),
+        employee_number: Some("701984".into()),
+        cost_center: Some("4130".into()),
+        organization: Some("Universal Studios".into()),
+        division: Some("Theme Park".into()),
+        department: Some("Tour Operations".into()),
+        manager: Some("26118915-6090-4610-87e4-49d8ca9f808d".into()),
+        birth_date: Some("1980-02-29".into()),
+        password_change_required: true,
+        expiry: Some(4_102_444_800_000),
+        data: [("team".to_string(), AttrValue::from("blue"))].into(),
+        ..Profile::default()
+    }
+}
+
+#[test]
+fn every_profile_field_round_trips_flat_in_the_user_and_the_hash_never_does() {
+    let (dir, _) = common::dir();
+    let user = dir
+        .create(
+            NewUser {
+                profile: full_profile(),
+                ..NewUser::default()
+            }
+            .password("correct horse battery"),
+        )
+        .unwrap();
+    let hash = user.password.as_ref().unwrap().expose().to_owned();
+    let v = serde_json::to_value(&user).unwrap();
+    let text = v.to_string();
+    assert!(
+        !text.contains(&hash) && !text.contains("argon2"),
+        "the hash leaked: {text}"
+    );
+    assert!(
+        v.get("password").is_none() && v.get("profile").is_none(),
+        "{text}"
+    );
+    // The profile's fields sit next to the id: one flat object.
+    assert_eq!(v["username"], "Babs");
+    assert_eq!(v["employee_number"], "701984");
+    assert_eq!(
+        v["emails"][1],
+        json!({"value": "babs@jensen.org", "kind": "home", "primary": false, "display": null})
+    );
+    assert_eq!(v["addresses"][0]["postal_code"], "91608");
+    assert_eq!(v["id"], user.id.to_string());
+
+    let back: User = serde_json::from_value(v).unwrap();
+    assert_eq!(back.password, None, "a deserialized user has no hash");
+    assert_eq!(
+        User {
+            password: user.password.clone(),
+            ..back
+        },
+        user
+    );
+
+    // A profile alone (a form's body): missing fields take their defaults.
+    let p: Profile = serde_json::from_value(json!({
+        "username": "cy",
+        "emails": [{"value": "cy@example.com"}],
+        "addresses": [{"locality": "Oslo"}]
+    }))
+    .unwrap();
+    assert_eq!(p.username.as_deref(), Some("cy"));
+    assert_eq!(p.emails, vec![MultiValue::new("cy@example.com")]);
+    assert_eq!(p.addresses[0].locality.as_deref(), Some("Oslo"));
+    assert!(p.roles.is_empty() && !p.password_change_required);
+    let full = full_profile();
+    let again: Profile = serde_json::from_value(serde_json::to_value(&full).unwrap()).unwrap();
+    assert_eq!(again, full);
+}
+
+#[test]
+fn policy_violations_serialize_for_a_form() {
+    let (dir, _) = common::dir();
+    let Err(Error::PasswordPolicy(v)) = dir.create(NewUser::with_username("dee").password("short"))
+    else {
+        panic!("the policy should refuse a short password")
+    };
+    let j = serde_json::to_value(&v).unwrap();
+    assert!(
+        j.as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["kind"] == "too_short" && p["detail"]["min"].is_u64()),
+        "{j}"
+    );
+}
+
+/// The SCIM endpoint answers a library error with the library's own mapping.
+#[cfg(feature = "scim")]
+#[test]
+fn the_scim_endpoint_uses_the_library_mapping() {
+    use userdir::scim::ScimError;
+    let id = uuid::Uuid::nil();
+    let errors = vec![
+        Error::DuplicateEmail { existing: id },
+        Error::NotFound(id),
+        Error::VersionConflict {
+            expected: 1,
+            actual: 2,
+        },
+        Error::TooManyConflicts { attempts: 8 },
+        Error::OutcomeUnknown("connection lost".into()),
+        Error::UnicodeMismatch {
+            database: 1,
+            process: 2,
+        },
+        Error::ReadOnly,
+        Error::InvalidPatch {
+            path: String::new(),
+            reason: "remove needs a path".into(),
+        },
+        userdir::parse_filter("userName eq").unwrap_err(),
+    ];
+    for e in errors {
+        let (status, scim_type) = (e.http_status(), e.scim_type());
+        let s = ScimError::from(e);
+        assert_eq!((s.status.as_u16(), s.scim_type), (status, scim_type));
+    }
 }
