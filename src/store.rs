@@ -73,14 +73,13 @@ use std::path::Path;
 
 use uuid::Uuid;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 pub(crate) use crate::identity::UserKeys;
-use crate::user::{Instant, User};
+use crate::user::{UnixMillis, User};
 
 #[allow(unused_imports)] // for engines that load typed entries (PostgreSQL)
 pub(crate) use self::redb::batch::BatchEntry;
 pub(crate) use self::redb::batch::{BatchKeys, BatchPart};
-pub use self::redb::{InMemoryBackend, StorageBackend};
 
 /// When a write is on disk.
 ///
@@ -142,6 +141,69 @@ impl LoginOwner {
     }
 }
 
+/// What the uniqueness check needs from an engine's write transaction beyond a snapshot:
+/// the users whose username has a confusable skeleton.
+pub(crate) trait KeyOwners: Snapshot {
+    /// Users whose username has this confusable skeleton, in id order.
+    fn skeleton_owners(&self, skeleton: &str) -> Result<Vec<Uuid>>;
+}
+
+/// Refuses a write of user `id` when another user owns one of the keys it claims, with the
+/// error that names the rule broken. Both engines call it inside their write transaction, so
+/// they refuse the same writes with the same errors.
+///
+/// `logins` are the login keys claimed, each with whether it is claimed as a username (else
+/// as an email); `skeleton` is the username's confusable skeleton when look-alikes are
+/// refused. On a replace, pass only the keys the user did not own before: a key it keeps
+/// never conflicts (an unchanged username stays valid even if a look-alike was admitted
+/// before look-alike refusal was turned on).
+pub(crate) fn check_unique<'k>(
+    owners: &impl KeyOwners,
+    id: Uuid,
+    logins: impl IntoIterator<Item = (&'k str, bool)>,
+    external: Option<&str>,
+    skeleton: Option<&str>,
+) -> Result<()> {
+    for (key, as_username) in logins {
+        if let Some(owner) = owners.login(key)?
+            && owner.id != id
+        {
+            return Err(login_taken(as_username, &owner));
+        }
+    }
+    if let Some(x) = external
+        && let Some(owner) = owners.external(x)?
+        && owner != id
+    {
+        return Err(Error::DuplicateExternalId { existing: owner });
+    }
+    if let Some(s) = skeleton
+        && let Some(owner) = owners.skeleton_owners(s)?.into_iter().find(|o| *o != id)
+    {
+        return Err(Error::LookalikeUsername { existing: owner });
+    }
+    Ok(())
+}
+
+/// The error for a login key claimed as a username (`as_username`) or an email that `owner`
+/// already holds: the owner's kinds decide between a duplicate and a login id conflict (a
+/// username equal to someone's email, or the reverse).
+pub(crate) fn login_taken(as_username: bool, owner: &LoginOwner) -> Error {
+    let existing = owner.id;
+    match (as_username, owner.username, owner.email) {
+        (true, true, _) => Error::DuplicateUsername { existing },
+        (true, false, _) => Error::LoginIdConflict {
+            field: "username",
+            existing,
+        },
+        (false, _, true) => Error::DuplicateEmail { existing },
+        (false, _, false) => Error::LoginIdConflict {
+            field: "email",
+            existing,
+        },
+    }
+}
+
 /// A kind of login id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum LoginKind {
@@ -157,9 +219,9 @@ pub(crate) struct FailureState {
     /// Consecutive failures counted in the current window.
     pub count: u32,
     /// When the current counting window started.
-    pub window_start: Instant,
+    pub window_start: UnixMillis,
     /// Until when the account is locked, if it was locked.
-    pub locked_until: Option<Instant>,
+    pub locked_until: Option<UnixMillis>,
 }
 
 /// The digest naming a login id that no account has (see `auth`): its failed logins are
@@ -186,7 +248,7 @@ pub(crate) struct TokenRecord {
     /// What it is for.
     pub kind: TokenKind,
     /// When it stops being usable.
-    pub expiry: Instant,
+    pub expiry: UnixMillis,
     /// A fingerprint of what it was issued for (the email, the password hash).
     pub binding: u64,
 }
@@ -244,10 +306,10 @@ pub(crate) trait Snapshot {
     /// `rev`), calling `f(instant, id)` until it returns `false`.
     fn inserted_walk(
         &self,
-        lo: Bound<(Instant, Uuid)>,
-        hi: Bound<(Instant, Uuid)>,
+        lo: Bound<(UnixMillis, Uuid)>,
+        hi: Bound<(UnixMillis, Uuid)>,
         rev: bool,
-        f: impl FnMut(Instant, Uuid) -> Result<bool>,
+        f: impl FnMut(UnixMillis, Uuid) -> Result<bool>,
     ) -> Result<()>;
 
     /// Calls `f(id, encoded record)` for every user with an id greater than `after` (all when
@@ -273,7 +335,8 @@ pub(crate) trait Snapshot {
     /// Which rows of a batch clash with existing users (import's report of a refused batch).
     fn batch_clashes(&self, batch: &BatchKeys) -> Result<Vec<Clash>>;
 
-    /// Calls `f` for every user in id order until it returns `false`.
+    /// Calls `f` for every user in id order until it returns `false` (the JSON exports).
+    #[cfg(feature = "json")]
     fn for_each_user(&self, mut f: impl FnMut(User) -> Result<bool>) -> Result<()> {
         self.for_each_record_after(None, |id, bytes| f(codec::decode(id, bytes)?))
     }
@@ -305,6 +368,7 @@ pub(crate) trait ReadTxn: Snapshot {
 
     /// Every stored entry as (table, key, value fingerprint), for tests that compare whole
     /// states. Values are digested, so no secret appears.
+    #[cfg(any(test, feature = "__test-hooks"))]
     fn dump(&self) -> Result<Vec<(&'static str, String, String)>>;
 }
 
@@ -365,7 +429,7 @@ pub(crate) trait WriteTxn: Snapshot {
     fn revoke_tokens(&mut self, user: Uuid, kind: Option<TokenKind>) -> Result<usize>;
 
     /// Removes up to `limit` tokens expired at `now`; returns how many.
-    fn purge_expired_tokens(&mut self, now: Instant, limit: usize) -> Result<usize>;
+    fn purge_expired_tokens(&mut self, now: UnixMillis, limit: usize) -> Result<usize>;
 }
 
 /// An open store: one engine.
@@ -415,8 +479,16 @@ impl Store {
         redb::Store::open(path, rules, read_only).map(Store::Redb)
     }
 
-    /// Opens the embedded engine on a custom redb backend.
-    pub(crate) fn with_backend(backend: impl StorageBackend, rules: IndexRules) -> Result<Store> {
+    /// Opens a new, empty directory in memory with the embedded engine.
+    pub(crate) fn in_memory(rules: IndexRules) -> Result<Store> {
+        redb::Store::in_memory(rules).map(Store::Redb)
+    }
+
+    /// Opens the embedded engine on a custom backend.
+    pub(crate) fn with_backend(
+        backend: impl crate::backend::Backend,
+        rules: IndexRules,
+    ) -> Result<Store> {
         redb::Store::with_backend(backend, rules).map(Store::Redb)
     }
 
@@ -502,6 +574,7 @@ impl Store {
     }
 
     /// Tests: every redo log I/O operation after the next `n` fails (redb only).
+    #[cfg(any(test, feature = "__test-hooks"))]
     pub(crate) fn fail_log_after(&self, n: u64) {
         match self {
             Store::Redb(s) => s.fail_log_after(n),
@@ -514,6 +587,8 @@ impl Store {
 impl Reader {
     /// The embedded engine's snapshot, for the engine's own modules.
     #[allow(dead_code)]
+    // `None` only exists with another engine compiled in (feature `postgres`).
+    #[cfg_attr(not(feature = "postgres"), allow(clippy::unnecessary_wraps))]
     pub(crate) fn redb(&self) -> Option<&redb::Reader> {
         match self {
             Reader::Redb(r) => Some(r),
@@ -525,6 +600,8 @@ impl Reader {
 
 impl<'t> Writer<'t> {
     /// The embedded engine's transaction, for the engine's own modules.
+    // `None` only exists with another engine compiled in (feature `postgres`).
+    #[cfg_attr(not(feature = "postgres"), allow(clippy::unnecessary_wraps))]
     pub(crate) fn redb(&mut self) -> Option<&mut redb::Writer<'t>> {
         match self {
             Writer::Redb(w) => Some(w),
@@ -564,10 +641,10 @@ macro_rules! forward_snapshot {
         }
         fn inserted_walk(
             &self,
-            lo: Bound<(Instant, Uuid)>,
-            hi: Bound<(Instant, Uuid)>,
+            lo: Bound<(UnixMillis, Uuid)>,
+            hi: Bound<(UnixMillis, Uuid)>,
             rev: bool,
-            f: impl FnMut(Instant, Uuid) -> Result<bool>,
+            f: impl FnMut(UnixMillis, Uuid) -> Result<bool>,
         ) -> Result<()> {
             each!(self, x => Snapshot::inserted_walk(x, lo, hi, rev, f))
         }
@@ -611,6 +688,7 @@ impl ReadTxn for Reader {
     fn integrity_problems(&self) -> Result<Vec<String>> {
         each!(self, x => ReadTxn::integrity_problems(x))
     }
+    #[cfg(any(test, feature = "__test-hooks"))]
     fn dump(&self) -> Result<Vec<(&'static str, String, String)>> {
         each!(self, x => ReadTxn::dump(x))
     }
@@ -659,7 +737,43 @@ impl WriteTxn for Writer<'_> {
     fn revoke_tokens(&mut self, user: Uuid, kind: Option<TokenKind>) -> Result<usize> {
         each!(self, x => WriteTxn::revoke_tokens(x, user, kind))
     }
-    fn purge_expired_tokens(&mut self, now: Instant, limit: usize) -> Result<usize> {
+    fn purge_expired_tokens(&mut self, now: UnixMillis, limit: usize) -> Result<usize> {
         each!(self, x => WriteTxn::purge_expired_tokens(x, now, limit))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_taken_login_key_names_the_rule_by_the_owner_kinds() {
+        let id = Uuid::from_u128(7);
+        let owner = |username, email| LoginOwner {
+            id,
+            username,
+            email,
+        };
+        let cases = [
+            (true, owner(true, false), "DuplicateUsername"),
+            (true, owner(true, true), "DuplicateUsername"),
+            (
+                true,
+                owner(false, true),
+                "LoginIdConflict { field: \"username\"",
+            ),
+            (false, owner(false, true), "DuplicateEmail"),
+            (false, owner(true, true), "DuplicateEmail"),
+            (
+                false,
+                owner(true, false),
+                "LoginIdConflict { field: \"email\"",
+            ),
+        ];
+        for (as_username, o, expected) in cases {
+            let e = format!("{:?}", login_taken(as_username, &o));
+            assert!(e.starts_with(expected), "{as_username} {o:?}: {e}");
+            assert!(e.contains(&id.to_string()), "{e}");
+        }
     }
 }
