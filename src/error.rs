@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use uuid::Uuid;
 
-use crate::problems::{ImportReport, PolicyViolation};
+use crate::problems::{ImportReport, PatchErrorKind, PolicyViolation};
 
 /// Everything that can go wrong in userdir.
 ///
@@ -172,6 +172,8 @@ pub enum Error {
     InvalidPatch {
         /// The operation's path, as given.
         path: String,
+        /// What kind of refusal it is (RFC 7644 §3.12's `scimType`).
+        kind: PatchErrorKind,
         /// Why the operation was refused.
         reason: String,
     },
@@ -379,7 +381,7 @@ impl Error {
             Error::InvalidFilter { .. } => Some("invalidFilter"),
             Error::InvalidCursor(_) => Some("invalidCursor"),
             Error::InvalidJson(_) => Some("invalidSyntax"),
-            Error::InvalidPatch { path, reason } => Some(patch_scim_type(path, reason)),
+            Error::InvalidPatch { kind, .. } => Some(kind.scim_type()),
             Error::InvalidField { .. }
             | Error::MissingLoginId
             | Error::PasswordMismatch
@@ -465,25 +467,6 @@ impl std::fmt::Display for JsonProblem {
     }
 }
 
-/// The `scimType` of a refused PATCH operation, from its path and the reason `patch` gives.
-fn patch_scim_type(path: &str, reason: &str) -> &'static str {
-    if reason.contains("remove needs a path") {
-        // RFC 7644 §3.5.2.2: a remove without a path is `noTarget`.
-        "noTarget"
-    } else if path.is_empty() || path.starts_with("Operations[") {
-        // The PatchOp body itself, or one of its operations, does not follow the schema.
-        "invalidSyntax"
-    } else if reason.contains("noTarget") {
-        "noTarget"
-    } else if reason.contains("read-only") || reason.contains("cannot be") {
-        "mutability"
-    } else if reason.contains("unknown") || reason.contains("path") {
-        "invalidPath"
-    } else {
-        "invalidValue"
-    }
-}
-
 fn describe_json(problems: &[JsonProblem]) -> String {
     let mut s = problems
         .iter()
@@ -506,9 +489,10 @@ mod tests {
     #[test]
     fn every_variant_has_a_status_and_a_scim_type() {
         let id = Uuid::nil();
-        let patch = |path: &str, reason: &str| Error::InvalidPatch {
+        let patch = |path: &str, kind: PatchErrorKind| Error::InvalidPatch {
             path: path.into(),
-            reason: reason.into(),
+            kind,
+            reason: "refused".into(),
         };
         let table: Vec<(Error, u16, Option<&str>)> = vec![
             (Error::invalid("email", "bad"), 400, Some("invalidValue")),
@@ -590,24 +574,41 @@ mod tests {
                 Some("invalidFilter"),
             ),
             (Error::InvalidCursor("x".into()), 400, Some("invalidCursor")),
-            (patch("", "not a PatchOp"), 400, Some("invalidSyntax")),
-            (patch("Operations[0]", "no op"), 400, Some("invalidSyntax")),
-            (patch("", "remove needs a path"), 400, Some("noTarget")),
             (
-                patch("emails[type eq \"x\"]", "noTarget"),
+                patch("", PatchErrorKind::InvalidSyntax),
+                400,
+                Some("invalidSyntax"),
+            ),
+            (
+                patch("Operations[0]", PatchErrorKind::InvalidSyntax),
+                400,
+                Some("invalidSyntax"),
+            ),
+            (patch("", PatchErrorKind::NoTarget), 400, Some("noTarget")),
+            (
+                patch("emails[type eq \"x\"]", PatchErrorKind::NoTarget),
                 400,
                 Some("noTarget"),
             ),
-            (patch("id", "read-only"), 400, Some("mutability")),
             (
-                patch("nosuch", "unknown attribute"),
+                patch("id", PatchErrorKind::Mutability),
+                400,
+                Some("mutability"),
+            ),
+            (
+                patch("nosuch", PatchErrorKind::InvalidPath),
                 400,
                 Some("invalidPath"),
             ),
             (
-                patch("active", "expects a boolean"),
+                patch("active", PatchErrorKind::InvalidValue),
                 400,
                 Some("invalidValue"),
+            ),
+            (
+                patch("emails[type zz]", PatchErrorKind::InvalidFilter),
+                400,
+                Some("invalidFilter"),
             ),
             (Error::InvalidCredentials, 401, None),
             (Error::AccountInactive, 403, None),

@@ -156,7 +156,7 @@ pub use password::{
     MAX_BCRYPT_COST, MAX_PBKDF2_ITERATIONS, MAX_PBKDF2_KEY_BYTES, MAX_PBKDF2_SALT_BYTES,
     MIN_PBKDF2_KEY_BYTES,
 };
-pub use patch::{PATCH_OP_SCHEMA, PatchKind, PatchOp, PatchRequest};
+pub use patch::{PATCH_OP_SCHEMA, PatchErrorKind, PatchKind, PatchOp, PatchRequest};
 pub use query::{Cursor, Filter, Page, Plan, Search, SortField, parse_filter};
 /// Hooks for userdir's own tests and fuzz targets; not part of the API.
 #[cfg(feature = "__test-hooks")]

@@ -11,6 +11,7 @@ use crate::directory::{Directory, Tx, normalize_profile, sync_emails, sync_from_
 use crate::error::{Error, Result};
 use crate::identity::caseless_key;
 use crate::model::{self, Get, Schema, Slot};
+pub use crate::problems::PatchErrorKind;
 use crate::query::{Attr, CompareOp, Elem, Filter, Multi, Pred, Sub, Value as QValue};
 use crate::query::{parse_element_filter, resolve_attr};
 use crate::store::Snapshot;
@@ -140,11 +141,28 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn err(&self, reason: impl Into<String>) -> Error {
+    fn err(&self, kind: PatchErrorKind, reason: impl Into<String>) -> Error {
         Error::InvalidPatch {
             path: self.path.to_owned(),
+            kind,
             reason: reason.into(),
         }
+    }
+    /// The path is malformed or names no attribute.
+    fn path(&self, reason: impl Into<String>) -> Error {
+        self.err(PatchErrorKind::InvalidPath, reason)
+    }
+    /// The value is missing or does not fit.
+    fn value(&self, reason: impl Into<String>) -> Error {
+        self.err(PatchErrorKind::InvalidValue, reason)
+    }
+    /// The attribute cannot be changed so.
+    fn read_only(&self, reason: impl Into<String>) -> Error {
+        self.err(PatchErrorKind::Mutability, reason)
+    }
+    /// Nothing selected where something must be.
+    fn no_target(&self, reason: impl Into<String>) -> Error {
+        self.err(PatchErrorKind::NoTarget, reason)
     }
 }
 
@@ -173,15 +191,16 @@ fn resolve(cx: &Ctx<'_>, raw: &str) -> Result<Target> {
     let core_stripped = model::strip_urn(s, model::CORE_URN).unwrap_or(s);
     if let Some((head, filter, after)) = split_filter(core_stripped) {
         let m = Multi::named(head.trim())
-            .ok_or_else(|| cx.err("a value filter applies to a multi-valued attribute"))?;
-        let f = parse_element_filter(filter, m).map_err(|e| cx.err(e.to_string()))?;
+            .ok_or_else(|| cx.path("a value filter applies to a multi-valued attribute"))?;
+        let f = parse_element_filter(filter, m)
+            .map_err(|e| cx.err(PatchErrorKind::InvalidFilter, e.to_string()))?;
         let sub = match after {
             "" => None,
             a => Some(
                 a.strip_prefix('.')
                     .and_then(|x| Sub::from_name(&x.to_ascii_lowercase()))
                     .filter(|x| m.has_sub(*x))
-                    .ok_or_else(|| cx.err(format!("unknown sub-attribute {a:?}")))?,
+                    .ok_or_else(|| cx.path(format!("unknown sub-attribute {a:?}")))?,
             ),
         };
         return Ok(Target::Multi {
@@ -202,7 +221,7 @@ fn resolve(cx: &Ctx<'_>, raw: &str) -> Result<Target> {
         }
     }
     match lower.as_str() {
-        "id" | "password" | "schemas" | "meta" => return Err(cx.err("is read-only")),
+        "id" | "password" | "schemas" | "meta" => return Err(cx.read_only("is read-only")),
         "name" => return Ok(Target::Name),
         "data" => return Ok(Target::Data(Vec::new())),
         "imageurl" => {
@@ -224,14 +243,14 @@ fn resolve(cx: &Ctx<'_>, raw: &str) -> Result<Target> {
     match resolve_attr(core_stripped.trim()).or_else(|| resolve_attr(&lower)) {
         Some(Attr::Data(keys)) => Ok(Target::Data(keys)),
         Some(Attr::Field(f)) => {
-            let a = model::attr(f.index()).ok_or_else(|| cx.err("unknown attribute"))?;
+            let a = model::attr(f.index()).ok_or_else(|| cx.path("unknown attribute"))?;
             if a.schema == Schema::Meta
                 || matches!(
                     a.field,
                     "last_login_instant" | "password_last_update_instant"
                 )
             {
-                return Err(cx.err("is read-only"));
+                return Err(cx.read_only("is read-only"));
             }
             Ok(Target::Field(f.index()))
         }
@@ -244,9 +263,9 @@ fn resolve(cx: &Ctx<'_>, raw: &str) -> Result<Target> {
                 sub: (!whole).then_some(sub),
             })
         }
-        Some(Attr::Id) => Err(cx.err("is read-only")),
-        _ if lower.starts_with("meta.") => Err(cx.err("is read-only")),
-        _ => Err(cx.err("unknown attribute")),
+        Some(Attr::Id) => Err(cx.read_only("is read-only")),
+        _ if lower.starts_with("meta.") => Err(cx.read_only("is read-only")),
+        _ => Err(cx.path("unknown attribute")),
     }
 }
 
@@ -257,9 +276,9 @@ fn text(cx: &Ctx<'_>, v: &AttrValue) -> Result<Option<String>> {
         AttrValue::Null => Ok(None),
         AttrValue::Object(m) => match get_ci(m, "value") {
             Some(v) => text(cx, v),
-            None => Err(cx.err("expects a string or an object with a \"value\"")),
+            None => Err(cx.value("expects a string or an object with a \"value\"")),
         },
-        _ => Err(cx.err("expects a string")),
+        _ => Err(cx.value("expects a string")),
     }
 }
 
@@ -269,7 +288,7 @@ fn boolean(cx: &Ctx<'_>, v: &AttrValue) -> Result<bool> {
         AttrValue::Bool(b) => Ok(*b),
         AttrValue::String(s) if s.trim().eq_ignore_ascii_case("true") => Ok(true),
         AttrValue::String(s) if s.trim().eq_ignore_ascii_case("false") => Ok(false),
-        _ => Err(cx.err("expects a boolean")),
+        _ => Err(cx.value("expects a boolean")),
     }
 }
 
@@ -280,8 +299,8 @@ fn instant(cx: &Ctx<'_>, v: &AttrValue) -> Result<Option<i64>> {
         AttrValue::Null => Ok(None),
         AttrValue::String(s) => crate::query::parse_instant(s)
             .map(Some)
-            .ok_or_else(|| cx.err("expects an integer instant (ms) or an RFC 3339 date-time")),
-        _ => Err(cx.err("expects an integer instant (ms) or an RFC 3339 date-time")),
+            .ok_or_else(|| cx.value("expects an integer instant (ms) or an RFC 3339 date-time")),
+        _ => Err(cx.value("expects an integer instant (ms) or an RFC 3339 date-time")),
     }
 }
 
@@ -327,11 +346,11 @@ fn element(cx: &Ctx<'_>, v: &AttrValue, addresses: bool) -> Result<El> {
                             matches!(s, Sub::Value | Sub::Type | Sub::Primary | Sub::Display)
                         }
                     })
-                    .ok_or_else(|| cx.err(format!("unknown sub-attribute {k:?}")))?;
+                    .ok_or_else(|| cx.path(format!("unknown sub-attribute {k:?}")))?;
                 e.set(cx, sub, x)?;
             }
         }
-        _ => return Err(cx.err("expects an object of sub-attributes")),
+        _ => return Err(cx.value("expects an object of sub-attributes")),
     }
     Ok(e)
 }
@@ -602,13 +621,13 @@ fn apply_multi(
             }
         },
         (PatchKind::Replace, None, None) => {
-            list = values(value.ok_or_else(|| cx.err("replace needs a value"))?)?;
+            list = values(value.ok_or_else(|| cx.value("replace needs a value"))?)?;
             if let Some(i) = list.iter().position(|e| e.primary) {
                 primary_wins(&mut list, i);
             }
         }
         (PatchKind::Add, None, None) => {
-            for e in values(value.ok_or_else(|| cx.err("add needs a value"))?)? {
+            for e in values(value.ok_or_else(|| cx.value("add needs a value"))?)? {
                 let i = match list
                     .iter()
                     .position(|x| same_value(x, &e, caseless, addresses))
@@ -630,7 +649,7 @@ fn apply_multi(
         // Selected elements.
         (PatchKind::Remove, Some(_), None) => {
             if matching.is_empty() {
-                return Err(cx.err("no value matches the filter (noTarget)"));
+                return Err(cx.no_target("no value matches the filter (noTarget)"));
             }
             let mut i = 0;
             list.retain(|_| {
@@ -640,7 +659,7 @@ fn apply_multi(
         }
         (PatchKind::Remove, _, Some(s)) => {
             if filter.is_some() && matching.is_empty() {
-                return Err(cx.err("no value matches the filter (noTarget)"));
+                return Err(cx.no_target("no value matches the filter (noTarget)"));
             }
             for &i in &matching {
                 if let Some(e) = list.get_mut(i) {
@@ -649,7 +668,7 @@ fn apply_multi(
             }
         }
         (PatchKind::Add | PatchKind::Replace, Some(f), None) => {
-            let v = value.ok_or_else(|| cx.err("add and replace need a value"))?;
+            let v = value.ok_or_else(|| cx.value("add and replace need a value"))?;
             let given = match v {
                 AttrValue::Array(xs) if xs.len() == 1 => {
                     xs.first().cloned().unwrap_or(AttrValue::Null)
@@ -674,7 +693,7 @@ fn apply_multi(
             }
         }
         (PatchKind::Add | PatchKind::Replace, _, Some(s)) => {
-            let v = value.ok_or_else(|| cx.err("add and replace need a value"))?;
+            let v = value.ok_or_else(|| cx.value("add and replace need a value"))?;
             let targets: Vec<usize> = match filter {
                 Some(_) => matching,
                 // No filter: the primary element, else the first.
@@ -705,7 +724,7 @@ fn apply_multi(
         }
     }
     if m.index() == model::at::ROLES && list.iter().any(|e| e.value.is_none()) {
-        return Err(cx.err("a role needs a value"));
+        return Err(cx.value("a role needs a value"));
     }
     write_list(u, m, list);
     Ok(())
@@ -740,18 +759,18 @@ fn set_data(
     match entry {
         AttrValue::Object(m) => set_data(cx, m, rest, v),
         _ if v.is_none() => Ok(()),
-        _ => Err(cx.err(format!("data key {first:?} is not an object"))),
+        _ => Err(cx.path(format!("data key {first:?} is not an object"))),
     }
 }
 
 /// Applies an operation on a single-valued attribute.
 fn apply_field(cx: &Ctx<'_>, u: &mut User, i: usize, value: Option<&AttrValue>) -> Result<()> {
-    let a = model::attr(i).ok_or_else(|| cx.err("unknown attribute"))?;
+    let a = model::attr(i).ok_or_else(|| cx.path("unknown attribute"))?;
     match ((a.slot)(u), value) {
         (Slot::Text(t), None) => *t = None,
         (Slot::Text(t), Some(v)) => *t = text(cx, v)?,
         (Slot::Flag(_), None) if i == model::at::ACTIVE => {
-            return Err(cx.err("active cannot be removed"));
+            return Err(cx.read_only("active cannot be removed"));
         }
         (Slot::Flag(b), None) => *b = false,
         (Slot::Flag(b), Some(v)) => *b = boolean(cx, v)?,
@@ -766,7 +785,7 @@ fn apply_field(cx: &Ctx<'_>, u: &mut User, i: usize, value: Option<&AttrValue>) 
                 .filter(|x| !x.is_empty())
                 .collect();
         }
-        _ => return Err(cx.err("is read-only")),
+        _ => return Err(cx.read_only("is read-only")),
     }
     Ok(())
 }
@@ -777,10 +796,10 @@ fn apply(u: &mut User, op: &PatchOp) -> Result<()> {
     let Some(path) = op.path.as_deref() else {
         let cx = Ctx { path: "" };
         if remove {
-            return Err(cx.err("remove needs a path"));
+            return Err(cx.no_target("remove needs a path"));
         }
         let Some(AttrValue::Object(m)) = &op.value else {
-            return Err(cx.err("an operation without a path needs an object value"));
+            return Err(cx.value("an operation without a path needs an object value"));
         };
         for (k, v) in m {
             if k.eq_ignore_ascii_case("schemas") {
@@ -802,7 +821,7 @@ fn apply(u: &mut User, op: &PatchOp) -> Result<()> {
     let value = match (remove, &op.value) {
         (true, v) => v.as_ref(),
         (false, Some(v)) => Some(v),
-        (false, None) => return Err(cx.err("add and replace need a value")),
+        (false, None) => return Err(cx.value("add and replace need a value")),
     };
     match target {
         Target::Field(i) => apply_field(&cx, u, i, if remove { None } else { value }),
@@ -818,7 +837,7 @@ fn apply(u: &mut User, op: &PatchOp) -> Result<()> {
                 return Ok(());
             }
             let Some(AttrValue::Object(m)) = value else {
-                return Err(cx.err("expects an object of name sub-attributes"));
+                return Err(cx.value("expects an object of name sub-attributes"));
             };
             // RFC 7644 §3.5.2.3: sub-attributes not given are left unchanged.
             let names: Vec<(usize, &str)> = names.map(|(i, a)| (i, a.name)).collect();
@@ -827,14 +846,14 @@ fn apply(u: &mut User, op: &PatchOp) -> Result<()> {
                     .iter()
                     .find(|(_, n)| n.get(5..).is_some_and(|n| n.eq_ignore_ascii_case(k)))
                     .map(|(i, _)| *i)
-                    .ok_or_else(|| cx.err(format!("unknown name sub-attribute {k:?}")))?;
+                    .ok_or_else(|| cx.path(format!("unknown name sub-attribute {k:?}")))?;
                 apply_field(&cx, u, i, Some(v))?;
             }
             Ok(())
         }
         Target::Extension(schema) => {
             let Some(AttrValue::Object(m)) = value else {
-                return Err(cx.err("expects an object of the extension's attributes"));
+                return Err(cx.value("expects an object of the extension's attributes"));
             };
             let urn = schema.urn().unwrap_or("");
             for (k, v) in m {
@@ -862,7 +881,7 @@ fn apply(u: &mut User, op: &PatchOp) -> Result<()> {
                 u.data.extend(m.clone());
                 Ok(())
             }
-            _ => Err(cx.err("data expects an object")),
+            _ => Err(cx.value("data expects an object")),
         },
         Target::Data(keys) => set_data(
             &cx,
@@ -941,6 +960,7 @@ impl PatchRequest {
     /// ```
     pub fn from_json(body: &str) -> Result<PatchRequest> {
         let v: serde_json::Value = serde_json::from_str(body).map_err(|e| Error::InvalidPatch {
+            kind: PatchErrorKind::InvalidSyntax,
             path: String::new(),
             reason: format!("the body is not JSON: {e}"),
         })?;
@@ -955,6 +975,7 @@ impl PatchRequest {
         use serde_json::Value;
         let body_err = |reason: &str| Error::InvalidPatch {
             path: String::new(),
+            kind: PatchErrorKind::InvalidSyntax,
             reason: reason.to_owned(),
         };
         let o = v
@@ -985,6 +1006,7 @@ impl PatchRequest {
         for (i, op) in ops.iter().enumerate() {
             let err = |reason: &str| Error::InvalidPatch {
                 path: format!("Operations[{i}]"),
+                kind: PatchErrorKind::InvalidSyntax,
                 reason: reason.to_owned(),
             };
             let op = op.as_object().ok_or_else(|| err("is not an object"))?;

@@ -141,3 +141,51 @@ impl fmt::Display for ImportReport {
         Ok(())
     }
 }
+
+/// Why a PATCH operation was refused, as RFC 7644 §3.12 tells them apart (the `kind` of
+/// [`Error::InvalidPatch`](crate::Error::InvalidPatch)); [`PatchErrorKind::scim_type`] is the
+/// `scimType` of the SCIM error response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum PatchErrorKind {
+    /// The request does not follow the `PatchOp` message schema (not an object, no
+    /// `Operations`, an `op` other than add, replace or remove, a non-string `path`).
+    InvalidSyntax,
+    /// The path is malformed or names no attribute (an unknown attribute or sub-attribute,
+    /// a value filter on a single-valued attribute, custom data that is not an object).
+    InvalidPath,
+    /// The value filter of the path does not parse (RFC 7644 §3.12: `invalidFilter` applies to
+    /// PATCH path filters).
+    InvalidFilter,
+    /// The path selects nothing where something is required: a `remove` without a path, or a
+    /// value filter that matches no element of a `remove` (RFC 7644 §3.5.2.2).
+    NoTarget,
+    /// The value is missing or does not fit the attribute (wrong type, no object where one is
+    /// expected, an element without its value).
+    InvalidValue,
+    /// The attribute cannot be changed this way (read-only: `id`, `meta`, the password
+    /// through PATCH paths, the instants kept by the directory; `active` cannot be removed).
+    Mutability,
+}
+
+impl PatchErrorKind {
+    /// The RFC 7644 §3.12 `scimType` (`invalidSyntax`, `invalidPath`, `invalidFilter`,
+    /// `noTarget`, `invalidValue`, `mutability`).
+    ///
+    /// # Examples
+    /// ```
+    /// assert_eq!(userdir::PatchErrorKind::NoTarget.scim_type(), "noTarget");
+    /// ```
+    #[must_use]
+    pub fn scim_type(self) -> &'static str {
+        match self {
+            PatchErrorKind::InvalidSyntax => "invalidSyntax",
+            PatchErrorKind::InvalidPath => "invalidPath",
+            PatchErrorKind::InvalidFilter => "invalidFilter",
+            PatchErrorKind::NoTarget => "noTarget",
+            PatchErrorKind::InvalidValue => "invalidValue",
+            PatchErrorKind::Mutability => "mutability",
+        }
+    }
+}

@@ -510,6 +510,32 @@ async fn put_patch_delete_with_etags() {
         ),
         (json!([{"op": "jump", "path": "active"}]), "invalidSyntax"),
         (json!([{"op": "remove"}]), "noTarget"),
+        // Told apart by the error's kind, not its text.
+        (
+            json!([{"op": "replace", "path": "nickName[value eq \"x\"]", "value": "y"}]),
+            "invalidPath",
+        ),
+        (
+            json!([{"op": "replace", "path": "emails[type eq]", "value": "y"}]),
+            "invalidFilter",
+        ),
+        (
+            json!([{"op": "remove", "path": "emails[type eq \"nope\"]"}]),
+            "noTarget",
+        ),
+        (
+            json!([{"op": "add", "path": "data.a", "value": "s"},
+                   {"op": "add", "path": "data.a.b", "value": 1}]),
+            "invalidPath",
+        ),
+        (
+            json!([{"op": "add", "path": "roles", "value": {"display": "x"}}]),
+            "invalidValue",
+        ),
+        (
+            json!([{"op": "remove", "path": "meta.created"}]),
+            "mutability",
+        ),
     ] {
         let body = json!({"schemas": [PATCH], "Operations": ops});
         let r = call(&app, "PATCH", &uri, Some(body)).await;

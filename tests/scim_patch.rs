@@ -560,3 +560,47 @@ fn every_core_attribute_can_be_patched_and_filtered() {
     assert_eq!(u.honorific_suffix, None);
     assert!(u.preferred_languages.is_empty());
 }
+
+/// Every refusal carries its RFC 7644 §3.12 kind, whatever its text says.
+#[test]
+fn refusals_carry_their_kind() {
+    use userdir::PatchErrorKind as K;
+    let (d, _) = common::dir();
+    let u = babs(&d);
+    let kind = |body: &str| match userdir::PatchRequest::from_json(body)
+        .and_then(|r| d.patch(u.id, &r.operations, None))
+    {
+        Err(Error::InvalidPatch { kind, .. }) => kind,
+        other => panic!("{body}: {other:?}"),
+    };
+    for (ops, want) in [
+        (r#"{"op":"remove"}"#, K::NoTarget),
+        (
+            r#"{"op":"remove","path":"emails[type eq \"nope\"]"}"#,
+            K::NoTarget,
+        ),
+        (
+            r#"{"op":"replace","path":"shoeSize","value":1}"#,
+            K::InvalidPath,
+        ),
+        (
+            r#"{"op":"replace","path":"emails[type eq]","value":"x"}"#,
+            K::InvalidFilter,
+        ),
+        (
+            r#"{"op":"replace","path":"nickName[value eq \"x\"]","value":"y"}"#,
+            K::InvalidPath,
+        ),
+        (
+            r#"{"op":"replace","path":"active","value":3}"#,
+            K::InvalidValue,
+        ),
+        (r#"{"op":"replace","path":"id","value":"x"}"#, K::Mutability),
+        (r#"{"op":"remove","path":"active"}"#, K::Mutability),
+        (r#"{"op":"jump","path":"active"}"#, K::InvalidSyntax),
+    ] {
+        assert_eq!(kind(&body(ops)), want, "{ops}");
+    }
+    assert_eq!(kind("[]"), K::InvalidSyntax);
+    assert_eq!(K::InvalidFilter.scim_type(), "invalidFilter");
+}

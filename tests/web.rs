@@ -334,6 +334,7 @@ fn the_scim_endpoint_uses_the_library_mapping() {
         Error::ReadOnly,
         Error::InvalidPatch {
             path: String::new(),
+            kind: userdir::PatchErrorKind::NoTarget,
             reason: "remove needs a path".into(),
         },
         userdir::parse_filter("userName eq").unwrap_err(),
