@@ -20,6 +20,8 @@
 //! | `password` + `encryptionScheme` `bcrypt` + `salt` + `factor` | FusionAuth's bcrypt import shape (`factor` is the cost, `salt` the 22-character salt, `password` the 31-character hash) |
 //! | `password` + `encryptionScheme` [`USERDIR_PHC`] | a hash exactly as userdir stores it (what `with_hashes` writes) |
 //! | `externalId`, `nickName`, `roles` | userdir extensions (not FusionAuth fields), written back by the writer |
+//! | `honorificPrefix`, `honorificSuffix`, `displayName`, `profileUrl`, `title`, `userType`, `locale`, `employeeNumber`, `costCenter`, `organization`, `division`, `department`, `manager` (the manager's id) | userdir extensions for the SCIM attributes of those names (`name.*`, the enterprise extension flat) |
+//! | `emails`, `phoneNumbers`, `ims`, `photos`, `x509Certificates`, `entitlements`, `addresses` | userdir extensions: the SCIM lists, in SCIM's shape (`{"value", "type", "primary", "display"}`); `phoneNumbers` and `photos`, when given, replace `mobilePhone` and `imageUrl` |
 //!
 //! Other encryption schemes (`salted-sha256`, `salted-md5`, …) are refused with a problem on the
 //! row's `encryptionScheme`. The request-level `encryptionScheme` and `factor` (how FusionAuth
@@ -28,14 +30,94 @@
 //!
 //! # Writing
 //! A user object with the fields above; `roles` go to one registration of the application
-//! [`USERDIR_APPLICATION_ID`] (and, for a lossless re-import, to the `roles` extension).
+//! [`USERDIR_APPLICATION_ID`] (and, for a lossless re-import, to the `roles` extension). A list
+//! is written when it holds more than the FusionAuth field it backs (`email`, `mobilePhone`,
+//! `imageUrl`), so a user read back is the user written: every stored attribute round-trips.
 //! `lastUpdateInstant` is written too. No password or hash, except with `with_hashes`: then
 //! `encryptionScheme` is [`USERDIR_PHC`] and `password` the stored hash.
 
 use serde_json::{Map, Value};
 
+use super::scim::{addresses, addresses_json, multi, multi_json};
 use super::{Fields, attr_from_json, data_to_json, put};
-use crate::user::{NewUser, PasswordInput, StoredHash, User};
+use crate::user::{MultiValue, NewUser, PasswordInput, Profile, StoredHash, User};
+
+/// A profile's optional string field.
+type TextField = fn(&mut Profile) -> &mut Option<String>;
+/// A profile's multi-valued field.
+type ListField = fn(&mut Profile) -> &mut Vec<MultiValue>;
+
+/// The userdir extensions of the FusionAuth shape for SCIM attributes FusionAuth has no field
+/// for: single-valued strings, under their SCIM names (`name.honorificPrefix` as
+/// `honorificPrefix`, the enterprise extension's attributes flat, `manager` as the manager's
+/// id).
+const SCIM_TEXT: [(&str, TextField); 13] = [
+    ("honorificPrefix", |p| &mut p.honorific_prefix),
+    ("honorificSuffix", |p| &mut p.honorific_suffix),
+    ("displayName", |p| &mut p.display_name),
+    ("profileUrl", |p| &mut p.profile_url),
+    ("title", |p| &mut p.title),
+    ("userType", |p| &mut p.user_type),
+    ("locale", |p| &mut p.locale),
+    ("employeeNumber", |p| &mut p.employee_number),
+    ("costCenter", |p| &mut p.cost_center),
+    ("organization", |p| &mut p.organization),
+    ("division", |p| &mut p.division),
+    ("department", |p| &mut p.department),
+    ("manager", |p| &mut p.manager),
+];
+
+/// The multi-valued SCIM attributes, written as SCIM writes them.
+const SCIM_LISTS: [(&str, ListField); 6] = [
+    ("emails", |p| &mut p.emails),
+    ("phoneNumbers", |p| &mut p.phone_numbers),
+    ("ims", |p| &mut p.ims),
+    ("photos", |p| &mut p.photos),
+    ("x509Certificates", |p| &mut p.x509_certificates),
+    ("entitlements", |p| &mut p.entitlements),
+];
+
+/// Reads the SCIM-only attributes (see [`SCIM_TEXT`], [`SCIM_LISTS`], `addresses`).
+fn read_scim_only(o: &Map<String, Value>, p: &mut Profile, f: &mut Fields<'_>) {
+    for (key, field) in SCIM_TEXT {
+        *field(p) = f.string(o, key, key);
+    }
+    for (key, field) in SCIM_LISTS {
+        *field(p) = multi(f, o, key, key);
+    }
+    p.addresses = addresses(f, o, "addresses");
+}
+
+/// Writes the SCIM-only attributes; a list only when it holds more than the FusionAuth field
+/// it backs says (`email`: the login email as the one `work` primary element; `mobilePhone`,
+/// `imageUrl`: one element of type `mobile`, `photo`).
+fn write_scim_only(u: &User, m: &mut Map<String, Value>) {
+    let mut p = u.profile.clone();
+    for (key, field) in SCIM_TEXT {
+        put(m, key, field(&mut p).take());
+    }
+    let implied = |value: Option<&str>, kind: &str, primary: bool| -> Vec<MultiValue> {
+        value
+            .map(|v| MultiValue::new(v).kind(kind).primary(primary))
+            .into_iter()
+            .collect()
+    };
+    for (key, field) in SCIM_LISTS {
+        let list = field(&mut p);
+        let plain = match key {
+            "emails" => implied(u.email.as_deref(), "work", true),
+            "phoneNumbers" => implied(u.mobile_phone(), "mobile", false),
+            "photos" => implied(u.image_url(), "photo", false),
+            _ => Vec::new(),
+        };
+        if *list != plain {
+            m.insert(key.into(), multi_json(list));
+        }
+    }
+    if !u.addresses.is_empty() {
+        m.insert("addresses".into(), addresses_json(&u.addresses));
+    }
+}
 
 /// The `encryptionScheme` of a hash written by `with_hashes`: the `password` field holds the
 /// hash exactly as userdir stores it (a PHC or modular-crypt string).
@@ -68,9 +150,15 @@ pub(crate) fn read_row(v: &Value, default_active: bool, f: &mut Fields<'_>) -> O
     p.nick_name = f.string(o, "nickName", "nickName");
     p.birth_date = f.string(o, "birthDate", "birthDate");
     let mobile = f.string(o, "mobilePhone", "mobilePhone");
-    p.set_mobile_phone(mobile);
     let image = f.string(o, "imageUrl", "imageUrl");
-    p.set_image_url(image);
+    read_scim_only(o, p, f);
+    // `phoneNumbers` and `photos`, when given, hold the mobile phone and the picture already.
+    if !o.contains_key("phoneNumbers") && mobile.is_some() {
+        p.set_mobile_phone(mobile);
+    }
+    if !o.contains_key("photos") && image.is_some() {
+        p.set_image_url(image);
+    }
     p.timezone = f.string(o, "timezone", "timezone");
     p.preferred_languages = f.strings(o, "preferredLanguages", "preferredLanguages");
     if let Some(d) = f.object(o, "data", "data") {
@@ -203,6 +291,7 @@ pub fn write_user(u: &User, with_hashes: bool) -> Value {
             u.preferred_languages.clone().into(),
         );
     }
+    write_scim_only(u, &mut m);
     if !u.data.is_empty() {
         m.insert("data".into(), Value::Object(data_to_json(&u.data)));
     }

@@ -61,7 +61,12 @@ fn boolean(f: &mut Fields<'_>, o: &Map<String, Value>, key: &str, path: &str) ->
 }
 
 /// The elements of a multi-valued attribute.
-fn multi(f: &mut Fields<'_>, o: &Map<String, Value>, key: &str, path: &str) -> Vec<MultiValue> {
+pub(crate) fn multi(
+    f: &mut Fields<'_>,
+    o: &Map<String, Value>,
+    key: &str,
+    path: &str,
+) -> Vec<MultiValue> {
     let mut out = Vec::new();
     for (i, e) in f.array(o, key, path).iter().enumerate() {
         let at = format!("{path}[{i}]");
@@ -85,7 +90,7 @@ fn multi(f: &mut Fields<'_>, o: &Map<String, Value>, key: &str, path: &str) -> V
     out
 }
 
-fn addresses(f: &mut Fields<'_>, o: &Map<String, Value>, path: &str) -> Vec<Address> {
+pub(crate) fn addresses(f: &mut Fields<'_>, o: &Map<String, Value>, path: &str) -> Vec<Address> {
     let mut out = Vec::new();
     for (i, e) in f.array(o, "addresses", path).iter().enumerate() {
         let at = format!("{path}[{i}]");
@@ -259,7 +264,7 @@ pub(crate) fn read_row(v: &Value, f: &mut Fields<'_>) -> Option<NewUser> {
     (!f.failed()).then_some(nu)
 }
 
-fn multi_json(l: &[MultiValue]) -> Value {
+pub(crate) fn multi_json(l: &[MultiValue]) -> Value {
     Value::Array(
         l.iter()
             .map(|e| {
@@ -280,7 +285,7 @@ fn multi_json(l: &[MultiValue]) -> Value {
     )
 }
 
-fn addresses_json(l: &[Address]) -> Value {
+pub(crate) fn addresses_json(l: &[Address]) -> Value {
     Value::Array(
         l.iter()
             .map(|a| {
