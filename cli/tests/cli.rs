@@ -1285,3 +1285,204 @@ fn damaged_files_never_print_panic_text() {
         }
     }
 }
+
+/// One HTTP/1.1 request over a fresh loopback connection (`Connection: close`): the status,
+/// the headers (lowercase names) and the body as JSON (`Null` when empty). Enough HTTP for
+/// this test: a `Content-Length` or chunked body.
+fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&Value>,
+) -> (u16, Vec<(String, String)>, Value) {
+    use std::io::Read;
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Type: application/scim+json\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(&body);
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8(raw).unwrap();
+    let (head, mut rest) = text.split_once("\r\n\r\n").unwrap();
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let mut body = String::new();
+    if headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"))
+    {
+        while let Some((size, after)) = rest.split_once("\r\n") {
+            let n = usize::from_str_radix(size.trim(), 16).unwrap();
+            if n == 0 {
+                break;
+            }
+            body.push_str(&after[..n]);
+            rest = &after[n + 2..];
+        }
+    } else {
+        body.push_str(rest);
+    }
+    let json = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
+    };
+    (status, headers, json)
+}
+
+fn header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// `userdir serve` over plain HTTP on loopback: bearer token from a file, then a user created,
+/// read, found by filter, patched (with its ETag; a stale one is refused), deleted; the
+/// directory file holds what the endpoint answered.
+#[test]
+fn serve_answers_scim_over_http() {
+    use std::io::BufRead;
+    let env = Env::new();
+    let token_file = env.path("token");
+    let token = "t0ken-for-the-cli-test-0123456789";
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    let mut child = Command::new(BIN)
+        .arg("--db")
+        .arg(env.db())
+        .args([
+            "--insecure-fast-hash",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--token-file",
+        ])
+        .arg(&token_file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("userdir: serving SCIM 2.0 on http://")
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_owned();
+    let auth = format!("Bearer {token}");
+    let auth = [("Authorization", auth.as_str())];
+
+    let (status, headers, _) = http(&addr, "GET", "/Users", &[], None);
+    assert_eq!(status, 401);
+    assert!(header(&headers, "www-authenticate").is_some());
+    let (status, _, _) = http(
+        &addr,
+        "GET",
+        "/Users",
+        &[("Authorization", "Bearer nope")],
+        None,
+    );
+    assert_eq!(status, 401);
+
+    let new = serde_json::json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "ann",
+        "password": "correct horse battery staple",
+        "name": {"givenName": "Ann", "familyName": "Lee"},
+        "emails": [{"value": "ann@example.com", "type": "work", "primary": true}],
+    });
+    let (status, headers, created) = http(&addr, "POST", "/Users", &auth, Some(&new));
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert!(
+        created.get("password").is_none(),
+        "passwords are write-only"
+    );
+    assert_eq!(
+        header(&headers, "location"),
+        Some(format!("http://{addr}/Users/{id}").as_str())
+    );
+    let etag = header(&headers, "etag").unwrap().to_owned();
+
+    let (status, _, got) = http(&addr, "GET", &format!("/Users/{id}"), &auth, None);
+    assert_eq!(status, 200);
+    assert_eq!(got["userName"], "ann");
+    assert_eq!(got["name"]["familyName"], "Lee");
+    let (status, _, list) = http(
+        &addr,
+        "GET",
+        "/Users?filter=userName%20eq%20%22ANN%22",
+        &auth,
+        None,
+    );
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["totalResults"], 1);
+    assert_eq!(list["Resources"][0]["id"], id.as_str());
+
+    let patch = serde_json::json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "displayName", "value": "Ann Lee"}],
+    });
+    let with_etag = [auth[0], ("If-Match", etag.as_str())];
+    let (status, headers, patched) = http(
+        &addr,
+        "PATCH",
+        &format!("/Users/{id}"),
+        &with_etag,
+        Some(&patch),
+    );
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(patched["displayName"], "Ann Lee");
+    assert_ne!(header(&headers, "etag"), Some(etag.as_str()));
+    // The old ETag is stale now.
+    let (status, _, err) = http(
+        &addr,
+        "PATCH",
+        &format!("/Users/{id}"),
+        &with_etag,
+        Some(&patch),
+    );
+    assert_eq!(status, 412, "{err}");
+
+    let (status, _, _) = http(&addr, "DELETE", &format!("/Users/{id}"), &auth, None);
+    assert_eq!(status, 204);
+    let (status, _, err) = http(&addr, "GET", &format!("/Users/{id}"), &auth, None);
+    assert_eq!(status, 404, "{err}");
+    assert_eq!(
+        err["schemas"][0],
+        "urn:ietf:params:scim:api:messages:2.0:Error"
+    );
+
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains(token), "the token was logged: {err}");
+    // The file holds what the endpoint did: the user is gone.
+    let o = env.run(&["get", "ann"], None);
+    assert_ne!(code(&o), 0, "{}", stdout(&o));
+}
