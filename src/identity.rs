@@ -201,6 +201,9 @@ pub(crate) struct UserKeys {
     pub external_id: Option<String>,
     /// The confusable [`skeleton`] of the username key, only while look-alikes are refused.
     pub skeleton: Option<String>,
+    /// The role keys: each role's [`role_key`] (roles compare caselessly, RFC 7643
+    /// `roles.value` caseExact=false), without duplicates, in key order.
+    pub roles: Vec<String>,
 }
 
 impl UserKeys {
@@ -213,8 +216,24 @@ impl UserKeys {
             username,
             email: user.email.as_deref().map(email_key),
             external_id: user.external_id.clone(),
+            roles: role_keys(&user.roles),
         }
     }
+}
+
+/// The index key of a role: its caseless form, so that `roles eq "ADMIN"` finds users holding
+/// `admin` (RFC 7643: `roles.value` is caseExact=false).
+#[must_use]
+pub fn role_key(role: &str) -> String {
+    caseless_key(role)
+}
+
+/// The distinct role keys of a set of roles, in key order (`Admin` and `admin` are one key).
+pub(crate) fn role_keys(roles: &std::collections::BTreeSet<String>) -> Vec<String> {
+    let mut keys: Vec<String> = roles.iter().map(|r| role_key(r)).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
 }
 
 /// [`UNICODE_VERSION`] packed in one number (`major << 16 | minor << 8 | patch`), as the store

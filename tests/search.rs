@@ -89,7 +89,7 @@ enum K {
 fn key(by: By, u: &User) -> Option<K> {
     match by {
         By::Username => u.username.as_deref().map(|x| K::S(caseless_key(x))),
-        By::Email => u.email.clone().map(K::S),
+        By::Email => u.email.as_deref().map(|x| K::S(caseless_key(x))),
         By::FullName => u.full_name.as_deref().map(|x| K::S(caseless_key(x))),
         By::BirthDate => u.birth_date.clone().map(K::S),
         By::Insert => Some(K::I(u.insert_instant)),
@@ -148,7 +148,7 @@ fn ids(us: &[User]) -> Vec<Uuid> {
 const NAMES: &[&str] = &["ab", "Abc", "abd", "b", "straße", "STRASSE", "ＡＢe", "zed"];
 const EMAILS: &[&str] = &["ab@x.io", "AB2@x.io", "b@y.io", "abc", "zed@x.io"];
 const LAST: &[&str] = &["Smith", "Johnson", "son", "Ng"];
-const ROLES: &[&str] = &["admin", "staff", "x"];
+const ROLES: &[&str] = &["admin", "staff", "x", "ADMIN"];
 const DATES: &[&str] = &["1990-01-01", "2000-12-31", "1985-06-15"];
 
 #[derive(Clone, Debug)]
@@ -394,6 +394,89 @@ proptest! {
     }
 }
 
+/// Searches the ordered index plans serve (sorted by userName or email, alone or under an
+/// `sw` on the same attribute; `roles eq` alone), over random users.
+fn ordered_search() -> impl Strategy<Value = Search> {
+    let sorted = (
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
+        prop::option::of(prop::sample::select(vec![
+            "a", "AB", "s", "b", "z", "q", "",
+        ])),
+    )
+        .prop_map(|(username, desc, missing_first, prefix)| {
+            let (f, attr) = if username {
+                (SortField::username(), "userName")
+            } else {
+                (SortField::email(), "email")
+            };
+            let f = if desc { f.desc() } else { f };
+            let f = if missing_first { f.missing_first() } else { f };
+            match prefix {
+                None => Search::all().sort(f),
+                Some(p) => Search::filter(&format!(r#"{attr} sw "{p}""#))
+                    .unwrap()
+                    .sort(f),
+            }
+        });
+    prop_oneof![
+        3 => sorted,
+        1 => prop::sample::select(ROLES.to_vec())
+            .prop_map(|r| Search::filter(&format!(r#"roles eq "{r}""#)).unwrap()),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
+
+    /// Pages read from an index in order (and their totals from counters or key counts) are
+    /// the pages of the decode-and-sort path (`without_indexes`): same users, same order,
+    /// same ties broken by id, same totals, same cursor chains, both orders, any offset.
+    #[test]
+    fn index_ordered_pages_equal_the_decode_and_sort_path(
+        (rows, _, _, limit, seed) in scenario(),
+        search in ordered_search(),
+        offset in 0usize..4,
+        remove in prop::collection::vec(any::<u8>(), 0..4),
+    ) {
+        let (dir, users) = populate(&rows);
+        // Some deletes and a deactivation, so that counters have gone down too.
+        for r in &remove {
+            if let Some(u) = users.get(usize::from(*r) % users.len().max(1)) {
+                let _ = dir.delete(u.id);
+            }
+        }
+        if let Some(u) = users.get(usize::from(seed) % users.len().max(1)) {
+            let _ = dir.deactivate(u.id);
+        }
+        dir.check_integrity().unwrap();
+        let plan = dir.explain(&search).unwrap().to_string();
+        prop_assert!(plan.contains("Ordered"), "plan {}", plan);
+        let whole = |s: Search| dir.search(&s.limit(usize::MAX)).unwrap();
+        let want = whole(search.clone().without_indexes());
+        let got = whole(search.clone());
+        prop_assert_eq!(ids(&got.users), ids(&want.users), "plan {}", plan);
+        prop_assert_eq!(got.total, want.total);
+        // Offset pages, then cursor pages (the first with an offset), on both paths.
+        let pages = |s: Search| {
+            let mut out = Vec::new();
+            let mut s = s.offset(offset).limit(limit);
+            loop {
+                let p = dir.search(&s).unwrap();
+                out.push((ids(&p.users), p.total, p.next.is_some()));
+                match p.next_search() { Some(n) => s = n, None => break }
+            }
+            out
+        };
+        prop_assert_eq!(pages(search.clone()), pages(search.clone().without_indexes()), "plan {}", plan);
+        let p = dir.search(&search.clone().offset(offset).limit(limit)).unwrap();
+        let q = dir.search(&search.clone().without_indexes().offset(offset).limit(limit)).unwrap();
+        prop_assert_eq!(ids(&p.users), ids(&q.users));
+        prop_assert_eq!(p.total, q.total);
+    }
+}
+
 // ---- explain ----
 
 fn explain(dir: &Directory, s: Search) -> Plan {
@@ -431,8 +514,43 @@ fn explain_uses_an_index_for_each_indexable_shape() {
         r#"LoginKeyPrefix(email sw "ab")"#
     );
     assert_eq!(show(f(r#"externalId eq "x-1""#)), r#"ExternalIdEq("x-1")"#);
-    assert_eq!(show(f(r#"role eq "admin""#)), r#"RoleEq("admin")"#);
-    assert_eq!(show(f(r#"roles[value eq "admin"]"#)), r#"RoleEq("admin")"#);
+    // `roles eq` alone, in id order: the page from the index, the total from its counter.
+    // Roles compare caselessly (RFC 7643 caseExact=false).
+    assert_eq!(show(f(r#"role eq "Admin""#)), r#"RoleOrdered("admin")"#);
+    assert_eq!(
+        show(f(r#"roles[value eq "admin"]"#)),
+        r#"RoleOrdered("admin")"#
+    );
+    assert_eq!(
+        show(f(r#"role eq "admin""#).sort(SortField::full_name())),
+        r#"RoleEq("admin")"#
+    );
+    // Sorted by userName or email: the login keys in order, also under an `sw` on the same
+    // attribute; another filter or sort decodes and sorts the matches.
+    assert_eq!(
+        show(Search::all().sort(SortField::username())),
+        "LoginKeyOrdered(userName, asc)"
+    );
+    assert_eq!(
+        show(f(r#"userName sw "JO""#).sort(SortField::username().desc())),
+        r#"LoginKeyOrdered(userName sw "jo", desc)"#
+    );
+    assert_eq!(
+        show(f(r#"email sw "jo""#).sort(SortField::email())),
+        r#"LoginKeyOrdered(email sw "jo", asc)"#
+    );
+    assert_eq!(
+        show(f(r#"email sw "jo""#).sort(SortField::username())),
+        r#"LoginKeyPrefix(email sw "jo")"#
+    );
+    assert_eq!(
+        show(
+            f(r#"userName sw "jo""#)
+                .sort(SortField::username())
+                .without_indexes()
+        ),
+        r#"FullScan + filter userName sw "jo""#
+    );
     assert_eq!(
         show(f(
             r#"meta.created ge 10 and meta.created lt "1970-01-01T00:00:01Z""#

@@ -20,7 +20,7 @@
 //! databases the feature is written for.
 
 /// The schema version this library writes. Opening a database with a newer one fails.
-pub(crate) const SCHEMA_VERSION: i64 = 2;
+pub(crate) const SCHEMA_VERSION: i64 = 3;
 
 /// The meta table and its row; created idempotently before anything else.
 pub(crate) const META: &str = "
@@ -87,7 +87,19 @@ CREATE TABLE userdir_login_id_failures (
     locked_until bigint
 );
 ",
+    // Sorted pages and key-only totals: usernames and login emails each in key order (the
+    // owner included, for index-only scans), so `ORDER BY key LIMIT n` reads n index
+    // entries of that kind. Role keys become caseless (`rekey_roles`, run after this step).
+    "
+CREATE INDEX userdir_logins_usernames ON userdir_logins (key) INCLUDE (user_id)
+    WHERE kinds & 1 <> 0;
+CREATE INDEX userdir_logins_emails ON userdir_logins (key) INCLUDE (user_id)
+    WHERE kinds & 2 <> 0;
+",
 ];
+
+/// The schema version after which role keys are caseless ([`super::tx::rekey_roles`]).
+pub(crate) const CASELESS_ROLES: i64 = 3;
 
 /// Every table of the schema, for tests that start over.
 #[allow(dead_code)]

@@ -50,6 +50,8 @@ pub(super) const SQL_LOGIN_PREFIX: &str = "SELECT user_id FROM userdir_logins WH
                  AND kinds & $3 <> 0 ORDER BY key";
 /// The owner of an external id.
 pub(super) const SQL_EXTERNAL: &str = "SELECT id FROM userdir_users WHERE external_id = $1";
+/// The number of members of a role (an index-only count over the primary key).
+pub(super) const SQL_ROLE_COUNT: &str = "SELECT count(*) FROM userdir_roles WHERE role = $1";
 /// The members of a role.
 pub(super) const SQL_ROLE: &str =
     "SELECT user_id FROM userdir_roles WHERE role = $1 ORDER BY user_id";
@@ -279,6 +281,132 @@ impl PgTx {
             .collect())
     }
 
+    /// Walks the login keys of `kind` starting with `prefix` in key order (descending when
+    /// `rev`), strictly after `after`, calling `f(key, id)` until it returns `false`. Pages of
+    /// rows (the first sized by `hint`), each `ORDER BY key LIMIT n` over the partial index of
+    /// that kind's keys (migration 3), so the database reads the page in index order.
+    pub(crate) fn walk_logins(
+        &self,
+        kind: LoginKind,
+        prefix: &str,
+        after: Option<&str>,
+        rev: bool,
+        hint: usize,
+        mut f: impl FnMut(&str, Uuid) -> Result<bool>,
+    ) -> Result<()> {
+        if prefix.contains('\0') || after.is_some_and(|a| a.contains('\0')) {
+            return Ok(());
+        }
+        let hi = prefix_upper(prefix);
+        let mut limit = i64::try_from(hint.clamp(1, 4096)).unwrap_or(PAGE);
+        let mut after: Option<String> = after.map(str::to_owned);
+        loop {
+            let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
+            let mut sql = format!(
+                "SELECT key, user_id FROM userdir_logins WHERE kinds & {} <> 0",
+                login_kind_bit(kind)
+            );
+            if !prefix.is_empty() {
+                params.push(&prefix);
+                sql.push_str(&format!(" AND key >= ${}", params.len()));
+                if let Some(h) = &hi {
+                    params.push(h);
+                    sql.push_str(&format!(" AND key < ${}", params.len()));
+                }
+            }
+            if let Some(a) = &after {
+                params.push(a);
+                let op = if rev { "<" } else { ">" };
+                sql.push_str(&format!(" AND key {op} ${}", params.len()));
+            }
+            let dir = if rev { "DESC" } else { "ASC" };
+            sql.push_str(&format!(" ORDER BY key {dir} LIMIT {limit}"));
+            let rows = self.query(&sql, &params)?;
+            let full = rows.len() == usize::try_from(limit).unwrap_or(usize::MAX);
+            let Some(end) = rows.last().map(|r| r.get::<_, String>(0)) else {
+                return Ok(());
+            };
+            for row in &rows {
+                if !f(row.get::<_, &str>(0), row.get(1))? {
+                    return Ok(());
+                }
+            }
+            if !full {
+                return Ok(());
+            }
+            after = Some(end);
+            limit = PAGE;
+        }
+    }
+
+    /// The number of login keys of `kind` starting with `prefix` (an index-only count over
+    /// the partial index of that kind).
+    pub(crate) fn count_logins(&self, kind: LoginKind, prefix: &str) -> Result<u64> {
+        if prefix.contains('\0') {
+            return Ok(0);
+        }
+        let bit = login_kind_bit(kind);
+        let row = if prefix.is_empty() {
+            self.query_opt(
+                &format!("SELECT count(*) FROM userdir_logins WHERE kinds & {bit} <> 0"),
+                &[],
+            )?
+        } else if let Some(hi) = prefix_upper(prefix) {
+            self.query_opt(
+                &format!(
+                    "SELECT count(*) FROM userdir_logins WHERE kinds & {bit} <> 0 \
+                     AND key >= $1 AND key < $2"
+                ),
+                &[&prefix, &hi],
+            )?
+        } else {
+            self.query_opt(
+                &format!(
+                    "SELECT count(*) FROM userdir_logins WHERE kinds & {bit} <> 0 AND key >= $1"
+                ),
+                &[&prefix],
+            )?
+        }
+        .ok_or_else(|| Error::storage_msg("count returned no row"))?;
+        Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+    }
+
+    /// Calls `f(id)` for the holders of a role key with an id after `after`, in id order,
+    /// until it returns `false` (pages over the `(role, user_id)` primary key).
+    pub(crate) fn walk_role(
+        &self,
+        role: &str,
+        mut after: Option<Uuid>,
+        hint: usize,
+        mut f: impl FnMut(Uuid) -> Result<bool>,
+    ) -> Result<()> {
+        if role.contains('\0') {
+            return Ok(());
+        }
+        let mut limit = i64::try_from(hint.clamp(1, 4096)).unwrap_or(PAGE);
+        loop {
+            let rows = self.query(
+                &format!(
+                    "SELECT user_id FROM userdir_roles WHERE role = $1 AND user_id > $2 \
+                     ORDER BY user_id LIMIT {limit}"
+                ),
+                &[&role, &after.unwrap_or(Uuid::nil())],
+            )?;
+            let full = rows.len() == usize::try_from(limit).unwrap_or(usize::MAX);
+            for row in &rows {
+                let id: Uuid = row.get(0);
+                after = Some(id);
+                if !f(id)? {
+                    return Ok(());
+                }
+            }
+            if !full {
+                return Ok(());
+            }
+            limit = PAGE;
+        }
+    }
+
     /// Walks the insert-instant index between `lo` and `hi` (ascending, or descending when
     /// `rev`), calling `f(instant, id)` until it returns `false`. Fetches pages of rows, so
     /// `f` may read through this transaction.
@@ -458,8 +586,8 @@ impl PgTx {
                 &[&user.id, &k, &kinds],
             )?;
         }
-        if !user.roles.is_empty() {
-            let roles: Vec<&str> = user.roles.iter().map(String::as_str).collect();
+        if !keys.roles.is_empty() {
+            let roles: Vec<&str> = keys.roles.iter().map(String::as_str).collect();
             self.execute(
                 "INSERT INTO userdir_roles (role, user_id) SELECT r, $1 FROM unnest($2::text[]) r",
                 &[&user.id, &roles],
@@ -500,7 +628,8 @@ impl PgTx {
         if n != 1 {
             return Err(Error::NotFound(new.id));
         }
-        if old_keys == new_keys && old.roles == new.roles {
+        let _ = old;
+        if old_keys == new_keys {
             return Ok(());
         }
         for table in ["userdir_logins", "userdir_roles", "userdir_skeletons"] {
@@ -822,7 +951,7 @@ impl PgTx {
             let sink = t.copy_in("COPY userdir_roles (role, user_id) FROM STDIN BINARY")?;
             let mut w = BinaryCopyInWriter::new(sink, &[Type::TEXT, Type::UUID]);
             for (_, u) in users {
-                for r in &u.roles {
+                for r in &rules.keys_of(u).roles {
                     w.write(&[r, &u.id])?;
                 }
             }
@@ -928,7 +1057,7 @@ impl PgTx {
                     ));
                 }
             }
-            for r in &user.roles {
+            for r in &keys.roles {
                 roles.insert((r.clone(), id));
             }
             if let Some(s) = keys.skeleton {
@@ -1040,6 +1169,38 @@ impl Snapshot for PgTx {
     fn role_members(&self, role: &str) -> Result<Vec<Uuid>> {
         self.role_ids(role)
     }
+    fn login_walk(
+        &self,
+        kind: LoginKind,
+        prefix: &str,
+        after: Option<&str>,
+        rev: bool,
+        hint: usize,
+        f: impl FnMut(&str, Uuid) -> Result<bool>,
+    ) -> Result<()> {
+        self.walk_logins(kind, prefix, after, rev, hint, f)
+    }
+    fn login_count(&self, kind: LoginKind, prefix: &str) -> Result<u64> {
+        self.count_logins(kind, prefix)
+    }
+    fn role_walk(
+        &self,
+        role: &str,
+        after: Option<Uuid>,
+        hint: usize,
+        f: impl FnMut(Uuid) -> Result<bool>,
+    ) -> Result<()> {
+        self.walk_role(role, after, hint, f)
+    }
+    fn role_count(&self, role: &str) -> Result<u64> {
+        if role.contains('\0') {
+            return Ok(0);
+        }
+        let row = self
+            .query_opt(SQL_ROLE_COUNT, &[&role])?
+            .ok_or_else(|| Error::storage_msg("count returned no row"))?;
+        Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+    }
     fn inserted_walk(
         &self,
         lo: Bound<(Instant, Uuid)>,
@@ -1134,6 +1295,8 @@ pub(crate) struct Keys {
     pub logins: Vec<(String, u8)>,
     pub external: Option<String>,
     pub skeleton: Option<String>,
+    /// Role keys (caseless, distinct).
+    pub roles: Vec<String>,
 }
 
 impl Keys {
@@ -1152,6 +1315,7 @@ impl Keys {
             logins,
             external: k.external_id.clone(),
             skeleton: k.skeleton.clone(),
+            roles: k.roles.clone(),
         }
     }
 
@@ -1172,8 +1336,35 @@ impl Keys {
                 .skeleton
                 .clone()
                 .filter(|s| old.skeleton.as_ref() != Some(s)),
+            roles: Vec::new(),
         }
     }
+}
+
+/// Migration 3: role rows keyed by the caseless role key (`identity::role_key`), as the
+/// identity rules compute them (roles that fold to one key merge).
+pub(super) fn rekey_roles(t: &mut impl GenericClient) -> Result<()> {
+    let roles: Vec<String> = t
+        .query("SELECT DISTINCT role FROM userdir_roles", &[])
+        .map_err(|e| storage(&e))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for r in roles {
+        let key = crate::identity::role_key(&r);
+        if key == r {
+            continue;
+        }
+        t.execute(
+            "INSERT INTO userdir_roles (role, user_id) SELECT $2, user_id FROM userdir_roles \
+             WHERE role = $1 ON CONFLICT DO NOTHING",
+            &[&r, &key],
+        )
+        .map_err(|e| storage(&e))?;
+        t.execute("DELETE FROM userdir_roles WHERE role = $1", &[&r])
+            .map_err(|e| storage(&e))?;
+    }
+    Ok(())
 }
 
 /// Rebuilds (look-alike refusal on) or drops the skeleton rows of every user; the skeletons
