@@ -76,6 +76,42 @@ pub(super) fn inserted_page_sql(lo: Option<&str>, hi: Option<&str>, rev: bool) -
     sql
 }
 
+/// One page of the login keys of `kind` in key order (descending when `rev`): parameters, in
+/// order, the prefix's lower bound (`lo`), its upper bound (`hi`), the key to start after
+/// (`after`), each when present. `ORDER BY key LIMIT n` over the kind's partial index
+/// (migration 3): the database reads n index entries, no sort.
+pub(super) fn login_page_sql(
+    kind: LoginKind,
+    lo: bool,
+    hi: bool,
+    after: bool,
+    rev: bool,
+    limit: i64,
+) -> String {
+    let mut sql = format!(
+        "SELECT key, user_id FROM userdir_logins WHERE kinds & {} <> 0",
+        login_kind_bit(kind)
+    );
+    let mut n = 0;
+    for (present, op) in [(lo, ">="), (hi, "<"), (after, if rev { "<" } else { ">" })] {
+        if present {
+            n += 1;
+            sql.push_str(&format!(" AND key {op} ${n}"));
+        }
+    }
+    let dir = if rev { "DESC" } else { "ASC" };
+    sql.push_str(&format!(" ORDER BY key {dir} LIMIT {limit}"));
+    sql
+}
+
+/// One page of a role's members in id order after `$2` (the `(role, user_id)` primary key).
+pub(super) fn role_page_sql(limit: i64) -> String {
+    format!(
+        "SELECT user_id FROM userdir_roles WHERE role = $1 AND user_id > $2 \
+         ORDER BY user_id LIMIT {limit}"
+    )
+}
+
 /// Rows fetched per round trip by the walks (bounded memory for any directory size).
 const PAGE: i64 = 512;
 
@@ -302,25 +338,23 @@ impl PgTx {
         let mut after: Option<String> = after.map(str::to_owned);
         loop {
             let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
-            let mut sql = format!(
-                "SELECT key, user_id FROM userdir_logins WHERE kinds & {} <> 0",
-                login_kind_bit(kind)
-            );
             if !prefix.is_empty() {
                 params.push(&prefix);
-                sql.push_str(&format!(" AND key >= ${}", params.len()));
                 if let Some(h) = &hi {
                     params.push(h);
-                    sql.push_str(&format!(" AND key < ${}", params.len()));
                 }
             }
             if let Some(a) = &after {
                 params.push(a);
-                let op = if rev { "<" } else { ">" };
-                sql.push_str(&format!(" AND key {op} ${}", params.len()));
             }
-            let dir = if rev { "DESC" } else { "ASC" };
-            sql.push_str(&format!(" ORDER BY key {dir} LIMIT {limit}"));
+            let sql = login_page_sql(
+                kind,
+                !prefix.is_empty(),
+                !prefix.is_empty() && hi.is_some(),
+                after.is_some(),
+                rev,
+                limit,
+            );
             let rows = self.query(&sql, &params)?;
             let full = rows.len() == usize::try_from(limit).unwrap_or(usize::MAX);
             let Some(end) = rows.last().map(|r| r.get::<_, String>(0)) else {
@@ -386,10 +420,7 @@ impl PgTx {
         let mut limit = i64::try_from(hint.clamp(1, 4096)).unwrap_or(PAGE);
         loop {
             let rows = self.query(
-                &format!(
-                    "SELECT user_id FROM userdir_roles WHERE role = $1 AND user_id > $2 \
-                     ORDER BY user_id LIMIT {limit}"
-                ),
+                &role_page_sql(limit),
                 &[&role, &after.unwrap_or(Uuid::nil())],
             )?;
             let full = rows.len() == usize::try_from(limit).unwrap_or(usize::MAX);
