@@ -142,6 +142,19 @@ impl LoginOwner {
     }
 }
 
+/// Which secondary emails a search wants (keys are caseless, see `identity`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum EmailMatch<'a> {
+    /// A value key equal to this.
+    Eq(&'a str),
+    /// A value key starting with this.
+    Prefix(&'a str),
+    /// A value key containing this (every key is read; no record is).
+    Contains(&'a str),
+    /// An element whose type key is this (every key is read; no record is).
+    Type(&'a str),
+}
+
 /// A kind of login id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum LoginKind {
@@ -254,6 +267,10 @@ pub(crate) trait Snapshot {
 
     /// The owner of an external id.
     fn external(&self, external_id: &str) -> Result<Option<Uuid>>;
+
+    /// Calls `f(id)` for every user with a secondary email (any element of `emails`) that
+    /// `m` matches; a user may come more than once, in no particular order.
+    fn email_holders(&self, m: EmailMatch<'_>, f: impl FnMut(Uuid)) -> Result<()>;
 
     /// Users holding the role key `role` (see `identity::role_key`), in id order.
     fn role_members(&self, role: &str) -> Result<Vec<Uuid>>;
@@ -603,6 +620,9 @@ macro_rules! forward_snapshot {
         }
         fn external(&self, external_id: &str) -> Result<Option<Uuid>> {
             each!(self, x => Snapshot::external(x, external_id))
+        }
+        fn email_holders(&self, m: EmailMatch<'_>, f: impl FnMut(Uuid)) -> Result<()> {
+            each!(self, x => Snapshot::email_holders(x, m, f))
         }
         fn role_members(&self, role: &str) -> Result<Vec<Uuid>> {
             each!(self, x => Snapshot::role_members(x, role))

@@ -223,7 +223,11 @@ fn a_file_of_the_previous_format_is_migrated_on_open() {
                 .role("Staff"),
         )
         .unwrap();
-    let c = dir.create(NewUser::with_email("cy@example.com")).unwrap();
+    let mut cy = NewUser::with_email("cy@example.com");
+    cy.profile
+        .emails
+        .push(userdir::MultiValue::new("Cy@Home.example").kind("home"));
+    let c = dir.create(cy).unwrap();
     dir.checkpoint().unwrap();
     drop(dir);
     downgrade_to_format_1(
@@ -235,7 +239,6 @@ fn a_file_of_the_previous_format_is_migrated_on_open() {
             (b.id, "admin"),
         ],
     );
-    let _ = c;
     // A read-only open cannot migrate: it asks for a writable open first.
     let ro = Directory::builder()
         .hasher(Argon2Params::insecure_fast())
@@ -256,6 +259,17 @@ fn a_file_of_the_previous_format_is_migrated_on_open() {
     });
     assert_eq!(
         dir.search(&Search::filter(r#"roles eq "STAFF""#).unwrap())
+            .unwrap()
+            .total,
+        1
+    );
+    // The secondary email index was built from the records.
+    let homes = dir
+        .search(&Search::filter(r#"emails[type eq "HOME"]"#).unwrap())
+        .unwrap();
+    assert_eq!(homes.users.iter().map(|u| u.id).collect::<Vec<_>>(), [c.id]);
+    assert_eq!(
+        dir.search(&Search::filter(r#"emails eq "cy@home.EXAMPLE""#).unwrap())
             .unwrap()
             .total,
         1

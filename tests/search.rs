@@ -219,6 +219,13 @@ fn populate(rows: &[Row]) -> (Directory, Vec<User>) {
             }
         });
         n.profile.external_id = r.external.map(|x| format!("ext-{x}"));
+        // A secondary email (indexed, not unique) for some users.
+        if let Some(x) = r.external {
+            let kind = if x % 2 == 0 { "home" } else { "Work" };
+            n.profile
+                .emails
+                .push(userdir::MultiValue::new(format!("Sec{}@Home.io", x / 2)).kind(kind));
+        }
         n.profile.last_name = r.last.map(|i| LAST[i].to_owned());
         n.profile.full_name = r.full.map(|i| format!("{} {}", NAMES[i], r.advance));
         n.profile.roles = r.roles.iter().map(|i| ROLES[*i].to_owned()).collect();
@@ -286,6 +293,9 @@ fn leaf(users_ids: Vec<Uuid>) -> impl Strategy<Value = Filter> {
             .prop_map(move |(o, t)| c(Attr::Data(vec!["level".into()]), o, Value::Int(t))),
         1 => prop::sample::select(ids).prop_map(move |id| c(Attr::Id, CompareOp::Eq, Value::String(id.to_string().to_uppercase()))),
         1 => str_pool().prop_map(|v| Filter::ValuePath { attr: Multi::EMAILS, filter: Box::new(Filter::Compare { attr: Attr::Element(Sub::Value), op: CompareOp::Sw, value: Value::String(v) }) }),
+        1 => (prop::sample::select(vec!["home", "WORK", "other"]), str_pool()).prop_map(|(t, v)| Filter::ValuePath { attr: Multi::EMAILS, filter: Box::new(Filter::Compare { attr: Attr::Element(Sub::Type), op: CompareOp::Eq, value: Value::String(t.to_owned()) }.and(Filter::Compare { attr: Attr::Element(Sub::Value), op: CompareOp::Co, value: Value::String(v) })) }),
+        1 => prop::sample::select(vec!["home", "WORK", "other"]).prop_map(|t| Filter::ValuePath { attr: Multi::EMAILS, filter: Box::new(Filter::Compare { attr: Attr::Element(Sub::Type), op: CompareOp::Eq, value: Value::String(t.to_owned()) }) }),
+        1 => (prop::sample::select(vec![CompareOp::Eq, CompareOp::Sw, CompareOp::Co]), prop::sample::select(vec!["sec0@home.io", "SEC1", "home.io", "s", "ab"])).prop_map(move |(o, v)| c(at("emails"), o, Value::String(v.to_owned()))),
         1 => str_pool().prop_map(|v| Filter::ValuePath { attr: Multi::ROLES, filter: Box::new(Filter::Compare { attr: Attr::Element(Sub::Value), op: CompareOp::Eq, value: Value::String(v) }) }),
         1 => Just(c(at("lastLogin"), CompareOp::Eq, Value::Null)),
     ]
@@ -495,15 +505,27 @@ fn explain_uses_an_index_for_each_indexable_shape() {
         show(f(r#"userName eq "BoB""#)),
         r#"LoginKeyEq(userName = "bob")"#
     );
-    // `email` is the login email (indexed); `emails` are all of a user's emails, the
-    // secondary ones not indexed: a scan.
+    // `email` is the login email (the unique login index); `emails` are all of a user's
+    // emails (the secondary, non-unique index).
     assert_eq!(
         show(f(r#"email eq "A@X.io""#)),
         r#"LoginKeyEq(email = "a@x.io")"#
     );
     assert_eq!(
         show(f(r#"emails eq "A@X.io""#)),
-        r#"FullScan + filter emails.value eq "A@X.io""#
+        r#"EmailValue(emails eq "a@x.io")"#
+    );
+    assert_eq!(
+        show(f(r#"emails.value co "X.IO""#)),
+        r#"EmailValue(emails co "x.io")"#
+    );
+    assert_eq!(
+        show(f(r#"emails[type eq "Home"]"#)),
+        r#"EmailType("home") + filter emails[type eq "Home"]"#
+    );
+    assert_eq!(
+        show(f(r#"emails[type eq "home" and value sw "b"]"#)),
+        r#"EmailValue(emails sw "b") + filter emails[type eq "home" and value sw "b"]"#
     );
     assert_eq!(
         show(f(r#"userName sw "AB""#)),

@@ -12,7 +12,7 @@ use crate::directory::{Directory, ReadTx};
 use crate::error::{Error, Result};
 use crate::identity::{caseless_key, role_key};
 use crate::store::record::{Need, RecordView};
-use crate::store::{LoginKind, ReadTxn, Reader, Snapshot, codec};
+use crate::store::{EmailMatch, LoginKind, ReadTxn, Reader, Snapshot, codec};
 use crate::user::{Instant, User};
 
 /// The default page size (FusionAuth's `numberOfResults`).
@@ -217,6 +217,24 @@ pub enum Plan {
         /// The role key.
         role: String,
     },
+    /// The secondary email index (`emails eq`, `emails sw`, `emails co`, also inside
+    /// `emails[value ...]`): every element of `emails`, not only the login email.
+    EmailValue {
+        /// `Eq`, `Sw` or `Co`.
+        op: CompareOp,
+        /// The caseless key compared with the element values' keys.
+        key: String,
+        /// Evaluated on each candidate.
+        residual: Option<Filter>,
+    },
+    /// The secondary email index read for the elements' types (`emails[type eq "home"]`):
+    /// a superset, the value path is evaluated on each candidate.
+    EmailType {
+        /// The caseless type.
+        kind: String,
+        /// Evaluated on each candidate.
+        residual: Option<Filter>,
+    },
     /// The role index (`roles eq`).
     RoleEq {
         /// The role.
@@ -259,6 +277,8 @@ impl Plan {
             | Plan::LoginKeyPrefix { residual, .. }
             | Plan::ExternalIdEq { residual, .. }
             | Plan::RoleEq { residual, .. }
+            | Plan::EmailValue { residual, .. }
+            | Plan::EmailType { residual, .. }
             | Plan::InsertRange { residual, .. }
             | Plan::Union { residual, .. }
             | Plan::FullScan { residual } => residual.as_ref(),
@@ -273,6 +293,8 @@ impl Plan {
             | Plan::LoginKeyPrefix { residual, .. }
             | Plan::ExternalIdEq { residual, .. }
             | Plan::RoleEq { residual, .. }
+            | Plan::EmailValue { residual, .. }
+            | Plan::EmailType { residual, .. }
             | Plan::InsertRange { residual, .. }
             | Plan::Union { residual, .. }
             | Plan::FullScan { residual } => *residual = r,
@@ -284,11 +306,17 @@ impl Plan {
         match self {
             Plan::IdList { .. } => 0,
             Plan::LoginKeyEq { .. } | Plan::LoginKeyOrdered { .. } | Plan::RoleOrdered { .. } => 1,
-            Plan::ExternalIdEq { .. } => 2,
-            Plan::LoginKeyPrefix { .. } => 3,
+            Plan::ExternalIdEq { .. }
+            | Plan::EmailValue {
+                op: CompareOp::Eq, ..
+            } => 2,
+            Plan::LoginKeyPrefix { .. }
+            | Plan::EmailValue {
+                op: CompareOp::Sw, ..
+            } => 3,
             Plan::RoleEq { .. } => 4,
             Plan::InsertRange { .. } => 5,
-            Plan::Union { .. } => 6,
+            Plan::Union { .. } | Plan::EmailValue { .. } | Plan::EmailType { .. } => 6,
             Plan::FullScan { .. } => 7,
         }
     }
@@ -328,6 +356,8 @@ impl Plan {
                 write!(f, ", {})", if *desc { "desc" } else { "asc" })
             }
             Plan::RoleOrdered { role } => write!(f, "RoleOrdered({role:?})"),
+            Plan::EmailValue { op, key, .. } => write!(f, "EmailValue(emails {op} {key:?})"),
+            Plan::EmailType { kind, .. } => write!(f, "EmailType({kind:?})"),
             Plan::ExternalIdEq { external_id, .. } => write!(f, "ExternalIdEq({external_id:?})"),
             Plan::RoleEq { role, .. } => write!(f, "RoleEq({role:?})"),
             Plan::InsertRange {
@@ -425,7 +455,7 @@ fn access(c: &Filter) -> Option<(Plan, bool)> {
             attr,
             Attr::Id
                 | Attr::Field(Field::USER_NAME | Field::EMAIL | Field::EXTERNAL_ID)
-                | Attr::Multi(Multi::ROLES, Sub::Value)
+                | Attr::Multi(Multi::ROLES | Multi::EMAILS, Sub::Value)
         ) =>
         {
             let p = match (attr, op) {
@@ -439,7 +469,14 @@ fn access(c: &Filter) -> Option<(Plan, bool)> {
                     external_id: s.clone(),
                     residual: None,
                 },
-                (Attr::Multi(..), CompareOp::Eq) => Plan::RoleEq {
+                (Attr::Multi(Multi::EMAILS, _), CompareOp::Eq | CompareOp::Sw | CompareOp::Co) => {
+                    Plan::EmailValue {
+                        op: *op,
+                        key: caseless_key(s),
+                        residual: None,
+                    }
+                }
+                (Attr::Multi(Multi::ROLES, _), CompareOp::Eq) => Plan::RoleEq {
                     role: role_key(s),
                     residual: None,
                 },
@@ -475,23 +512,54 @@ fn access(c: &Filter) -> Option<(Plan, bool)> {
             let mut cs = Vec::new();
             conjuncts(filter, &mut cs);
             let single = cs.len() == 1;
-            cs.iter().find_map(|c| match (*attr, c) {
-                (
-                    Multi::ROLES,
-                    Filter::Compare {
-                        attr: Attr::Element(Sub::Value),
-                        op: CompareOp::Eq,
-                        value: Value::String(s),
-                    },
-                ) => Some((
-                    Plan::RoleEq {
-                        role: role_key(s),
-                        residual: None,
-                    },
-                    single,
-                )),
-                _ => None,
-            })
+            cs.iter()
+                .filter_map(|c| match (*attr, c) {
+                    (
+                        Multi::ROLES,
+                        Filter::Compare {
+                            attr: Attr::Element(Sub::Value),
+                            op: CompareOp::Eq,
+                            value: Value::String(s),
+                        },
+                    ) => Some((
+                        Plan::RoleEq {
+                            role: role_key(s),
+                            residual: None,
+                        },
+                        single,
+                    )),
+                    (
+                        Multi::EMAILS,
+                        Filter::Compare {
+                            attr: Attr::Element(Sub::Value),
+                            op: op @ (CompareOp::Eq | CompareOp::Sw | CompareOp::Co),
+                            value: Value::String(s),
+                        },
+                    ) => Some((
+                        Plan::EmailValue {
+                            op: *op,
+                            key: caseless_key(s),
+                            residual: None,
+                        },
+                        single,
+                    )),
+                    (
+                        Multi::EMAILS,
+                        Filter::Compare {
+                            attr: Attr::Element(Sub::Type),
+                            op: CompareOp::Eq,
+                            value: Value::String(s),
+                        },
+                    ) => Some((
+                        Plan::EmailType {
+                            kind: caseless_key(s),
+                            residual: None,
+                        },
+                        false,
+                    )),
+                    _ => None,
+                })
+                .min_by_key(|(p, _)| p.rank())
         }
         Filter::Or(..) => {
             let mut ds = Vec::new();
@@ -717,6 +785,21 @@ fn candidates(r: &Reader, p: &Plan) -> Result<Option<Vec<Uuid>>> {
             v
         }
         Plan::ExternalIdEq { external_id, .. } => r.external(external_id)?.into_iter().collect(),
+        Plan::EmailValue { op, key, .. } => {
+            let m = match op {
+                CompareOp::Eq => EmailMatch::Eq(key),
+                CompareOp::Sw => EmailMatch::Prefix(key),
+                _ => EmailMatch::Contains(key),
+            };
+            let mut v = Vec::new();
+            r.email_holders(m, |id| v.push(id))?;
+            v
+        }
+        Plan::EmailType { kind, .. } => {
+            let mut v = Vec::new();
+            r.email_holders(EmailMatch::Type(kind), |id| v.push(id))?;
+            v
+        }
         Plan::RoleEq { role, .. } | Plan::RoleOrdered { role } => r.role_members(role)?,
         Plan::LoginKeyOrdered { attr, prefix, .. } => {
             let mut v = Vec::new();

@@ -296,7 +296,7 @@ impl PgStore {
             if to > version {
                 t.batch_execute(step).map_err(|e| storage(&e))?;
                 if to == schema::CASELESS_ROLES {
-                    tx::rekey_roles(&mut t)?;
+                    tx::migrate_v3(&mut t, self.rules)?;
                 }
                 t.execute(
                     "UPDATE userdir_meta SET schema_version = $1 WHERE id = 1",

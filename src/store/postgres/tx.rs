@@ -13,8 +13,8 @@ use super::{Failure, FailureCell, storage};
 use crate::error::{Error, Result};
 use crate::store::redb::batch::Claim;
 use crate::store::{
-    BatchKeys, Clash, ClashWith, FailureState, IndexRules, LoginDigest, LoginKind, LoginOwner,
-    ReadTxn, Snapshot, TokenHash, TokenKind, TokenRecord, UserKeys, WriteTxn, codec,
+    BatchKeys, Clash, ClashWith, EmailMatch, FailureState, IndexRules, LoginDigest, LoginKind,
+    LoginOwner, ReadTxn, Snapshot, TokenHash, TokenKind, TokenRecord, UserKeys, WriteTxn, codec,
 };
 use crate::user::{Instant, User};
 
@@ -50,6 +50,29 @@ pub(super) const SQL_LOGIN_PREFIX: &str = "SELECT user_id FROM userdir_logins WH
                  AND kinds & $3 <> 0 ORDER BY key";
 /// The owner of an external id.
 pub(super) const SQL_EXTERNAL: &str = "SELECT id FROM userdir_users WHERE external_id = $1";
+/// Inserts a user's secondary email rows: `$1` the user, `$2` the values, `$3` their types.
+const SQL_INSERT_EMAILS: &str = "INSERT INTO userdir_emails (value, user_id, types) \
+     SELECT v, $1, t FROM unnest($2::text[], $3::text[]) AS u(v, t)";
+
+/// The secondary email rows of `keys` as columns: values and types (the type keys joined by
+/// U+0001: PostgreSQL text cannot hold the NUL the identity rules join them with).
+fn email_columns(keys: &Keys) -> (Vec<String>, Vec<String>) {
+    keys.emails
+        .iter()
+        .map(|(v, t)| (v.clone(), t.replace('\0', "\u{1}")))
+        .unzip()
+}
+
+fn insert_emails(t: &mut impl GenericClient, id: Uuid, keys: &Keys) -> Result<()> {
+    if keys.emails.is_empty() {
+        return Ok(());
+    }
+    let (v, ty) = email_columns(keys);
+    t.execute(SQL_INSERT_EMAILS, &[&id, &v, &ty])
+        .map_err(|e| storage(&e))?;
+    Ok(())
+}
+
 /// The number of members of a role (an index-only count over the primary key).
 pub(super) const SQL_ROLE_COUNT: &str = "SELECT count(*) FROM userdir_roles WHERE role = $1";
 /// The members of a role.
@@ -606,8 +629,12 @@ impl PgTx {
         self.index(user, &keys)
     }
 
-    /// Inserts the login, role and skeleton rows of `user`.
+    /// Inserts the login, role, email and skeleton rows of `user`.
     fn index(&self, user: &User, keys: &Keys) -> Result<()> {
+        if !keys.emails.is_empty() {
+            let (v, t) = email_columns(keys);
+            self.execute(SQL_INSERT_EMAILS, &[&user.id, &v, &t])?;
+        }
         if !keys.logins.is_empty() {
             let k: Vec<&str> = keys.logins.iter().map(|(k, _)| k.as_str()).collect();
             let kinds: Vec<i16> = keys.logins.iter().map(|(_, k)| i16::from(*k)).collect();
@@ -663,7 +690,12 @@ impl PgTx {
         if old_keys == new_keys {
             return Ok(());
         }
-        for table in ["userdir_logins", "userdir_roles", "userdir_skeletons"] {
+        for table in [
+            "userdir_logins",
+            "userdir_roles",
+            "userdir_skeletons",
+            "userdir_emails",
+        ] {
             self.execute(
                 &format!("DELETE FROM {table} WHERE user_id = $1"),
                 &[&new.id],
@@ -979,6 +1011,17 @@ impl PgTx {
                 }
             }
             w.finish()?;
+            let sink =
+                t.copy_in("COPY userdir_emails (value, user_id, types) FROM STDIN BINARY")?;
+            let mut w = BinaryCopyInWriter::new(sink, &[Type::TEXT, Type::UUID, Type::TEXT]);
+            for (_, u) in users {
+                let k = Keys::new(&rules.keys_of(u));
+                let (values, types) = email_columns(&k);
+                for (v, t) in values.iter().zip(&types) {
+                    w.write(&[v, &u.id, t])?;
+                }
+            }
+            w.finish()?;
             let sink = t.copy_in("COPY userdir_roles (role, user_id) FROM STDIN BINARY")?;
             let mut w = BinaryCopyInWriter::new(sink, &[Type::TEXT, Type::UUID]);
             for (_, u) in users {
@@ -1014,7 +1057,7 @@ impl PgTx {
             out.push(("users", id.to_string(), hex(&Sha256::digest(b))));
             Ok(true)
         })?;
-        let tables: [(&'static str, &str); 6] = [
+        let tables: [(&'static str, &str); 7] = [
             (
                 "users.columns",
                 "SELECT id::text, concat_ws(' ', username, email, external_id, active::text, \
@@ -1032,6 +1075,11 @@ impl PgTx {
                 "skeletons",
                 "SELECT skeleton || ' ' || user_id::text, '' FROM userdir_skeletons \
                  ORDER BY skeleton, user_id",
+            ),
+            (
+                "emails",
+                "SELECT value || ' ' || user_id::text, types FROM userdir_emails \
+                 ORDER BY value, user_id",
             ),
             (
                 "tokens",
@@ -1067,6 +1115,7 @@ impl PgTx {
         let mut problems = Vec::new();
         let mut logins: BTreeMap<String, (Uuid, u8)> = BTreeMap::new();
         let mut roles: BTreeSet<(String, Uuid)> = BTreeSet::new();
+        let mut emails: BTreeSet<(String, Uuid, String)> = BTreeSet::new();
         let mut skeletons: BTreeSet<(String, Uuid)> = BTreeSet::new();
         let mut columns: BTreeMap<Uuid, (Option<String>, i64, bool)> = BTreeMap::new();
         self.records(|id, b| {
@@ -1081,6 +1130,10 @@ impl PgTx {
                 problems.push(format!("user {id} has no username and no email"));
             }
             let keys = Keys::new(&self.rules.keys_of(&user));
+            let (values, types) = email_columns(&keys);
+            for (v, t) in values.into_iter().zip(types) {
+                emails.insert((v, id, t));
+            }
             for (k, kinds) in keys.logins {
                 if let Some((other, _)) = logins.insert(k.clone(), (id, kinds)) {
                     problems.push(format!(
@@ -1091,6 +1144,7 @@ impl PgTx {
             for r in &keys.roles {
                 roles.insert((r.clone(), id));
             }
+
             if let Some(s) = keys.skeleton {
                 skeletons.insert((s, id));
             }
@@ -1120,6 +1174,16 @@ impl PgTx {
         for (r, id) in stored.symmetric_difference(&roles) {
             problems.push(format!(
                 "role index entry ({r:?}, {id}) disagrees with the records"
+            ));
+        }
+        let stored: BTreeSet<(String, Uuid, String)> = self
+            .query("SELECT value, user_id, types FROM userdir_emails", &[])?
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+        for (v, id, _) in stored.symmetric_difference(&emails) {
+            problems.push(format!(
+                "email index entry ({v:?}, {id}) disagrees with the records"
             ));
         }
         let stored: BTreeSet<(String, Uuid)> = self
@@ -1199,6 +1263,45 @@ impl Snapshot for PgTx {
     }
     fn role_members(&self, role: &str) -> Result<Vec<Uuid>> {
         self.role_ids(role)
+    }
+    fn email_holders(&self, m: EmailMatch<'_>, mut f: impl FnMut(Uuid)) -> Result<()> {
+        let text = match m {
+            EmailMatch::Eq(s)
+            | EmailMatch::Prefix(s)
+            | EmailMatch::Contains(s)
+            | EmailMatch::Type(s) => s,
+        };
+        if text.contains('\0') {
+            return Ok(());
+        }
+        let rows = match m {
+            EmailMatch::Eq(v) => {
+                self.query("SELECT user_id FROM userdir_emails WHERE value = $1", &[&v])?
+            }
+            EmailMatch::Prefix(v) => match prefix_upper(v) {
+                Some(hi) => self.query(
+                    "SELECT user_id FROM userdir_emails WHERE value >= $1 AND value < $2",
+                    &[&v, &hi],
+                )?,
+                None => self.query(
+                    "SELECT user_id FROM userdir_emails WHERE value >= $1",
+                    &[&v],
+                )?,
+            },
+            EmailMatch::Contains(v) => self.query(
+                "SELECT user_id FROM userdir_emails WHERE strpos(value, $1) > 0",
+                &[&v],
+            )?,
+            EmailMatch::Type(t) => self.query(
+                "SELECT user_id FROM userdir_emails \
+                 WHERE $1 = ANY(string_to_array(types, chr(1)))",
+                &[&t],
+            )?,
+        };
+        for r in rows {
+            f(r.get(0));
+        }
+        Ok(())
     }
     fn login_walk(
         &self,
@@ -1328,6 +1431,8 @@ pub(crate) struct Keys {
     pub skeleton: Option<String>,
     /// Role keys (caseless, distinct).
     pub roles: Vec<String>,
+    /// Secondary email keys (value, types joined by `0x00`).
+    pub emails: Vec<(String, String)>,
 }
 
 impl Keys {
@@ -1347,6 +1452,7 @@ impl Keys {
             external: k.external_id.clone(),
             skeleton: k.skeleton.clone(),
             roles: k.roles.clone(),
+            emails: k.emails.clone(),
         }
     }
 
@@ -1368,13 +1474,23 @@ impl Keys {
                 .clone()
                 .filter(|s| old.skeleton.as_ref() != Some(s)),
             roles: Vec::new(),
+            emails: Vec::new(),
         }
     }
 }
 
 /// Migration 3: role rows keyed by the caseless role key (`identity::role_key`), as the
-/// identity rules compute them (roles that fold to one key merge).
-pub(super) fn rekey_roles(t: &mut impl GenericClient) -> Result<()> {
+/// identity rules compute them (roles that fold to one key merge), and the secondary email
+/// rows of every user.
+pub(super) fn migrate_v3(t: &mut impl GenericClient, rules: IndexRules) -> Result<()> {
+    let rows = t
+        .query("SELECT id, record FROM userdir_users", &[])
+        .map_err(|e| storage(&e))?;
+    for row in rows {
+        let id: Uuid = row.get(0);
+        let keys = Keys::new(&rules.keys_of(&codec::decode(id, row.get::<_, &[u8]>(1))?));
+        insert_emails(t, id, &keys)?;
+    }
     let roles: Vec<String> = t
         .query("SELECT DISTINCT role FROM userdir_roles", &[])
         .map_err(|e| storage(&e))?

@@ -191,6 +191,14 @@ impl BatchPart {
         for r in &keys.roles {
             self.pair(row, TAG_ROLE, r, id)?;
         }
+        for (v, kind) in &keys.emails {
+            let off = self.open(row)?;
+            self.arena
+                .extend_from_slice(&tables::pair_key(tables::TAG_EMAILS, v, id));
+            let klen = self.arena.len() - off;
+            self.arena.extend_from_slice(kind.as_bytes());
+            self.close(off, klen)?;
+        }
         let off = self.open(row)?;
         self.arena
             .extend_from_slice(&tables::inserted_key(user.insert_instant, id));
@@ -230,6 +238,15 @@ pub(crate) enum BatchEntry<'b> {
         /// The skeleton.
         skeleton: &'b str,
         /// Its owner.
+        id: Uuid,
+    },
+    /// A secondary email (its value key and type key).
+    Email {
+        /// The caseless key of the value.
+        value: &'b str,
+        /// The caseless key of the type (empty without one).
+        kind: &'b str,
+        /// Its holder.
         id: Uuid,
     },
     /// A role held.
@@ -419,6 +436,11 @@ impl BatchKeys {
                 },
                 TAG_ROLE => BatchEntry::Role {
                     role: pair()?,
+                    id: id()?,
+                },
+                tables::TAG_EMAILS => BatchEntry::Email {
+                    value: pair()?,
+                    kind: text(self.value(e))?,
                     id: id()?,
                 },
                 TAG_INSERTED => BatchEntry::Inserted {

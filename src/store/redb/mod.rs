@@ -282,6 +282,14 @@ impl Store {
         let mut meta = txn.open_table(META).map_err(table_error)?;
         let recorded = meta.get("unicode").map_err(storage)?.map(|g| g.value());
         let had_skeletons = meta.get("skeletons").map_err(storage)?.map(|g| g.value()) == Some(1);
+        let format = meta.get("format").map_err(storage)?.map(|g| g.value());
+        if recorded != Some(rules.version) || format.is_some_and(|f| f < FORMAT_VERSION) {
+            // Format 1 (exact role keys, no email index, no counters), or caseless keys of
+            // another Unicode version.
+            rebuild_caseless_indexes(&mut table, rules)?;
+            meta.insert("format", FORMAT_VERSION).map_err(storage)?;
+            changed = true;
+        }
         if recorded != Some(rules.version) || had_skeletons != rules.skeletons {
             rebuild_login_indexes(&mut table, rules)?;
             meta.insert("unicode", rules.version).map_err(storage)?;
@@ -289,13 +297,7 @@ impl Store {
                 .map_err(storage)?;
             changed = true;
         }
-        let format = meta.get("format").map_err(storage)?.map(|g| g.value());
-        if format.is_some_and(|f| f < FORMAT_VERSION) {
-            // Format 1: exact role keys, no counters.
-            migrate_roles_and_counters(&mut table, rules)?;
-            meta.insert("format", FORMAT_VERSION).map_err(storage)?;
-            changed = true;
-        }
+
         drop((table, meta));
         changed |= txn.list_tables().map_err(storage)?.count() != tables_before;
         if changed {
@@ -587,11 +589,16 @@ fn counter_value(v: &[u8]) -> Result<u64> {
         .map_err(|_| Error::Corrupt("malformed counter".into()))
 }
 
-/// Format 1 → 2: rekeys the role entries (caseless, see `identity::role_key`) and computes
-/// every counter from the records.
-fn migrate_roles_and_counters(t: &mut DirTable<'_>, rules: IndexRules) -> Result<()> {
-    t.retain(|k, _| !matches!(k.first(), Some(&(TAG_ROLE | tables::TAG_COUNTER))))
-        .map_err(storage)?;
+/// Rebuilds the role and secondary email entries (caseless keys, see `identity`) and every
+/// counter from the records: format 1 → 2, and after a Unicode version change.
+fn rebuild_caseless_indexes(t: &mut DirTable<'_>, rules: IndexRules) -> Result<()> {
+    t.retain(|k, _| {
+        !matches!(
+            k.first(),
+            Some(&(TAG_ROLE | tables::TAG_COUNTER | tables::TAG_EMAILS))
+        )
+    })
+    .map_err(storage)?;
     let mut roles = Vec::new();
     let mut counts = Counts::new();
     for e in t
@@ -603,11 +610,14 @@ fn migrate_roles_and_counters(t: &mut DirTable<'_>, rules: IndexRules) -> Result
         let uk = rules.keys_of(&codec::decode(id, v.value())?);
         Keys::new(&uk).count_into(1, &mut counts);
         for r in uk.roles {
-            roles.push(tables::pair_key(TAG_ROLE, &r, id));
+            roles.push((tables::pair_key(TAG_ROLE, &r, id), String::new()));
+        }
+        for (v, kind) in uk.emails {
+            roles.push((tables::pair_key(tables::TAG_EMAILS, &v, id), kind));
         }
     }
-    for k in roles {
-        t.insert(k.as_slice(), &[][..]).map_err(storage)?;
+    for (k, v) in roles {
+        t.insert(k.as_slice(), v.as_bytes()).map_err(storage)?;
     }
     for (k, n) in counts {
         let n = u64::try_from(n).map_err(|_| Error::Corrupt("negative counter".into()))?;
@@ -697,6 +707,8 @@ pub(crate) struct Keys<'k> {
     pub skeleton: Option<&'k str>,
     /// Role keys (caseless, distinct).
     pub roles: &'k [String],
+    /// Secondary email keys (value, type).
+    pub emails: &'k [(String, String)],
 }
 
 impl<'k> Keys<'k> {
@@ -716,6 +728,7 @@ impl<'k> Keys<'k> {
             external: k.external_id.as_deref(),
             skeleton: k.skeleton.as_deref(),
             roles: &k.roles,
+            emails: &k.emails,
         }
     }
 
@@ -752,6 +765,12 @@ impl<'k> Keys<'k> {
         }
         for r in self.roles {
             out.push((tables::pair_key(TAG_ROLE, r, id), Vec::new()));
+        }
+        for (v, kind) in self.emails {
+            out.push((
+                tables::pair_key(tables::TAG_EMAILS, v, id),
+                kind.as_bytes().to_vec(),
+            ));
         }
         out.push((
             tables::inserted_key(user.insert_instant, id).to_vec(),
@@ -959,6 +978,42 @@ macro_rules! read_ops {
                 Ok(true)
             })?;
             Ok(n)
+        }
+
+        /// Calls `f(id)` for the holders of the secondary emails `m` matches (see
+        /// [`super::EmailMatch`]): a range of the `E` entries, or all of them, keys only.
+        #[allow(dead_code)]
+        pub(crate) fn email_holders(
+            &self,
+            m: super::EmailMatch<'_>,
+            mut f: impl FnMut(Uuid),
+        ) -> Result<()> {
+            use super::EmailMatch;
+            let tag = tables::TAG_EMAILS;
+            let (lo, hi) = match m {
+                EmailMatch::Eq(v) => tables::pair_range(tag, v),
+                EmailMatch::Prefix(v) => tables::prefix_range(tag, v),
+                EmailMatch::Contains(_) | EmailMatch::Type(_) => (vec![tag], vec![tag + 1]),
+            };
+            let finder = match m {
+                EmailMatch::Contains(v) => Some(memchr::memmem::Finder::new(v.as_bytes())),
+                _ => None,
+            };
+            self.scan(&lo, &hi, |k, v| {
+                let value = k.get(1..k.len().saturating_sub(17)).unwrap_or_default();
+                let hit = match m {
+                    EmailMatch::Contains(_) => {
+                        finder.as_ref().is_some_and(|x| x.find(value).is_some())
+                    }
+                    EmailMatch::Type(t) => v.split(|b| *b == 0).any(|x| x == t.as_bytes()),
+                    EmailMatch::Eq(_) | EmailMatch::Prefix(_) => true,
+                };
+                if hit {
+                    f(tables::trailing_id(k)
+                        .ok_or_else(|| Error::Corrupt("malformed index key".into()))?);
+                }
+                Ok(true)
+            })
         }
 
         /// A counter's value (0 when absent).
@@ -1466,6 +1521,7 @@ impl Writer<'_> {
             external: new_keys.external.filter(|x| old_keys.external != Some(*x)),
             skeleton: new_keys.skeleton.filter(|s| old_keys.skeleton != Some(*s)),
             roles: &[],
+            emails: &[],
         };
         self.check_unique(new, &added)?;
         let bytes = codec::encode(new)?;
@@ -1636,6 +1692,9 @@ macro_rules! snapshot_ops {
         }
         fn external(&self, external_id: &str) -> Result<Option<Uuid>> {
             Self::external(self, external_id)
+        }
+        fn email_holders(&self, m: super::EmailMatch<'_>, f: impl FnMut(Uuid)) -> Result<()> {
+            Self::email_holders(self, m, f)
         }
         fn role_members(&self, role: &str) -> Result<Vec<Uuid>> {
             Self::role_members(self, role)

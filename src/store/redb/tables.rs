@@ -14,6 +14,7 @@
 //! | `S` skeleton `0x00` id | empty |
 //! | `R` role key `0x00` id | empty (role keys are caseless, see `identity::role_key`) |
 //! | `I` insert instant (8, order-preserving) id | empty |
+//! | `E` email value key `0x00` id | the element's type key (secondary emails, not unique) |
 //! | `#` | number of users (u64, little-endian) |
 //! | `C` `u` | number of users with a username (u64 LE; absent when 0) |
 //! | `C` `e` | number of users with a login email (u64 LE; absent when 0) |
@@ -45,8 +46,9 @@ pub(crate) const KIND_USERNAME: u8 = 1;
 pub(crate) const KIND_EMAIL: u8 = 2;
 
 /// The directory format written by this version. Format 1 (userdir up to issue 18) keyed
-/// roles exactly and kept no counters but `#`; opening such a file rekeys its roles and
-/// computes the counters (one transaction), then records format 2.
+/// roles exactly, had no secondary email index and kept no counters but `#`; opening such a
+/// file rekeys its roles, builds the email index and computes the counters (one
+/// transaction), then records format 2.
 pub(crate) const FORMAT_VERSION: u64 = 2;
 
 pub(crate) const TAG_USER: u8 = b'U';
@@ -59,6 +61,7 @@ pub(crate) const KEY_COUNT: &[u8] = b"#";
 pub(crate) const TAG_FAILURES: u8 = b'F';
 pub(crate) const TAG_USER_TOKEN: u8 = b'T';
 pub(crate) const TAG_COUNTER: u8 = b'C';
+pub(crate) const TAG_EMAILS: u8 = b'E';
 /// The counter of users with a username.
 pub(crate) const KEY_USERNAMES: &[u8] = b"Cu";
 /// The counter of users with a login email.
@@ -76,12 +79,13 @@ pub(crate) fn role_counter_key(role: &str) -> Vec<u8> {
 }
 
 /// Tags of the index entries `check_integrity` rebuilds from the records.
-pub(crate) const INDEX_TAGS: [u8; 5] = [
+pub(crate) const INDEX_TAGS: [u8; 6] = [
     TAG_LOGIN,
     TAG_EXTERNAL,
     TAG_SKELETON,
     TAG_ROLE,
     TAG_INSERTED,
+    TAG_EMAILS,
 ];
 
 pub(crate) fn user_key(id: Uuid) -> [u8; 17] {
