@@ -408,18 +408,19 @@ proptest! {
 /// `sw` on the same attribute; `roles eq` alone), over random users.
 fn ordered_search() -> impl Strategy<Value = Search> {
     let sorted = (
-        any::<bool>(),
+        0u8..3,
         any::<bool>(),
         any::<bool>(),
         prop::option::of(prop::sample::select(vec![
             "a", "AB", "s", "b", "z", "q", "",
         ])),
     )
-        .prop_map(|(username, desc, missing_first, prefix)| {
-            let (f, attr) = if username {
-                (SortField::username(), "userName")
-            } else {
-                (SortField::email(), "email")
+        .prop_map(|(by, desc, missing_first, prefix)| {
+            let (f, attr) = match by {
+                0 => (SortField::username(), "userName"),
+                1 => (SortField::email(), "email"),
+                // SCIM `sortBy=emails`: by the primary email, the login email.
+                _ => (SortField::attribute("emails").unwrap(), "email"),
             };
             let f = if desc { f.desc() } else { f };
             let f = if missing_first { f.missing_first() } else { f };

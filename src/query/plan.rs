@@ -636,8 +636,8 @@ pub(crate) fn plan(s: &Search) -> Plan {
 }
 
 /// A plan that reads the page straight from an index in the search's order, when one exists:
-/// a sort by userName or email (no filter, or an `sw`/`eq`-free prefix filter on the same
-/// attribute), or `roles eq` alone without a sort.
+/// a sort by userName or email (or `emails`, whose primary value is the login email), with no
+/// filter or an `sw` filter on the same attribute; or `roles eq` alone without a sort.
 fn ordered_plan(s: &Search) -> Option<Plan> {
     if s.no_index || s.ids.is_some() {
         return None;
@@ -655,6 +655,9 @@ fn ordered_plan(s: &Search) -> Option<Plan> {
             let attr = match f.by {
                 SortBy::Username => LoginAttr::UserName,
                 SortBy::Email => LoginAttr::Email,
+                // SCIM `sortBy=emails`: the primary element's value, which the directory keeps
+                // equal to the login email (whose key the login index orders).
+                SortBy::Attr(i) if usize::from(i) == crate::model::at::EMAILS => LoginAttr::Email,
                 _ => return None,
             };
             let prefix = match &s.filter {
