@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::identity::{caseless_key, role_key};
 use crate::store::record::{Need, RecordView};
 use crate::store::{EmailMatch, LoginKind, ReadTxn, Reader, Snapshot, codec};
-use crate::user::{Instant, User};
+use crate::user::{UnixMillis, User};
 
 /// The default page size (FusionAuth's `numberOfResults`).
 pub const DEFAULT_LIMIT: usize = 20;
@@ -113,8 +113,10 @@ impl Search {
     pub fn filter_ref(&self) -> Option<&Filter> {
         self.filter.as_ref()
     }
-    /// Tests and benchmarks: runs the search without any index (every user is evaluated,
-    /// matches sorted in memory), to compare the planner's index paths with.
+    /// Runs the search without any index (every user is evaluated, the matches sorted in
+    /// memory): tests compare the planner's index paths with it. Not part of the API (feature
+    /// `__test-hooks`).
+    #[cfg(feature = "__test-hooks")]
     #[doc(hidden)]
     pub fn without_indexes(mut self) -> Self {
         self.no_index = true;
@@ -123,7 +125,7 @@ impl Search {
 }
 
 /// One page of results.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 #[non_exhaustive]
 pub struct Page {
     /// The users of this page, in order.
@@ -132,6 +134,7 @@ pub struct Page {
     pub total: u64,
     /// Where the next page starts, when there are more rows after this page.
     pub next: Option<Cursor>,
+    #[serde(skip)]
     search: Search,
 }
 
@@ -245,9 +248,9 @@ pub enum Plan {
     /// A range of the insert-instant index (`meta.created gt ...`, or a sort by insert instant).
     InsertRange {
         /// Lower bound, ms.
-        from: Bound<Instant>,
+        from: Bound<UnixMillis>,
         /// Upper bound, ms.
-        to: Bound<Instant>,
+        to: Bound<UnixMillis>,
         /// Whether the index order serves the sort (the page is read directly).
         ordered: bool,
         /// Evaluated on each candidate.
@@ -326,7 +329,7 @@ impl Plan {
             LoginAttr::UserName => "userName",
             LoginAttr::Email => "email",
         };
-        let bound = |b: &Bound<Instant>, lo: bool| match (b, lo) {
+        let bound = |b: &Bound<UnixMillis>, lo: bool| match (b, lo) {
             (Bound::Included(x), true) => format!("[{x}"),
             (Bound::Excluded(x), true) => format!("({x}"),
             (Bound::Unbounded, true) => "(-inf".to_owned(),
@@ -435,7 +438,7 @@ fn login(attr: LoginAttr, op: CompareOp, s: &str) -> Option<Plan> {
     }
 }
 
-fn instant_of(v: &Value) -> Option<Instant> {
+fn instant_of(v: &Value) -> Option<UnixMillis> {
     match v {
         Value::Int(i) => Some(*i),
         Value::String(s) => parse_instant(s),
@@ -595,7 +598,7 @@ fn best(f: &Filter) -> Option<(Plan, bool)> {
         .map(|(p, e)| (p, e && n == 1))
 }
 
-fn tighter_lo(a: Bound<Instant>, b: Bound<Instant>) -> Bound<Instant> {
+fn tighter_lo(a: Bound<UnixMillis>, b: Bound<UnixMillis>) -> Bound<UnixMillis> {
     match (a, b) {
         (Bound::Unbounded, x) | (x, Bound::Unbounded) => x,
         (Bound::Included(x), Bound::Included(y)) => Bound::Included(x.max(y)),
@@ -610,7 +613,7 @@ fn tighter_lo(a: Bound<Instant>, b: Bound<Instant>) -> Bound<Instant> {
     }
 }
 
-fn tighter_hi(a: Bound<Instant>, b: Bound<Instant>) -> Bound<Instant> {
+fn tighter_hi(a: Bound<UnixMillis>, b: Bound<UnixMillis>) -> Bound<UnixMillis> {
     match (a, b) {
         (Bound::Unbounded, x) | (x, Bound::Unbounded) => x,
         (Bound::Included(x), Bound::Included(y)) => Bound::Included(x.min(y)),
@@ -827,7 +830,7 @@ fn candidates(r: &Reader, p: &Plan) -> Result<Option<Vec<Uuid>>> {
         }
     };
     // Big-endian, so the order of the numbers is the order of the ids (and cheaper to compare).
-    ids.sort_unstable_by_key(|id| id.as_u128());
+    ids.sort_unstable_by_key(uuid::Uuid::as_u128);
     ids.dedup();
     Ok(Some(ids))
 }
@@ -844,7 +847,7 @@ fn names_ids(p: &Plan) -> bool {
 /// A bound on the insert-instant index key.
 type IndexBound = Bound<(i64, Uuid)>;
 
-fn index_bounds(from: Bound<Instant>, to: Bound<Instant>) -> (IndexBound, IndexBound) {
+fn index_bounds(from: Bound<UnixMillis>, to: Bound<UnixMillis>) -> (IndexBound, IndexBound) {
     let lo = match from {
         Bound::Included(t) => Bound::Included((t, Uuid::nil())),
         Bound::Excluded(t) => Bound::Excluded((t, Uuid::max())),

@@ -2,6 +2,7 @@
 //! `Writer`, as indexed SQL over the schema of [`super::schema`].
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
 use std::ops::Bound;
 
 use parking_lot::Mutex;
@@ -16,7 +17,7 @@ use crate::store::{
     BatchKeys, Clash, ClashWith, EmailMatch, FailureState, IndexRules, LoginDigest, LoginKind,
     LoginOwner, ReadTxn, Snapshot, TokenHash, TokenKind, TokenRecord, UserKeys, WriteTxn, codec,
 };
-use crate::user::{Instant, User};
+use crate::user::{UnixMillis, User};
 
 /// `kinds` bit of a login row: the key is the user's username.
 const KIND_USERNAME: u8 = 1;
@@ -85,45 +86,50 @@ pub(super) fn inserted_page_sql(lo: Option<&str>, hi: Option<&str>, rev: bool) -
     let mut sql = String::from("SELECT insert_instant, id FROM userdir_users WHERE true");
     let mut n = 0;
     for op in [lo, hi].into_iter().flatten() {
-        sql.push_str(&format!(
+        let _ = write!(
+            sql,
             " AND (insert_instant, id) {op} (${}, ${})",
             n + 1,
             n + 2
-        ));
+        );
         n += 2;
     }
     let dir = if rev { "DESC" } else { "ASC" };
-    sql.push_str(&format!(
-        " ORDER BY insert_instant {dir}, id {dir} LIMIT {PAGE}"
-    ));
+    let _ = write!(sql, " ORDER BY insert_instant {dir}, id {dir} LIMIT {PAGE}");
     sql
 }
 
-/// One page of the login keys of `kind` in key order (descending when `rev`): parameters, in
-/// order, the prefix's lower bound (`lo`), its upper bound (`hi`), the key to start after
-/// (`after`), each when present. `ORDER BY key LIMIT n` over the kind's partial index
-/// (migration 3): the database reads n index entries, no sort.
+/// One page of the login keys of `kind` starting with `prefix` in key order (descending when
+/// `rev`), after the key `after` when given: parameters, in order, `prefix` (when not empty),
+/// `hi` (the prefix's upper bound, when there is one), `after`. `ORDER BY key LIMIT n` over
+/// the kind's partial index (migration 3): the database reads n index entries, no sort.
 pub(super) fn login_page_sql(
     kind: LoginKind,
-    lo: bool,
-    hi: bool,
-    after: bool,
+    prefix: &str,
+    hi: Option<&str>,
+    after: Option<&str>,
     rev: bool,
     limit: i64,
 ) -> String {
+    use std::fmt::Write;
     let mut sql = format!(
         "SELECT key, user_id FROM userdir_logins WHERE kinds & {} <> 0",
         login_kind_bit(kind)
     );
     let mut n = 0;
-    for (present, op) in [(lo, ">="), (hi, "<"), (after, if rev { "<" } else { ">" })] {
+    let bounds = [
+        (!prefix.is_empty(), ">="),
+        (!prefix.is_empty() && hi.is_some(), "<"),
+        (after.is_some(), if rev { "<" } else { ">" }),
+    ];
+    for (present, op) in bounds {
         if present {
             n += 1;
-            sql.push_str(&format!(" AND key {op} ${n}"));
+            let _ = write!(sql, " AND key {op} ${n}");
         }
     }
     let dir = if rev { "DESC" } else { "ASC" };
-    sql.push_str(&format!(" ORDER BY key {dir} LIMIT {limit}"));
+    let _ = write!(sql, " ORDER BY key {dir} LIMIT {limit}");
     sql
 }
 
@@ -370,14 +376,7 @@ impl PgTx {
             if let Some(a) = &after {
                 params.push(a);
             }
-            let sql = login_page_sql(
-                kind,
-                !prefix.is_empty(),
-                !prefix.is_empty() && hi.is_some(),
-                after.is_some(),
-                rev,
-                limit,
-            );
+            let sql = login_page_sql(kind, prefix, hi.as_deref(), after.as_deref(), rev, limit);
             let rows = self.query(&sql, &params)?;
             let full = rows.len() == usize::try_from(limit).unwrap_or(usize::MAX);
             let Some(end) = rows.last().map(|r| r.get::<_, String>(0)) else {
@@ -794,7 +793,7 @@ impl PgTx {
     }
 
     /// Removes up to `limit` tokens that expired at or before `now`, earliest first.
-    pub(crate) fn token_purge_expired(&mut self, now: Instant, limit: usize) -> Result<usize> {
+    pub(crate) fn token_purge_expired(&mut self, now: UnixMillis, limit: usize) -> Result<usize> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let n = self.execute(
             "DELETE FROM userdir_tokens WHERE hash IN (SELECT hash FROM userdir_tokens \
@@ -1047,10 +1046,15 @@ impl PgTx {
     /// Every stored row as (table, key, value fingerprint), in table and key order: for tests
     /// that compare whole states. Records and token hashes are digested (SHA-256), so no
     /// password hash or token appears.
+    #[cfg(any(test, feature = "__test-hooks"))]
     pub(crate) fn dump_rows(&self) -> Result<Vec<(&'static str, String, String)>> {
         use sha2::{Digest, Sha256};
         fn hex(b: &[u8]) -> String {
-            b.iter().map(|x| format!("{x:02x}")).collect()
+            b.iter()
+                .fold(String::with_capacity(2 * b.len()), |mut s, x| {
+                    let _ = write!(s, "{x:02x}");
+                    s
+                })
         }
         let mut out = Vec::new();
         self.records(|id, b| {
@@ -1337,10 +1341,10 @@ impl Snapshot for PgTx {
     }
     fn inserted_walk(
         &self,
-        lo: Bound<(Instant, Uuid)>,
-        hi: Bound<(Instant, Uuid)>,
+        lo: Bound<(UnixMillis, Uuid)>,
+        hi: Bound<(UnixMillis, Uuid)>,
         rev: bool,
-        f: impl FnMut(Instant, Uuid) -> Result<bool>,
+        f: impl FnMut(UnixMillis, Uuid) -> Result<bool>,
     ) -> Result<()> {
         self.walk_inserted(lo, hi, rev, f)
     }
@@ -1372,6 +1376,7 @@ impl ReadTxn for PgTx {
     fn integrity_problems(&self) -> Result<Vec<String>> {
         self.problems()
     }
+    #[cfg(any(test, feature = "__test-hooks"))]
     fn dump(&self) -> Result<Vec<(&'static str, String, String)>> {
         self.dump_rows()
     }
@@ -1416,7 +1421,7 @@ impl WriteTxn for PgTx {
     fn revoke_tokens(&mut self, user: Uuid, kind: Option<TokenKind>) -> Result<usize> {
         self.token_revoke_user(user, kind)
     }
-    fn purge_expired_tokens(&mut self, now: Instant, limit: usize) -> Result<usize> {
+    fn purge_expired_tokens(&mut self, now: UnixMillis, limit: usize) -> Result<usize> {
         self.token_purge_expired(now, limit)
     }
 }

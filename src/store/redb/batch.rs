@@ -259,7 +259,7 @@ pub(crate) enum BatchEntry<'b> {
     /// The insert instant.
     Inserted {
         /// When.
-        at: crate::user::Instant,
+        at: crate::user::UnixMillis,
         /// Who.
         id: Uuid,
     },
