@@ -56,7 +56,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-pub use error::{ERROR_SCHEMA, ScimError};
+pub use error::{ERROR_SCHEMA, ScimError, ServerErrorDetail};
 
 use crate::directory::{Directory, PreparedUpdate};
 use crate::error::{Error, Result};
