@@ -595,6 +595,8 @@ impl Writer<'_> {
     pub(crate) fn insert_batch(&mut self, keys: &BatchKeys) -> Result<Vec<Clash>> {
         let count = self.count()?;
         let mut found = Found::default();
+        // New users only (a taken id is a clash), but the cache is emptied all the same.
+        self.touch_all();
         self.guard(|w| {
             if w.rules.skeletons {
                 w.lookalike_clashes(keys, &mut found.lookalikes)?;
