@@ -820,6 +820,19 @@ impl Aside {
         );
         dir
     }
+    /// Row 9b: the same with `Builder::read_only` (redb then writes nothing, so no sync).
+    fn ud_open_read_only(&self, k: usize) -> Directory {
+        let dir = Directory::builder()
+            .read_only()
+            .open(&self.ud_path)
+            .unwrap();
+        black_box(
+            dir.find_by_username(&self.names[k % PROBES])
+                .unwrap()
+                .unwrap(),
+        );
+        dir
+    }
     fn sq_open(&self, k: usize) -> Connection {
         let c = sqlite_connect(&self.sq_path);
         black_box(sqlite_by_username(&c, &self.names[k % PROBES]));
@@ -1108,6 +1121,21 @@ fn bench(c: &mut Criterion) {
                 .map(|k| {
                     let t = Instant::now();
                     let d = aside.ud_open(k);
+                    let e = t.elapsed();
+                    drop(d);
+                    e
+                })
+                .sum()
+        });
+    });
+    g.bench_function("userdir_read_only", |b| {
+        ctx.mark(R9 | R11);
+        let aside = ctx.aside();
+        b.iter_custom(|iters| {
+            (0..iters as usize)
+                .map(|k| {
+                    let t = Instant::now();
+                    let d = aside.ud_open_read_only(k);
                     let e = t.elapsed();
                     drop(d);
                     e
@@ -1410,6 +1438,10 @@ fn summary(ctx: &Ctx) {
         format!("9. open an existing {n}-user file + first lookup"),
         None,
     );
+    let mut r9b = Line::new(
+        "9b. the same, userdir opened with `Builder::read_only` (no write, no sync)".into(),
+        None,
+    );
     let mut r10 = Line::new(
         format!(
             "10. login at {n} users, cheap argon2id (lookup + verify + durable last-login write)"
@@ -1528,6 +1560,14 @@ fn summary(ctx: &Ctx) {
                     })
                 },
             );
+            r9b.ud.push(opens(&|k| {
+                let t = Instant::now();
+                let d = a.ud_open_read_only(k);
+                let e = t.elapsed();
+                drop(d);
+                e
+            }));
+            r9b.sq.push(*r9.sq.last().unwrap());
         }
         if on(R10) {
             let a = ctx.aside();
@@ -1641,6 +1681,7 @@ fn summary(ctx: &Ctx) {
     }
     if on(R9) {
         r9.print();
+        r9b.print();
     }
     if on(R10) {
         r10.print();
