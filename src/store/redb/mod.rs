@@ -13,6 +13,7 @@ pub(crate) mod batch;
 pub(crate) mod cache;
 mod group;
 mod guard;
+mod open_sync;
 pub(crate) mod tables;
 pub(crate) mod tokens;
 pub(crate) mod wal;
