@@ -25,13 +25,7 @@ fn setup(
         .hasher(params)
         .durability(durability)
         // Failed logins are timed too: never lock the account during the run.
-        .auth(AuthConfig {
-            lockout: Some(Lockout {
-                max_failures: u32::MAX,
-                ..Lockout::default()
-            }),
-            ..AuthConfig::default()
-        });
+        .auth(AuthConfig::default().lockout(Lockout::default().max_failures(u32::MAX)));
     let dir = match file {
         Some(p) => b.open(p).unwrap(),
         None => b.in_memory().unwrap(),

@@ -49,7 +49,7 @@ const KINDS: [Kind; 3] = [
 fn run(floor: FailureFloor, tries: usize, bcrypt_hash: &str, pbkdf2: &StoredHash) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = Directory::builder()
-        .auth(AuthConfig::default().with_failure_floor(floor))
+        .auth(AuthConfig::default().failure_floor(floor))
         .open(tmp.path().join("enum.redb"))
         .unwrap();
     for i in 0..tries {

@@ -13,13 +13,13 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::config::{AuthConfig, AuthState, FailureFloor, Lockout};
+use crate::config::{AuthConfig, AuthState, FailureFloor, Lockout, millis};
 use crate::directory::{Directory, Tx};
 use crate::error::{Error, Result};
 use crate::identity;
 use crate::store::{FailureState, LoginDigest, Snapshot, TokenKind, TokenRecord, WriteTxn, Writer};
 use crate::token::Token;
-use crate::user::{Instant, StoredHash, User};
+use crate::user::{StoredHash, UnixMillis, User};
 
 /// How many times an operation starts over when the user's password hash changed between its
 /// read and its write.
@@ -99,7 +99,7 @@ fn login_digest(login_id: &str) -> LoginDigest {
 const LOGIN_PURGE_SCAN: usize = 8;
 
 /// A successful login (see [`Directory::authenticate`]).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Login {
     /// The user, with its new last-login instant (and its new hash when `rehashed`).
     pub user: User,
@@ -112,14 +112,14 @@ pub struct Login {
 }
 
 /// A user's failed-login state (see [`Directory::login_failures`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LoginFailures {
     /// Consecutive failures counted in the current window.
     pub count: u32,
     /// When the current window started (0 when there are no failures).
-    pub window_start: Instant,
+    pub window_start: UnixMillis,
     /// Until when the account is locked, if it is locked now.
-    pub locked_until: Option<Instant>,
+    pub locked_until: Option<UnixMillis>,
 }
 
 /// What the write phase of an operation found.
@@ -132,7 +132,7 @@ enum Outcome<T> {
     Refused(Error),
 }
 
-fn lock_of(s: Option<FailureState>, now: Instant) -> Option<Instant> {
+fn lock_of(s: Option<FailureState>, now: UnixMillis) -> Option<UnixMillis> {
     s.and_then(|s| s.locked_until).filter(|u| *u > now)
 }
 
@@ -192,7 +192,7 @@ impl Directory {
         &self,
         user: &User,
         failures: Option<FailureState>,
-        now: Instant,
+        now: UnixMillis,
     ) -> Result<()> {
         if !user.active {
             return Err(Error::AccountInactive);
@@ -308,7 +308,7 @@ impl Directory {
         id: Uuid,
         verified: Option<StoredHash>,
         lockout: Lockout,
-    ) -> Result<Outcome<Option<Instant>>> {
+    ) -> Result<Outcome<Option<UnixMillis>>> {
         self.write_one(move |tx| {
             let now = tx.dir.now();
             let Some(cur) = tx.w.get(id)? else {
@@ -333,7 +333,7 @@ impl Directory {
         &self,
         digest: LoginDigest,
         lockout: Lockout,
-    ) -> Result<Outcome<Option<Instant>>> {
+    ) -> Result<Outcome<Option<UnixMillis>>> {
         self.write_one(move |tx| {
             let now = tx.dir.now();
             let prev = tx.w.login_id_failures(&digest)?;
@@ -344,7 +344,7 @@ impl Directory {
             tx.w.set_login_id_failures(&digest, next)?;
             tx.w.purge_stale_login_id_failures(&digest, LOGIN_PURGE_SCAN, |s| {
                 lock_of(Some(*s), now).is_none()
-                    && now.saturating_sub(s.window_start) >= lockout.window_ms
+                    && now.saturating_sub(s.window_start) >= millis(lockout.window)
             })?;
             Ok(Outcome::Done(next.locked_until))
         })
@@ -534,7 +534,7 @@ impl Directory {
     }
 
     /// Starts the password-reset workflow: returns a single-use token, valid for
-    /// [`AuthConfig::reset_token_ttl_ms`] (10 minutes by default), to send to the user. The
+    /// [`AuthConfig::reset_token_ttl`] (10 minutes by default), to send to the user. The
     /// user may hold a few outstanding reset tokens at once; using one revokes the others.
     ///
     /// An unknown login id gets [`Error::InvalidCredentials`], the same error as a failed login
@@ -548,7 +548,7 @@ impl Directory {
     pub fn start_password_reset(&self, login_id: &str) -> Result<Token> {
         let token = Token::generate();
         let hash = Token::digest(token.as_str());
-        let ttl = self.auth_config().reset_token_ttl_ms;
+        let ttl = millis(self.auth_config().reset_token_ttl);
         let login_id = login_id.to_owned();
         self.write_one(move |tx| {
             let now = tx.dir.now();
@@ -636,9 +636,18 @@ impl Directory {
     }
 
     /// Starts the email-verification workflow: returns a single-use token, valid for
-    /// [`AuthConfig::verification_token_ttl_ms`] (24 hours by default), to send to the user's
+    /// [`AuthConfig::verification_token_ttl`] (24 hours by default), to send to the user's
     /// email. Issuing a new one revokes the previous one. The token is bound to the current
     /// email: if the email changes before the token is used, the token is refused.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = userdir::Directory::builder().hasher(userdir::Argon2Params::insecure_fast()).in_memory()?;
+    /// let ann = dir.create(userdir::NewUser::with_email("ann@example.com"))?;
+    /// let token = dir.start_email_verification(ann.id)?; // send token.as_str() by mail
+    /// assert!(dir.verify_email(token.as_str())?.verified);
+    /// # Ok::<(), userdir::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::NotFound`], [`Error::InvalidField`] when the user has no email,
@@ -646,7 +655,7 @@ impl Directory {
     pub fn start_email_verification(&self, id: Uuid) -> Result<Token> {
         let token = Token::generate();
         let hash = Token::digest(token.as_str());
-        let ttl = self.auth_config().verification_token_ttl_ms;
+        let ttl = millis(self.auth_config().verification_token_ttl);
         self.write_one(move |tx| {
             let now = tx.dir.now();
             let w = &mut *tx.w;
@@ -698,6 +707,17 @@ impl Directory {
     /// A user's failed-login state: the consecutive failures counted and, when locked, until
     /// when. All zero for a user without recent failures.
     ///
+    /// # Examples
+    /// ```
+    /// # let dir = userdir::Directory::builder().hasher(userdir::Argon2Params::insecure_fast()).in_memory()?;
+    /// let ann = dir.create(userdir::NewUser::with_username("ann").password("correct horse"))?;
+    /// assert!(dir.authenticate("ann", "wrong horse").is_err());
+    /// assert_eq!(dir.login_failures(ann.id)?.count, 1);
+    /// dir.unlock(ann.id)?;
+    /// assert_eq!(dir.login_failures(ann.id)?.count, 0);
+    /// # Ok::<(), userdir::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::Storage`].
     pub fn login_failures(&self, id: Uuid) -> Result<LoginFailures> {
@@ -724,6 +744,15 @@ impl Directory {
     /// How many email-verification and password-reset tokens a user holds (expired ones not
     /// yet purged included).
     ///
+    /// # Examples
+    /// ```
+    /// # let dir = userdir::Directory::builder().hasher(userdir::Argon2Params::insecure_fast()).in_memory()?;
+    /// let ann = dir.create(userdir::NewUser::with_username("ann").password("correct horse"))?;
+    /// dir.start_password_reset("ann")?;
+    /// assert_eq!(dir.outstanding_tokens(ann.id)?, 1);
+    /// # Ok::<(), userdir::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::Storage`].
     pub fn outstanding_tokens(&self, id: Uuid) -> Result<usize> {
@@ -737,7 +766,7 @@ fn take_token(
     w: &mut Writer<'_>,
     hash: &[u8; 32],
     kind: TokenKind,
-    now: Instant,
+    now: UnixMillis,
 ) -> Result<std::result::Result<(TokenRecord, User), Error>> {
     let Some(rec) = w.token(hash)? else {
         return Ok(Err(Error::InvalidToken));
@@ -770,7 +799,7 @@ fn take_token(
 
 /// Stores a new password hash: clears the change-required flag and the failed logins, revokes
 /// the reset tokens, purges expired tokens.
-fn set_password(tx: &mut Tx<'_, '_>, id: Uuid, hash: StoredHash, now: Instant) -> Result<User> {
+fn set_password(tx: &mut Tx<'_, '_>, id: Uuid, hash: StoredHash, now: UnixMillis) -> Result<User> {
     let user = tx.modify(id, |u| {
         u.password = Some(hash);
         u.password_change_required = false;
@@ -783,7 +812,7 @@ fn set_password(tx: &mut Tx<'_, '_>, id: Uuid, hash: StoredHash, now: Instant) -
 }
 
 /// The failure state after one more failed login at `now`.
-fn next_failure_state(prev: Option<FailureState>, now: Instant, l: &Lockout) -> FailureState {
+fn next_failure_state(prev: Option<FailureState>, now: UnixMillis, l: &Lockout) -> FailureState {
     let fresh = FailureState {
         count: 0,
         window_start: now,
@@ -791,14 +820,17 @@ fn next_failure_state(prev: Option<FailureState>, now: Instant, l: &Lockout) -> 
     };
     let mut s = match prev {
         // A lock that has ended, or a window that has closed, starts a new count.
-        Some(s) if s.locked_until.is_none() && now.saturating_sub(s.window_start) < l.window_ms => {
+        Some(s)
+            if s.locked_until.is_none()
+                && now.saturating_sub(s.window_start) < millis(l.window) =>
+        {
             s
         }
         _ => fresh,
     };
     s.count = s.count.saturating_add(1);
     if s.count >= l.max_failures {
-        s.locked_until = Some(now.saturating_add(l.duration_ms));
+        s.locked_until = Some(now.saturating_add(millis(l.duration)));
     }
     s
 }

@@ -4,12 +4,12 @@ use std::fmt::Debug;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use crate::user::Instant;
+use crate::user::UnixMillis;
 
 /// A source of the current time in milliseconds since the Unix epoch.
 pub trait Clock: Send + Sync + Debug {
     /// The current instant.
-    fn now(&self) -> Instant;
+    fn now(&self) -> UnixMillis;
 }
 
 /// The system's wall clock. The default.
@@ -18,7 +18,7 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     #[allow(clippy::disallowed_methods)] // the one place the wall clock is read
-    fn now(&self) -> Instant {
+    fn now(&self) -> UnixMillis {
         let d = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
@@ -41,7 +41,7 @@ pub struct ManualClock(Arc<AtomicI64>);
 impl ManualClock {
     /// A clock showing `start`.
     #[must_use]
-    pub fn new(start: Instant) -> Self {
+    pub fn new(start: UnixMillis) -> Self {
         ManualClock(Arc::new(AtomicI64::new(start)))
     }
     /// Moves the clock forward by `ms` milliseconds.
@@ -49,13 +49,13 @@ impl ManualClock {
         self.0.fetch_add(ms, Ordering::SeqCst);
     }
     /// Sets the clock.
-    pub fn set(&self, at: Instant) {
+    pub fn set(&self, at: UnixMillis) {
         self.0.store(at, Ordering::SeqCst);
     }
 }
 
 impl Clock for ManualClock {
-    fn now(&self) -> Instant {
+    fn now(&self) -> UnixMillis {
         self.0.load(Ordering::SeqCst)
     }
 }
@@ -64,7 +64,7 @@ impl Clock for ManualClock {
 /// offset, which is honoured) to ms since the Unix epoch, with the `jiff` crate. `None` for
 /// anything else: an impossible date, a missing offset, another ISO 8601 shape, or an instant
 /// outside the years -9999 to 9999. A leap second (`23:59:60`) reads as `23:59:59`.
-pub(crate) fn parse_rfc3339_ms(s: &str) -> Option<Instant> {
+pub(crate) fn parse_rfc3339_ms(s: &str) -> Option<UnixMillis> {
     let s = s.trim();
     // jiff also reads other ISO 8601 / RFC 9557 shapes: only RFC 3339's is taken here.
     let b = s.as_bytes();
@@ -96,7 +96,7 @@ fn rfc3339_offset(b: &[u8]) -> bool {
 
 /// Parses a `YYYY-MM-DD` date that exists (no February 30th) to the ms since the Unix epoch
 /// of its midnight UTC, with the `jiff` crate.
-pub(crate) fn parse_date_ms(s: &str) -> Option<Instant> {
+pub(crate) fn parse_date_ms(s: &str) -> Option<UnixMillis> {
     let b = s.as_bytes();
     let shaped = b.len() == 10
         && b.iter().enumerate().all(|(i, c)| {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
+use crate::backend::Backend;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{AuthConfig, AuthState};
 use crate::error::{Error, Result};
@@ -14,11 +15,11 @@ use crate::identity::UserKeys;
 use crate::model::{Get, Schema};
 use crate::password::{Argon2Params, Hasher, PasswordPolicy};
 use crate::store::{
-    Durability, IndexRules, LoginKind, LoginOwner, ReadTxn, Reader, Snapshot, StorageBackend,
-    Store, WriteTxn, Writer,
+    Durability, IndexRules, LoginKind, LoginOwner, ReadTxn, Reader, Snapshot, Store, WriteTxn,
+    Writer,
 };
 use crate::user::{AttrValue, MAX_DATA_DEPTH};
-use crate::user::{Instant, NewUser, PasswordInput, Profile, StoredHash, User, UserUpdate};
+use crate::user::{NewUser, PasswordInput, Profile, StoredHash, UnixMillis, User, UserUpdate};
 
 /// Longest accepted free-text field (names, phone, URL, time zone, role), in bytes.
 pub const MAX_FIELD_BYTES: usize = 1024;
@@ -31,7 +32,7 @@ pub const MAX_FIELD_BYTES: usize = 1024;
 /// # fn main() -> Result<(), userdir::Error> {
 /// let dir = Directory::builder()
 ///     .hasher(Argon2Params::owasp())
-///     .password_policy(PasswordPolicy { min_length: 12, ..PasswordPolicy::default() })
+///     .password_policy(PasswordPolicy::default().min_length(12))
 ///     .durability(Durability::Immediate)
 ///     .in_memory()?;
 /// assert_eq!(dir.count()?, 0);
@@ -62,8 +63,8 @@ struct PostgresOptions {
 
 impl fmt::Debug for Builder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Builder")
-            .field("params", &self.params)
+        let mut d = f.debug_struct("Builder");
+        d.field("params", &self.params)
             .field("pepper", &self.pepper.as_ref().map(|_| "<redacted>"))
             .field("policy", &self.policy)
             .field("durability", &self.durability)
@@ -71,8 +72,10 @@ impl fmt::Debug for Builder {
             .field("refuse_lookalikes", &self.refuse_lookalikes)
             .field("auth", &self.auth)
             .field("read_only", &self.read_only)
-            .field("user_cache", &self.user_cache)
-            .finish()
+            .field("user_cache", &self.user_cache);
+        #[cfg(feature = "postgres")]
+        d.field("postgres", &self.postgres);
+        d.finish()
     }
 }
 
@@ -223,7 +226,7 @@ impl Builder {
     /// replay and is not damaged; use [`Builder::read_only`] to never write at all.
     ///
     /// # Errors
-    /// [`Error::NotADirectory`] for a file that is not a userdir directory,
+    /// [`Error::NotAUserdirFile`] for a file that is not a userdir directory,
     /// [`Error::UnsupportedFormat`] for one written by a newer format, [`Error::AlreadyOpen`]
     /// when another handle holds it, [`Error::Storage`] for I/O failures and refused links
     /// (naming the file, with the `io::Error` as its source), and for a read-only open
@@ -294,16 +297,17 @@ impl Builder {
         self.build(store)
     }
 
-    /// Opens a directory that lives in memory only (redb's in-memory backend).
+    /// Opens a directory that lives in memory only; it is gone when the last clone is dropped.
     ///
     /// # Errors
     /// [`Error::Hashing`] for argon2 parameters argon2 refuses.
     pub fn in_memory(self) -> Result<Directory> {
-        self.open_backend(crate::store::InMemoryBackend::new())
+        let store = Store::in_memory(self.index_rules())?;
+        self.build(store)
     }
 
-    /// Opens a directory on a custom redb storage backend (for instance one that injects I/O
-    /// failures in crash tests).
+    /// Opens a directory on a custom [`Backend`] (for instance one that injects I/O failures
+    /// in crash tests, or a [`MemoryBackend`](crate::MemoryBackend) holding a copy of a file).
     ///
     /// A backend cannot be created atomically under a temporary name: redb initializes it in
     /// place and writes its magic number (the first 9 bytes) last. A backend whose first bytes
@@ -314,7 +318,7 @@ impl Builder {
     ///
     /// # Errors
     /// As [`Builder::open`].
-    pub fn open_backend(self, backend: impl StorageBackend) -> Result<Directory> {
+    pub fn open_backend(self, backend: impl Backend) -> Result<Directory> {
         let store = Store::with_backend(backend, self.index_rules())?;
         self.build(store)
     }
@@ -367,8 +371,8 @@ impl fmt::Debug for Directory {
 #[derive(Clone, Debug)]
 pub struct PreparedUser {
     pub(crate) user: User,
-    pub(crate) insert_instant: Option<Instant>,
-    pub(crate) password_last_update_instant: Option<Instant>,
+    pub(crate) insert_instant: Option<UnixMillis>,
+    pub(crate) password_last_update_instant: Option<UnixMillis>,
 }
 
 impl PreparedUser {
@@ -624,6 +628,14 @@ impl Directory {
 
     /// Opens (or creates) the directory file at `path` with the default configuration.
     ///
+    /// # Examples
+    /// ```
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// let dir = userdir::Directory::open(tmp.path().join("users.redb"))?;
+    /// assert_eq!(dir.count()?, 0);
+    /// # Ok::<(), userdir::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// See [`Builder::open`].
     pub fn open(path: impl AsRef<Path>) -> Result<Directory> {
@@ -631,6 +643,13 @@ impl Directory {
     }
 
     /// A directory in memory with the default configuration.
+    ///
+    /// # Examples
+    /// ```
+    /// let dir = userdir::Directory::in_memory()?;
+    /// assert_eq!(dir.count()?, 0);
+    /// # Ok::<(), userdir::Error>(())
+    /// ```
     ///
     /// # Errors
     /// See [`Builder::in_memory`].
@@ -645,7 +664,7 @@ impl Directory {
 
     /// The current instant of the directory's clock.
     #[must_use]
-    pub fn now(&self) -> Instant {
+    pub fn now(&self) -> UnixMillis {
         self.inner.clock.now()
     }
 
@@ -656,12 +675,20 @@ impl Directory {
     }
 
     /// The password policy.
-    #[must_use]
     pub fn password_policy(&self) -> &PasswordPolicy {
         &self.inner.policy
     }
 
     /// Hashes a password with the directory's argon2id parameters (outside any transaction).
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = userdir::Directory::builder().hasher(userdir::Argon2Params::insecure_fast()).in_memory()?;
+    /// let hash = dir.hash_password("correct horse battery")?;
+    /// assert_eq!(hash.scheme(), "argon2id");
+    /// assert!(dir.hasher().verify(&hash, "correct horse battery")?);
+    /// # Ok::<(), userdir::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::Hashing`] if argon2 fails.
@@ -672,6 +699,21 @@ impl Directory {
     /// Validates a new user, checks the password policy and confirmation, and hashes the
     /// password; the result can be written by [`Tx::create`] without any hashing in the
     /// transaction.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = userdir::Directory::builder().hasher(userdir::Argon2Params::insecure_fast()).in_memory()?;
+    /// // Hashing happens here, before the transaction.
+    /// let ann = dir.prepare(userdir::NewUser::with_username("ann").password("correct horse"))?;
+    /// let bob = dir.prepare(userdir::NewUser::with_username("bob").password("battery staple"))?;
+    /// dir.write(|tx| {
+    ///     tx.create(ann)?;
+    ///     tx.create(bob)?;
+    ///     Ok(())
+    /// })?;
+    /// assert_eq!(dir.count()?, 2);
+    /// # Ok::<(), userdir::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::InvalidField`], [`Error::MissingLoginId`], [`Error::PasswordMismatch`],
@@ -721,6 +763,7 @@ impl Directory {
         })
     }
 
+    #[allow(clippy::unused_self)] // one of the directory's validations, called as a method
     pub(crate) fn validate_new(
         &self,
         id: Option<Uuid>,
@@ -862,6 +905,18 @@ impl Directory {
     /// returned as [`Error::Corrupt`]; later writes return [`Error::NeedsReopen`] until the
     /// directory is reopened.
     ///
+    /// # Examples
+    /// ```
+    /// # let dir = userdir::Directory::builder().hasher(userdir::Argon2Params::insecure_fast()).in_memory()?;
+    /// dir.create(userdir::NewUser::with_username("ann").email("ann@example.com"))?;
+    /// // Both lookups see the same state, whatever writes happen meanwhile.
+    /// let (by_name, by_email) = dir.read(|tx| {
+    ///     Ok((tx.find_by_username("ann")?, tx.find_by_email("ann@example.com")?))
+    /// })?;
+    /// assert_eq!(by_name, by_email);
+    /// # Ok::<(), userdir::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// The error `f` returns, or a storage error.
     pub fn read<T>(&self, f: impl FnOnce(&ReadTx<'_>) -> Result<T>) -> Result<T> {
@@ -870,6 +925,19 @@ impl Directory {
 
     /// Creates a user: validates, checks the password policy, hashes (outside the transaction),
     /// then writes the record and its index entries in one transaction.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = userdir::Directory::builder().hasher(userdir::Argon2Params::insecure_fast()).in_memory()?;
+    /// let ann = dir.create(userdir::NewUser::with_username("Ann").email("Ann@Example.com")
+    ///     .password("correct horse battery").confirm("correct horse battery"))?;
+    /// assert_eq!(ann.email.as_deref(), Some("ann@example.com"));
+    /// assert!(matches!(
+    ///     dir.create(userdir::NewUser::with_username("ANN")),
+    ///     Err(userdir::Error::DuplicateUsername { existing }) if existing == ann.id
+    /// ));
+    /// # Ok::<(), userdir::Error>(())
+    /// ```
     ///
     /// # Errors
     /// Everything [`Directory::prepare`] returns, and [`Error::DuplicateId`],
@@ -883,6 +951,22 @@ impl Directory {
     /// Replaces a user's profile (the password is kept unless the update gives one). Changed
     /// usernames and emails are re-indexed in the same transaction. With `expected_version`, the
     /// update fails with [`Error::VersionConflict`] if the user changed since.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = userdir::Directory::builder().hasher(userdir::Argon2Params::insecure_fast()).in_memory()?;
+    /// let ann = dir.create(userdir::NewUser::with_username("ann"))?;
+    /// let mut change = userdir::UserUpdate::from(&ann);
+    /// change.profile.email = Some("ann@example.com".into());
+    /// let ann2 = dir.update(ann.id, change.clone(), Some(ann.version))?;
+    /// assert_eq!(ann2.version, ann.version + 1);
+    /// // The same expected version again: someone else changed the user since.
+    /// assert!(matches!(
+    ///     dir.update(ann.id, change, Some(ann.version)),
+    ///     Err(userdir::Error::VersionConflict { .. })
+    /// ));
+    /// # Ok::<(), userdir::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::NotFound`], [`Error::VersionConflict`], and the validation and uniqueness errors
@@ -924,7 +1008,8 @@ impl Directory {
     }
 
     /// For crash tests only: every redo log I/O operation after the next `n` fails, as on a
-    /// full or failing disk. Not part of the stable API.
+    /// full or failing disk. Not part of the API (feature `__test-hooks`).
+    #[cfg(feature = "__test-hooks")]
     #[doc(hidden)]
     pub fn fail_log_after(&self, n: u64) {
         self.inner.store.fail_log_after(n);
@@ -937,12 +1022,20 @@ impl Directory {
     /// user count. Waits for running transactions to end (do not call it inside
     /// [`Directory::read`] or [`Directory::write`]).
     ///
+    /// # Examples
+    /// ```
+    /// # let dir = userdir::Directory::builder().hasher(userdir::Argon2Params::insecure_fast()).in_memory()?;
+    /// dir.create(userdir::NewUser::with_username("ann"))?;
+    /// dir.check_integrity()?;
+    /// # Ok::<(), userdir::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::Integrity`] listing the problems (after damage in the file's pages, writes
     /// then answer [`Error::NeedsReopen`]); [`Error::Corrupt`] or [`Error::Storage`].
     pub fn check_integrity(&self) -> Result<()> {
         let mut problems = self.inner.store.engine_problems()?;
-        problems.extend(self.read_raw(|r| r.integrity_problems())?);
+        problems.extend(self.read_raw(ReadTxn::integrity_problems)?);
         if problems.is_empty() {
             Ok(())
         } else {
@@ -952,78 +1045,67 @@ impl Directory {
 
     /// Every entry of every table as `(table, key, value fingerprint)`, in table and key order.
     /// Values are SHA-256 digests, so no secret appears. Meant for tests that compare whole
-    /// states before and after an operation.
+    /// states before and after an operation. Not part of the API (feature `__test-hooks`).
     ///
     /// # Errors
     /// [`Error::Storage`].
+    #[cfg(feature = "__test-hooks")]
+    #[doc(hidden)]
     pub fn dump(&self) -> Result<Vec<(&'static str, String, String)>> {
-        self.read_raw(|r| r.dump())
+        self.read_raw(ReadTxn::dump)
     }
 }
 
-macro_rules! lookups {
-    ($($recv:tt)*) => {
-        /// The user with this id, if any.
-        ///
-        /// # Errors
-        /// [`Error::Corrupt`] or [`Error::Storage`].
-        pub fn get(&self, id: Uuid) -> Result<Option<User>> {
-            self.$($recv)*(|r| r.get(id))
-        }
+/// The lookups shared by [`Directory`], [`ReadTx`] and [`Tx`], over any snapshot.
+mod lookup {
+    use super::{check_external, find_kind};
+    use crate::error::Result;
+    use crate::identity;
+    use crate::store::{LoginKind, Snapshot};
+    use crate::user::User;
+    use uuid::Uuid;
 
-        /// The user whose username is caselessly equal to `username`.
-        ///
-        /// # Errors
-        /// [`Error::Corrupt`] or [`Error::Storage`].
-        pub fn find_by_username(&self, username: &str) -> Result<Option<User>> {
-            self.$($recv)*(|r| { let key = identity::lookup_key(username); find_kind(r.login(&key)?, Some(LoginKind::Username), &key, |id| r.get(id)) })
-        }
+    pub(super) fn by_username(r: &impl Snapshot, username: &str) -> Result<Option<User>> {
+        let key = identity::lookup_key(username);
+        find_kind(r.login(&key)?, Some(LoginKind::Username), &key, |id| {
+            r.get(id)
+        })
+    }
 
-        /// The user with this email (compared lowercased).
-        ///
-        /// # Errors
-        /// [`Error::Corrupt`] or [`Error::Storage`].
-        pub fn find_by_email(&self, email: &str) -> Result<Option<User>> {
-            self.$($recv)*(|r| { let key = identity::lookup_key(email); find_kind(r.login(&key)?, Some(LoginKind::Email), &key, |id| r.get(id)) })
-        }
+    pub(super) fn by_email(r: &impl Snapshot, email: &str) -> Result<Option<User>> {
+        let key = identity::lookup_key(email);
+        find_kind(r.login(&key)?, Some(LoginKind::Email), &key, |id| r.get(id))
+    }
 
-        /// The user whose username or email is `login_id` (one account at most: login ids are
-        /// unambiguous).
-        ///
-        /// # Errors
-        /// [`Error::Corrupt`] or [`Error::Storage`].
-        pub fn find_by_login_id(&self, login_id: &str) -> Result<Option<User>> {
-            self.$($recv)*(|r| { let key = identity::lookup_key(login_id); find_kind(r.login(&key)?, None, &key, |id| r.get(id)) })
-        }
+    pub(super) fn by_login_id(r: &impl Snapshot, login_id: &str) -> Result<Option<User>> {
+        let key = identity::lookup_key(login_id);
+        find_kind(r.login(&key)?, None, &key, |id| r.get(id))
+    }
 
-        /// The user with this external id (exact match after trimming).
-        ///
-        /// # Errors
-        /// [`Error::Corrupt`] or [`Error::Storage`].
-        pub fn find_by_external_id(&self, external_id: &str) -> Result<Option<User>> {
-            self.$($recv)*(|r| match r.external(external_id.trim())? {
-                Some(id) => check_external(r.get(id)?, external_id.trim()),
-                None => Ok(None),
-            })
+    pub(super) fn by_external_id(r: &impl Snapshot, external_id: &str) -> Result<Option<User>> {
+        let external_id = external_id.trim();
+        match r.external(external_id)? {
+            Some(id) => check_external(r.get(id)?, external_id),
+            None => Ok(None),
         }
+    }
 
-        /// Finds a user by id, then username, then email, then external id (the SCIM
-        /// `user_id` rule).
-        ///
-        /// # Errors
-        /// [`Error::Corrupt`] or [`Error::Storage`].
-        pub fn resolve(&self, s: &str) -> Result<Option<User>> {
-            self.$($recv)*(|r| resolve_in(r, s))
+    pub(super) fn resolve(r: &impl Snapshot, s: &str) -> Result<Option<User>> {
+        if let Ok(id) = Uuid::parse_str(s.trim())
+            && let Some(u) = r.get(id)?
+        {
+            return Ok(Some(u));
         }
-
-        /// The number of users (active and inactive).
-        ///
-        /// # Errors
-        /// [`Error::Storage`].
-        pub fn count(&self) -> Result<u64> {
-            self.$($recv)*(|r| r.count())
+        let key = identity::lookup_key(s);
+        let login = r.login(&key)?;
+        if let Some(u) = find_kind(login, Some(LoginKind::Username), &key, |id| r.get(id))? {
+            return Ok(Some(u));
         }
-    };
+        if let Some(u) = find_kind(login, Some(LoginKind::Email), &key, |id| r.get(id))? {
+            return Ok(Some(u));
+        }
+        by_external_id(r, s)
+    }
 }
 
 /// The user a login entry names, when the entry is for `kind` (any kind when `None`).
@@ -1060,27 +1142,6 @@ fn find_kind(
     Ok(user)
 }
 
-/// [`Directory::resolve`] on one snapshot.
-fn resolve_in(r: &impl Snapshot, s: &str) -> Result<Option<User>> {
-    if let Ok(id) = Uuid::parse_str(s.trim())
-        && let Some(u) = r.get(id)?
-    {
-        return Ok(Some(u));
-    }
-    let key = identity::lookup_key(s);
-    let login = r.login(&key)?;
-    if let Some(u) = find_kind(login, Some(LoginKind::Username), &key, |id| r.get(id))? {
-        return Ok(Some(u));
-    }
-    if let Some(u) = find_kind(login, Some(LoginKind::Email), &key, |id| r.get(id))? {
-        return Ok(Some(u));
-    }
-    match r.external(s.trim())? {
-        Some(id) => check_external(r.get(id)?, s.trim()),
-        None => Ok(None),
-    }
-}
-
 /// The user an external-id index entry names, if its record carries that external id.
 fn check_external(user: Option<User>, external_id: &str) -> Result<Option<User>> {
     match user {
@@ -1096,13 +1157,30 @@ impl Directory {
     /// The user with this id, if any (from the lookup cache when it holds it, see
     /// [`Builder::user_cache`]).
     ///
+    /// # Examples
+    /// ```
+    /// # let dir = userdir::Directory::builder().hasher(userdir::Argon2Params::insecure_fast()).in_memory()?;
+    /// let ann = dir.create(userdir::NewUser::with_username("ann"))?;
+    /// assert_eq!(dir.get(ann.id)?.map(|u| u.profile.username), Some(Some("ann".into())));
+    /// assert!(dir.get(uuid::Uuid::new_v4())?.is_none());
+    /// # Ok::<(), userdir::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::Corrupt`] or [`Error::Storage`].
     pub fn get(&self, id: Uuid) -> Result<Option<User>> {
         self.inner.store.cached_get(id)
     }
 
-    /// The user whose username is caselessly equal to `username`.
+    /// The user whose username is caselessly equal to `username` (`straße` finds `STRASSE`).
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = userdir::Directory::builder().hasher(userdir::Argon2Params::insecure_fast()).in_memory()?;
+    /// dir.create(userdir::NewUser::with_username("Straße"))?;
+    /// assert!(dir.find_by_username("STRASSE")?.is_some());
+    /// # Ok::<(), userdir::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::Corrupt`] or [`Error::Storage`].
@@ -1112,6 +1190,14 @@ impl Directory {
 
     /// The user with this email (compared lowercased).
     ///
+    /// # Examples
+    /// ```
+    /// # let dir = userdir::Directory::builder().hasher(userdir::Argon2Params::insecure_fast()).in_memory()?;
+    /// dir.create(userdir::NewUser::with_email("Ann@Example.com"))?;
+    /// assert!(dir.find_by_email("ann@EXAMPLE.com")?.is_some());
+    /// # Ok::<(), userdir::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::Corrupt`] or [`Error::Storage`].
     pub fn find_by_email(&self, email: &str) -> Result<Option<User>> {
@@ -1120,6 +1206,15 @@ impl Directory {
 
     /// The user whose username or email is `login_id` (one account at most: login ids are
     /// unambiguous).
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = userdir::Directory::builder().hasher(userdir::Argon2Params::insecure_fast()).in_memory()?;
+    /// let ann = dir.create(userdir::NewUser::with_username("ann").email("ann@example.com"))?;
+    /// assert_eq!(dir.find_by_login_id("ANN")?.map(|u| u.id), Some(ann.id));
+    /// assert_eq!(dir.find_by_login_id("ann@example.com")?.map(|u| u.id), Some(ann.id));
+    /// # Ok::<(), userdir::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::Corrupt`] or [`Error::Storage`].
@@ -1144,34 +1239,69 @@ impl Directory {
 
     /// The user with this external id (exact match after trimming).
     ///
+    /// # Examples
+    /// ```
+    /// # let dir = userdir::Directory::builder().hasher(userdir::Argon2Params::insecure_fast()).in_memory()?;
+    /// dir.create(userdir::NewUser::with_username("ann").external_id("hr-0042"))?;
+    /// assert!(dir.find_by_external_id("hr-0042")?.is_some());
+    /// assert!(dir.find_by_external_id("HR-0042")?.is_none());
+    /// # Ok::<(), userdir::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::Corrupt`] or [`Error::Storage`].
     pub fn find_by_external_id(&self, external_id: &str) -> Result<Option<User>> {
-        self.read_raw(|r| match r.external(external_id.trim())? {
-            Some(id) => check_external(r.get(id)?, external_id.trim()),
-            None => Ok(None),
-        })
+        self.read_raw(|r| lookup::by_external_id(r, external_id))
     }
 
-    /// Finds a user by id, then username, then email, then external id (the SCIM
-    /// `user_id` rule).
+    /// Finds a user by id, then username, then email, then external id (the SCIM `user_id`
+    /// rule).
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = userdir::Directory::builder().hasher(userdir::Argon2Params::insecure_fast()).in_memory()?;
+    /// let ann = dir.create(userdir::NewUser::with_username("ann").external_id("hr-0042"))?;
+    /// for s in [ann.id.to_string().as_str(), "ANN", "hr-0042"] {
+    ///     assert_eq!(dir.resolve(s)?.map(|u| u.id), Some(ann.id));
+    /// }
+    /// # Ok::<(), userdir::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::Corrupt`] or [`Error::Storage`].
     pub fn resolve(&self, s: &str) -> Result<Option<User>> {
-        self.read_raw(|r| resolve_in(r, s))
+        self.read_raw(|r| lookup::resolve(r, s))
     }
 
     /// The number of users (active and inactive).
     ///
+    /// # Examples
+    /// ```
+    /// # let dir = userdir::Directory::builder().hasher(userdir::Argon2Params::insecure_fast()).in_memory()?;
+    /// dir.create(userdir::NewUser::with_username("ann"))?;
+    /// assert_eq!(dir.count()?, 1);
+    /// # Ok::<(), userdir::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::Storage`].
     pub fn count(&self) -> Result<u64> {
-        self.read_raw(|r| r.count())
+        self.read_raw(Reader::count)
     }
 
     /// Deactivates (soft deletes) a user: it can no longer log in but keeps its username and
     /// email. Deactivating an inactive user changes nothing.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = userdir::Directory::builder().hasher(userdir::Argon2Params::insecure_fast()).in_memory()?;
+    /// let ann = dir.create(userdir::NewUser::with_username("ann"))?;
+    /// assert!(!dir.deactivate(ann.id)?.active);
+    /// // The username stays taken.
+    /// assert!(dir.create(userdir::NewUser::with_username("ann")).is_err());
+    /// assert!(dir.reactivate(ann.id)?.active);
+    /// # Ok::<(), userdir::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::NotFound`].
@@ -1190,6 +1320,16 @@ impl Directory {
     /// Deletes a user for good, with every index entry; its username and email become free.
     /// Returns the deleted user.
     ///
+    /// # Examples
+    /// ```
+    /// # let dir = userdir::Directory::builder().hasher(userdir::Argon2Params::insecure_fast()).in_memory()?;
+    /// let ann = dir.create(userdir::NewUser::with_username("ann"))?;
+    /// dir.delete(ann.id)?;
+    /// assert!(dir.get(ann.id)?.is_none());
+    /// dir.create(userdir::NewUser::with_username("ann"))?; // the username is free again
+    /// # Ok::<(), userdir::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::NotFound`].
     pub fn delete(&self, id: Uuid) -> Result<User> {
@@ -1206,6 +1346,18 @@ impl Directory {
     }
 
     /// Deletes every listed user, all or nothing. Returns how many were deleted.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = userdir::Directory::builder().hasher(userdir::Argon2Params::insecure_fast()).in_memory()?;
+    /// let a = dir.create(userdir::NewUser::with_username("a"))?.id;
+    /// let b = dir.create(userdir::NewUser::with_username("b"))?.id;
+    /// // One unknown id: nothing is deleted.
+    /// assert!(dir.delete_many(&[a, b, uuid::Uuid::new_v4()]).is_err());
+    /// assert_eq!(dir.count()?, 2);
+    /// assert_eq!(dir.delete_many(&[a, b])?, 2);
+    /// # Ok::<(), userdir::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::NotFound`] naming the first unknown id; nothing is changed then.
@@ -1227,10 +1379,61 @@ impl fmt::Debug for ReadTx<'_> {
 }
 
 impl ReadTx<'_> {
-    fn with<T>(&self, f: impl FnOnce(&Reader) -> Result<T>) -> Result<T> {
-        f(self.r)
+    /// As [`Directory::get`], in this transaction.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] or [`Error::Storage`].
+    pub fn get(&self, id: Uuid) -> Result<Option<User>> {
+        self.r.get(id)
     }
-    lookups!(with);
+
+    /// As [`Directory::find_by_username`], in this transaction.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] or [`Error::Storage`].
+    pub fn find_by_username(&self, username: &str) -> Result<Option<User>> {
+        lookup::by_username(self.r, username)
+    }
+
+    /// As [`Directory::find_by_email`], in this transaction.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] or [`Error::Storage`].
+    pub fn find_by_email(&self, email: &str) -> Result<Option<User>> {
+        lookup::by_email(self.r, email)
+    }
+
+    /// As [`Directory::find_by_login_id`], in this transaction.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] or [`Error::Storage`].
+    pub fn find_by_login_id(&self, login_id: &str) -> Result<Option<User>> {
+        lookup::by_login_id(self.r, login_id)
+    }
+
+    /// As [`Directory::find_by_external_id`], in this transaction.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] or [`Error::Storage`].
+    pub fn find_by_external_id(&self, external_id: &str) -> Result<Option<User>> {
+        lookup::by_external_id(self.r, external_id)
+    }
+
+    /// As [`Directory::resolve`], in this transaction.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] or [`Error::Storage`].
+    pub fn resolve(&self, s: &str) -> Result<Option<User>> {
+        lookup::resolve(self.r, s)
+    }
+
+    /// As [`Directory::count`], in this transaction.
+    ///
+    /// # Errors
+    /// [`Error::Storage`].
+    pub fn count(&self) -> Result<u64> {
+        self.r.count()
+    }
 }
 
 /// A write transaction (see [`Directory::write`]). Each operation is atomic on its own (a
@@ -1247,10 +1450,61 @@ impl fmt::Debug for Tx<'_, '_> {
 }
 
 impl Tx<'_, '_> {
-    fn with<T>(&self, f: impl FnOnce(&Writer<'_>) -> Result<T>) -> Result<T> {
-        f(self.w)
+    /// As [`Directory::get`], in this transaction.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] or [`Error::Storage`].
+    pub fn get(&self, id: Uuid) -> Result<Option<User>> {
+        self.w.get(id)
     }
-    lookups!(with);
+
+    /// As [`Directory::find_by_username`], in this transaction.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] or [`Error::Storage`].
+    pub fn find_by_username(&self, username: &str) -> Result<Option<User>> {
+        lookup::by_username(&*self.w, username)
+    }
+
+    /// As [`Directory::find_by_email`], in this transaction.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] or [`Error::Storage`].
+    pub fn find_by_email(&self, email: &str) -> Result<Option<User>> {
+        lookup::by_email(&*self.w, email)
+    }
+
+    /// As [`Directory::find_by_login_id`], in this transaction.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] or [`Error::Storage`].
+    pub fn find_by_login_id(&self, login_id: &str) -> Result<Option<User>> {
+        lookup::by_login_id(&*self.w, login_id)
+    }
+
+    /// As [`Directory::find_by_external_id`], in this transaction.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] or [`Error::Storage`].
+    pub fn find_by_external_id(&self, external_id: &str) -> Result<Option<User>> {
+        lookup::by_external_id(&*self.w, external_id)
+    }
+
+    /// As [`Directory::resolve`], in this transaction.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] or [`Error::Storage`].
+    pub fn resolve(&self, s: &str) -> Result<Option<User>> {
+        lookup::resolve(&*self.w, s)
+    }
+
+    /// As [`Directory::count`], in this transaction.
+    ///
+    /// # Errors
+    /// [`Error::Storage`].
+    pub fn count(&self) -> Result<u64> {
+        self.w.count()
+    }
 
     fn existing(&self, id: Uuid) -> Result<User> {
         self.w.get(id)?.ok_or(Error::NotFound(id))

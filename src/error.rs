@@ -1,5 +1,7 @@
 //! The one error type of userdir.
 
+use std::fmt::Write as _;
+
 use uuid::Uuid;
 
 use crate::problems::{ImportReport, PolicyViolation};
@@ -91,7 +93,7 @@ pub enum Error {
     },
     /// The file is not a userdir directory (not a redb file, or a redb file of something else).
     #[error("not a userdir directory: {0}")]
-    NotADirectory(String),
+    NotAUserdirFile(String),
     /// The file is already open, by this process or another.
     #[error("the directory file is already open elsewhere")]
     AlreadyOpen,
@@ -187,7 +189,7 @@ pub enum Error {
     #[error("the account is locked until {until}")]
     AccountLocked {
         /// When the lock ends, in ms since the Unix epoch.
-        until: crate::user::Instant,
+        until: crate::user::UnixMillis,
     },
     /// The token is unknown, already used, revoked, or of another workflow.
     #[error("invalid or already used token")]
@@ -246,6 +248,7 @@ impl StorageError {
     }
 
     /// The operating system's error, when the failure has one.
+    #[must_use]
     pub fn io_error(&self) -> Option<&std::io::Error> {
         self.io.as_deref()
     }
@@ -256,6 +259,7 @@ impl StorageError {
     }
 
     /// The file the failure happened on, when known.
+    #[must_use]
     pub fn path(&self) -> Option<&std::path::Path> {
         self.path.as_deref()
     }
@@ -286,7 +290,129 @@ impl std::error::Error for StorageError {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// The HTTP status code that fits this error when it answers a web request.
+    ///
+    /// 400 for bad input (fields, policy, filters, cursors, patches, JSON, import reports,
+    /// tokens), 401 for [`Error::InvalidCredentials`], 403 for an inactive or expired account,
+    /// 404 for [`Error::NotFound`], 409 for a taken id, username, email or external id,
+    /// 412 for [`Error::VersionConflict`] (an `If-Match` that no longer matches), 429 for
+    /// [`Error::AccountLocked`] (retry after `until`), 503 for [`Error::AlreadyOpen`] and
+    /// [`Error::NeedsReopen`] and [`Error::NeedsRecovery`], 405 for [`Error::ReadOnly`] (a write on
+    /// a read-only open), 500 for everything else (a damaged or unreadable file, I/O,
+    /// hashing). Log 5xx errors server-side rather than showing them: their messages may name
+    /// files.
+    ///
+    /// # Examples
+    /// ```
+    /// # fn main() -> Result<(), userdir::Error> {
+    /// # let dir = userdir::Directory::builder().hasher(userdir::Argon2Params::insecure_fast()).in_memory()?;
+    /// dir.create(userdir::NewUser::with_username("ann"))?;
+    /// let err = dir.create(userdir::NewUser::with_username("ANN")).unwrap_err();
+    /// assert_eq!(err.http_status(), 409);
+    /// assert_eq!(err.scim_type(), Some("uniqueness"));
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Error::InvalidField { .. }
+            | Error::MissingLoginId
+            | Error::PasswordMismatch
+            | Error::PasswordPolicy(_)
+            | Error::InvalidHash(_)
+            | Error::InvalidFilter { .. }
+            | Error::InvalidCursor(_)
+            | Error::InvalidPatch { .. }
+            | Error::InvalidToken
+            | Error::TokenExpired
+            | Error::Import(_)
+            | Error::InvalidJson(_) => 400,
+            Error::InvalidCredentials => 401,
+            Error::AccountInactive | Error::AccountExpired => 403,
+            Error::NotFound(_) => 404,
+            Error::DuplicateId(_)
+            | Error::DuplicateUsername { .. }
+            | Error::DuplicateEmail { .. }
+            | Error::DuplicateExternalId { .. }
+            | Error::LoginIdConflict { .. }
+            | Error::LookalikeUsername { .. } => 409,
+            Error::VersionConflict { .. } => 412,
+            Error::AccountLocked { .. } => 429,
+            Error::ReadOnly => 405,
+            Error::AlreadyOpen
+            | Error::NeedsReopen
+            | Error::NeedsRecovery
+            | Error::TooManyConflicts { .. } => 503,
+            Error::UnsupportedFormat { .. }
+            | Error::NotAUserdirFile(_)
+            | Error::Corrupt(_)
+            | Error::Integrity(_)
+            | Error::Storage(_)
+            | Error::OutcomeUnknown(_)
+            | Error::UnicodeMismatch { .. }
+            | Error::Hashing(_) => 500,
+        }
+    }
+
+    /// The SCIM `scimType` of this error (RFC 7644 §3.12), for errors SCIM gives one:
+    /// `uniqueness` (409), `invalidFilter`, `invalidValue`, `invalidSyntax` (malformed JSON),
+    /// `invalidPath`, `mutability` and `noTarget` (PATCH), `invalidCursor` (RFC 9865). `None`
+    /// for errors SCIM answers with the status alone (404, 412, 5xx, authentication).
+    ///
+    /// A SCIM error response is then `{"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
+    /// "status": "<http_status>", "scimType": ..., "detail": "<Display of the error>"}`.
+    ///
+    /// # Examples
+    /// ```
+    /// let err = userdir::parse_filter("userName eq").unwrap_err();
+    /// assert_eq!((err.http_status(), err.scim_type()), (400, Some("invalidFilter")));
+    /// ```
+    #[must_use]
+    pub fn scim_type(&self) -> Option<&'static str> {
+        match self {
+            Error::DuplicateId(_)
+            | Error::DuplicateUsername { .. }
+            | Error::DuplicateEmail { .. }
+            | Error::DuplicateExternalId { .. }
+            | Error::LoginIdConflict { .. }
+            | Error::LookalikeUsername { .. } => Some("uniqueness"),
+            Error::InvalidFilter { .. } => Some("invalidFilter"),
+            Error::InvalidCursor(_) => Some("invalidCursor"),
+            Error::InvalidJson(_) => Some("invalidSyntax"),
+            Error::InvalidPatch { path, reason } => Some(patch_scim_type(path, reason)),
+            Error::InvalidField { .. }
+            | Error::MissingLoginId
+            | Error::PasswordMismatch
+            | Error::PasswordPolicy(_)
+            | Error::InvalidHash(_)
+            | Error::Import(_) => Some("invalidValue"),
+            // No `_` arm: a new variant must be decided here (and in `http_status`).
+            Error::NotFound(_)
+            | Error::VersionConflict { .. }
+            | Error::UnsupportedFormat { .. }
+            | Error::NotAUserdirFile(_)
+            | Error::AlreadyOpen
+            | Error::Corrupt(_)
+            | Error::Integrity(_)
+            | Error::Storage(_)
+            | Error::NeedsRecovery
+            | Error::ReadOnly
+            | Error::NeedsReopen
+            | Error::TooManyConflicts { .. }
+            | Error::OutcomeUnknown(_)
+            | Error::UnicodeMismatch { .. }
+            | Error::Hashing(_)
+            | Error::InvalidCredentials
+            | Error::AccountInactive
+            | Error::AccountExpired
+            | Error::AccountLocked { .. }
+            | Error::InvalidToken
+            | Error::TokenExpired => None,
+        }
+    }
+
     /// The operating system's error behind a storage failure, if this is one that has it.
+    #[must_use]
     pub fn io_error(&self) -> Option<&std::io::Error> {
         match self {
             Error::Storage(s) => s.io_error(),
@@ -317,7 +443,7 @@ impl Error {
 }
 
 /// One problem found while reading JSON interchange input (see [`Error::InvalidJson`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct JsonProblem {
     /// The 0-based index of the row (user) in the input; for JSON Lines, the 0-based line
     /// number. `None` for a problem with the document as a whole.
@@ -339,6 +465,25 @@ impl std::fmt::Display for JsonProblem {
     }
 }
 
+/// The `scimType` of a refused PATCH operation, from its path and the reason `patch` gives.
+fn patch_scim_type(path: &str, reason: &str) -> &'static str {
+    if reason.contains("remove needs a path") {
+        // RFC 7644 §3.5.2.2: a remove without a path is `noTarget`.
+        "noTarget"
+    } else if path.is_empty() || path.starts_with("Operations[") {
+        // The PatchOp body itself, or one of its operations, does not follow the schema.
+        "invalidSyntax"
+    } else if reason.contains("noTarget") {
+        "noTarget"
+    } else if reason.contains("read-only") || reason.contains("cannot be") {
+        "mutability"
+    } else if reason.contains("unknown") || reason.contains("path") {
+        "invalidPath"
+    } else {
+        "invalidValue"
+    }
+}
+
 fn describe_json(problems: &[JsonProblem]) -> String {
     let mut s = problems
         .iter()
@@ -347,7 +492,138 @@ fn describe_json(problems: &[JsonProblem]) -> String {
         .collect::<Vec<_>>()
         .join("; ");
     if problems.len() > 3 {
-        s.push_str(&format!("; and {} more", problems.len() - 3));
+        let _ = write!(s, "; and {} more", problems.len() - 3);
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every variant with the status and `scimType` it answers with: the one table behind
+    /// `http_status`, `scim_type` and the SCIM endpoint's error responses.
+    #[test]
+    fn every_variant_has_a_status_and_a_scim_type() {
+        let id = Uuid::nil();
+        let patch = |path: &str, reason: &str| Error::InvalidPatch {
+            path: path.into(),
+            reason: reason.into(),
+        };
+        let table: Vec<(Error, u16, Option<&str>)> = vec![
+            (Error::invalid("email", "bad"), 400, Some("invalidValue")),
+            (Error::MissingLoginId, 400, Some("invalidValue")),
+            (Error::DuplicateId(id), 409, Some("uniqueness")),
+            (
+                Error::DuplicateUsername { existing: id },
+                409,
+                Some("uniqueness"),
+            ),
+            (
+                Error::DuplicateEmail { existing: id },
+                409,
+                Some("uniqueness"),
+            ),
+            (
+                Error::DuplicateExternalId { existing: id },
+                409,
+                Some("uniqueness"),
+            ),
+            (
+                Error::LoginIdConflict {
+                    field: "email",
+                    existing: id,
+                },
+                409,
+                Some("uniqueness"),
+            ),
+            (
+                Error::LookalikeUsername { existing: id },
+                409,
+                Some("uniqueness"),
+            ),
+            (Error::PasswordMismatch, 400, Some("invalidValue")),
+            (Error::PasswordPolicy(Vec::new()), 400, Some("invalidValue")),
+            (Error::InvalidHash("x".into()), 400, Some("invalidValue")),
+            (Error::NotFound(id), 404, None),
+            (
+                Error::VersionConflict {
+                    expected: 1,
+                    actual: 2,
+                },
+                412,
+                None,
+            ),
+            (
+                Error::UnsupportedFormat {
+                    found: 9,
+                    supported: 3,
+                },
+                500,
+                None,
+            ),
+            (Error::NotAUserdirFile("f".into()), 500, None),
+            (Error::AlreadyOpen, 503, None),
+            (Error::Corrupt("x".into()), 500, None),
+            (Error::Integrity(vec!["x".into()]), 500, None),
+            (Error::storage_msg("x"), 500, None),
+            (Error::NeedsRecovery, 503, None),
+            (Error::ReadOnly, 405, None),
+            (Error::NeedsReopen, 503, None),
+            (Error::TooManyConflicts { attempts: 8 }, 503, None),
+            (Error::OutcomeUnknown("lost".into()), 500, None),
+            (
+                Error::UnicodeMismatch {
+                    database: 0x0f_00_00,
+                    process: 0x10_00_00,
+                },
+                500,
+                None,
+            ),
+            (Error::Hashing("x".into()), 500, None),
+            (
+                Error::InvalidFilter {
+                    position: 0,
+                    expected: "x".into(),
+                },
+                400,
+                Some("invalidFilter"),
+            ),
+            (Error::InvalidCursor("x".into()), 400, Some("invalidCursor")),
+            (patch("", "not a PatchOp"), 400, Some("invalidSyntax")),
+            (patch("Operations[0]", "no op"), 400, Some("invalidSyntax")),
+            (patch("", "remove needs a path"), 400, Some("noTarget")),
+            (
+                patch("emails[type eq \"x\"]", "noTarget"),
+                400,
+                Some("noTarget"),
+            ),
+            (patch("id", "read-only"), 400, Some("mutability")),
+            (
+                patch("nosuch", "unknown attribute"),
+                400,
+                Some("invalidPath"),
+            ),
+            (
+                patch("active", "expects a boolean"),
+                400,
+                Some("invalidValue"),
+            ),
+            (Error::InvalidCredentials, 401, None),
+            (Error::AccountInactive, 403, None),
+            (Error::AccountExpired, 403, None),
+            (Error::AccountLocked { until: 0 }, 429, None),
+            (Error::InvalidToken, 400, None),
+            (Error::TokenExpired, 400, None),
+            (
+                Error::Import(ImportReport::default()),
+                400,
+                Some("invalidValue"),
+            ),
+            (Error::InvalidJson(Vec::new()), 400, Some("invalidSyntax")),
+        ];
+        for (e, status, scim) in &table {
+            assert_eq!((e.http_status(), e.scim_type()), (*status, *scim), "{e:?}");
+        }
+    }
 }

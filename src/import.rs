@@ -69,6 +69,7 @@ type Progress = Arc<dyn Fn(usize, usize) + Send + Sync>;
 pub struct ImportBatch {
     rows: Vec<NewUser>,
     progress: Option<Progress>,
+    dry_run: bool,
     peppered: bool,
 }
 
@@ -77,6 +78,7 @@ impl fmt::Debug for ImportBatch {
         f.debug_struct("ImportBatch")
             .field("rows", &self.rows.len())
             .field("progress", &self.progress.is_some())
+            .field("dry_run", &self.dry_run)
             .field("peppered", &self.peppered)
             .finish()
     }
@@ -89,8 +91,31 @@ impl ImportBatch {
         ImportBatch {
             rows,
             progress: None,
+            dry_run: false,
             peppered: false,
         }
+    }
+
+    /// Validates only: every row is checked as for a real import (fields, policy, hash caps,
+    /// duplicates in the batch and against the existing users) and refused rows are reported
+    /// the same way, but nothing is hashed and nothing is written. The summary says what the
+    /// import would do (`imported`, `hashed`, `pre_hashed`); `timings.hash`, `insert` and
+    /// `commit` stay zero. A later real import can still meet users created in between.
+    ///
+    /// # Examples
+    /// ```
+    /// use userdir::{Argon2Params, Directory, ImportBatch, NewUser};
+    /// # fn main() -> Result<(), userdir::Error> {
+    /// let dir = Directory::builder().hasher(Argon2Params::insecure_fast()).in_memory()?;
+    /// let rows = vec![NewUser::with_username("ann").password("correct horse")];
+    /// let summary = dir.import(ImportBatch::new(rows).dry_run(true))?;
+    /// assert_eq!((summary.imported, summary.hashed), (1, 1));
+    /// assert_eq!(dir.count()?, 0);
+    /// # Ok(()) }
+    /// ```
+    pub fn dry_run(mut self, dry_run: bool) -> Self {
+        self.dry_run = dry_run;
+        self
     }
 
     /// Declares that the batch's argon2 hashes were made with this directory's pepper (an
@@ -125,7 +150,7 @@ impl ImportBatch {
 }
 
 /// What a successful import did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct ImportSummary {
     /// Users written.
@@ -140,7 +165,7 @@ pub struct ImportSummary {
 
 /// How long each phase of a successful [`Directory::import`] took (wall-clock time, in the
 /// order the phases run).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct ImportTimings {
     /// Validating every row, building its index entries and encoding its record (all cores).
@@ -368,6 +393,7 @@ impl Directory {
         let ImportBatch {
             rows,
             progress,
+            dry_run,
             peppered,
         } = batch;
         if rows.is_empty() {
@@ -436,7 +462,7 @@ impl Directory {
 
         // 3. A refused batch: complete the report with the existing users, write nothing.
         let plaintext = plain.len();
-        if !problems.is_empty() || plaintext > 0 {
+        if !problems.is_empty() || plaintext > 0 || dry_run {
             let existing = self.read_raw(|r| r.batch_clashes(&keys))?;
             problems.extend(existing.into_iter().map(from_clash));
             if !problems.is_empty() {
@@ -444,6 +470,14 @@ impl Directory {
             }
         }
         timings.check = lap.elapsed();
+        if dry_run {
+            return Ok(ImportSummary {
+                imported: keys.users(),
+                hashed: plaintext,
+                pre_hashed,
+                timings,
+            });
+        }
         lap = Instant::now();
 
         // 4. Hash plaintext passwords on all cores, outside any transaction, then encode

@@ -31,14 +31,71 @@
 //! ```
 //!
 //! See the README for the identity rules, the file format and the benchmarks.
+//!
+//! # Features
+//!
+//! - `json` (default): JSON interchange in [`json`]: FusionAuth, Fuse, SCIM 2.0 and JSON Lines
+//!   readers and writers (adds `serde_json`).
+//! - `__test-hooks`: not part of the API. Hooks for userdir's own tests and fuzz targets
+//!   (decoding raw records, dumping every table, failing the redo log's I/O); anything behind
+//!   it may change in any release.
+//!
+//! The data types ([`User`], [`Profile`], [`AttrValue`], [`Page`], [`Cursor`], the import
+//! reports, ...) implement serde's `Serialize`, and the input-like ones `Deserialize`; a
+//! [`User`]'s password hash is never serialized.
+//!
+//! # Using it from async code
+//!
+//! Every method of [`Directory`] blocks the calling thread: creating a user or logging in hashes
+//! or verifies a password with argon2id (tens of milliseconds, by design), and a write with
+//! [`Durability::Immediate`] waits for the disk. In an async runtime, run each call on the
+//! blocking thread pool with a clone of the directory (clones share the open file):
+//!
+//! ```
+//! # async fn handler(dir: userdir::Directory) -> Result<(), Box<dyn std::error::Error>> {
+//! let d = dir.clone();
+//! let user = tokio::task::spawn_blocking(move || d.authenticate("ann", "correct horse")).await?;
+//! # let _ = user;
+//! # Ok(()) }
+//! ```
+//!
+//! Errors carry what an HTTP answer needs: [`Error::http_status`] (409 for a taken username,
+//! 400 for bad input, 401 for a wrong password, ...) and [`Error::scim_type`]. The repository's
+//! `examples/axum.rs` is a complete sign-up, login and user page application.
 
 #![deny(missing_docs, unsafe_code)]
+// Library code is held to clippy's pedantic set (unit tests are not: they favour brevity).
+#![cfg_attr(not(test), deny(clippy::pedantic))]
+// The pedantic lints userdir allows, each for a reason:
+#![allow(
+    // Product and format names in prose (FusionAuth, PostgreSQL, JSON Lines) are not code.
+    clippy::doc_markdown,
+    // The import and search pipelines read top to bottom as their phases.
+    clippy::too_many_lines,
+    // `r`, `w`, `u`, `k` for reader, writer, user and key in short scopes.
+    clippy::many_single_char_names,
+    // PasswordPolicy's flags are independent switches, not a state machine.
+    clippy::struct_excessive_bools,
+    // A two-arm `match` reads as well as `if let … else`.
+    clippy::single_match_else,
+    // Pairs such as `hasher`/`hashed` name different things on purpose.
+    clippy::similar_names,
+    // FusionAuth's `factor`: absent, `null` and a number are three different inputs.
+    clippy::option_option,
+    // `json::detect` lowercases the file name before comparing extensions.
+    clippy::case_sensitive_file_extension_comparisons,
+    // Local type aliases sit next to their only use.
+    clippy::items_after_statements,
+    // Limits named `max_*` (json::ReadLimits) say what they are.
+    clippy::struct_field_names
+)]
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::todo)
 )]
 
 mod auth;
+mod backend;
 mod clock;
 mod config;
 mod directory;
@@ -68,7 +125,7 @@ pub use error::{Error, JsonProblem, Result, StorageError};
 pub use import::{ImportBatch, ImportReport, ImportSummary, ImportTimings, RowProblem, RowReason};
 pub use password::{
     Argon2Params, BreachedCheck, Hasher, MAX_ARGON2_M_KIB, MAX_ARGON2_P, MAX_ARGON2_T,
-    PasswordPolicy, PolicyViolation, check_stored_hash, verification_count,
+    PasswordPolicy, PolicyViolation, check_stored_hash,
 };
 pub use password::{
     MAX_BCRYPT_COST, MAX_PBKDF2_ITERATIONS, MAX_PBKDF2_KEY_BYTES, MAX_PBKDF2_SALT_BYTES,
@@ -76,13 +133,20 @@ pub use password::{
 };
 pub use patch::{PATCH_OP_SCHEMA, PatchKind, PatchOp, PatchRequest};
 pub use query::{Cursor, Filter, Page, Plan, Search, SortField, parse_filter};
-pub use store::codec::fuzz_decode;
-pub use store::{Durability, InMemoryBackend, StorageBackend};
+/// Hooks for userdir's own tests and fuzz targets; not part of the API.
+#[cfg(feature = "__test-hooks")]
+#[doc(hidden)]
+pub mod test_hooks {
+    pub use crate::password::verification_count;
+    pub use crate::store::codec::fuzz_decode;
+}
+pub use backend::{Backend, MemoryBackend};
+pub use store::Durability;
 pub use token::Token;
 pub use user::MAX_DATA_DEPTH;
 pub use user::{
-    Address, AttrValue, Instant, MultiValue, NewUser, Password, PasswordInput, Profile, StoredHash,
-    User, UserUpdate,
+    Address, AttrValue, MultiValue, NewUser, Password, PasswordInput, Profile, StoredHash,
+    UnixMillis, User, UserUpdate,
 };
 
 /// The README's examples, compiled and run as doc tests so they cannot rot.

@@ -311,7 +311,7 @@ fn element(cx: &Ctx<'_>, v: &AttrValue, addresses: bool) -> Result<El> {
     let mut e = El::default();
     match v {
         AttrValue::String(s) if !addresses => {
-            e.set(cx, Sub::Value, &AttrValue::String(s.clone()))?
+            e.set(cx, Sub::Value, &AttrValue::String(s.clone()))?;
         }
         AttrValue::Object(m) => {
             for (k, x) in m {
@@ -381,12 +381,12 @@ impl El {
         }
     }
 
-    /// Sub-attributes given in `o` replace those of `self`.
-    fn merge(&mut self, o: El, given: &El) {
+    /// Sub-attributes given in `o` (those not at their default) replace those of `self`.
+    fn merge(&mut self, o: &El) {
         let d = El::default();
         macro_rules! take {
             ($($f:ident),*) => {$(
-                if given.$f != d.$f {
+                if o.$f != d.$f {
                     self.$f = o.$f.clone();
                 }
             )*};
@@ -402,8 +402,8 @@ impl El {
             postal_code,
             country
         );
-        if given.primary {
-            self.primary = o.primary;
+        if o.primary {
+            self.primary = true;
         }
     }
 
@@ -659,14 +659,14 @@ fn apply_multi(
             if matching.is_empty() {
                 let mut e = El::default();
                 implied(f, &mut e);
-                e.merge(new.clone(), &new);
+                e.merge(&new);
                 list.push(e);
                 let last = list.len() - 1;
                 primary_wins(&mut list, last);
             } else {
                 for &i in &matching {
                     if let Some(e) = list.get_mut(i) {
-                        e.merge(new.clone(), &new);
+                        e.merge(&new);
                     }
                     primary_wins(&mut list, i);
                 }

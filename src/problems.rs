@@ -12,7 +12,11 @@ use std::fmt;
 use uuid::Uuid;
 
 /// One way a password breaks the policy.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// Serializes as `{"kind": "too_short", "detail": {"min": 12}}` (`detail` only for the
+/// variants that carry one), for a sign-up form's error response.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "detail")]
 #[non_exhaustive]
 pub enum PolicyViolation {
     /// Shorter than the minimum length (in characters).
@@ -63,7 +67,8 @@ pub(crate) fn describe(v: &[PolicyViolation]) -> String {
 }
 
 /// Why a row was refused.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "detail")]
 pub enum RowReason {
     /// The value is not acceptable (the reason says why; never a password or hash).
     Invalid(String),
@@ -96,7 +101,7 @@ impl fmt::Display for RowReason {
 }
 
 /// One problem of one row.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct RowProblem {
     /// The row's index in the batch (0-based).
     pub index: usize,
@@ -114,7 +119,7 @@ impl fmt::Display for RowProblem {
 }
 
 /// Every problem of a refused batch, in row order. Its `Display` lists them all, one per line.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ImportReport {
     /// The problems, ordered by row index, then field name (one problem per row and field:
     /// the first found).

@@ -75,12 +75,11 @@ use uuid::Uuid;
 
 use crate::error::Result;
 pub(crate) use crate::identity::UserKeys;
-use crate::user::{Instant, User};
+use crate::user::{UnixMillis, User};
 
 #[allow(unused_imports)] // for engines that load typed entries (PostgreSQL)
 pub(crate) use self::redb::batch::BatchEntry;
 pub(crate) use self::redb::batch::{BatchKeys, BatchPart};
-pub use self::redb::{InMemoryBackend, StorageBackend};
 
 /// Users the embedded engine's lookup cache holds by default.
 pub(crate) const DEFAULT_USER_CACHE: usize = self::redb::cache::DEFAULT_CAPACITY;
@@ -160,9 +159,9 @@ pub(crate) struct FailureState {
     /// Consecutive failures counted in the current window.
     pub count: u32,
     /// When the current counting window started.
-    pub window_start: Instant,
+    pub window_start: UnixMillis,
     /// Until when the account is locked, if it was locked.
-    pub locked_until: Option<Instant>,
+    pub locked_until: Option<UnixMillis>,
 }
 
 /// The digest naming a login id that no account has (see `auth`): its failed logins are
@@ -189,7 +188,7 @@ pub(crate) struct TokenRecord {
     /// What it is for.
     pub kind: TokenKind,
     /// When it stops being usable.
-    pub expiry: Instant,
+    pub expiry: UnixMillis,
     /// A fingerprint of what it was issued for (the email, the password hash).
     pub binding: u64,
 }
@@ -247,10 +246,10 @@ pub(crate) trait Snapshot {
     /// `rev`), calling `f(instant, id)` until it returns `false`.
     fn inserted_walk(
         &self,
-        lo: Bound<(Instant, Uuid)>,
-        hi: Bound<(Instant, Uuid)>,
+        lo: Bound<(UnixMillis, Uuid)>,
+        hi: Bound<(UnixMillis, Uuid)>,
         rev: bool,
-        f: impl FnMut(Instant, Uuid) -> Result<bool>,
+        f: impl FnMut(UnixMillis, Uuid) -> Result<bool>,
     ) -> Result<()>;
 
     /// Calls `f(id, encoded record)` for every user with an id greater than `after` (all when
@@ -276,7 +275,8 @@ pub(crate) trait Snapshot {
     /// Which rows of a batch clash with existing users (import's report of a refused batch).
     fn batch_clashes(&self, batch: &BatchKeys) -> Result<Vec<Clash>>;
 
-    /// Calls `f` for every user in id order until it returns `false`.
+    /// Calls `f` for every user in id order until it returns `false` (the JSON exports).
+    #[cfg(feature = "json")]
     fn for_each_user(&self, mut f: impl FnMut(User) -> Result<bool>) -> Result<()> {
         self.for_each_record_after(None, |id, bytes| f(codec::decode(id, bytes)?))
     }
@@ -308,6 +308,7 @@ pub(crate) trait ReadTxn: Snapshot {
 
     /// Every stored entry as (table, key, value fingerprint), for tests that compare whole
     /// states. Values are digested, so no secret appears.
+    #[cfg(any(test, feature = "__test-hooks"))]
     fn dump(&self) -> Result<Vec<(&'static str, String, String)>>;
 }
 
@@ -368,7 +369,7 @@ pub(crate) trait WriteTxn: Snapshot {
     fn revoke_tokens(&mut self, user: Uuid, kind: Option<TokenKind>) -> Result<usize>;
 
     /// Removes up to `limit` tokens expired at `now`; returns how many.
-    fn purge_expired_tokens(&mut self, now: Instant, limit: usize) -> Result<usize>;
+    fn purge_expired_tokens(&mut self, now: UnixMillis, limit: usize) -> Result<usize>;
 }
 
 /// An open store: one engine.
@@ -418,8 +419,16 @@ impl Store {
         redb::Store::open(path, rules, read_only).map(Store::Redb)
     }
 
-    /// Opens the embedded engine on a custom redb backend.
-    pub(crate) fn with_backend(backend: impl StorageBackend, rules: IndexRules) -> Result<Store> {
+    /// Opens a new, empty directory in memory with the embedded engine.
+    pub(crate) fn in_memory(rules: IndexRules) -> Result<Store> {
+        redb::Store::in_memory(rules).map(Store::Redb)
+    }
+
+    /// Opens the embedded engine on a custom backend.
+    pub(crate) fn with_backend(
+        backend: impl crate::backend::Backend,
+        rules: IndexRules,
+    ) -> Result<Store> {
         redb::Store::with_backend(backend, rules).map(Store::Redb)
     }
 
@@ -547,6 +556,7 @@ impl Store {
     }
 
     /// Tests: every redo log I/O operation after the next `n` fails (redb only).
+    #[cfg(any(test, feature = "__test-hooks"))]
     pub(crate) fn fail_log_after(&self, n: u64) {
         match self {
             Store::Redb(s) => s.fail_log_after(n),
@@ -559,6 +569,8 @@ impl Store {
 impl Reader {
     /// The embedded engine's snapshot, for the engine's own modules.
     #[allow(dead_code)]
+    // `None` only exists with another engine compiled in (feature `postgres`).
+    #[cfg_attr(not(feature = "postgres"), allow(clippy::unnecessary_wraps))]
     pub(crate) fn redb(&self) -> Option<&redb::Reader> {
         match self {
             Reader::Redb(r) => Some(r),
@@ -570,6 +582,8 @@ impl Reader {
 
 impl<'t> Writer<'t> {
     /// The embedded engine's transaction, for the engine's own modules.
+    // `None` only exists with another engine compiled in (feature `postgres`).
+    #[cfg_attr(not(feature = "postgres"), allow(clippy::unnecessary_wraps))]
     pub(crate) fn redb(&mut self) -> Option<&mut redb::Writer<'t>> {
         match self {
             Writer::Redb(w) => Some(w),
@@ -609,10 +623,10 @@ macro_rules! forward_snapshot {
         }
         fn inserted_walk(
             &self,
-            lo: Bound<(Instant, Uuid)>,
-            hi: Bound<(Instant, Uuid)>,
+            lo: Bound<(UnixMillis, Uuid)>,
+            hi: Bound<(UnixMillis, Uuid)>,
             rev: bool,
-            f: impl FnMut(Instant, Uuid) -> Result<bool>,
+            f: impl FnMut(UnixMillis, Uuid) -> Result<bool>,
         ) -> Result<()> {
             each!(self, x => Snapshot::inserted_walk(x, lo, hi, rev, f))
         }
@@ -656,6 +670,7 @@ impl ReadTxn for Reader {
     fn integrity_problems(&self) -> Result<Vec<String>> {
         each!(self, x => ReadTxn::integrity_problems(x))
     }
+    #[cfg(any(test, feature = "__test-hooks"))]
     fn dump(&self) -> Result<Vec<(&'static str, String, String)>> {
         each!(self, x => ReadTxn::dump(x))
     }
@@ -704,7 +719,7 @@ impl WriteTxn for Writer<'_> {
     fn revoke_tokens(&mut self, user: Uuid, kind: Option<TokenKind>) -> Result<usize> {
         each!(self, x => WriteTxn::revoke_tokens(x, user, kind))
     }
-    fn purge_expired_tokens(&mut self, now: Instant, limit: usize) -> Result<usize> {
+    fn purge_expired_tokens(&mut self, now: UnixMillis, limit: usize) -> Result<usize> {
         each!(self, x => WriteTxn::purge_expired_tokens(x, now, limit))
     }
 }

@@ -7,8 +7,9 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// Milliseconds since the Unix epoch (UTC), as FusionAuth's instants.
-pub type Instant = i64;
+/// A point in time: milliseconds since the Unix epoch (UTC), as FusionAuth's instants. Named for
+/// what it is, so it is not taken for [`std::time::Instant`] (a monotonic clock reading).
+pub type UnixMillis = i64;
 
 /// The deepest nesting of custom attribute values (an array or object counts as one level, a
 /// top-level value is at level 1). Deeper data is refused with [`Error::InvalidField`]
@@ -27,6 +28,7 @@ pub const MAX_DATA_DEPTH: usize = 64;
 /// assert_eq!(v, AttrValue::String("blue".into()));
 /// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
 pub enum AttrValue {
     /// JSON `null`.
     Null,
@@ -190,7 +192,8 @@ impl fmt::Debug for StoredHash {
 /// assert_eq!(home.kind.as_deref(), Some("home"));
 /// assert!(!home.primary);
 /// ```
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct MultiValue {
     /// The value (an address, a number, a URL, a certificate in base64, ...).
     pub value: String,
@@ -232,7 +235,8 @@ impl MultiValue {
 }
 
 /// One element of SCIM `addresses` (RFC 7643 §4.1.2).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Address {
     /// The full mailing address, formatted for display.
     pub formatted: Option<String>,
@@ -266,7 +270,8 @@ pub struct Address {
 /// directory keeps the two in step on every write: the element equal to `email` is the
 /// primary one (added when missing); with `email` unset, the primary element (else the first)
 /// becomes the login email. The other emails are neither unique nor used to log in.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Profile {
     /// SCIM `userName`: login name, as given (trimmed, NFC); unique regardless of case.
     pub username: Option<String>,
@@ -339,7 +344,7 @@ pub struct Profile {
     /// The user must change the password at next login (userdir extension).
     pub password_change_required: bool,
     /// Instant after which the account is expired (userdir extension).
-    pub expiry: Option<Instant>,
+    pub expiry: Option<UnixMillis>,
     /// Custom attributes: anything without a SCIM attribute (userdir extension `data`).
     pub data: BTreeMap<String, AttrValue>,
 }
@@ -404,25 +409,29 @@ impl Profile {
 ///
 /// A plain struct with public fields; it dereferences to its profile, so `user.username`,
 /// `user.email` or `user.roles` read the profile's fields. The `password` hash is redacted in
-/// `Debug`.
-#[derive(Clone, Debug, PartialEq)]
+/// `Debug` and never serialized: `Serialize` skips it, and a deserialized `User` has none. In
+/// serialized form the profile's fields sit next to `id`, `active` and the instants (one flat
+/// object).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct User {
     /// Immutable unique id.
     pub id: Uuid,
     /// Every attribute a caller sets.
+    #[serde(flatten)]
     pub profile: Profile,
     /// `false` once deactivated (soft deleted); the user keeps its username and email.
     pub active: bool,
     /// The stored password hash, if the user has a password.
+    #[serde(skip)]
     pub password: Option<StoredHash>,
     /// When the user was created.
-    pub insert_instant: Instant,
+    pub insert_instant: UnixMillis,
     /// When the user was last changed.
-    pub last_update_instant: Instant,
+    pub last_update_instant: UnixMillis,
     /// When the user last logged in.
-    pub last_login_instant: Option<Instant>,
+    pub last_login_instant: Option<UnixMillis>,
     /// When the password was last set.
-    pub password_last_update_instant: Option<Instant>,
+    pub password_last_update_instant: Option<UnixMillis>,
     /// Bumped by every write; for optimistic concurrency.
     pub version: u64,
 }
@@ -494,11 +503,11 @@ pub struct NewUser {
     /// A confirmation that must equal the plaintext password when given.
     pub confirm: Option<Password>,
     /// Creation instant to keep (import); the directory's clock when `None`.
-    pub insert_instant: Option<Instant>,
+    pub insert_instant: Option<UnixMillis>,
     /// Last login instant to keep (import).
-    pub last_login_instant: Option<Instant>,
+    pub last_login_instant: Option<UnixMillis>,
     /// Password change instant to keep (import); the creation instant when `None`.
-    pub password_last_update_instant: Option<Instant>,
+    pub password_last_update_instant: Option<UnixMillis>,
 }
 
 macro_rules! opt_setters {
@@ -647,12 +656,12 @@ impl NewUser {
         self
     }
     /// Sets the account expiry instant.
-    pub fn expiry(mut self, at: Instant) -> Self {
+    pub fn expiry(mut self, at: UnixMillis) -> Self {
         self.profile.expiry = Some(at);
         self
     }
     /// Keeps a given creation instant (for imports).
-    pub fn insert_instant(mut self, at: Instant) -> Self {
+    pub fn insert_instant(mut self, at: UnixMillis) -> Self {
         self.insert_instant = Some(at);
         self
     }

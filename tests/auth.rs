@@ -4,9 +4,11 @@
 mod common;
 use common::OpenEngine;
 
+use std::time::Duration;
+
+use userdir::test_hooks::verification_count;
 use userdir::{
     Argon2Params, AuthConfig, Directory, Error, Lockout, ManualClock, NewUser, UserUpdate,
-    verification_count,
 };
 
 const T0: i64 = 1_700_000_000_000;
@@ -254,14 +256,14 @@ fn success_resets_the_count() {
 
 #[test]
 fn failures_outside_the_window_do_not_add_up() {
-    let (dir, clock) = dir_with(AuthConfig {
-        lockout: Some(Lockout {
-            max_failures: 3,
-            window_ms: MIN,
-            duration_ms: 5 * MIN,
-        }),
-        ..AuthConfig::default()
-    });
+    let (dir, clock) = dir_with(
+        AuthConfig::default().lockout(
+            Lockout::default()
+                .max_failures(3)
+                .window(Duration::from_millis(MIN as u64))
+                .duration(Duration::from_millis(5 * MIN as u64)),
+        ),
+    );
     let u = ann(&dir);
     for _ in 0..10 {
         assert!(matches!(
@@ -277,10 +279,7 @@ fn failures_outside_the_window_do_not_add_up() {
 
 #[test]
 fn lockout_can_be_disabled_and_unlock_lifts_it() {
-    let (dir, _) = dir_with(AuthConfig {
-        lockout: None,
-        ..AuthConfig::default()
-    });
+    let (dir, _) = dir_with(AuthConfig::default().lockout(None));
     let u = ann(&dir);
     for _ in 0..20 {
         let _ = dir.authenticate("ann", "wrong");
@@ -399,17 +398,10 @@ fn change_password_checks_the_current_one_and_the_policy() {
 #[test]
 fn invalid_auth_config_is_refused() {
     for auth in [
-        AuthConfig {
-            lockout: Some(Lockout {
-                max_failures: 0,
-                ..Lockout::default()
-            }),
-            ..AuthConfig::default()
-        },
-        AuthConfig {
-            reset_token_ttl_ms: 0,
-            ..AuthConfig::default()
-        },
+        AuthConfig::default().lockout(Lockout::default().max_failures(0)),
+        AuthConfig::default().lockout(Lockout::default().window(Duration::ZERO)),
+        AuthConfig::default().reset_token_ttl(Duration::ZERO),
+        AuthConfig::default().verification_token_ttl(Duration::from_micros(999)),
     ] {
         assert!(matches!(
             Directory::builder().auth(auth).open_engine(),

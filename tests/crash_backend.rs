@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 
 use fuzz_bodies::model::{self, Model, Op, Outcome, Rng};
 use userdir::{
-    Argon2Params, Directory, Durability, InMemoryBackend, ManualClock, StorageBackend, StoredHash,
+    Argon2Params, Backend, Directory, Durability, ManualClock, MemoryBackend, StoredHash,
 };
 
 fn env_u64(name: &str, default: u64) -> u64 {
@@ -52,10 +52,10 @@ struct Disk {
     unsynced: Vec<(u64, Option<Vec<u8>>)>,
 }
 
-/// A backend over a shared [`InMemoryBackend`] that fails every call from the `countdown`-th on.
+/// A backend over a shared [`MemoryBackend`] that fails every call from the `countdown`-th on.
 #[derive(Debug)]
 struct FailingBackend {
-    inner: Arc<InMemoryBackend>,
+    inner: Arc<MemoryBackend>,
     disk: Arc<Mutex<Disk>>,
     countdown: Arc<AtomicU64>,
     /// I/O calls made (for sizing the crash points).
@@ -81,7 +81,7 @@ impl FailingBackend {
     }
 }
 
-impl StorageBackend for FailingBackend {
+impl Backend for FailingBackend {
     fn len(&self) -> io::Result<u64> {
         self.tick()?;
         self.inner.len()
@@ -120,13 +120,8 @@ impl StorageBackend for FailingBackend {
 }
 
 /// The bytes that survive a crash, as a fresh in-memory backend.
-fn survivor(
-    live: &InMemoryBackend,
-    disk: &Disk,
-    crash: CrashModel,
-    rng: &mut Rng,
-) -> InMemoryBackend {
-    let out = InMemoryBackend::new();
+fn survivor(live: &MemoryBackend, disk: &Disk, crash: CrashModel, rng: &mut Rng) -> MemoryBackend {
+    let out = MemoryBackend::new();
     let mut image = match crash {
         CrashModel::KeepAll => {
             let mut b = vec![0; usize::try_from(live.len().unwrap()).unwrap()];
@@ -156,7 +151,7 @@ fn survivor(
 }
 
 struct Setup {
-    inner: Arc<InMemoryBackend>,
+    inner: Arc<MemoryBackend>,
     disk: Arc<Mutex<Disk>>,
     calls: Arc<AtomicU64>,
 }
@@ -169,7 +164,7 @@ fn open(backend: FailingBackend) -> userdir::Result<Directory> {
         .open_backend(backend)
 }
 
-fn backend(inner: Arc<InMemoryBackend>, countdown: u64) -> (FailingBackend, Setup) {
+fn backend(inner: Arc<MemoryBackend>, countdown: u64) -> (FailingBackend, Setup) {
     let disk = Arc::new(Mutex::new(Disk::default()));
     let calls = Arc::new(AtomicU64::new(0));
     let b = FailingBackend {
@@ -250,7 +245,7 @@ fn crash_run(
     hash: &StoredHash,
     seed: u64,
 ) -> Result<Run, String> {
-    let inner = Arc::new(InMemoryBackend::new());
+    let inner = Arc::new(MemoryBackend::new());
     let (b, setup) = backend(inner, n);
     let mut model = Model::default();
     // The states the reopened directory may be in: the model after every acknowledged op, or
@@ -261,7 +256,7 @@ fn crash_run(
         Err(e) => {
             if !matches!(
                 e,
-                userdir::Error::Storage(_) | userdir::Error::NotADirectory(_)
+                userdir::Error::Storage(_) | userdir::Error::NotAUserdirFile(_)
             ) {
                 return Err(format!("open failed with an unexpected error: {e}"));
             }
@@ -358,7 +353,7 @@ fn torture(crash: CrashModel) {
     let points = env_u64("USERDIR_CRASH_POINTS", 40);
     let seqs = env_u64("USERDIR_CRASH_SEQS", 2);
     let hash = {
-        let (b, _) = backend(Arc::new(InMemoryBackend::new()), u64::MAX);
+        let (b, _) = backend(Arc::new(MemoryBackend::new()), u64::MAX);
         model::prehashed(&open(b).unwrap())
     };
     let mut findings = Vec::new();
@@ -369,7 +364,7 @@ fn torture(crash: CrashModel) {
         let ops = sequence(seed, 30);
         // How many I/O calls the whole sequence makes without failures.
         let calls = {
-            let (b, setup) = backend(Arc::new(InMemoryBackend::new()), u64::MAX);
+            let (b, setup) = backend(Arc::new(MemoryBackend::new()), u64::MAX);
             let dir = open(b).unwrap();
             let mut m = Model::default();
             for op in &ops {

@@ -14,9 +14,7 @@ use std::path::Path;
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-use userdir::{
-    Argon2Params, Directory, Error, InMemoryBackend, ManualClock, NewUser, StorageBackend,
-};
+use userdir::{Argon2Params, Backend, Directory, Error, ManualClock, MemoryBackend, NewUser};
 use uuid::Uuid;
 
 fn builder() -> userdir::Builder {
@@ -147,8 +145,8 @@ fn a_file_without_magic_at_the_path_is_refused_not_wiped() {
     let bytes = without_magic();
     fs::write(&path, &bytes).unwrap();
     match open(&path) {
-        Err(Error::NotADirectory(_)) => {}
-        other => panic!("expected NotADirectory, got {:?}", other.map(|_| ())),
+        Err(Error::NotAUserdirFile(_)) => {}
+        other => panic!("expected NotAUserdirFile, got {:?}", other.map(|_| ())),
     }
     assert_eq!(fs::read(&path).unwrap(), bytes);
     assert!(temps(tmp.path(), "users.redb").is_empty());
@@ -215,9 +213,9 @@ fn creation_failures_are_errors_and_leave_nothing() {
 
 /// A custom backend sharing its bytes with the test, which keeps the other handle.
 #[derive(Debug)]
-struct Shared(Arc<InMemoryBackend>);
+struct Shared(Arc<MemoryBackend>);
 
-impl StorageBackend for Shared {
+impl Backend for Shared {
     fn len(&self) -> std::io::Result<u64> {
         self.0.len()
     }
@@ -235,14 +233,14 @@ impl StorageBackend for Shared {
     }
 }
 
-fn backend_with(bytes: &[u8]) -> Arc<InMemoryBackend> {
-    let b = InMemoryBackend::new();
+fn backend_with(bytes: &[u8]) -> Arc<MemoryBackend> {
+    let b = MemoryBackend::new();
     b.set_len(bytes.len() as u64).unwrap();
     b.write(0, bytes).unwrap();
     Arc::new(b)
 }
 
-fn contents(b: &InMemoryBackend) -> Vec<u8> {
+fn contents(b: &MemoryBackend) -> Vec<u8> {
     let mut out = vec![0; usize::try_from(b.len().unwrap()).unwrap()];
     b.read(0, &mut out).unwrap();
     out
@@ -279,8 +277,8 @@ fn a_backend_with_other_content_is_refused_untouched() {
     for bytes in [other, b"abc".to_vec(), late_byte] {
         let b = backend_with(&bytes);
         match builder().open_backend(Shared(b.clone())) {
-            Err(Error::NotADirectory(_)) => {}
-            r => panic!("expected NotADirectory, got {:?}", r.map(|_| ())),
+            Err(Error::NotAUserdirFile(_)) => {}
+            r => panic!("expected NotAUserdirFile, got {:?}", r.map(|_| ())),
         }
         assert_eq!(contents(&b), bytes, "the backend is left as it was");
     }

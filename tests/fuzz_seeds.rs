@@ -171,15 +171,18 @@ fn nested_data(levels: usize) -> Vec<u8> {
 /// million levels deep overflowed the stack and aborted the process.
 #[test]
 fn deeply_nested_record_is_an_error_not_a_stack_overflow() {
-    let r = userdir::fuzz_decode(&record_with_data(&nested_data(1_000_000)));
+    let r = userdir::test_hooks::fuzz_decode(&record_with_data(&nested_data(1_000_000)));
     assert!(matches!(r, Err(userdir::Error::Corrupt(_))), "{r:?}");
-    let r = userdir::fuzz_decode(&record_with_data(&nested_data(userdir::MAX_DATA_DEPTH + 1)));
+    let r = userdir::test_hooks::fuzz_decode(&record_with_data(&nested_data(
+        userdir::MAX_DATA_DEPTH + 1,
+    )));
     assert!(matches!(r, Err(userdir::Error::Corrupt(_))), "{r:?}");
-    let u = userdir::fuzz_decode(&record_with_data(&nested_data(userdir::MAX_DATA_DEPTH)))
-        .expect("the deepest allowed data decodes");
+    let u =
+        userdir::test_hooks::fuzz_decode(&record_with_data(&nested_data(userdir::MAX_DATA_DEPTH)))
+            .expect("the deepest allowed data decodes");
     assert_eq!(u.username.as_deref(), Some("bob"));
     // And the hand-made encoding matches what the decoder expects for ordinary data.
-    let u = userdir::fuzz_decode(&record_with_data(&nested_data(2))).unwrap();
+    let u = userdir::test_hooks::fuzz_decode(&record_with_data(&nested_data(2))).unwrap();
     assert_eq!(
         u.data.get("k"),
         Some(&userdir::AttrValue::Array(vec![userdir::AttrValue::Null]))

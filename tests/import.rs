@@ -496,3 +496,31 @@ fn file_backed_import_survives_reopen() {
     assert!(d.find_by_username("USER999").unwrap().is_some());
     d.check_integrity().unwrap();
 }
+
+#[test]
+fn a_dry_run_reports_like_an_import_and_writes_nothing() {
+    let (d, _) = dir();
+    d.create(NewUser::with_username("taken")).unwrap();
+    let before = d.dump().unwrap();
+    let rows = vec![
+        good(1),
+        NewUser::with_username("ann").password("correct horse battery"),
+    ];
+    let s = d.import(ImportBatch::new(rows).dry_run(true)).unwrap();
+    assert_eq!((s.imported, s.hashed, s.pre_hashed), (2, 1, 1));
+    assert_eq!(d.dump().unwrap(), before, "a dry run wrote");
+
+    // Only pre-hashed rows (no check against existing users in a real import's first pass)
+    // still meet the existing users.
+    let rows = vec![good(2), good(3).username("TAKEN")];
+    let Err(Error::Import(r)) = d.import(ImportBatch::new(rows).dry_run(true)) else {
+        panic!("the taken username should be reported")
+    };
+    assert_eq!(r.problems.len(), 1);
+    assert_eq!(r.problems[0].index, 1);
+    assert!(matches!(
+        r.problems[0].reason,
+        RowReason::DuplicateOfExisting { .. }
+    ));
+    assert_eq!(d.dump().unwrap(), before);
+}

@@ -22,13 +22,7 @@ fn dir(max_failures: u32) -> Directory {
     Directory::builder()
         .hasher(Argon2Params::insecure_fast())
         .clock(ManualClock::new(1_700_000_000_000))
-        .auth(AuthConfig {
-            lockout: Some(Lockout {
-                max_failures,
-                ..Lockout::default()
-            }),
-            ..AuthConfig::default()
-        })
+        .auth(AuthConfig::default().lockout(Lockout::default().max_failures(max_failures)))
         .open_engine()
         .unwrap()
 }

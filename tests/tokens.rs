@@ -159,11 +159,11 @@ fn verification_token_expires_after_a_day_and_ttls_are_configurable() {
     let dir = Directory::builder()
         .hasher(Argon2Params::insecure_fast())
         .clock(clock.clone())
-        .auth(AuthConfig {
-            reset_token_ttl_ms: 1_000,
-            verification_token_ttl_ms: 2_000,
-            ..AuthConfig::default()
-        })
+        .auth(
+            AuthConfig::default()
+                .reset_token_ttl(std::time::Duration::from_secs(1))
+                .verification_token_ttl(std::time::Duration::from_secs(2)),
+        )
         .open_engine()
         .unwrap();
     let u = ann(&dir);

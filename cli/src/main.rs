@@ -3,21 +3,32 @@
 //! Exit codes: 0 success; 1 not found, refused (login) or no match; 2 bad input (usage, an
 //! invalid filter, bad rows, a bad or missing file); 3 storage failure (I/O, a file locked by
 //! another process, a failed integrity check). Errors are one line on stderr (`userdir: …`);
-//! an import with bad rows prints one line per problem.
+//! an import with bad rows prints one line per problem. With `--output json`, results and
+//! summaries are JSON on stdout and an error is one JSON object on stderr
+//! (`{"error": ..., "exit_code": ..., "problems": [...]}`).
+//!
+//! `USERDIR_DB` gives the directory file when `--db` is not given.
 //!
 //! `--insecure-fast-hash` makes new hashes use argon2's cheapest parameters, and says so on
 //! stderr at every run. It exists for the test suite only; never use it for real data. (No
 //! environment variable can weaken the hashes: an inherited variable would do it silently.)
 
-use std::io::{BufRead, BufWriter, IsTerminal, Write};
+// Held to clippy's pedantic set, as the library.
+#![deny(clippy::pedantic)]
+// `run` and `demo` read top to bottom as the commands and the demo's steps; product and
+// variable names in help text (PostgreSQL, USERDIR_DB) are prose, shown as written by --help.
+#![allow(clippy::too_many_lines, clippy::doc_markdown)]
+
+use std::io::{BufRead, BufWriter, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant as Timer;
 
 mod serve;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::{Value, json};
 use userdir::json::{self, Format, ReadLimits};
 use userdir::{
     Argon2Params, Directory, Error, ImportBatch, ImportSummary, JsonProblem, NewUser, Search,
@@ -40,12 +51,101 @@ struct Cli {
         default_value = "userdir.redb"
     )]
     db: PathBuf,
+    /// text: human-readable summaries; json: results, summaries and errors as JSON (users are
+    /// JSON in both).
+    #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
+    output: Output,
     /// TESTS ONLY, INSECURE: hash new passwords with argon2's cheapest parameters (printed as
     /// a warning at every run). Never use it for real data.
     #[arg(long, global = true)]
     insecure_fast_hash: bool,
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+/// How results, summaries and errors are printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Output {
+    /// Summaries as text lines, errors as `userdir: ...` lines.
+    Text,
+    /// Everything as JSON: one document or one object per line on stdout, errors on stderr.
+    Json,
+}
+
+/// A JSON interchange format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum FormatArg {
+    /// `FusionAuth`'s User API shape.
+    #[value(name = "fusionauth")]
+    FusionAuth,
+    /// Fuse Universal's bulk create shape.
+    Fuse,
+    /// SCIM 2.0 (RFC 7643).
+    Scim,
+    /// JSON Lines: one FusionAuth-shaped user per line.
+    #[value(name = "jsonl", alias = "json-lines", alias = "jsonlines")]
+    JsonLines,
+}
+
+impl From<FormatArg> for Format {
+    fn from(f: FormatArg) -> Format {
+        match f {
+            FormatArg::FusionAuth => Format::FusionAuth,
+            FormatArg::Fuse => Format::Fuse,
+            FormatArg::Scim => Format::Scim,
+            FormatArg::JsonLines => Format::JsonLines,
+        }
+    }
+}
+
+/// A sort key of `search`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum SortArg {
+    /// The username (caseless).
+    Username,
+    /// The email.
+    #[value(alias = "emails")]
+    Email,
+    /// The full name.
+    #[value(
+        name = "fullName",
+        alias = "full-name",
+        alias = "full_name",
+        alias = "name"
+    )]
+    FullName,
+    /// The birth date.
+    #[value(name = "birthDate", alias = "birth-date", alias = "birth_date")]
+    BirthDate,
+    /// When the user was created.
+    #[value(
+        name = "insertInstant",
+        alias = "insert-instant",
+        alias = "insert_instant",
+        alias = "created"
+    )]
+    InsertInstant,
+    /// The last login.
+    #[value(
+        name = "lastLogin",
+        alias = "last-login",
+        alias = "last_login",
+        alias = "lastLoginInstant"
+    )]
+    LastLogin,
+}
+
+impl From<SortArg> for SortField {
+    fn from(s: SortArg) -> SortField {
+        match s {
+            SortArg::Username => SortField::username(),
+            SortArg::Email => SortField::email(),
+            SortArg::FullName => SortField::full_name(),
+            SortArg::BirthDate => SortField::birth_date(),
+            SortArg::InsertInstant => SortField::insert_instant(),
+            SortArg::LastLogin => SortField::last_login(),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -62,9 +162,13 @@ enum Cmd {
     Import {
         /// The file (`-` for stdin). Must be a regular file: pipe into `-` otherwise.
         file: PathBuf,
-        /// fusionauth, fuse, scim or jsonl (default: guessed from the file).
-        #[arg(long, value_parser = parse_format)]
-        format: Option<Format>,
+        /// The file's format (default: guessed from the file).
+        #[arg(long, value_enum, ignore_case = true)]
+        format: Option<FormatArg>,
+        /// Validate every row against the file and the directory and report, but hash and
+        /// write nothing (the directory file is not created).
+        #[arg(long)]
+        dry_run: bool,
         /// Write every problem (not only the first 100) to this file, as JSON:
         /// `{"problems":[{"row":…,"field":…,"reason":…},…],"total":N}`.
         #[arg(long, value_name = "FILE")]
@@ -82,17 +186,17 @@ enum Cmd {
     Get {
         /// Id, username, email or external id.
         id_or_login: String,
-        /// Output shape: fusionauth, fuse, scim or jsonl.
-        #[arg(long, value_parser = parse_format, default_value = "fusionauth")]
-        format: Format,
+        /// The user's JSON shape.
+        #[arg(long, value_enum, ignore_case = true, default_value_t = FormatArg::FusionAuth)]
+        format: FormatArg,
     },
     /// Print the users matching a SCIM filter, one JSON user per line.
     Search {
         /// A SCIM filter, e.g. `userName sw "jo" and active eq true`.
         filter: String,
-        /// username, email, fullName, birthDate, insertInstant or lastLogin.
-        #[arg(long)]
-        sort: Option<String>,
+        /// The sort key.
+        #[arg(long, value_enum, ignore_case = true)]
+        sort: Option<SortArg>,
         /// Sort descending.
         #[arg(long)]
         desc: bool,
@@ -102,9 +206,9 @@ enum Cmd {
         /// Skip this many users.
         #[arg(long, default_value_t = 0)]
         offset: usize,
-        /// Output shape: fusionauth, fuse, scim or jsonl.
-        #[arg(long, value_parser = parse_format, default_value = "fusionauth")]
-        format: Format,
+        /// The users' JSON shape.
+        #[arg(long, value_enum, ignore_case = true, default_value_t = FormatArg::FusionAuth)]
+        format: FormatArg,
     },
     /// Deactivate (soft delete) a user.
     Deactivate {
@@ -128,9 +232,9 @@ enum Cmd {
     },
     /// Write every user to stdout.
     Export {
-        /// fusionauth, fuse, scim or jsonl.
-        #[arg(long, value_parser = parse_format, default_value = "fusionauth")]
-        format: Format,
+        /// The document's format.
+        #[arg(long, value_enum, ignore_case = true, default_value_t = FormatArg::FusionAuth)]
+        format: FormatArg,
         /// Include password hashes (fusionauth and jsonl only); the output re-imports exactly.
         #[arg(long)]
         with_hashes: bool,
@@ -151,6 +255,28 @@ enum Cmd {
         /// The endpoint's public URL for `meta.location` (default: from the request's Host).
         #[arg(long)]
         base_url: Option<String>,
+    },
+    /// Write a consistent copy of the directory to a new file.
+    ///
+    /// The redo log is checkpointed into the directory file, which is copied while this
+    /// process holds it (no other process can write meanwhile); the copy is opened and checked
+    /// before it gets its name. To restore, stop every process using the directory, replace
+    /// the directory file with the copy, and delete the directory's `<file>.wal` if there is
+    /// one.
+    Backup {
+        /// The new file.
+        path: PathBuf,
+        /// Replace an existing file (and remove its stale `<path>.wal`).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print a shell completion script to stdout.
+    ///
+    /// For instance `userdir completions bash > /etc/bash_completion.d/userdir`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
 }
 
@@ -185,14 +311,12 @@ struct CreateArgs {
     no_password: bool,
 }
 
-fn parse_format(s: &str) -> Result<Format, String> {
-    s.parse::<Format>().map_err(|e| e.to_string())
-}
-
-/// A failure with its exit code and message lines.
+/// A failure with its exit code and message lines, and for `--output json` the problems as
+/// JSON.
 struct Fail {
     code: u8,
     lines: Vec<String>,
+    problems: Option<Value>,
 }
 
 impl Fail {
@@ -200,6 +324,28 @@ impl Fail {
         Fail {
             code,
             lines: vec![msg.into()],
+            problems: None,
+        }
+    }
+
+    fn print(&self, output: Output) {
+        match output {
+            Output::Text => {
+                for l in &self.lines {
+                    eprintln!("userdir: {l}");
+                }
+            }
+            Output::Json if self.lines.is_empty() => {}
+            Output::Json => {
+                let mut v = json!({
+                    "error": self.lines.first().cloned().unwrap_or_default(),
+                    "exit_code": self.code,
+                });
+                if let Some(p) = &self.problems {
+                    v["problems"] = p.clone();
+                }
+                eprintln!("{v}");
+            }
         }
     }
 }
@@ -233,9 +379,16 @@ impl From<Error> for Fail {
             return Fail {
                 code: 0,
                 lines: Vec::new(),
+                problems: None,
             };
         }
         let code = exit_code(&e);
+        let problems = match &e {
+            Error::InvalidJson(p) => serde_json::to_value(p).ok(),
+            Error::Integrity(p) => serde_json::to_value(p).ok(),
+            Error::Import(r) => serde_json::to_value(&r.problems).ok(),
+            _ => None,
+        };
         let lines = match &e {
             Error::InvalidJson(problems) => {
                 let mut l = vec![format!("invalid JSON input: {} problem(s)", problems.len())];
@@ -269,7 +422,11 @@ impl From<Error> for Fail {
             }
             _ => vec![e.to_string()],
         };
-        Fail { code, lines }
+        Fail {
+            code,
+            lines,
+            problems,
+        }
     }
 }
 
@@ -325,9 +482,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) if f.code == 0 => ExitCode::SUCCESS,
         Err(f) => {
-            for l in &f.lines {
-                eprintln!("userdir: {l}");
-            }
+            f.print(cli.output);
             ExitCode::from(f.code)
         }
     }
@@ -442,6 +597,7 @@ fn run(cli: &Cli) -> CliResult {
         Cmd::Import {
             file,
             format,
+            dry_run,
             report,
             max_input_bytes,
             max_record_bytes,
@@ -450,7 +606,14 @@ fn run(cli: &Cli) -> CliResult {
                 .max_input_bytes(*max_input_bytes)
                 .max_record_bytes(*max_record_bytes)
                 .max_problems_kept(PRINTED_PROBLEMS);
-            import(cli, file, *format, report.as_deref(), limits)
+            import(
+                cli,
+                file,
+                format.map(Format::from),
+                *dry_run,
+                report.as_deref(),
+                limits,
+            )
         }
         Cmd::Create(args) => create(cli, args),
         Cmd::Get {
@@ -459,7 +622,7 @@ fn run(cli: &Cli) -> CliResult {
         } => {
             let dir = open_read(cli)?;
             let user = resolve(&dir, id_or_login)?;
-            print_user(&user, *format)
+            print_user(&user, (*format).into())
         }
         Cmd::Search {
             filter,
@@ -468,15 +631,7 @@ fn run(cli: &Cli) -> CliResult {
             limit,
             offset,
             format,
-        } => search(
-            cli,
-            filter,
-            sort.as_deref(),
-            *desc,
-            *limit,
-            *offset,
-            *format,
-        ),
+        } => search(cli, filter, *sort, *desc, *limit, *offset, (*format).into()),
         Cmd::Deactivate { id_or_login } => change(cli, id_or_login, |d, u| d.deactivate(u.id)),
         Cmd::Reactivate { id_or_login } => change(cli, id_or_login, |d, u| d.reactivate(u.id)),
         Cmd::Delete { id_or_login } => change(cli, id_or_login, |d, u| d.delete(u.id)),
@@ -486,6 +641,14 @@ fn run(cli: &Cli) -> CliResult {
             let password = read_password()?;
             let dir = open(cli, false)?;
             let login = dir.authenticate(login_id, &password)?;
+            if cli.output == Output::Json {
+                let user = json::write_user(Format::FusionAuth, &login.user, false)?;
+                return print_json(&json!({
+                    "user": user,
+                    "password_change_required": login.password_change_required,
+                    "rehashed": login.rehashed,
+                }));
+            }
             if login.password_change_required {
                 eprintln!("userdir: login ok; the password must be changed now");
             }
@@ -494,15 +657,21 @@ fn run(cli: &Cli) -> CliResult {
         Cmd::Export {
             format,
             with_hashes,
-        } => export(cli, *format, *with_hashes),
+        } => export(cli, (*format).into(), *with_hashes),
         Cmd::Check => {
             let dir = open_read(cli)?;
-            dir.check_integrity()?;
-            println!(
-                "ok: {} users, every index agrees with the records",
-                dir.count()?
-            );
-            Ok(())
+            let spin = spinner("checking");
+            let checked = dir.check_integrity();
+            spin.finish_and_clear();
+            checked?;
+            let users = dir.count()?;
+            match cli.output {
+                Output::Json => print_json(&json!({ "ok": true, "users": users })),
+                Output::Text => {
+                    println!("ok: {users} users, every index agrees with the records");
+                    Ok(())
+                }
+            }
         }
         Cmd::Serve {
             listen,
@@ -511,19 +680,48 @@ fn run(cli: &Cli) -> CliResult {
         } => serve::serve(open(cli, true)?, listen, token_file, base_url.as_deref()),
         Cmd::Stats => {
             let dir = open_read(cli)?;
+            let spin = spinner("counting");
             let users = dir.count()?;
             let active = dir
                 .search(&Search::filter("active eq true")?.limit(0))?
                 .total;
-            if postgres_url(cli).is_some() {
-                println!("users {users}\nactive {active}");
+            spin.finish_and_clear();
+            // A PostgreSQL directory has no file of its own: no `file_bytes`.
+            let bytes = if postgres_url(cli).is_some() {
+                None
             } else {
-                let bytes = std::fs::metadata(&cli.db).map(|m| m.len()).unwrap_or(0);
-                println!("users {users}\nactive {active}\nfile_bytes {bytes}");
+                Some(std::fs::metadata(&cli.db).map_or(0, |m| m.len()))
+            };
+            match cli.output {
+                Output::Json => {
+                    let mut v = json!({ "users": users, "active": active });
+                    if let Some(b) = bytes {
+                        v["file_bytes"] = json!(b);
+                    }
+                    print_json(&v)
+                }
+                Output::Text => {
+                    println!("users {users}\nactive {active}");
+                    if let Some(b) = bytes {
+                        println!("file_bytes {b}");
+                    }
+                    Ok(())
+                }
             }
+        }
+        Cmd::Backup { path, force } => backup(cli, path, *force),
+        Cmd::Completions { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(*shell, &mut cmd, "userdir", &mut std::io::stdout());
             Ok(())
         }
     }
+}
+
+/// Prints one JSON value on a line of stdout.
+fn print_json(v: &Value) -> CliResult {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{v}").map_err(|e| Fail::new(3, format!("cannot write the output: {e}")))
 }
 
 fn resolve(dir: &Directory, s: &str) -> CliResult<User> {
@@ -549,11 +747,13 @@ fn print_user(user: &User, format: Format) -> CliResult {
 }
 
 /// A failed write to stdout: quiet when its reader went away (`| head`).
+#[allow(clippy::needless_pass_by_value)] // the shape `map_err` calls
 fn output_error(e: std::io::Error) -> Fail {
     if e.kind() == std::io::ErrorKind::BrokenPipe {
         Fail {
             code: 0,
             lines: Vec::new(),
+            problems: None,
         }
     } else {
         Fail::new(3, format!("cannot write the output: {e}"))
@@ -599,17 +799,31 @@ fn create(cli: &Cli, a: &CreateArgs) -> CliResult {
     })
 }
 
+/// A progress bar on stderr when it is a terminal (hidden otherwise), ticking while the
+/// position does not move.
 fn progress_bar(total: u64, what: &str) -> ProgressBar {
+    bar_with(
+        Some(total),
+        what,
+        "{msg:>10} [{bar:40}] {pos}/{len} ({per_sec}, {eta})",
+    )
+}
+
+/// A spinner on stderr for work without a known length; the position counts what is done.
+fn spinner(what: &str) -> ProgressBar {
+    bar_with(None, what, "{spinner} {msg} {pos} {elapsed}")
+}
+
+fn bar_with(total: Option<u64>, what: &str, template: &str) -> ProgressBar {
     if !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-    if let Ok(style) =
-        ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} ({per_sec}, {eta})")
-    {
+    let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template(template) {
         bar.set_style(style.progress_chars("=> "));
     }
     bar.set_message(what.to_owned());
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
     bar
 }
 
@@ -750,7 +964,11 @@ fn read_rows(
             out.problems.iter().map(ToString::to_string),
             out.problem_count,
         ));
-        return Err(Fail { code: 2, lines });
+        return Err(Fail {
+            code: 2,
+            lines,
+            problems: serde_json::to_value(&out.problems).ok(),
+        });
     }
     Ok(ReadRows {
         rows: out.rows,
@@ -763,6 +981,7 @@ fn import(
     cli: &Cli,
     file: &Path,
     format: Option<Format>,
+    dry_run: bool,
     report: Option<&Path>,
     limits: ReadLimits,
 ) -> CliResult {
@@ -780,74 +999,108 @@ fn import(
     let inactive = read.inactive_by_default;
     let rows = read.rows;
     let mut s = None;
-    let outcome = with_new_or_existing(cli, |dir| match import_rows(dir, rows) {
-        Ok(sum) => {
-            s = Some(sum);
-            Ok(())
-        }
-        Err(e) => {
-            if let Error::Import(r) = &e {
-                for p in &r.problems {
-                    rep.add(Some(p.index), Some(p.field), &p.reason.to_string());
-                }
+    let run = |dir: &Directory| -> CliResult {
+        match import_rows(dir, rows, dry_run) {
+            Ok(sum) => {
+                s = Some(sum);
+                Ok(())
             }
-            Err(e.into())
+            Err(e) => {
+                if let Error::Import(r) = &e {
+                    for p in &r.problems {
+                        rep.add(Some(p.index), Some(p.field), &p.reason.to_string());
+                    }
+                }
+                Err(e.into())
+            }
         }
-    });
+    };
+    let outcome = if dry_run {
+        // Nothing is written: an existing file is opened read-only; without one, an empty
+        // in-memory directory judges the rows and no file is created.
+        let dir = if cli.db.exists() {
+            open_read(cli)
+        } else {
+            Directory::builder()
+                .hasher(params(cli))
+                .in_memory()
+                .map_err(Fail::from)
+        };
+        dir.and_then(|d| run(&d))
+    } else {
+        with_new_or_existing(cli, run)
+    };
     rep.finish()?;
     outcome?;
     let s = s.ok_or_else(|| Fail::new(4, "internal error: no import summary"))?;
-    eprintln!(
-        "userdir: imported {} users ({format}; {} passwords hashed, {} pre-hashed) in {:.2?}",
-        s.imported,
-        s.hashed,
-        s.pre_hashed,
-        t.elapsed()
-    );
-    if inactive > 0 {
+    let elapsed = t.elapsed();
+    match cli.output {
+        Output::Json => print_json(&json!({
+            "dry_run": dry_run,
+            "format": format.to_string(),
+            "imported": s.imported,
+            "hashed": s.hashed,
+            "pre_hashed": s.pre_hashed,
+            "inactive_by_default": inactive,
+            "seconds": elapsed.as_secs_f64(),
+        }))?,
+        Output::Text if dry_run => eprintln!(
+            "userdir: dry run: {} users would be imported ({format}; {} passwords to hash, {} pre-hashed); nothing written",
+            s.imported, s.hashed, s.pre_hashed
+        ),
+        Output::Text => eprintln!(
+            "userdir: imported {} users ({format}; {} passwords hashed, {} pre-hashed) in {elapsed:.2?}",
+            s.imported, s.hashed, s.pre_hashed
+        ),
+    }
+    if inactive > 0 && cli.output == Output::Text {
         eprintln!(
-            "userdir: {inactive} of them imported INACTIVE because their row has no `active` \
+            "userdir: {inactive} of them {} INACTIVE because their row has no `active` \
              field (FusionAuth import rows default to inactive); reactivate them or add \
-             \"active\": true"
+             \"active\": true",
+            if dry_run {
+                "would be imported"
+            } else {
+                "imported"
+            }
         );
     }
     Ok(())
 }
 
 /// Imports rows all or nothing with the library's bulk import (validation of every row,
-/// parallel hashing outside the write transaction, one transaction).
-fn import_rows(dir: &Directory, rows: Vec<NewUser>) -> userdir::Result<ImportSummary> {
-    let bar = progress_bar(rows.len() as u64, "importing");
+/// parallel hashing outside the write transaction, one transaction), or only validates them.
+fn import_rows(
+    dir: &Directory,
+    rows: Vec<NewUser>,
+    dry_run: bool,
+) -> userdir::Result<ImportSummary> {
+    let bar = progress_bar(rows.len() as u64, "validating");
     let b = bar.clone();
-    let r =
-        dir.import(ImportBatch::new(rows).on_progress(move |done, _| b.set_position(done as u64)));
+    let batch = ImportBatch::new(rows)
+        .dry_run(dry_run)
+        .on_progress(move |done, total| {
+            if done == 0 {
+                b.set_length(total as u64);
+                b.set_message("hashing");
+            }
+            b.set_position(done as u64);
+            if done == total {
+                b.set_message("writing");
+            }
+        });
+    let r = dir.import(batch);
     bar.finish_and_clear();
     r
 }
 
-fn sort_field(s: &str) -> CliResult<SortField> {
-    Ok(match s.to_ascii_lowercase().replace('_', "").as_str() {
-        "username" => SortField::username(),
-        "email" | "emails" => SortField::email(),
-        "fullname" | "name" => SortField::full_name(),
-        "birthdate" => SortField::birth_date(),
-        "insertinstant" | "created" => SortField::insert_instant(),
-        "lastlogin" | "lastlogininstant" => SortField::last_login(),
-        _ => {
-            return Err(Fail::new(
-                2,
-                format!(
-                    "unknown sort field {s:?} (expected username, email, fullName, birthDate, insertInstant or lastLogin)"
-                ),
-            ));
-        }
-    })
-}
+/// Users fetched per search page.
+const PAGE: usize = 500;
 
 fn search(
     cli: &Cli,
     filter: &str,
-    sort: Option<&str>,
+    sort: Option<SortArg>,
     desc: bool,
     limit: Option<usize>,
     offset: usize,
@@ -855,28 +1108,31 @@ fn search(
 ) -> CliResult {
     let mut s = Search::filter(filter)?;
     if let Some(field) = sort {
-        let f = sort_field(field)?;
+        let f = SortField::from(field);
         s = s.sort(if desc { f.desc() } else { f });
     }
     let dir = open_read(cli)?;
-    const PAGE: usize = 500;
     let mut left = limit.unwrap_or(usize::MAX);
     let mut search = s.offset(offset).limit(left.min(PAGE));
     let mut out = BufWriter::new(std::io::stdout().lock());
     let mut printed = 0usize;
+    let bar = spinner("searching");
     while left > 0 {
         let page = dir.search(&search)?;
+        bar.set_length(page.total);
         for u in &page.users {
             let v = json::write_user(format, u, false)?;
             writeln!(out, "{v}").map_err(output_error)?;
         }
         printed += page.users.len();
+        bar.inc(page.users.len() as u64);
         left = left.saturating_sub(page.users.len());
         match page.next_search() {
             Some(next) if left > 0 && !page.users.is_empty() => search = next.limit(left.min(PAGE)),
             _ => break,
         }
     }
+    bar.finish_and_clear();
     out.flush().map_err(output_error)?;
     if printed == 0 {
         return Err(Fail::new(1, "no user matches the filter"));
@@ -892,18 +1148,157 @@ fn export(cli: &Cli, format: Format, with_hashes: bool) -> CliResult {
         bar.set_position(done);
     })?;
     bar.finish_and_clear();
-    if std::io::stderr().is_terminal() {
+    if std::io::stderr().is_terminal() && cli.output == Output::Text {
         eprintln!("userdir: exported {n} users ({format})");
     }
     Ok(())
 }
 
+/// Copies the directory file to `dest` (see `Cmd::Backup`).
+fn backup(cli: &Cli, dest: &Path, force: bool) -> CliResult {
+    let dir = open(cli, false)?;
+    let dest_log = log_path(dest);
+    if dest.is_dir() {
+        return Err(Fail::new(
+            2,
+            format!("{} is a folder, not a file name", dest.display()),
+        ));
+    }
+    if same_file(&cli.db, dest) {
+        return Err(Fail::new(2, "the backup cannot replace the directory file"));
+    }
+    if !force && (dest.exists() || dest_log.exists()) {
+        return Err(Fail::new(
+            2,
+            format!(
+                "{} or its .wal exists (give --force to replace it)",
+                dest.display()
+            ),
+        ));
+    }
+    let t = Timer::now();
+    // Everything acknowledged so far goes into the directory file, which this process keeps
+    // open (and locked) while it is copied: nobody can write in between.
+    dir.checkpoint()?;
+    let users = dir.count()?;
+    let folder = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let io = |what: String, e: std::io::Error| Fail::new(3, format!("{what}: {e}"));
+    let tmp = tempfile::Builder::new()
+        .prefix(".userdir-backup-")
+        .tempdir_in(&folder)
+        .map_err(|e| io(format!("cannot write in {}", folder.display()), e))?;
+    let copy = tmp.path().join("backup.redb");
+    let bytes = copy_file(&cli.db, &copy)
+        .map_err(|e| io(format!("cannot copy {}", cli.db.display()), e))?;
+    drop(dir);
+    // The copy must open and agree with itself before it gets its name.
+    {
+        let spin = spinner("verifying");
+        let copied = Directory::builder().hasher(params(cli)).open(&copy)?;
+        copied.check_integrity()?;
+        let n = copied.count()?;
+        spin.finish_and_clear();
+        if n != users {
+            return Err(Fail::new(
+                3,
+                format!("the copy holds {n} users, the directory {users}"),
+            ));
+        }
+    }
+    // A log left next to the old backup would be replayed onto the new one.
+    if let Err(e) = std::fs::remove_file(&dest_log)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        return Err(io(format!("cannot remove {}", dest_log.display()), e));
+    }
+    std::fs::rename(&copy, dest).map_err(|e| io(format!("cannot create {}", dest.display()), e))?;
+    if let Ok(f) = std::fs::File::open(&folder) {
+        let _ = f.sync_all();
+    }
+    match cli.output {
+        Output::Json => print_json(&json!({
+            "backup": dest.display().to_string(),
+            "users": users,
+            "bytes": bytes,
+            "seconds": t.elapsed().as_secs_f64(),
+        })),
+        Output::Text => {
+            eprintln!(
+                "userdir: backed up {users} users ({} KiB) to {} in {:.2?}",
+                bytes / 1024,
+                dest.display(),
+                t.elapsed()
+            );
+            Ok(())
+        }
+    }
+}
+
+/// The redo log next to a directory file (`<file>.wal`).
+fn log_path(db: &Path) -> PathBuf {
+    let mut name = db
+        .file_name()
+        .map(std::ffi::OsStr::to_os_string)
+        .unwrap_or_default();
+    name.push(".wal");
+    db.with_file_name(name)
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// Copies `from` to a new file `to` with a progress bar, and syncs it.
+fn copy_file(from: &Path, to: &Path) -> std::io::Result<u64> {
+    let mut src = std::fs::File::open(from)?;
+    let len = src.metadata()?.len();
+    let mut dst = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(to)?;
+    let bar = progress_bar(len, "copying");
+    let mut buf = vec![0u8; 1 << 20];
+    let mut copied = 0u64;
+    loop {
+        let n = src.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        dst.write_all(buf.get(..n).unwrap_or_default())?;
+        copied += n as u64;
+        bar.set_position(copied);
+    }
+    dst.sync_all()?;
+    bar.finish_and_clear();
+    Ok(copied)
+}
+
 // ---------------------------------------------------------------------------------------------
 // demo
 
-/// The password of sample user `n` of a sample file (see examples/gen_samples.rs).
+/// The password of sample user `n` of a sample file (see `examples/gen_samples.rs`).
 fn sample_password(prefix: &str, n: usize) -> String {
     format!("{prefix}-password-{n}")
+}
+
+/// `println!` for `--output text` only.
+macro_rules! text {
+    ($out:expr, $($arg:tt)*) => {
+        if $out == Output::Text {
+            println!($($arg)*);
+        }
+    };
+}
+
+/// Milliseconds, for JSON.
+fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
 }
 
 fn demo(cli: &Cli, data: Option<&Path>) -> CliResult {
@@ -923,8 +1318,16 @@ fn demo(cli: &Cli, data: Option<&Path>) -> CliResult {
         .map_err(|e| Fail::new(3, format!("cannot create a temporary folder: {e}")))?;
     let path = tmp.path().join("demo.redb");
     let params = params(cli);
-    println!("userdir demo");
-    println!(
+    // Text lines for `--output text`, one JSON object per step for `--output json`.
+    let out = cli.output;
+    let event = |v: Value| {
+        if out == Output::Json {
+            println!("{v}");
+        }
+    };
+    text!(out, "userdir demo");
+    text!(
+        out,
         "  directory file: {} (argon2id m={} KiB, t={}, p={}{})",
         path.display(),
         params.m_kib,
@@ -938,7 +1341,10 @@ fn demo(cli: &Cli, data: Option<&Path>) -> CliResult {
     );
     let dir = Directory::builder().hasher(params).open(&path)?;
 
-    println!("\n1. import the sample files (each all or nothing, one transaction)");
+    text!(
+        out,
+        "\n1. import the sample files (each all or nothing, one transaction)"
+    );
     let files = [
         (
             "fusionauth_users.json",
@@ -968,23 +1374,31 @@ fn demo(cli: &Cli, data: Option<&Path>) -> CliResult {
             &mut report,
         )?;
         let read = t.elapsed();
-        let n = import_rows(&dir, rows)?.imported;
+        let n = import_rows(&dir, rows, false)?.imported;
         let el = t.elapsed();
-        println!(
+        event(
+            json!({"step": "import", "file": name, "format": format.to_string(),
+            "users": n, "ms": ms(el), "parse_ms": ms(read)}),
+        );
+        text!(
+            out,
             "   {n:>5} users from {name:<22} [{format:<10}] in {el:>9.2?} (parsing {read:.2?}; {what})"
         );
     }
     let total = dir.count()?;
-    println!("   directory holds {total} users");
+    text!(out, "   directory holds {total} users");
 
-    println!("\n2. searches (SCIM filters; the planner uses an index when it can)");
+    text!(
+        out,
+        "\n2. searches (SCIM filters; the planner uses an index when it can)"
+    );
     let searches = [
         r#"userName sw "fa-user-00""#,
         r#"data.department eq "Sales" and active eq true"#,
         r#"emails.value ew "@example.org""#,
         r#"roles eq "admin""#,
         r#"name.familyName co "son" or nickName pr"#,
-        r#"not (active eq true)"#,
+        r"not (active eq true)",
     ];
     for f in searches {
         let s = Search::filter(f)?.sort(SortField::username()).limit(3);
@@ -997,15 +1411,21 @@ fn demo(cli: &Cli, data: Option<&Path>) -> CliResult {
             .iter()
             .filter_map(|u| u.username.clone().or_else(|| u.email.clone()))
             .collect();
-        println!(
+        event(
+            json!({"step": "search", "filter": f, "matches": page.total, "ms": ms(el),
+            "plan": plan.to_string(), "first": names}),
+        );
+        text!(
+            out,
             "   {f:<52} {:>5} matches in {el:>9.2?}  plan: {plan}",
             page.total
         );
-        println!("   {:<52} first: {}", "", names.join(", "));
+        text!(out, "   {:<52} first: {}", "", names.join(", "));
     }
     let s = Search::all().sort(SortField::last_login().desc()).limit(1);
     if let Some(u) = dir.search(&s)?.users.first() {
-        println!(
+        text!(
+            out,
             "   most recent login: {} at {}",
             u.username.as_deref().unwrap_or("?"),
             u.last_login_instant
@@ -1014,7 +1434,8 @@ fn demo(cli: &Cli, data: Option<&Path>) -> CliResult {
         );
     }
 
-    println!(
+    text!(
+        out,
         "\n3. logins (an imported hash is verified with its own scheme, then rehashed to argon2id)"
     );
     let who = [
@@ -1027,17 +1448,21 @@ fn demo(cli: &Cli, data: Option<&Path>) -> CliResult {
         let t = Timer::now();
         let r = dir.authenticate(login, &pw);
         let el = t.elapsed();
+        event(json!({"step": "login", "login": login, "ok": r.is_ok(),
+            "rehashed": r.as_ref().is_ok_and(|l| l.rehashed), "ms": ms(el)}));
         match r {
-            Ok(l) => println!(
+            Ok(l) => text!(
+                out,
                 "   {login:<14} ok in {el:>9.2?}  rehashed: {:<5} ({what})",
                 l.rehashed
             ),
-            Err(e) => println!("   {login:<14} refused in {el:>9.2?}: {e} ({what})"),
+            Err(e) => text!(out, "   {login:<14} refused in {el:>9.2?}: {e} ({what})"),
         }
         if prefix == "fa" {
             let t = Timer::now();
             let again = dir.authenticate(login, &pw).is_ok();
-            println!(
+            text!(
+                out,
                 "   {login:<14} again: {} in {:>9.2?}  (now argon2id)",
                 if again { "ok" } else { "refused" },
                 t.elapsed()
@@ -1046,7 +1471,8 @@ fn demo(cli: &Cli, data: Option<&Path>) -> CliResult {
     }
     let t = Timer::now();
     let wrong = dir.authenticate("fa-user-0002", "not the password");
-    println!(
+    text!(
+        out,
         "   {:<14} wrong password: {} in {:>9.2?}",
         "fa-user-0002",
         wrong.err().map(|e| e.to_string()).unwrap_or_default(),
@@ -1054,42 +1480,56 @@ fn demo(cli: &Cli, data: Option<&Path>) -> CliResult {
     );
     let t = Timer::now();
     let unknown = dir.authenticate("nobody@example.com", "whatever password");
-    println!(
+    text!(
+        out,
         "   {:<14} unknown login: {} in {:>9.2?}  (same error, dummy hash verified)",
         "nobody",
         unknown.err().map(|e| e.to_string()).unwrap_or_default(),
         t.elapsed()
     );
 
-    println!("\n4. password reset");
+    text!(out, "\n4. password reset");
     let login = "sc-user-0003";
     let t = Timer::now();
     let token = dir.start_password_reset(login)?;
-    println!(
+    text!(
+        out,
         "   reset token issued for {login} in {:.2?} (only its hash is stored)",
         t.elapsed()
     );
     let t = Timer::now();
     dir.reset_password(&token, "a brand new passphrase")?;
-    println!("   password reset with the token in {:.2?}", t.elapsed());
+    text!(
+        out,
+        "   password reset with the token in {:.2?}",
+        t.elapsed()
+    );
     let reused = dir.reset_password(&token, "another passphrase");
-    println!(
+    let relogin = dir.authenticate(login, "a brand new passphrase").is_ok();
+    event(
+        json!({"step": "password_reset", "login": login, "reset": true,
+        "token_reuse_refused": reused.is_err(), "login_with_new_password": relogin}),
+    );
+    text!(
+        out,
         "   reusing the token: {}",
         reused
             .err()
-            .map(|e| e.to_string())
-            .unwrap_or_else(|| "accepted?!".into())
+            .map_or_else(|| "accepted?!".into(), |e| e.to_string())
     );
-    let ok = dir.authenticate(login, "a brand new passphrase").is_ok();
-    println!(
+    let ok = relogin;
+    text!(
+        out,
         "   login with the new password: {}",
         if ok { "ok" } else { "refused" }
     );
 
-    println!("\n5. housekeeping");
+    text!(out, "\n5. housekeeping");
     let t = Timer::now();
     dir.check_integrity()?;
-    println!(
+    event(json!({"step": "check", "users": total, "ms": ms(t.elapsed())}));
+    text!(
+        out,
         "   integrity check of {total} users and their indexes: ok in {:.2?}",
         t.elapsed()
     );
@@ -1101,19 +1541,23 @@ fn demo(cli: &Cli, data: Option<&Path>) -> CliResult {
         &mut std::io::sink(),
         &mut |_, _| {},
     )?;
-    println!(
+    text!(
+        out,
         "   export of {n} users as JSON Lines in {:.2?}",
         t.elapsed()
     );
+    event(json!({"step": "export", "users": n, "ms": ms(t.elapsed())}));
     let active = dir
         .search(&Search::filter("active eq true")?.limit(0))?
         .total;
-    let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-    println!(
+    let bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
+    event(json!({"step": "summary", "users": total, "active": active, "file_bytes": bytes}));
+    text!(
+        out,
         "   {total} users, {active} active, file size {} KiB",
         bytes / 1024
     );
     drop(dir);
-    println!("\nthe temporary folder is removed now.");
+    text!(out, "\nthe temporary folder is removed now.");
     Ok(())
 }

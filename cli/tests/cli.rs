@@ -457,6 +457,362 @@ fn demo_runs_on_a_small_sample_folder() {
     assert!(out.contains("directory holds 20 users"), "{out}");
     assert!(out.contains("login with the new password: ok"), "{out}");
     assert!(out.contains("integrity check"), "{out}");
+
+    let o = env.run(
+        &["--output", "json", "demo", "--data", data.to_str().unwrap()],
+        None,
+    );
+    expect(&o, 0);
+    let steps = json_lines(&o);
+    let step = |name: &str| -> Vec<&Value> { steps.iter().filter(|s| s["step"] == name).collect() };
+    assert_eq!(step("import").len(), 4);
+    assert_eq!(step("import")[0]["users"], 5);
+    assert_eq!(step("search").len(), 6);
+    assert!(step("login").iter().all(|l| l["ok"] == true), "{steps:?}");
+    assert_eq!(step("password_reset")[0]["token_reuse_refused"], true);
+    assert_eq!(step("password_reset")[0]["login_with_new_password"], true);
+    assert_eq!(step("summary")[0]["users"], 20);
+}
+
+/// stderr as it is (runs without `--insecure-fast-hash`, or refused while parsing arguments).
+fn raw_stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The one JSON object of stdout.
+fn json_out(o: &Output) -> Value {
+    serde_json::from_str(stdout(o).trim()).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
+}
+
+/// The one JSON object of stderr (an error under `--output json`).
+fn json_err(o: &Output) -> Value {
+    serde_json::from_str(stderr(o).trim()).unwrap_or_else(|e| panic!("{e}: {}", stderr(o)))
+}
+
+#[test]
+fn output_json_on_every_command() {
+    let env = Env::new();
+    let j = ["--output", "json"];
+    let run = |args: &[&str], stdin: Option<&str>| {
+        let all: Vec<&str> = j.iter().chain(args).copied().collect();
+        env.run(&all, stdin)
+    };
+    let f = fixture("fuse_bulk_create.json");
+    let o = run(&["import", f.to_str().unwrap()], None);
+    expect(&o, 0);
+    let v = json_out(&o);
+    assert_eq!(
+        (&v["imported"], &v["hashed"], &v["format"], &v["dry_run"]),
+        (&3.into(), &3.into(), &"fuse".into(), &false.into()),
+        "{v}"
+    );
+    assert!(stderr(&o).is_empty(), "{}", stderr(&o));
+
+    let o = run(
+        &["create", "--username", "ann"],
+        Some("correct horse battery\n"),
+    );
+    expect(&o, 0);
+    assert_eq!(json_out(&o)["username"], "ann");
+    let o = run(&["get", "ANN"], None);
+    expect(&o, 0);
+    assert_eq!(json_out(&o)["username"], "ann");
+    let o = run(&["login", "ann"], Some("correct horse battery\n"));
+    expect(&o, 0);
+    let v = json_out(&o);
+    assert_eq!(v["user"]["username"], "ann");
+    assert_eq!(v["password_change_required"], false);
+    let o = run(&["search", "active eq true", "--sort", "username"], None);
+    expect(&o, 0);
+    assert_eq!(json_lines(&o).len(), 4);
+    let o = run(&["stats"], None);
+    expect(&o, 0);
+    assert_eq!(json_out(&o)["users"], 4);
+    assert_eq!(json_out(&o)["active"], 4);
+    assert!(json_out(&o)["file_bytes"].as_u64().unwrap() > 0);
+    let o = run(&["check"], None);
+    expect(&o, 0);
+    assert_eq!(json_out(&o), serde_json::json!({"ok": true, "users": 4}));
+    let o = run(&["deactivate", "ann"], None);
+    expect(&o, 0);
+    assert_eq!(json_out(&o)["active"], false);
+    let o = run(&["export", "--format", "scim"], None);
+    expect(&o, 0);
+    assert_eq!(json_out(&o)["totalResults"], 4);
+    let backup = env.path("copy.redb");
+    let o = run(&["backup", backup.to_str().unwrap()], None);
+    expect(&o, 0);
+    assert_eq!(json_out(&o)["users"], 4);
+
+    // Errors: one JSON object on stderr, nothing on stdout.
+    let o = run(&["get", "nobody"], None);
+    expect(&o, 1);
+    assert!(stdout(&o).is_empty());
+    let e = json_err(&o);
+    assert_eq!(e["exit_code"], 1);
+    assert!(e["error"].as_str().unwrap().contains("nobody"), "{e}");
+    let bad = env.path("bad.json");
+    // Rows bad on their own are refused while the file is read.
+    std::fs::write(
+        &bad,
+        r#"{"users":[{"username":"zed"},{"username":"x","email":"not an email"}]}"#,
+    )
+    .unwrap();
+    let o = run(
+        &["import", bad.to_str().unwrap(), "--format", "fusionauth"],
+        None,
+    );
+    expect(&o, 2);
+    let e = json_err(&o);
+    let problems = e["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{e}");
+    assert_eq!(problems[0]["row"], 1);
+    assert_eq!(problems[0]["field"], "email");
+    // Rows that clash with existing users are refused by the import: its report.
+    std::fs::write(&bad, r#"{"users":[{"username":"zed"},{"username":"ANN"}]}"#).unwrap();
+    let o = run(
+        &["import", bad.to_str().unwrap(), "--format", "fusionauth"],
+        None,
+    );
+    expect(&o, 2);
+    let e = json_err(&o);
+    let problems = e["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{e}");
+    assert_eq!(problems[0]["index"], 1);
+    assert_eq!(problems[0]["reason"]["kind"], "duplicate_of_existing");
+}
+
+#[test]
+fn completions_for_each_shell() {
+    let env = Env::new();
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let o = env.run(&["completions", shell], None);
+        expect(&o, 0);
+        let s = stdout(&o);
+        assert!(s.contains("userdir"), "{shell}: {s}");
+        assert!(s.contains("backup") && s.contains("dry-run"), "{shell}");
+    }
+    let o = env.run(&["completions", "bash"], None);
+    // Value lists reach the completions too.
+    assert!(stdout(&o).contains("fusionauth"), "{}", stdout(&o));
+    expect(&env.run(&["completions", "tcsh"], None), 2);
+}
+
+#[test]
+fn help_lists_the_values_of_format_sort_and_output() {
+    let env = Env::new();
+    let o = env.run(&["search", "--help"], None);
+    expect(&o, 0);
+    let h = stdout(&o);
+    for v in [
+        "username",
+        "email",
+        "fullName",
+        "birthDate",
+        "insertInstant",
+        "lastLogin",
+        "fusionauth",
+        "fuse",
+        "scim",
+        "jsonl",
+        "text",
+        "json",
+        "USERDIR_DB",
+    ] {
+        assert!(h.contains(v), "{v} missing from:\n{h}");
+    }
+    // The old spellings still work, case-insensitively.
+    expect(&import(&env, "fuse_bulk_create.json", "FUSE"), 0);
+    for sort in [
+        "fullName",
+        "full_name",
+        "FULLNAME",
+        "created",
+        "lastLoginInstant",
+    ] {
+        expect(
+            &env.run(&["search", "active eq true", "--sort", sort], None),
+            0,
+        );
+    }
+    let o = env.run(&["search", "active eq true", "--sort", "shoe"], None);
+    expect(&o, 2);
+    assert!(
+        raw_stderr(&o).contains("possible values"),
+        "{}",
+        raw_stderr(&o)
+    );
+}
+
+#[test]
+fn userdir_db_names_the_file_when_db_is_not_given() {
+    let env = Env::new();
+    let file = env.path("from-env.redb");
+    let run = |args: &[&str], db: Option<&Path>| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .env_remove("USERDIR_DB")
+            .current_dir(env.tmp.path());
+        if let Some(db) = db {
+            cmd.env("USERDIR_DB", db);
+        }
+        cmd.output().unwrap()
+    };
+    expect(
+        &run(
+            &["create", "--username", "ann", "--no-password"],
+            Some(&file),
+        ),
+        0,
+    );
+    assert!(file.exists());
+    expect(&run(&["get", "ann"], Some(&file)), 0);
+    // --db wins over the variable.
+    let mut cmd = Command::new(BIN);
+    let o = cmd
+        .args(["--db", "other.redb", "get", "ann"])
+        .env("USERDIR_DB", &file)
+        .current_dir(env.tmp.path())
+        .output()
+        .unwrap();
+    expect(&o, 2);
+    // Without either: userdir.redb in the working directory.
+    expect(&run(&["get", "ann"], None), 2);
+    assert!(
+        raw_stderr(&run(&["get", "ann"], None)).contains("userdir.redb"),
+        "the default file is named"
+    );
+}
+
+#[test]
+fn import_dry_run_validates_everything_and_writes_nothing() {
+    let env = Env::new();
+    let f = fixture("fuse_bulk_create.json");
+    let f = f.to_str().unwrap();
+    // No directory file yet: validated against an empty directory, and none is created.
+    let o = env.run(&["--output", "json", "import", f, "--dry-run"], None);
+    expect(&o, 0);
+    assert_eq!(json_out(&o)["imported"], 3);
+    assert_eq!(json_out(&o)["dry_run"], true);
+    assert!(!env.db().exists(), "a dry run created the file");
+    let o = env.run(&["import", f, "--dry-run"], None);
+    expect(&o, 0);
+    assert!(stderr(&o).contains("nothing written"), "{}", stderr(&o));
+
+    expect(&env.run(&["import", f], None), 0);
+    let dump = || stdout(&env.run(&["export", "--format", "jsonl", "--with-hashes"], None));
+    let before = dump();
+    // Against the existing users: every row is a duplicate now (username and email), all
+    // reported.
+    let o = env.run(&["import", f, "--dry-run"], None);
+    expect(&o, 2);
+    assert_eq!(
+        stderr(&o).matches("already taken").count(),
+        6,
+        "{}",
+        stderr(&o)
+    );
+    let other = env.path("new.json");
+    std::fs::write(
+        &other,
+        r#"{"users":[{"username":"zed","password":"a long password"}]}"#,
+    )
+    .unwrap();
+    let o = env.run(
+        &[
+            "import",
+            other.to_str().unwrap(),
+            "--dry-run",
+            "--format",
+            "fusionauth",
+        ],
+        None,
+    );
+    expect(&o, 0);
+    expect(&env.run(&["get", "zed"], None), 1);
+    assert_eq!(dump(), before, "a dry run wrote");
+}
+
+#[test]
+fn a_backup_holds_every_acknowledged_user_and_restores() {
+    let env = Env::new();
+    expect(&import(&env, "fuse_bulk_create.json", "fuse"), 0);
+    // Acknowledged writes after the import: they may still be only in the redo log.
+    for name in ["ann", "bob", "cid"] {
+        expect(
+            &env.run(
+                &["create", "--username", name],
+                Some("correct horse battery\n"),
+            ),
+            0,
+        );
+    }
+    expect(&env.run(&["deactivate", "bob"], None), 0);
+    let copy = env.path("backup.redb");
+    let o = env.run(&["backup", copy.to_str().unwrap()], None);
+    expect(&o, 0);
+    assert!(stderr(&o).contains("backed up 6 users"), "{}", stderr(&o));
+    assert!(!log_of(&copy).exists(), "the backup is one file");
+
+    // Restore: the copy alone, somewhere else, with no log.
+    let restored = env.path("restored.redb");
+    std::fs::copy(&copy, &restored).unwrap();
+    let o = env.run_db(&restored, &["--output", "json", "stats"], None);
+    expect(&o, 0);
+    assert_eq!(json_out(&o)["users"], 6);
+    assert_eq!(json_out(&o)["active"], 5);
+    expect(&env.run_db(&restored, &["check"], None), 0);
+    expect(
+        &env.run_db(
+            &restored,
+            &["login", "cid"],
+            Some("correct horse battery\n"),
+        ),
+        0,
+    );
+    expect(
+        &env.run_db(&restored, &["login", "testuser2"], Some("Password1234@\n")),
+        0,
+    );
+
+    // An existing file is kept unless --force; --force also drops a stale log.
+    let o = env.run(&["backup", copy.to_str().unwrap()], None);
+    expect(&o, 2);
+    assert!(stderr(&o).contains("--force"), "{}", stderr(&o));
+    expect(
+        &env.run(&["create", "--username", "dan", "--no-password"], None),
+        0,
+    );
+    std::fs::write(log_of(&copy), b"stale").unwrap();
+    expect(
+        &env.run(&["backup", copy.to_str().unwrap(), "--force"], None),
+        0,
+    );
+    assert!(!log_of(&copy).exists());
+    expect(&env.run_db(&copy, &["get", "dan"], None), 0);
+    // Never onto the directory itself.
+    let db = env.db();
+    expect(
+        &env.run(&["backup", db.to_str().unwrap(), "--force"], None),
+        2,
+    );
+    expect(&env.run(&["check"], None), 0);
+    let left: Vec<_> = std::fs::read_dir(env.tmp.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(".userdir-backup")
+        })
+        .collect();
+    assert!(left.is_empty(), "temporary folders left behind");
+}
+
+fn log_of(db: &Path) -> PathBuf {
+    let mut name = db.file_name().unwrap().to_os_string();
+    name.push(".wal");
+    db.with_file_name(name)
 }
 
 /// No environment variable weakens the hashes of a release binary: only the explicit, loudly

@@ -52,7 +52,7 @@ use uuid::Uuid;
 use crate::directory::Directory;
 use crate::error::{Error, JsonProblem, Result};
 use crate::store::Snapshot;
-use crate::user::{AttrValue, Instant, NewUser, User};
+use crate::user::{AttrValue, NewUser, UnixMillis, User};
 
 /// A JSON interchange format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -392,7 +392,7 @@ pub fn data_to_json(data: &BTreeMap<String, AttrValue>) -> Map<String, Value> {
 /// assert_eq!(userdir::json::format_rfc3339(1_264_222_582_000), "2010-01-23T04:56:22.000Z");
 /// ```
 #[must_use]
-pub fn format_rfc3339(ms: Instant) -> String {
+pub fn format_rfc3339(ms: UnixMillis) -> String {
     let ts = jiff::Timestamp::from_millisecond(ms).unwrap_or(if ms < 0 {
         jiff::Timestamp::MIN
     } else {
@@ -416,7 +416,7 @@ pub fn format_rfc3339(ms: Instant) -> String {
 /// assert_eq!(parse_rfc3339("yesterday"), None);
 /// ```
 #[must_use]
-pub fn parse_rfc3339(s: &str) -> Option<Instant> {
+pub fn parse_rfc3339(s: &str) -> Option<UnixMillis> {
     crate::clock::parse_rfc3339_ms(s)
 }
 

@@ -185,7 +185,7 @@ pub(crate) fn read_row(v: &Value, f: &mut Fields<'_>) -> Option<NewUser> {
                                 _ => f.problem(&format!("roles[{i}].value"), "expected a string"),
                             },
                             _ => {
-                                f.problem(&format!("roles[{i}]"), "expected an object or a string")
+                                f.problem(&format!("roles[{i}]"), "expected an object or a string");
                             }
                         }
                     }

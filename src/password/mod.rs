@@ -258,6 +258,8 @@ thread_local! {
 ///
 /// Instrumentation for tests (for instance, proving that a login with an unknown login id
 /// still verifies a password); per thread so that parallel tests do not disturb each other.
+/// Not part of the API (feature `__test-hooks`).
+#[cfg(feature = "__test-hooks")]
 #[doc(hidden)]
 #[must_use]
 pub fn verification_count() -> u64 {
@@ -320,14 +322,19 @@ pub type BreachedCheck = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 /// The password policy. Every violation is reported at once.
 ///
+/// Build it from [`PasswordPolicy::default`] with the setters; fields can be read, and new ones
+/// may be added in a minor release.
+///
 /// # Examples
 /// ```
 /// use userdir::PasswordPolicy;
-/// let policy = PasswordPolicy { require_digit: true, ..PasswordPolicy::default() };
+/// let policy = PasswordPolicy::default().min_length(10).require_digit(true);
 /// let violations = policy.check("short", &[]);
 /// assert_eq!(violations.len(), 2);
 /// ```
 #[derive(Clone)]
+#[non_exhaustive]
+#[must_use]
 pub struct PasswordPolicy {
     /// Minimum length in characters (default 8).
     pub min_length: usize,
@@ -378,6 +385,55 @@ impl Default for PasswordPolicy {
 }
 
 impl PasswordPolicy {
+    /// Sets the minimum length in characters.
+    pub fn min_length(mut self, n: usize) -> Self {
+        self.min_length = n;
+        self
+    }
+    /// Sets the maximum length in characters.
+    pub fn max_length(mut self, n: usize) -> Self {
+        self.max_length = n;
+        self
+    }
+    /// Requires an uppercase letter, or not.
+    pub fn require_uppercase(mut self, on: bool) -> Self {
+        self.require_uppercase = on;
+        self
+    }
+    /// Requires a lowercase letter, or not.
+    pub fn require_lowercase(mut self, on: bool) -> Self {
+        self.require_lowercase = on;
+        self
+    }
+    /// Requires a digit, or not.
+    pub fn require_digit(mut self, on: bool) -> Self {
+        self.require_digit = on;
+        self
+    }
+    /// Requires a symbol, or not.
+    pub fn require_symbol(mut self, on: bool) -> Self {
+        self.require_symbol = on;
+        self
+    }
+    /// Refuses a password equal (caselessly) to the user's username or email, or not.
+    pub fn reject_login_id(mut self, on: bool) -> Self {
+        self.reject_login_id = on;
+        self
+    }
+    /// Sets a breached-password check: `check(password)` returns `true` for a password known
+    /// to be breached.
+    ///
+    /// # Examples
+    /// ```
+    /// use userdir::{PasswordPolicy, PolicyViolation};
+    /// let policy = PasswordPolicy::default().breached(|p: &str| p == "password123");
+    /// assert_eq!(policy.check("password123", &[]), vec![PolicyViolation::Breached]);
+    /// ```
+    pub fn breached(mut self, check: impl Fn(&str) -> bool + Send + Sync + 'static) -> Self {
+        self.breached = Some(Arc::new(check));
+        self
+    }
+
     /// Every violation of the policy by `password`; `login_ids` are the user's username and email.
     #[must_use]
     pub fn check(&self, password: &str, login_ids: &[&str]) -> Vec<PolicyViolation> {

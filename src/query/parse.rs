@@ -27,15 +27,23 @@ use crate::model::{self, Kind, at};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Multi(pub(crate) u8);
 
+/// An attribute's position in the attribute table as a `u8` (positions are below 64:
+/// `model` checks it at compile time; the assert makes a wrong constant fail to compile).
+#[allow(clippy::cast_possible_truncation)] // checked by the assert
+const fn pos(i: usize) -> u8 {
+    assert!(i < 64);
+    i as u8
+}
+
 impl Multi {
     /// `emails`.
-    pub const EMAILS: Multi = Multi(at::EMAILS as u8);
+    pub const EMAILS: Multi = Multi(pos(at::EMAILS));
     /// `phoneNumbers`.
-    pub const PHONE_NUMBERS: Multi = Multi(at::PHONE_NUMBERS as u8);
+    pub const PHONE_NUMBERS: Multi = Multi(pos(at::PHONE_NUMBERS));
     /// `photos`.
-    pub const PHOTOS: Multi = Multi(at::PHOTOS as u8);
+    pub const PHOTOS: Multi = Multi(pos(at::PHOTOS));
     /// `roles`.
-    pub const ROLES: Multi = Multi(at::ROLES as u8);
+    pub const ROLES: Multi = Multi(pos(at::ROLES));
 
     /// The multi-valued attribute of this (SCIM) name, any case.
     #[must_use]
@@ -78,15 +86,15 @@ pub struct Field(pub(crate) u8);
 
 impl Field {
     /// `userName`.
-    pub const USER_NAME: Field = Field(at::USERNAME as u8);
+    pub const USER_NAME: Field = Field(pos(at::USERNAME));
     /// The login email (`email`; SCIM's primary `emails` element).
-    pub const EMAIL: Field = Field(at::EMAIL as u8);
+    pub const EMAIL: Field = Field(pos(at::EMAIL));
     /// `externalId`.
-    pub const EXTERNAL_ID: Field = Field(at::EXTERNAL_ID as u8);
+    pub const EXTERNAL_ID: Field = Field(pos(at::EXTERNAL_ID));
     /// `active`.
-    pub const ACTIVE: Field = Field(at::ACTIVE as u8);
+    pub const ACTIVE: Field = Field(pos(at::ACTIVE));
     /// `meta.created`.
-    pub const CREATED: Field = Field(at::CREATED as u8);
+    pub const CREATED: Field = Field(pos(at::CREATED));
 
     /// The single-valued attribute of this (SCIM) name, any case, with or without its
     /// schema URN.

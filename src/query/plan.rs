@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::identity::caseless_key;
 use crate::store::record::{Need, RecordView};
 use crate::store::{LoginKind, ReadTxn, Reader, Snapshot, codec};
-use crate::user::{Instant, User};
+use crate::user::{UnixMillis, User};
 
 /// The default page size (FusionAuth's `numberOfResults`).
 pub const DEFAULT_LIMIT: usize = 20;
@@ -114,7 +114,7 @@ impl Search {
 }
 
 /// One page of results.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 #[non_exhaustive]
 pub struct Page {
     /// The users of this page, in order.
@@ -123,6 +123,7 @@ pub struct Page {
     pub total: u64,
     /// Where the next page starts, when there are more rows after this page.
     pub next: Option<Cursor>,
+    #[serde(skip)]
     search: Search,
 }
 
@@ -201,9 +202,9 @@ pub enum Plan {
     /// A range of the insert-instant index (`meta.created gt ...`, or a sort by insert instant).
     InsertRange {
         /// Lower bound, ms.
-        from: Bound<Instant>,
+        from: Bound<UnixMillis>,
         /// Upper bound, ms.
-        to: Bound<Instant>,
+        to: Bound<UnixMillis>,
         /// Whether the index order serves the sort (the page is read directly).
         ordered: bool,
         /// Evaluated on each candidate.
@@ -270,7 +271,7 @@ impl Plan {
             LoginAttr::UserName => "userName",
             LoginAttr::Email => "email",
         };
-        let bound = |b: &Bound<Instant>, lo: bool| match (b, lo) {
+        let bound = |b: &Bound<UnixMillis>, lo: bool| match (b, lo) {
             (Bound::Included(x), true) => format!("[{x}"),
             (Bound::Excluded(x), true) => format!("({x}"),
             (Bound::Unbounded, true) => "(-inf".to_owned(),
@@ -365,7 +366,7 @@ fn login(attr: LoginAttr, op: CompareOp, s: &str) -> Option<Plan> {
     }
 }
 
-fn instant_of(v: &Value) -> Option<Instant> {
+fn instant_of(v: &Value) -> Option<UnixMillis> {
     match v {
         Value::Int(i) => Some(*i),
         Value::String(s) => parse_instant(s),
@@ -487,7 +488,7 @@ fn best(f: &Filter) -> Option<(Plan, bool)> {
         .map(|(p, e)| (p, e && n == 1))
 }
 
-fn tighter_lo(a: Bound<Instant>, b: Bound<Instant>) -> Bound<Instant> {
+fn tighter_lo(a: Bound<UnixMillis>, b: Bound<UnixMillis>) -> Bound<UnixMillis> {
     match (a, b) {
         (Bound::Unbounded, x) | (x, Bound::Unbounded) => x,
         (Bound::Included(x), Bound::Included(y)) => Bound::Included(x.max(y)),
@@ -502,7 +503,7 @@ fn tighter_lo(a: Bound<Instant>, b: Bound<Instant>) -> Bound<Instant> {
     }
 }
 
-fn tighter_hi(a: Bound<Instant>, b: Bound<Instant>) -> Bound<Instant> {
+fn tighter_hi(a: Bound<UnixMillis>, b: Bound<UnixMillis>) -> Bound<UnixMillis> {
     match (a, b) {
         (Bound::Unbounded, x) | (x, Bound::Unbounded) => x,
         (Bound::Included(x), Bound::Included(y)) => Bound::Included(x.min(y)),
@@ -629,7 +630,7 @@ fn candidates(r: &Reader, p: &Plan) -> Result<Option<Vec<Uuid>>> {
         }
     };
     // Big-endian, so the order of the numbers is the order of the ids (and cheaper to compare).
-    ids.sort_unstable_by_key(|id| id.as_u128());
+    ids.sort_unstable_by_key(uuid::Uuid::as_u128);
     ids.dedup();
     Ok(Some(ids))
 }
@@ -646,7 +647,7 @@ fn names_ids(p: &Plan) -> bool {
 /// A bound on the insert-instant index key.
 type IndexBound = Bound<(i64, Uuid)>;
 
-fn index_bounds(from: Bound<Instant>, to: Bound<Instant>) -> (IndexBound, IndexBound) {
+fn index_bounds(from: Bound<UnixMillis>, to: Bound<UnixMillis>) -> (IndexBound, IndexBound) {
     let lo = match from {
         Bound::Included(t) => Bound::Included((t, Uuid::nil())),
         Bound::Excluded(t) => Bound::Excluded((t, Uuid::max())),

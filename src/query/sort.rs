@@ -207,7 +207,7 @@ impl SortField {
         self
     }
 
-    pub(crate) fn key<U: Fields + ?Sized>(&self, u: &U) -> Key {
+    pub(crate) fn key<U: Fields + ?Sized>(self, u: &U) -> Key {
         let s = |o: Option<&str>| o.map_or(Key::Missing, |x| Key::Str(x.to_owned()));
         match self.by {
             SortBy::Username => u
@@ -225,7 +225,7 @@ impl SortField {
     }
 
     /// As [`SortField::key`], into `out`, reusing its string buffer.
-    pub(crate) fn key_into<U: Fields + ?Sized>(&self, u: &U, out: &mut Key) {
+    pub(crate) fn key_into<U: Fields + ?Sized>(self, u: &U, out: &mut Key) {
         let text = |x: Option<&str>, caseless: bool, out: &mut Key| {
             let Some(x) = x else {
                 *out = Key::Missing;
@@ -255,7 +255,7 @@ impl SortField {
     }
 
     /// The record field this key reads.
-    pub(crate) fn need(&self) -> Need {
+    pub(crate) fn need(self) -> Need {
         Need::default().with(match self.by {
             SortBy::Username => at::USERNAME,
             SortBy::Email => at::EMAIL,
@@ -330,6 +330,8 @@ pub(crate) fn cmp_rows(fields: &[SortField], a: (&[Key], Uuid), b: (&[Key], Uuid
 /// assert_eq!(rest.users.len(), 1);
 /// # Ok::<(), userdir::Error>(())
 /// ```
+///
+/// It serializes as that string.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cursor {
     pub(crate) sort: Vec<SortField>,
@@ -338,6 +340,19 @@ pub struct Cursor {
 }
 
 const CURSOR_V1: u8 = 1;
+
+impl serde::Serialize for Cursor {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Cursor {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let text = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
 
 impl fmt::Display for Cursor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

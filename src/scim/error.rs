@@ -44,50 +44,14 @@ impl ScimError {
     }
 }
 
-/// The SCIM status and `scimType` of a library error: the one place the endpoint decides
-/// how an [`Error`] is answered. (The same rules as the library's own HTTP mapping on the
-/// `surface` branch, `Error::http_status`/`Error::scim_type`, which this converges on.)
+/// The SCIM status and `scimType` of a library error: the library's own mapping
+/// ([`Error::http_status`], [`Error::scim_type`]), so the endpoint and an application answering
+/// with `http_status` agree.
 fn classify(e: &Error) -> (StatusCode, Option<&'static str>) {
-    match e {
-        Error::InvalidField { .. }
-        | Error::MissingLoginId
-        | Error::PasswordMismatch
-        | Error::PasswordPolicy(_)
-        | Error::InvalidHash(_) => (StatusCode::BAD_REQUEST, Some("invalidValue")),
-        Error::InvalidCursor(_) => (StatusCode::BAD_REQUEST, Some("invalidCursor")),
-        Error::InvalidJson(_) => (StatusCode::BAD_REQUEST, Some("invalidSyntax")),
-        Error::DuplicateId(_)
-        | Error::DuplicateUsername { .. }
-        | Error::DuplicateEmail { .. }
-        | Error::DuplicateExternalId { .. }
-        | Error::LoginIdConflict { .. }
-        | Error::LookalikeUsername { .. } => (StatusCode::CONFLICT, Some("uniqueness")),
-        Error::NotFound(_) => (StatusCode::NOT_FOUND, None),
-        Error::VersionConflict { .. } => (StatusCode::PRECONDITION_FAILED, None),
-        Error::InvalidFilter { .. } => (StatusCode::BAD_REQUEST, Some("invalidFilter")),
-        // The PatchOp body itself (`""`) or one of its operations (`Operations[i]`) is
-        // malformed: the request does not follow the message schema.
-        // RFC 7644 §3.5.2.2: a remove without a path is `noTarget`.
-        Error::InvalidPatch { reason, .. } if reason.contains("remove needs a path") => {
-            (StatusCode::BAD_REQUEST, Some("noTarget"))
-        }
-        Error::InvalidPatch { path, .. } if path.is_empty() || path.starts_with("Operations[") => {
-            (StatusCode::BAD_REQUEST, Some("invalidSyntax"))
-        }
-        Error::InvalidPatch { reason, .. } => {
-            let kind = if reason.contains("noTarget") {
-                "noTarget"
-            } else if reason.contains("read-only") || reason.contains("cannot be") {
-                "mutability"
-            } else if reason.contains("unknown") || reason.contains("path") {
-                "invalidPath"
-            } else {
-                "invalidValue"
-            };
-            (StatusCode::BAD_REQUEST, Some(kind))
-        }
-        _ => (StatusCode::INTERNAL_SERVER_ERROR, None),
-    }
+    (
+        StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        e.scim_type(),
+    )
 }
 
 impl From<Error> for ScimError {

@@ -83,7 +83,7 @@ pub(crate) fn new_user(body: &Value) -> Result<NewUser, ScimError> {
     }
     match o.get("userName") {
         Some(Value::String(s)) if !s.trim().is_empty() => {}
-        Some(Value::String(_)) | None | Some(Value::Null) => {
+        Some(Value::String(_) | Value::Null) | None => {
             return Err(ScimError::bad("invalidValue", "userName is required"));
         }
         Some(_) => return Err(ScimError::bad("invalidValue", "userName must be a string")),

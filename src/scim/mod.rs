@@ -426,7 +426,7 @@ async fn service_provider_config(State(s): State<St>, ctx: Ctx) -> Response {
 async fn resource_types(ctx: Ctx) -> Response {
     scim_json(
         StatusCode::OK,
-        &schema::list(schema::resource_types(&ctx.base)),
+        &schema::list(&schema::resource_types(&ctx.base)),
     )
 }
 
@@ -442,7 +442,7 @@ async fn resource_type(ctx: Ctx, Path(id): Path<String>) -> Response {
 }
 
 async fn schemas(ctx: Ctx) -> Response {
-    scim_json(StatusCode::OK, &schema::list(schema::schemas(&ctx.base)))
+    scim_json(StatusCode::OK, &schema::list(&schema::schemas(&ctx.base)))
 }
 
 async fn schema_by_id(ctx: Ctx, Path(id): Path<String>) -> Response {

@@ -328,7 +328,7 @@ pub(crate) fn service_provider_config(base: &str, max_results: usize, max_body: 
 }
 
 /// A `ListResponse` of every item, for the discovery collections.
-pub(crate) fn list(items: Vec<Value>) -> Value {
+pub(crate) fn list(items: &[Value]) -> Value {
     json!({
         "schemas": [LIST_RESPONSE],
         "totalResults": items.len(),

@@ -120,7 +120,9 @@ pub(crate) fn decode(id: Uuid, bytes: &[u8]) -> Result<User> {
     Ok(v.to_user())
 }
 
-/// Decodes arbitrary bytes as a record; for the fuzz target and its seed tests.
+/// Decodes arbitrary bytes as a record; for the fuzz target and its seed tests. Not part of the
+/// API (feature `__test-hooks`).
+#[cfg(feature = "__test-hooks")]
 #[doc(hidden)]
 pub fn fuzz_decode(bytes: &[u8]) -> Result<User> {
     decode(Uuid::nil(), bytes)
@@ -150,12 +152,12 @@ pub(crate) fn view_into<'a>(
 ) -> Result<()> {
     out.id = id;
     let (version, body) = payload(id, bytes)?;
-    let used = if version != RECORD_V3 {
-        bincode::serde::seed_decode_from_slice(ViewSeedV1 { view: out, need }, body, config())
+    let used = if version == RECORD_V3 {
+        bincode::serde::seed_decode_from_slice(ViewSeed { view: out, need }, body, config())
             .map_err(|e| damaged(id, e))?
             .1
     } else {
-        bincode::serde::seed_decode_from_slice(ViewSeed { view: out, need }, body, config())
+        bincode::serde::seed_decode_from_slice(ViewSeedV1 { view: out, need }, body, config())
             .map_err(|e| damaged(id, e))?
             .1
     };

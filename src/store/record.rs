@@ -325,19 +325,21 @@ pub(crate) fn entries(u: &User) -> Vec<(u8, DbField<'_>)> {
     let mut out = Vec::with_capacity(16);
     for (i, a) in ATTRS.iter().enumerate() {
         let v = match (a.get)(u) {
-            Get::Text(None) | Get::Hash(None) | Get::Int(None) => continue,
+            Get::Text(None)
+            | Get::Hash(None)
+            | Get::Int(None)
+            | Get::Langs([])
+            | Get::Multi([])
+            | Get::Addresses([]) => continue,
             Get::Text(Some(s)) => DbField::Text(s),
             Get::Hash(Some(h)) => DbField::Text(h.expose()),
             Get::Flag(b) => DbField::Flag(b),
             Get::Int(Some(x)) => DbField::Int(x),
             Get::Version(x) => DbField::Version(x),
-            Get::Langs([]) => continue,
             Get::Langs(l) => DbField::Strings(l.iter().map(String::as_str).collect()),
             Get::Set(l) if l.is_empty() => continue,
             Get::Set(l) => DbField::Strings(l.iter().map(String::as_str).collect()),
-            Get::Multi([]) => continue,
             Get::Multi(l) => DbField::Multi(l.iter().map(DbMulti::of).collect()),
-            Get::Addresses([]) => continue,
             Get::Addresses(l) => DbField::Addresses(l.iter().map(DbAddress::of).collect()),
             Get::Data(d) if d.is_empty() => continue,
             Get::Data(d) => DbField::Data(d.iter().map(|(k, v)| (k.as_str(), v.into())).collect()),

@@ -48,7 +48,7 @@ pub fn json_import(data: &[u8]) {
 /// Random bytes as a stored record: decoding returns an error or a user, never panics, and a
 /// decoded user never shows its password hash in `Debug`.
 pub fn record_decode(data: &[u8]) {
-    if let Ok(u) = userdir::fuzz_decode(data) {
+    if let Ok(u) = userdir::test_hooks::fuzz_decode(data) {
         // A record that decodes is a whole user: its debug form never shows a hash.
         let dbg = format!("{u:?}");
         if let Some(h) = &u.password {

@@ -2,6 +2,7 @@
 //! `Writer`, as indexed SQL over the schema of [`super::schema`].
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
 use std::ops::Bound;
 
 use parking_lot::Mutex;
@@ -16,7 +17,7 @@ use crate::store::{
     BatchKeys, Clash, ClashWith, FailureState, IndexRules, LoginDigest, LoginKind, LoginOwner,
     ReadTxn, Snapshot, TokenHash, TokenKind, TokenRecord, UserKeys, WriteTxn, codec,
 };
-use crate::user::{Instant, User};
+use crate::user::{UnixMillis, User};
 
 /// `kinds` bit of a login row: the key is the user's username.
 const KIND_USERNAME: u8 = 1;
@@ -60,17 +61,16 @@ pub(super) fn inserted_page_sql(lo: Option<&str>, hi: Option<&str>, rev: bool) -
     let mut sql = String::from("SELECT insert_instant, id FROM userdir_users WHERE true");
     let mut n = 0;
     for op in [lo, hi].into_iter().flatten() {
-        sql.push_str(&format!(
+        let _ = write!(
+            sql,
             " AND (insert_instant, id) {op} (${}, ${})",
             n + 1,
             n + 2
-        ));
+        );
         n += 2;
     }
     let dir = if rev { "DESC" } else { "ASC" };
-    sql.push_str(&format!(
-        " ORDER BY insert_instant {dir}, id {dir} LIMIT {PAGE}"
-    ));
+    let _ = write!(sql, " ORDER BY insert_instant {dir}, id {dir} LIMIT {PAGE}");
     sql
 }
 
@@ -602,7 +602,7 @@ impl PgTx {
     }
 
     /// Removes up to `limit` tokens that expired at or before `now`, earliest first.
-    pub(crate) fn token_purge_expired(&mut self, now: Instant, limit: usize) -> Result<usize> {
+    pub(crate) fn token_purge_expired(&mut self, now: UnixMillis, limit: usize) -> Result<usize> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let n = self.execute(
             "DELETE FROM userdir_tokens WHERE hash IN (SELECT hash FROM userdir_tokens \
@@ -844,10 +844,15 @@ impl PgTx {
     /// Every stored row as (table, key, value fingerprint), in table and key order: for tests
     /// that compare whole states. Records and token hashes are digested (SHA-256), so no
     /// password hash or token appears.
+    #[cfg(any(test, feature = "__test-hooks"))]
     pub(crate) fn dump_rows(&self) -> Result<Vec<(&'static str, String, String)>> {
         use sha2::{Digest, Sha256};
         fn hex(b: &[u8]) -> String {
-            b.iter().map(|x| format!("{x:02x}")).collect()
+            b.iter()
+                .fold(String::with_capacity(2 * b.len()), |mut s, x| {
+                    let _ = write!(s, "{x:02x}");
+                    s
+                })
         }
         let mut out = Vec::new();
         self.records(|id, b| {
@@ -1042,10 +1047,10 @@ impl Snapshot for PgTx {
     }
     fn inserted_walk(
         &self,
-        lo: Bound<(Instant, Uuid)>,
-        hi: Bound<(Instant, Uuid)>,
+        lo: Bound<(UnixMillis, Uuid)>,
+        hi: Bound<(UnixMillis, Uuid)>,
         rev: bool,
-        f: impl FnMut(Instant, Uuid) -> Result<bool>,
+        f: impl FnMut(UnixMillis, Uuid) -> Result<bool>,
     ) -> Result<()> {
         self.walk_inserted(lo, hi, rev, f)
     }
@@ -1077,6 +1082,7 @@ impl ReadTxn for PgTx {
     fn integrity_problems(&self) -> Result<Vec<String>> {
         self.problems()
     }
+    #[cfg(any(test, feature = "__test-hooks"))]
     fn dump(&self) -> Result<Vec<(&'static str, String, String)>> {
         self.dump_rows()
     }
@@ -1121,7 +1127,7 @@ impl WriteTxn for PgTx {
     fn revoke_tokens(&mut self, user: Uuid, kind: Option<TokenKind>) -> Result<usize> {
         self.token_revoke_user(user, kind)
     }
-    fn purge_expired_tokens(&mut self, now: Instant, limit: usize) -> Result<usize> {
+    fn purge_expired_tokens(&mut self, now: UnixMillis, limit: usize) -> Result<usize> {
         self.token_purge_expired(now, limit)
     }
 }

@@ -242,7 +242,7 @@ pub(crate) enum BatchEntry<'b> {
     /// The insert instant.
     Inserted {
         /// When.
-        at: crate::user::Instant,
+        at: crate::user::UnixMillis,
         /// Who.
         id: Uuid,
     },

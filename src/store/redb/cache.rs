@@ -185,8 +185,8 @@ impl UserCache {
             let generation = inner.generation;
             let next_stamp = inner.next_stamp;
             *inner = Inner {
-                generation,
                 next_stamp,
+                generation,
                 ..Inner::default()
             };
             return;

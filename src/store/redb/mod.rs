@@ -9,6 +9,7 @@
 //! leaves that transaction as it was.
 
 pub(crate) mod auth_state;
+mod backend;
 pub(crate) mod batch;
 pub(crate) mod cache;
 mod group;
@@ -18,6 +19,7 @@ pub(crate) mod tables;
 pub(crate) mod tokens;
 pub(crate) mod wal;
 
+use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -27,15 +29,12 @@ use redb::{
 };
 use uuid::Uuid;
 
-pub use redb::StorageBackend;
-pub use redb::backends::InMemoryBackend;
-
 use super::{
     BatchKeys, Clash, Durability, FailureState, IndexRules, LoginDigest, LoginKind, LoginOwner,
     ReadTxn, Snapshot, TokenHash, TokenKind, TokenRecord, UserKeys, WriteTxn, codec,
 };
 use crate::error::{Error, Result, StorageError};
-use crate::user::{Instant, User};
+use crate::user::{UnixMillis, User};
 use tables::{
     DIR, FORMAT_VERSION, KEY_COUNT, KIND_EMAIL, KIND_USERNAME, META, TAG_EXTERNAL, TAG_INSERTED,
     TAG_LOGIN, TAG_ROLE, TAG_SKELETON, TAG_USER,
@@ -61,13 +60,13 @@ fn db_error(e: redb::DatabaseError) -> Error {
         redb::DatabaseError::Storage(redb::StorageError::Io(io))
             if io.kind() == std::io::ErrorKind::InvalidData =>
         {
-            Error::NotADirectory(io.to_string())
+            Error::NotAUserdirFile(io.to_string())
         }
         redb::DatabaseError::Storage(redb::StorageError::Io(io)) => {
             Error::Storage(StorageError::io("cannot open", io))
         }
-        redb::DatabaseError::Storage(s) => Error::NotADirectory(s.to_string()),
-        other => Error::NotADirectory(other.to_string()),
+        redb::DatabaseError::Storage(s) => Error::NotAUserdirFile(s.to_string()),
+        other => Error::NotAUserdirFile(other.to_string()),
     }
 }
 
@@ -136,8 +135,20 @@ impl Store {
     }
 
     /// Opens a custom backend (see `guard` for a backend left by an interrupted creation).
-    pub(crate) fn with_backend(backend: impl StorageBackend, rules: IndexRules) -> Result<Store> {
-        guard::open_backend(backend, |db| Store::init(Db::Rw(db), rules, None))
+    pub(crate) fn with_backend(
+        backend: impl crate::backend::Backend,
+        rules: IndexRules,
+    ) -> Result<Store> {
+        guard::open_backend(backend::Redb(backend), |db| {
+            Store::init(Db::Rw(db), rules, None)
+        })
+    }
+
+    /// Opens a new, empty directory in memory (redb's in-memory backend).
+    pub(crate) fn in_memory(rules: IndexRules) -> Result<Store> {
+        guard::open_backend(redb::backends::InMemoryBackend::new(), |db| {
+            Store::init(Db::Rw(db), rules, None)
+        })
     }
 
     fn at(mut self, path: &Path) -> Store {
@@ -248,7 +259,7 @@ impl Store {
         let meta = match txn.open_table(META) {
             Ok(m) => m,
             Err(redb::TableError::TableDoesNotExist(_)) => {
-                return Err(Error::NotADirectory(
+                return Err(Error::NotAUserdirFile(
                     "a redb file without userdir's format marker".into(),
                 ));
             }
@@ -266,7 +277,7 @@ impl Store {
             }
             Some(_) => {}
             None => {
-                return Err(Error::NotADirectory(
+                return Err(Error::NotAUserdirFile(
                     "a redb file without userdir's format marker".into(),
                 ));
             }
@@ -316,7 +327,7 @@ impl Store {
                     changed = true;
                 }
                 None => {
-                    return Err(Error::NotADirectory(
+                    return Err(Error::NotAUserdirFile(
                         "a redb file without userdir's format marker".into(),
                     ));
                 }
@@ -472,6 +483,7 @@ impl Store {
     }
 
     /// Tests: makes every redo log I/O operation after the next `n` fail.
+    #[cfg(any(test, feature = "__test-hooks"))]
     pub(crate) fn fail_log_after(&self, n: u64) {
         if let Some(w) = &self.wal {
             w.lock().fail_after(n);
@@ -686,7 +698,7 @@ fn user_id_of(key: &[u8]) -> Result<Uuid> {
 fn table_error(e: redb::TableError) -> Error {
     match e {
         redb::TableError::TableTypeMismatch { .. } | redb::TableError::TableIsMultimap(_) => {
-            Error::NotADirectory(e.to_string())
+            Error::NotAUserdirFile(e.to_string())
         }
         other => storage(other),
     }
@@ -749,7 +761,11 @@ impl<'k> Keys<'k> {
 }
 
 fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    b.iter()
+        .fold(String::with_capacity(b.len() * 2), |mut s, x| {
+            let _ = write!(s, "{x:02x}");
+            s
+        })
 }
 
 /// A key shown for humans: the tag, then printable text or hex.
@@ -1466,10 +1482,10 @@ macro_rules! snapshot_ops {
         }
         fn inserted_walk(
             &self,
-            lo: std::ops::Bound<(Instant, Uuid)>,
-            hi: std::ops::Bound<(Instant, Uuid)>,
+            lo: std::ops::Bound<(UnixMillis, Uuid)>,
+            hi: std::ops::Bound<(UnixMillis, Uuid)>,
             rev: bool,
-            f: impl FnMut(Instant, Uuid) -> Result<bool>,
+            f: impl FnMut(UnixMillis, Uuid) -> Result<bool>,
         ) -> Result<()> {
             Self::inserted_walk(self, lo, hi, rev, f)
         }
@@ -1516,6 +1532,7 @@ impl ReadTxn for Reader {
         p.extend(tokens::integrity_problems(self)?);
         Ok(p)
     }
+    #[cfg(any(test, feature = "__test-hooks"))]
     fn dump(&self) -> Result<Vec<(&'static str, String, String)>> {
         let mut d = self.tree_dump()?;
         d.extend(tokens::dump(self)?);
@@ -1579,7 +1596,7 @@ impl WriteTxn for Writer<'_> {
     fn revoke_tokens(&mut self, user: Uuid, kind: Option<TokenKind>) -> Result<usize> {
         tokens::revoke_user(self, user, kind)
     }
-    fn purge_expired_tokens(&mut self, now: Instant, limit: usize) -> Result<usize> {
+    fn purge_expired_tokens(&mut self, now: UnixMillis, limit: usize) -> Result<usize> {
         tokens::purge_expired(self, now, limit)
     }
 }

@@ -13,7 +13,7 @@ use super::tables::{TAG_USER_TOKEN, TOKEN_EXPIRY, TOKEN_RESET, TOKEN_VERIFY, TOK
 use super::{Reader, Writer, auth_state, storage, table_error, wal};
 use crate::error::{Error, Result};
 use crate::store::{TokenHash, TokenKind, TokenRecord};
-use crate::user::Instant;
+use crate::user::UnixMillis;
 
 impl TokenRecord {
     fn from_row((user, kind, expiry, binding): (u128, u8, i64, u64)) -> Result<Self> {
@@ -62,7 +62,7 @@ fn decode_row(b: &[u8]) -> Option<(u128, u8, i64, u64)> {
 }
 
 /// An expiry-index key as logged: expiry (i64 LE) then the token hash.
-fn expiry_key(expiry: Instant, hash: &TokenHash) -> [u8; 40] {
+fn expiry_key(expiry: UnixMillis, hash: &TokenHash) -> [u8; 40] {
     let mut b = [0u8; 40];
     b[..8].copy_from_slice(&expiry.to_le_bytes());
     b[8..].copy_from_slice(hash);
@@ -192,7 +192,7 @@ pub(crate) fn insert(
     rec: &TokenRecord,
     keep: usize,
 ) -> Result<()> {
-    let mut same_kind: Vec<(Instant, TokenHash)> = user_tokens(w, rec.user)?
+    let mut same_kind: Vec<(UnixMillis, TokenHash)> = user_tokens(w, rec.user)?
         .into_iter()
         .filter(|(_, r)| r.kind == rec.kind)
         .map(|(h, r)| (r.expiry, h))
@@ -251,7 +251,7 @@ pub(crate) fn revoke_user(
 
 /// Removes up to `limit` tokens that expired at or before `now`, earliest first. Returns how
 /// many were removed.
-pub(crate) fn purge_expired(w: &mut Writer<'_>, now: Instant, limit: usize) -> Result<usize> {
+pub(crate) fn purge_expired(w: &mut Writer<'_>, now: UnixMillis, limit: usize) -> Result<usize> {
     let expired: Vec<TokenHash> = {
         let by_expiry = w.txn.open_table(TOKEN_EXPIRY).map_err(table_error)?;
         let mut out = Vec::new();
@@ -338,10 +338,15 @@ pub(crate) fn integrity_problems(r: &Reader) -> Result<Vec<String>> {
 /// Every entry of the token tables as (table, key, fingerprint), for
 /// [`Directory::dump`](crate::Directory::dump). Token hashes are digested once more, so the
 /// output holds nothing that was ever stored as is.
+#[cfg(any(test, feature = "__test-hooks"))]
 pub(crate) fn dump(r: &Reader) -> Result<Vec<(&'static str, String, String)>> {
     use sha2::{Digest, Sha256};
     fn hex(b: &[u8]) -> String {
-        b.iter().map(|x| format!("{x:02x}")).collect()
+        b.iter()
+            .fold(String::with_capacity(b.len() * 2), |mut s, x| {
+                let _ = std::fmt::Write::write_fmt(&mut s, format_args!("{x:02x}"));
+                s
+            })
     }
     fn dig(b: &[u8]) -> String {
         hex(&Sha256::digest(b))

@@ -75,7 +75,7 @@
 //! with mode 0600: it holds password hashes, as the directory file does. An open writes
 //! nothing when there is nothing to recover: no frame to replay and no cut log to reset.
 //!
-//! Directories on a custom [`StorageBackend`](redb::StorageBackend) (and in-memory ones) have
+//! Directories on a custom [`Backend`](crate::Backend) (and in-memory ones) have
 //! no log: their commits use redb's own durability directly.
 
 use std::fs::File;
@@ -484,7 +484,10 @@ pub(crate) struct Wal {
 
 /// The log's path for a directory file: `<file name>.wal` beside it.
 pub(crate) fn path_for(db: &Path) -> PathBuf {
-    let mut name = db.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = db
+        .file_name()
+        .map(std::ffi::OsStr::to_os_string)
+        .unwrap_or_default();
     name.push(".wal");
     db.with_file_name(name)
 }
@@ -556,6 +559,7 @@ impl Wal {
     }
 
     /// Makes every log I/O operation after the next `n` fail (for crash tests).
+    #[cfg(any(test, feature = "__test-hooks"))]
     pub(crate) fn fail_after(&mut self, n: u64) {
         self.fail_after = Some(n);
     }
@@ -719,6 +723,7 @@ impl FrameHeader {
     }
 }
 
+#[allow(clippy::trivially_copy_pass_by_ref)] // the magic constants are passed as they are declared
 fn parse_frame_header(h: &[u8; HEADER], magic: &[u8; 4]) -> Option<FrameHeader> {
     let (m, rest) = h.split_first_chunk::<4>()?;
     if m != magic {
