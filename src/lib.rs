@@ -36,20 +36,43 @@
 //!
 //! - `json` (default): JSON interchange in [`json`]: FusionAuth, Fuse, SCIM 2.0 and JSON Lines
 //!   readers and writers (adds `serde_json`).
-//! - `__test-hooks`: not part of the API. Hooks for userdir's own tests and fuzz targets
-//!   (decoding raw records, dumping every table, failing the redo log's I/O); anything behind
-//!   it may change in any release.
+//! - `postgres`: a second engine, a PostgreSQL database shared by many processes
+//!   (`Builder::open_postgres`); the same operations, errors and record format as the redb
+//!   file (adds `postgres`).
+//! - `scim`: the SCIM 2.0 HTTP endpoint, `scim::router` (axum 0.8 over tokio; implies
+//!   `json`).
+//! - `__test-hooks`: hidden, not part of the API. Hooks for userdir's own tests and fuzz
+//!   targets (decoding raw records, dumping every table, failing the redo log's I/O); anything
+//!   behind it may change in any release.
 //!
-//! The data types ([`User`], [`Profile`], [`AttrValue`], [`Page`], [`Cursor`], the import
-//! reports, ...) implement serde's `Serialize`, and the input-like ones `Deserialize`; a
-//! [`User`]'s password hash is never serialized.
+//! Without features the library builds on its own dependencies only: the `userdir` command
+//! (clap, indicatif) is a separate crate, `cli/`.
+//!
+//! The data types ([`User`] with its [`Profile`], [`MultiValue`], [`Address`], [`AttrValue`],
+//! [`Page`], [`Cursor`], [`Login`], [`LoginFailures`], the import reports and policy
+//! violations) implement serde's `Serialize`, and the input-like ones `Deserialize` too. A
+//! [`User`]'s password hash is never serialized, and a deserialized `User` has none: a user
+//! serializes as one flat object, its profile's fields next to `id`, `active` and the instants
+//! (`#[serde(flatten)]`).
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = userdir::Directory::builder().hasher(userdir::Argon2Params::insecure_fast()).in_memory()?;
+//! let ann = dir.create(userdir::NewUser::with_username("ann").password("correct horse"))?;
+//! let json = serde_json::to_value(&ann)?;
+//! assert_eq!(json["username"], "ann");
+//! assert!(json.get("password").is_none());
+//! # Ok(()) }
+//! ```
 //!
 //! # Using it from async code
 //!
 //! Every method of [`Directory`] blocks the calling thread: creating a user or logging in hashes
-//! or verifies a password with argon2id (tens of milliseconds, by design), and a write with
-//! [`Durability::Immediate`] waits for the disk. In an async runtime, run each call on the
-//! blocking thread pool with a clone of the directory (clones share the open file):
+//! or verifies a password with argon2id (tens of milliseconds, by design), a write with
+//! [`Durability::Immediate`] waits for the disk, and on PostgreSQL every call is a round trip
+//! to the server. In an async runtime, never call it on the runtime's worker threads: run each
+//! call on the blocking thread pool with a clone of the directory (clones share the open file
+//! or connection pool), with `tokio::task::spawn_blocking` (or your runtime's equivalent):
 //!
 //! ```
 //! # async fn handler(dir: userdir::Directory) -> Result<(), Box<dyn std::error::Error>> {
@@ -61,7 +84,9 @@
 //!
 //! Errors carry what an HTTP answer needs: [`Error::http_status`] (409 for a taken username,
 //! 400 for bad input, 401 for a wrong password, ...) and [`Error::scim_type`]. The repository's
-//! `examples/axum.rs` is a complete sign-up, login and user page application.
+//! `examples/axum.rs` is a complete sign-up, login and user page application (CI runs it through
+//! `tests/axum_example.rs`). The `scim` feature's `scim::router` already runs every call on
+//! the blocking pool.
 
 #![deny(missing_docs, unsafe_code)]
 // Library code is held to clippy's pedantic set (unit tests are not: they favour brevity).

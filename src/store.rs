@@ -73,7 +73,7 @@ use std::path::Path;
 
 use uuid::Uuid;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 pub(crate) use crate::identity::UserKeys;
 use crate::user::{UnixMillis, User};
 
@@ -141,6 +141,69 @@ impl LoginOwner {
             LoginKind::Username => self.username,
             LoginKind::Email => self.email,
         }
+    }
+}
+
+/// What the uniqueness check needs from an engine's write transaction beyond a snapshot:
+/// the users whose username has a confusable skeleton.
+pub(crate) trait KeyOwners: Snapshot {
+    /// Users whose username has this confusable skeleton, in id order.
+    fn skeleton_owners(&self, skeleton: &str) -> Result<Vec<Uuid>>;
+}
+
+/// Refuses a write of user `id` when another user owns one of the keys it claims, with the
+/// error that names the rule broken. Both engines call it inside their write transaction, so
+/// they refuse the same writes with the same errors.
+///
+/// `logins` are the login keys claimed, each with whether it is claimed as a username (else
+/// as an email); `skeleton` is the username's confusable skeleton when look-alikes are
+/// refused. On a replace, pass only the keys the user did not own before: a key it keeps
+/// never conflicts (an unchanged username stays valid even if a look-alike was admitted
+/// before look-alike refusal was turned on).
+pub(crate) fn check_unique<'k>(
+    owners: &impl KeyOwners,
+    id: Uuid,
+    logins: impl IntoIterator<Item = (&'k str, bool)>,
+    external: Option<&str>,
+    skeleton: Option<&str>,
+) -> Result<()> {
+    for (key, as_username) in logins {
+        if let Some(owner) = owners.login(key)?
+            && owner.id != id
+        {
+            return Err(login_taken(as_username, &owner));
+        }
+    }
+    if let Some(x) = external
+        && let Some(owner) = owners.external(x)?
+        && owner != id
+    {
+        return Err(Error::DuplicateExternalId { existing: owner });
+    }
+    if let Some(s) = skeleton
+        && let Some(owner) = owners.skeleton_owners(s)?.into_iter().find(|o| *o != id)
+    {
+        return Err(Error::LookalikeUsername { existing: owner });
+    }
+    Ok(())
+}
+
+/// The error for a login key claimed as a username (`as_username`) or an email that `owner`
+/// already holds: the owner's kinds decide between a duplicate and a login id conflict (a
+/// username equal to someone's email, or the reverse).
+pub(crate) fn login_taken(as_username: bool, owner: &LoginOwner) -> Error {
+    let existing = owner.id;
+    match (as_username, owner.username, owner.email) {
+        (true, true, _) => Error::DuplicateUsername { existing },
+        (true, false, _) => Error::LoginIdConflict {
+            field: "username",
+            existing,
+        },
+        (false, _, true) => Error::DuplicateEmail { existing },
+        (false, _, false) => Error::LoginIdConflict {
+            field: "email",
+            existing,
+        },
     }
 }
 
@@ -721,5 +784,41 @@ impl WriteTxn for Writer<'_> {
     }
     fn purge_expired_tokens(&mut self, now: UnixMillis, limit: usize) -> Result<usize> {
         each!(self, x => WriteTxn::purge_expired_tokens(x, now, limit))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_taken_login_key_names_the_rule_by_the_owner_kinds() {
+        let id = Uuid::from_u128(7);
+        let owner = |username, email| LoginOwner {
+            id,
+            username,
+            email,
+        };
+        let cases = [
+            (true, owner(true, false), "DuplicateUsername"),
+            (true, owner(true, true), "DuplicateUsername"),
+            (
+                true,
+                owner(false, true),
+                "LoginIdConflict { field: \"username\"",
+            ),
+            (false, owner(false, true), "DuplicateEmail"),
+            (false, owner(true, true), "DuplicateEmail"),
+            (
+                false,
+                owner(true, false),
+                "LoginIdConflict { field: \"email\"",
+            ),
+        ];
+        for (as_username, o, expected) in cases {
+            let e = format!("{:?}", login_taken(as_username, &o));
+            assert!(e.starts_with(expected), "{as_username} {o:?}: {e}");
+            assert!(e.contains(&id.to_string()), "{e}");
+        }
     }
 }

@@ -22,6 +22,7 @@
 use std::io::{BufRead, BufWriter, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant as Timer;
 
 mod serve;
@@ -61,6 +62,20 @@ struct Cli {
     insecure_fast_hash: bool,
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+/// Set once in `main` when `--output json` is given: progress bars stay hidden and notices
+/// are JSON objects (see [`notice`]).
+static JSON_OUTPUT: AtomicBool = AtomicBool::new(false);
+
+/// A notice on stderr that is not an error (a recovery, a warning, where a report went):
+/// `userdir: <msg>` under `--output text`, `{"notice": "<msg>"}` under `--output json`.
+fn notice(msg: &str) {
+    if JSON_OUTPUT.load(Ordering::Relaxed) {
+        eprintln!("{}", json!({ "notice": msg }));
+    } else {
+        eprintln!("userdir: {msg}");
+    }
 }
 
 /// How results, summaries and errors are printed.
@@ -244,7 +259,8 @@ enum Cmd {
     /// Print the number of users, of active users, and the file size.
     Stats,
     /// Serve the directory over SCIM 2.0 (RFC 7644) until interrupted (Ctrl-C or SIGTERM).
-    /// Prints the bound address; creates the file when missing.
+    /// Prints the bound address (`{"serving": "http://…"}` under `--output json`); creates the
+    /// file when missing.
     Serve {
         /// The address to listen on (port 0: any free port).
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -263,6 +279,8 @@ enum Cmd {
     /// before it gets its name. To restore, stop every process using the directory, replace
     /// the directory file with the copy, and delete the directory's `<file>.wal` if there is
     /// one.
+    ///
+    /// A PostgreSQL directory (`--db postgresql://…`) is refused: back it up with `pg_dump`.
     Backup {
         /// The new file.
         path: PathBuf,
@@ -272,7 +290,8 @@ enum Cmd {
     },
     /// Print a shell completion script to stdout.
     ///
-    /// For instance `userdir completions bash > /etc/bash_completion.d/userdir`.
+    /// For instance `userdir completions bash > /etc/bash_completion.d/userdir`. The script is
+    /// printed as is under `--output json` too: it is meant for the shell, not for a parser.
     Completions {
         /// The shell.
         #[arg(value_enum)]
@@ -367,6 +386,9 @@ fn exit_code(e: &Error) -> u8 {
         | Error::NeedsReopen
         | Error::Corrupt(_)
         | Error::Integrity(_)
+        | Error::TooManyConflicts { .. }
+        | Error::OutcomeUnknown(_)
+        | Error::UnicodeMismatch { .. }
         | Error::Hashing(_) => 3,
         _ => 2,
     }
@@ -456,15 +478,27 @@ fn closed_output(e: &Error) -> bool {
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
+        Err(e) if e.use_stderr() && json_requested(std::env::args_os()) => {
+            // A usage error under `--output json` is JSON too (clap's text, one line).
+            let msg = e.render().to_string();
+            let first = msg.lines().next().unwrap_or_default();
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!(
+                "{}",
+                json!({ "error": first, "exit_code": 2, "usage": msg })
+            );
+            return ExitCode::from(2);
+        }
         Err(e) => {
             let _ = e.print();
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    JSON_OUTPUT.store(cli.output == Output::Json, Ordering::Relaxed);
     if fast_hash(&cli) {
-        eprintln!(
-            "userdir: WARNING: --insecure-fast-hash: new password hashes use argon2's cheapest \
-             parameters (m=8 KiB, t=1); for tests only, never for real data"
+        notice(
+            "WARNING: --insecure-fast-hash: new password hashes use argon2's cheapest \
+             parameters (m=8 KiB, t=1); for tests only, never for real data",
         );
     }
     // redb panics on some damaged files; the library catches those panics and answers
@@ -486,6 +520,18 @@ fn main() -> ExitCode {
             ExitCode::from(f.code)
         }
     }
+}
+
+/// Whether the arguments ask for `--output json` (read before clap, for its own errors).
+fn json_requested(args: impl Iterator<Item = std::ffi::OsString>) -> bool {
+    let args: Vec<_> = args.collect();
+    args.iter().enumerate().any(|(i, a)| {
+        a == "--output=json"
+            || (a == "--output"
+                && args
+                    .get(i + 1)
+                    .is_some_and(|v| v.eq_ignore_ascii_case("json")))
+    })
 }
 
 fn fast_hash(cli: &Cli) -> bool {
@@ -568,7 +614,7 @@ fn open_read(cli: &Cli) -> CliResult<Directory> {
                     Error::Storage(_) => Fail::from(Error::NeedsRecovery),
                     other => Fail::from(other),
                 })?;
-            eprintln!("userdir: the directory was not closed cleanly; recovered it");
+            notice("the directory was not closed cleanly; recovered it");
             Ok(dir)
         }
         Err(e) => Err(e.into()),
@@ -650,7 +696,7 @@ fn run(cli: &Cli) -> CliResult {
                 }));
             }
             if login.password_change_required {
-                eprintln!("userdir: login ok; the password must be changed now");
+                notice("login ok; the password must be changed now");
             }
             print_user(&login.user, Format::FusionAuth)
         }
@@ -677,7 +723,13 @@ fn run(cli: &Cli) -> CliResult {
             listen,
             token_file,
             base_url,
-        } => serve::serve(open(cli, true)?, listen, token_file, base_url.as_deref()),
+        } => serve::serve(
+            open(cli, true)?,
+            listen,
+            token_file,
+            base_url.as_deref(),
+            cli.output == Output::Json,
+        ),
         Cmd::Stats => {
             let dir = open_read(cli)?;
             let spin = spinner("counting");
@@ -814,8 +866,10 @@ fn spinner(what: &str) -> ProgressBar {
     bar_with(None, what, "{spinner} {msg} {pos} {elapsed}")
 }
 
+/// Hidden when stderr is not a terminal or under `--output json` (stderr then carries JSON
+/// only).
 fn bar_with(total: Option<u64>, what: &str, template: &str) -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
+    if !std::io::stderr().is_terminal() || JSON_OUTPUT.load(Ordering::Relaxed) {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr());
@@ -876,11 +930,11 @@ impl Report {
                     format!("cannot write the report {}: {e}", self.path.display()),
                 ));
             }
-            eprintln!(
-                "userdir: {} problem(s) written to {}",
+            notice(&format!(
+                "{} problem(s) written to {}",
                 self.total,
                 self.path.display()
-            );
+            ));
         }
         Ok(())
     }
@@ -1017,8 +1071,13 @@ fn import(
     };
     let outcome = if dry_run {
         // Nothing is written: an existing file is opened read-only; without one, an empty
-        // in-memory directory judges the rows and no file is created.
-        let dir = if cli.db.exists() {
+        // in-memory directory judges the rows and no file is created. On PostgreSQL the
+        // database's users judge them.
+        let dir = if postgres_url(cli).is_some() {
+            // The database's users judge the rows; no user is written (opening creates the
+            // empty tables on first use, as every command does).
+            open(cli, false)
+        } else if cli.db.exists() {
             open_read(cli)
         } else {
             Directory::builder()
@@ -1156,6 +1215,20 @@ fn export(cli: &Cli, format: Format, with_hashes: bool) -> CliResult {
 
 /// Copies the directory file to `dest` (see `Cmd::Backup`).
 fn backup(cli: &Cli, dest: &Path, force: bool) -> CliResult {
+    if postgres_url(cli).is_some() {
+        // A JSON export is not a backup (the FusionAuth shapes that carry hashes do not carry
+        // every SCIM attribute, nor tokens or lockout state); PostgreSQL's own tool takes a
+        // consistent snapshot of all of it.
+        return Err(Fail::new(
+            2,
+            format!(
+                "backup copies a directory file; a PostgreSQL directory is backed up with \
+                 PostgreSQL's tools: pg_dump --format=custom --file={} '<the URL>' (a \
+                 consistent snapshot of every table; restore with pg_restore)",
+                dest.display()
+            ),
+        ));
+    }
     let dir = open(cli, false)?;
     let dest_log = log_path(dest);
     if dest.is_dir() {

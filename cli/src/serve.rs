@@ -32,6 +32,7 @@ pub(crate) fn serve(
     listen: &str,
     token_file: &Path,
     base_url: Option<&str>,
+    json: bool,
 ) -> CliResult {
     let token = read_token(token_file)?;
     let addr: SocketAddr = listen
@@ -54,7 +55,14 @@ pub(crate) fn serve(
             .local_addr()
             .map_err(|e| Fail::new(3, format!("cannot read the bound address: {e}")))?;
         // The bound address (useful with port 0); never the token.
-        println!("userdir: serving SCIM 2.0 on http://{local}");
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({ "serving": format!("http://{local}") })
+            );
+        } else {
+            println!("userdir: serving SCIM 2.0 on http://{local}");
+        }
         let app = scim::router(dir, config);
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown())

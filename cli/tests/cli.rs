@@ -67,16 +67,18 @@ fn stdout(o: &Output) -> String {
 
 /// The warning every run prints, since every run passes `--insecure-fast-hash`.
 const FAST_HASH_WARNING: &str = "userdir: WARNING: --insecure-fast-hash";
+/// The same warning under `--output json`.
+const FAST_HASH_NOTICE: &str = r#"{"notice":"WARNING: --insecure-fast-hash"#;
 
 /// stderr without the `--insecure-fast-hash` warning line.
 fn stderr(o: &Output) -> String {
     let all = String::from_utf8_lossy(&o.stderr);
     assert!(
-        all.starts_with(FAST_HASH_WARNING),
+        all.starts_with(FAST_HASH_WARNING) || all.starts_with(FAST_HASH_NOTICE),
         "the warning is printed: {all}"
     );
     all.lines()
-        .filter(|l| !l.starts_with(FAST_HASH_WARNING))
+        .filter(|l| !l.starts_with(FAST_HASH_WARNING) && !l.starts_with(FAST_HASH_NOTICE))
         .map(|l| format!("{l}\n"))
         .collect()
 }
@@ -536,6 +538,11 @@ fn output_json_on_every_command() {
     let o = run(&["deactivate", "ann"], None);
     expect(&o, 0);
     assert_eq!(json_out(&o)["active"], false);
+    let o = run(&["reactivate", "ann"], None);
+    expect(&o, 0);
+    assert_eq!(json_out(&o)["active"], true);
+    let o = run(&["deactivate", "ann"], None);
+    expect(&o, 0);
     let o = run(&["export", "--format", "scim"], None);
     expect(&o, 0);
     assert_eq!(json_out(&o)["totalResults"], 4);
@@ -580,6 +587,89 @@ fn output_json_on_every_command() {
     assert_eq!(problems.len(), 1, "{e}");
     assert_eq!(problems[0]["index"], 1);
     assert_eq!(problems[0]["reason"]["kind"], "duplicate_of_existing");
+
+    // A dry run, a full report and a deletion.
+    let o = run(&["import", f.to_str().unwrap(), "--dry-run"], None);
+    expect(&o, 2);
+    assert!(json_err(&o)["problems"].as_array().unwrap().len() >= 3);
+    let report = env.path("report.json");
+    let o = run(
+        &[
+            "import",
+            bad.to_str().unwrap(),
+            "--format",
+            "fusionauth",
+            "--report",
+            report.to_str().unwrap(),
+        ],
+        None,
+    );
+    expect(&o, 2);
+    let lines: Vec<Value> = stderr(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(lines[0]["notice"].as_str().unwrap().contains("written to"));
+    assert_eq!(lines[1]["exit_code"], 2);
+    let o = run(&["delete", "ann"], None);
+    expect(&o, 0);
+    assert_eq!(json_out(&o)["username"], "ann");
+
+    // Usage errors are JSON too; every stderr line of every run above was.
+    let o = run(&["search", "active eq true", "--sort", "shoe"], None);
+    expect(&o, 2);
+    let e: Value = serde_json::from_str(raw_stderr(&o).trim()).unwrap();
+    assert_eq!(e["exit_code"], 2);
+    assert!(e["error"].as_str().unwrap().contains("shoe"), "{e}");
+    assert!(
+        e["usage"].as_str().unwrap().contains("possible values"),
+        "{e}"
+    );
+    let o = env.run(&["--output=json", "frobnicate"], None);
+    expect(&o, 2);
+    assert!(serde_json::from_str::<Value>(raw_stderr(&o).trim()).is_ok());
+    // Without --output json they stay clap's text.
+    let o = env.run(&["frobnicate"], None);
+    expect(&o, 2);
+    assert!(raw_stderr(&o).starts_with("error:"), "{}", raw_stderr(&o));
+}
+
+/// `serve` under `--output json` prints its address as JSON (then runs until stopped).
+#[test]
+fn serve_prints_its_address_as_json() {
+    use std::io::BufRead;
+    let env = Env::new();
+    let token = env.path("token");
+    std::fs::write(&token, "s3cret-token\n").unwrap();
+    let mut child = Command::new(BIN)
+        .arg("--db")
+        .arg(env.db())
+        .args([
+            "--output",
+            "json",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--token-file",
+        ])
+        .arg(&token)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let v: Value = serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("{e}: {line}"));
+    let url = v["serving"].as_str().unwrap();
+    assert!(
+        url.starts_with("http://127.0.0.1:") && !url.ends_with(":0"),
+        "{v}"
+    );
+    assert!(!line.contains("s3cret"), "the token was printed");
 }
 
 #[test]

@@ -108,6 +108,30 @@ fn every_command_reaches_a_postgresql_directory() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("username is taken"));
     let fixture =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/fuse_bulk_create.json");
+    // A dry run judges the rows against the database's users and writes none.
+    let out = expect(
+        &run(
+            db,
+            None,
+            &[
+                "--output",
+                "json",
+                "import",
+                fixture.to_str().unwrap(),
+                "--format",
+                "fuse",
+                "--dry-run",
+            ],
+            None,
+        ),
+        0,
+    );
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        (v["imported"].as_u64(), v["dry_run"].as_bool()),
+        (Some(3), Some(true))
+    );
+    expect(&run(db, None, &["get", "testuser1"], None), 1);
     expect(
         &run(
             db,
@@ -131,7 +155,34 @@ fn every_command_reaches_a_postgresql_directory() {
     assert_eq!(out.lines().count(), 4, "{out}");
     expect(&run(db, None, &["check"], None), 0);
     let out = expect(&run(db, None, &["stats"], None), 0);
-    assert!(out.contains("users 4"), "{out}");
+    assert!(
+        out.contains("users 4") && !out.contains("file_bytes"),
+        "{out}"
+    );
+    let out = expect(&run(db, None, &["--output", "json", "stats"], None), 0);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v, serde_json::json!({"users": 4, "active": 4}));
+    // Every row of the fixture is taken now: the dry run reports them, against the database.
+    let o = run(
+        db,
+        None,
+        &[
+            "import",
+            fixture.to_str().unwrap(),
+            "--format",
+            "fuse",
+            "--dry-run",
+        ],
+        None,
+    );
+    expect(&o, 2);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("already taken"));
+    // A backup of a database is pg_dump's job: a clear refusal, no file.
+    let dest = std::env::temp_dir().join(format!("userdir-pg-backup-{}", uuid_like()));
+    let o = run(db, None, &["backup", dest.to_str().unwrap()], None);
+    expect(&o, 2);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("pg_dump"));
+    assert!(!dest.exists());
     expect(&run(db, None, &["deactivate", "ann"], None), 0);
     expect(
         &run(db, None, &["login", "ann"], Some("correct horse battery\n")),

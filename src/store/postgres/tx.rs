@@ -380,44 +380,18 @@ impl PgTx {
 
     // ---- writes (the redb `Writer`'s operations) ----
 
-    /// Refuses `user` if any of its keys belongs to another user (its own keys do not
-    /// conflict), with the same errors as the redb engine: the owner's login kinds decide
-    /// between a duplicate and a login id conflict.
+    /// Refuses `user` if any of `keys` belongs to another user, with the same errors as the
+    /// redb engine (see [`crate::store::check_unique`]).
     fn check_unique(&self, user: &User, keys: &Keys) -> Result<()> {
-        for (key, kinds) in &keys.logins {
-            if let Some((owner, owner_kinds)) = self.login_row(key)?
-                && owner != user.id
-            {
-                let as_username = kinds & KIND_USERNAME != 0;
-                return Err(match (as_username, owner_kinds & KIND_USERNAME != 0) {
-                    (true, true) => Error::DuplicateUsername { existing: owner },
-                    (true, false) => Error::LoginIdConflict {
-                        field: "username",
-                        existing: owner,
-                    },
-                    (false, _) if owner_kinds & KIND_EMAIL != 0 => {
-                        Error::DuplicateEmail { existing: owner }
-                    }
-                    (false, _) => Error::LoginIdConflict {
-                        field: "email",
-                        existing: owner,
-                    },
-                });
-            }
-        }
-        if let Some(x) = &keys.external
-            && let Some(owner) = self.external_owner(x)?
-            && owner != user.id
-        {
-            return Err(Error::DuplicateExternalId { existing: owner });
-        }
-        if self.rules.skeletons
-            && let Some(s) = &keys.skeleton
-            && let Some(owner) = self.skeleton_owners(s)?.into_iter().find(|o| *o != user.id)
-        {
-            return Err(Error::LookalikeUsername { existing: owner });
-        }
-        Ok(())
+        crate::store::check_unique(
+            self,
+            user.id,
+            keys.logins
+                .iter()
+                .map(|(k, kinds)| (k.as_str(), kinds & KIND_USERNAME != 0)),
+            keys.external.as_deref(),
+            keys.skeleton.as_deref().filter(|_| self.rules.skeletons),
+        )
     }
 
     /// Inserts a new user and its index rows.
@@ -1016,6 +990,12 @@ impl PgTx {
         }
         problems.truncate(101);
         Ok(problems)
+    }
+}
+
+impl crate::store::KeyOwners for PgTx {
+    fn skeleton_owners(&self, skeleton: &str) -> Result<Vec<Uuid>> {
+        PgTx::skeleton_owners(self, skeleton)
     }
 }
 

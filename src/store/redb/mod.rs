@@ -1287,43 +1287,17 @@ impl Writer<'_> {
         self.touched.all = true;
     }
 
-    /// Refuses `user` if any of its keys belongs to another user (its own entries, when it
-    /// is being replaced, do not conflict).
+    /// Refuses `user` if any of `keys` belongs to another user (see [`super::check_unique`]).
     fn check_unique(&self, user: &User, keys: &Keys) -> Result<()> {
-        for (key, kinds) in &keys.logins {
-            if let Some((owner, owner_kinds)) = self.login_entry(key)?
-                && owner != user.id
-            {
-                let as_username = kinds & KIND_USERNAME != 0;
-                return Err(match (as_username, owner_kinds & KIND_USERNAME != 0) {
-                    (true, true) => Error::DuplicateUsername { existing: owner },
-                    (true, false) => Error::LoginIdConflict {
-                        field: "username",
-                        existing: owner,
-                    },
-                    (false, _) if owner_kinds & KIND_EMAIL != 0 => {
-                        Error::DuplicateEmail { existing: owner }
-                    }
-                    (false, _) => Error::LoginIdConflict {
-                        field: "email",
-                        existing: owner,
-                    },
-                });
-            }
-        }
-        if let Some(x) = &keys.external
-            && let Some(owner) = self.external(x)?
-            && owner != user.id
-        {
-            return Err(Error::DuplicateExternalId { existing: owner });
-        }
-        if self.rules.skeletons
-            && let Some(s) = &keys.skeleton
-            && let Some(owner) = self.skeleton_owners(s)?.into_iter().find(|o| *o != user.id)
-        {
-            return Err(Error::LookalikeUsername { existing: owner });
-        }
-        Ok(())
+        super::check_unique(
+            self,
+            user.id,
+            keys.logins
+                .iter()
+                .map(|(k, kinds)| (*k, kinds & KIND_USERNAME != 0)),
+            keys.external,
+            keys.skeleton.filter(|_| self.rules.skeletons),
+        )
     }
 
     /// Inserts a new user and its index entries.
@@ -1537,6 +1511,12 @@ impl ReadTxn for Reader {
         let mut d = self.tree_dump()?;
         d.extend(tokens::dump(self)?);
         Ok(d)
+    }
+}
+
+impl super::KeyOwners for Writer<'_> {
+    fn skeleton_owners(&self, skeleton: &str) -> Result<Vec<Uuid>> {
+        Writer::skeleton_owners(self, skeleton)
     }
 }
 
