@@ -81,6 +81,9 @@ use crate::user::{UnixMillis, User};
 pub(crate) use self::redb::batch::BatchEntry;
 pub(crate) use self::redb::batch::{BatchKeys, BatchPart};
 
+/// Users the embedded engine's lookup cache holds by default.
+pub(crate) const DEFAULT_USER_CACHE: usize = self::redb::cache::DEFAULT_CAPACITY;
+
 /// When a write is on disk.
 ///
 /// A file-backed directory makes writes durable through its redo log (`<file>.wal`, see the
@@ -549,6 +552,48 @@ impl Store {
         pool: usize,
     ) -> Result<Store> {
         postgres::PgStore::open(url, schema, rules, pool).map(Store::Postgres)
+    }
+
+    /// The store with a cache of at most `entries` recently looked-up users (0: none). Only
+    /// the embedded engine caches: a PostgreSQL database is written by other processes too.
+    pub(crate) fn with_user_cache(self, entries: usize) -> Store {
+        match self {
+            Store::Redb(s) => Store::Redb(s.with_cache(entries)),
+            #[cfg(feature = "postgres")]
+            other @ Store::Postgres(_) => other,
+        }
+    }
+
+    /// The user with this id, from the engine's cache when it holds it (never a user that a
+    /// committed write changed or removed).
+    pub(crate) fn cached_get(&self, id: Uuid) -> Result<Option<User>> {
+        match self {
+            Store::Redb(s) => s.cached_get(id),
+            #[cfg(feature = "postgres")]
+            Store::Postgres(s) => s.read(|r| r.get(id)),
+        }
+    }
+
+    /// The owner of a caseless login key and its user, when the engine's cache holds them;
+    /// `None` is a miss (look it up with [`Store::read_user`]).
+    pub(crate) fn cached_login(&self, key: &str) -> Option<(LoginOwner, User)> {
+        match self {
+            Store::Redb(s) => s.cached_login(key),
+            #[cfg(feature = "postgres")]
+            Store::Postgres(_) => None,
+        }
+    }
+
+    /// Runs a lookup of one user on a consistent snapshot; the engine may cache the user.
+    pub(crate) fn read_user(
+        &self,
+        f: impl FnOnce(&Reader) -> Result<Option<User>>,
+    ) -> Result<Option<User>> {
+        match self {
+            Store::Redb(s) => s.read_user(f),
+            #[cfg(feature = "postgres")]
+            Store::Postgres(s) => s.read(f),
+        }
     }
 
     /// Runs `f` on a consistent snapshot.

@@ -660,6 +660,8 @@ impl Writer<'_> {
         let count = self.count()?;
         let counters = self.counters_after(&keys.counts())?;
         let mut found = Found::default();
+        // New users only (a taken id is a clash), but the cache is emptied all the same.
+        self.touch_all();
         self.guard(|w| {
             if w.rules.skeletons {
                 w.lookalike_clashes(keys, &mut found.lookalikes)?;

@@ -11,8 +11,10 @@
 pub(crate) mod auth_state;
 mod backend;
 pub(crate) mod batch;
+pub(crate) mod cache;
 mod group;
 mod guard;
+mod open_sync;
 pub(crate) mod tables;
 pub(crate) mod tokens;
 pub(crate) mod wal;
@@ -110,6 +112,8 @@ pub(crate) struct Store {
     group: group::Group,
     /// The redo log of a file-backed directory (see [`wal`]).
     wal: Option<parking_lot::Mutex<wal::Wal>>,
+    /// Decoded users of recent lookups (see [`cache`]).
+    cache: cache::UserCache,
 }
 
 impl std::fmt::Debug for Store {
@@ -152,6 +156,63 @@ impl Store {
         self
     }
 
+    /// The store with a user cache of at most `entries` users (0: none); see [`cache`].
+    pub(crate) fn with_cache(mut self, entries: usize) -> Store {
+        self.cache = cache::UserCache::new(entries);
+        self
+    }
+
+    /// Whether lookups may use the cache: it is on, and the store has not failed (after a
+    /// failure, what a write left is unknown until the directory is reopened).
+    fn cache_usable(&self) -> bool {
+        self.cache.enabled() && !self.failed.load(Ordering::Acquire)
+    }
+
+    /// The user with this id: from the cache, else read (and cached).
+    pub(crate) fn cached_get(&self, id: Uuid) -> Result<Option<User>> {
+        if !self.cache_usable() {
+            return self.read(|r| r.get(id));
+        }
+        if let Some(u) = self.cache.get(id) {
+            return Ok(Some(User::clone(&u)));
+        }
+        self.read_user(|r| r.get(id))
+    }
+
+    /// The owner of a caseless login key and its user, when the cache holds them (a miss
+    /// is `None`: read the store then, with [`Store::read_user`]).
+    pub(crate) fn cached_login(&self, key: &str) -> Option<(LoginOwner, User)> {
+        if !self.cache_usable() {
+            return None;
+        }
+        self.cache
+            .login(key)
+            .map(|(owner, u)| (owner, User::clone(&u)))
+    }
+
+    /// Runs a lookup `f` on a snapshot and caches the user it returns.
+    pub(crate) fn read_user(
+        &self,
+        f: impl FnOnce(&super::Reader) -> Result<Option<User>>,
+    ) -> Result<Option<User>> {
+        if !self.cache_usable() {
+            return self.read(f);
+        }
+        // Before the snapshot begins (see `cache`: a fill from an older snapshot is refused).
+        let generation = self.cache.generation();
+        let user = self.read(f)?;
+        if let Some(u) = &user {
+            self.cache.fill(generation, u, &(self.rules.keys)(u, false));
+        }
+        Ok(user)
+    }
+
+    /// After a write transaction ended (committed or not), before the write returns: forgets
+    /// the users it touched.
+    fn invalidate(&self, touched: &Touched) {
+        self.cache.invalidate(&touched.ids, touched.all);
+    }
+
     /// Whether this is a read-only open.
     pub(crate) fn is_read_only(&self) -> bool {
         self.read_only
@@ -171,6 +232,7 @@ impl Store {
             rules,
             group: group::Group::default(),
             wal: None,
+            cache: cache::UserCache::new(cache::DEFAULT_CAPACITY),
         };
         if store.is_read_only() {
             store.rules.skeletons = store.guarded("opening the directory", || {
@@ -351,14 +413,8 @@ impl Store {
         f: impl FnOnce(&mut super::Writer<'_>) -> Result<T>,
     ) -> Result<T> {
         let txn = db.begin_write().map_err(|e| self.fail(e))?;
-        let (result, redo) = {
-            let mut w = super::Writer::Redb(Writer {
-                t: txn.open_table(DIR).map_err(table_error)?,
-                txn: &txn,
-                rules: self.rules,
-                broken: false,
-                redo: wal::Redo::new(self.wal.is_some()),
-            });
+        let (result, redo, touched) = {
+            let mut w = super::Writer::Redb(Writer::new(&txn, self)?);
             let r = f(&mut w);
             let Some(w) = w.redb() else {
                 return Err(Error::storage_msg("a redb write ran on another engine"));
@@ -370,18 +426,18 @@ impl Store {
             } else {
                 r
             };
-            (r, std::mem::take(&mut w.redo))
+            (
+                r,
+                std::mem::take(&mut w.redo),
+                std::mem::take(&mut w.touched),
+            )
         };
-        match result {
-            Ok(v) => {
-                self.commit(txn, &redo, durability)?;
-                Ok(v)
-            }
-            Err(e) => {
-                txn.abort().map_err(|e| self.fail(e))?;
-                Err(e)
-            }
-        }
+        let ended = match result {
+            Ok(v) => self.commit(txn, &redo, durability).map(|()| v),
+            Err(e) => txn.abort().map_err(|e| self.fail(e)).and(Err(e)),
+        };
+        self.invalidate(&touched);
+        ended
     }
 
     /// Commits a write transaction: through the redo log when the directory has one (a frame,
@@ -1454,10 +1510,49 @@ pub(crate) struct Writer<'t> {
     broken: bool,
     /// What this transaction changed, for the redo log.
     redo: wal::Redo,
+    /// The users whose record it put or deleted, for the cache.
+    touched: Touched,
+}
+
+/// The users a write transaction touched (see [`cache`]).
+#[derive(Debug, Default)]
+pub(crate) struct Touched {
+    /// Ids whose record was put or deleted.
+    ids: Vec<Uuid>,
+    /// Any record may have changed (an import batch).
+    all: bool,
+}
+
+impl<'t> Writer<'t> {
+    /// A writer on `txn`'s directory table, for `store`.
+    fn new(txn: &'t WriteTransaction, store: &Store) -> Result<Writer<'t>> {
+        Ok(Writer {
+            t: txn.open_table(DIR).map_err(table_error)?,
+            txn,
+            rules: store.rules,
+            broken: false,
+            redo: wal::Redo::new(store.wal.is_some()),
+            touched: Touched::default(),
+        })
+    }
 }
 
 impl Writer<'_> {
     read_ops!();
+
+    /// Notes a change of the directory table's entry `key` for the cache.
+    fn touch(&mut self, key: &[u8]) {
+        if let Some((&TAG_USER, id)) = key.split_first()
+            && let Ok(id) = Uuid::from_slice(id)
+        {
+            self.touched.ids.push(id);
+        }
+    }
+
+    /// Notes that any record may have changed (the cache is emptied after the commit).
+    pub(crate) fn touch_all(&mut self) {
+        self.touched.all = true;
+    }
 
     /// Refuses `user` if any of `keys` belongs to another user (see [`super::check_unique`]).
     fn check_unique(&self, user: &User, keys: &Keys) -> Result<()> {
@@ -1580,6 +1675,7 @@ impl Writer<'_> {
 
     /// Writes `key` = `value` in the directory table (and in the redo log).
     pub(crate) fn dir_put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.touch(key);
         self.t.insert(key, value).map_err(storage)?;
         self.redo.record(wal::DIR_PUT, key, value);
         Ok(())
@@ -1587,6 +1683,7 @@ impl Writer<'_> {
 
     /// Removes `key` from the directory table (and records it in the redo log).
     pub(crate) fn dir_del(&mut self, key: &[u8]) -> Result<()> {
+        self.touch(key);
         self.t.remove(key).map_err(storage)?;
         self.redo.record(wal::DIR_DEL, key, &[]);
         Ok(())
