@@ -19,7 +19,12 @@
 //! 5. `userName sw "ab"`, first page of 20 plus the total count;
 //! 6. `name.familyName co "son"` (no index: a full scan), first page of 20 plus the total count;
 //! 7. plaintext import of `USERDIR_BENCH_PLAIN` users (default 64) with the library's default
-//!    argon2id parameters, beside one bare argon2id hash on one core.
+//!    argon2id parameters, beside one bare argon2id hash on one core;
+//! 8. sorted and role pages, each the first page of 20 plus the total: every user sorted by
+//!    userName (8a), `userName sw "jo"` sorted by userName (8b), `roles eq "admin"` (8c);
+//! 9. opening an existing `USERDIR_BENCH_USERS`-user file (closed cleanly) + the first lookup;
+//! 10. a login with cheap argon2id parameters: lookup, verification, durable last-login write;
+//! 11. bytes per user on disk after the import (printed, not timed).
 //!
 //! Both engines are durable: userdir with `Durability::Immediate` (its default), SQLite
 //! (rusqlite, bundled) with `journal_mode = WAL`, `synchronous = FULL`. SQLite's schema is the
@@ -45,7 +50,7 @@ use std::time::{Duration, Instant};
 use criterion::{BatchSize, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use rayon::prelude::*;
 use rusqlite::{Connection, Transaction, TransactionBehavior, params};
-use userdir::query::Search;
+use userdir::query::{Search, SortField};
 use userdir::{Argon2Params, Directory, Hasher, ImportBatch, NewUser, StoredHash};
 use uuid::Uuid;
 
@@ -312,7 +317,8 @@ fn sqlite_create(path: &Path) -> Connection {
             last_name TEXT,
             active INTEGER NOT NULL,
             password TEXT,
-            insert_instant INTEGER NOT NULL
+            insert_instant INTEGER NOT NULL,
+            last_login INTEGER
         );
         CREATE INDEX users_inserted ON users (insert_instant);
         CREATE TABLE user_roles (role TEXT NOT NULL, user_id BLOB NOT NULL,
@@ -388,6 +394,13 @@ impl SqlQuery {
             count: format!("SELECT COUNT(*) FROM users WHERE {condition}"),
         }
     }
+    /// A page query and its count query, as given.
+    fn raw(page: String, count: &str) -> Self {
+        SqlQuery {
+            page,
+            count: count.to_owned(),
+        }
+    }
     fn run(&self, c: &Connection) -> (Vec<SqlUser>, i64) {
         let tx = c.unchecked_transaction().unwrap();
         let page = tx
@@ -438,6 +451,10 @@ struct Base {
     sq_next: AtomicU64,
     sw: (Search, SqlQuery),
     co: (Search, SqlQuery),
+    /// Rows 8a, 8b, 8c.
+    sorted: (Search, SqlQuery),
+    sorted_sw: (Search, SqlQuery),
+    admins: (Search, SqlQuery),
 }
 
 fn build_base(n: usize) -> Base {
@@ -495,6 +512,53 @@ fn build_base(n: usize) -> Base {
         // Like userdir, `co` on a family name is case-sensitive.
         SqlQuery::new("instr(last_name, 'son') > 0"),
     );
+    let sorted = (
+        Search::all().sort(SortField::username()).limit(20),
+        SqlQuery::raw(
+            format!("SELECT {SQL_COLUMNS} FROM users ORDER BY username LIMIT 20"),
+            "SELECT COUNT(*) FROM users",
+        ),
+    );
+    let sorted_sw = (
+        Search::filter(r#"userName sw "jo""#)
+            .unwrap()
+            .sort(SortField::username())
+            .limit(20),
+        SqlQuery::raw(
+            format!(
+                "SELECT {SQL_COLUMNS} FROM users WHERE username LIKE 'jo%' ORDER BY username \
+                 LIMIT 20"
+            ),
+            "SELECT COUNT(*) FROM users WHERE username LIKE 'jo%'",
+        ),
+    );
+    let admins = (
+        Search::filter(r#"roles eq "admin""#).unwrap().limit(20),
+        SqlQuery::raw(
+            format!(
+                "SELECT {SQL_COLUMNS} FROM user_roles JOIN users ON users.id = user_roles.user_id \
+                 WHERE role = 'admin' ORDER BY user_id LIMIT 20"
+            ),
+            "SELECT COUNT(*) FROM user_roles WHERE role = 'admin'",
+        ),
+    );
+    for (s, q) in [&sorted, &sorted_sw, &admins] {
+        // Same totals; the same page where both orders agree (SQLite's NOCASE folds ASCII only:
+        // a difference is printed, not fatal).
+        let ours = dir.search(s).unwrap();
+        let (page, total) = q.run(&sql);
+        assert_eq!(ours.total, total as u64);
+        let ours: Vec<&[u8]> = ours.users.iter().map(|u| &u.id.as_bytes()[..]).collect();
+        let theirs: Vec<&[u8]> = page.iter().map(|u| &u.0[..]).collect();
+        if ours != theirs {
+            eprintln!("peers: the engines' first pages differ for {}", q.page);
+        }
+        eprintln!(
+            "peers: {total} matches; userdir plan: {}; SQLite plan: {}",
+            dir.explain(s).unwrap(),
+            q.plan(&sql)
+        );
+    }
     for (s, q) in [&sw, &co] {
         let ours = dir.search(s).unwrap();
         let (page, total) = q.run(&sql);
@@ -522,6 +586,9 @@ fn build_base(n: usize) -> Base {
         sq_next: AtomicU64::new(0),
         sw,
         co,
+        sorted,
+        sorted_sw,
+        admins,
     }
 }
 
@@ -636,6 +703,176 @@ impl Base {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Rows 9, 10 and 11: a second pair of files, closed after their import
+
+/// Users with a cheap argon2id hash, for the login row (10).
+const LOGIN_USERS: usize = 64;
+
+/// The `k`th login user (both engines hold the same).
+fn login_row(k: usize) -> Row {
+    let mut r = created_row(10_000_000 + k as u64);
+    r.username = format!("login.user{k}");
+    r.email = format!("login.user{k}@example.com");
+    r.external_id = format!("LOGIN-{k:04}");
+    r
+}
+
+struct Aside {
+    _tmp: tempfile::TempDir,
+    /// The userdir file (closed) and the SQLite file (closed, its WAL checkpointed).
+    ud_path: PathBuf,
+    sq_path: PathBuf,
+    /// Bytes per user on disk after the import (row 11): the files and their logs.
+    ud_bytes: f64,
+    sq_bytes: f64,
+    /// The first lookups of row 9, cycled.
+    names: Vec<String>,
+}
+
+fn file_bytes(paths: &[PathBuf]) -> u64 {
+    paths
+        .iter()
+        .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
+        .sum()
+}
+
+fn with_suffix(p: &Path, suffix: &str) -> PathBuf {
+    let mut s = p.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+fn build_aside(n: usize) -> Aside {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = rows(n);
+    let cheap = Hasher::new(Argon2Params::insecure_fast(), None)
+        .unwrap()
+        .hash(PASSWORD)
+        .unwrap();
+    let owasp = StoredHash::from_encoded(PHC);
+    let logins: Vec<Row> = (0..LOGIN_USERS).map(login_row).collect();
+
+    let ud_path = tmp.path().join("aside.redb");
+    let t = Instant::now();
+    {
+        let dir = Directory::open(&ud_path).unwrap();
+        let mut batch: Vec<NewUser> = data.iter().map(|r| new_user(r, &owasp)).collect();
+        batch.extend(logins.iter().map(|r| new_user(r, &cheap)));
+        assert_eq!(
+            dir.import(ImportBatch::new(batch)).unwrap().imported,
+            n + LOGIN_USERS
+        );
+    }
+    let ud_bytes = file_bytes(&[ud_path.clone(), with_suffix(&ud_path, ".wal")]) as f64
+        / (n + LOGIN_USERS) as f64;
+
+    let sq_path = tmp.path().join("aside.sqlite");
+    {
+        let c = sqlite_create(&sq_path);
+        let tx = c.unchecked_transaction().unwrap();
+        for r in &data {
+            sqlite_insert(&tx, r, PHC);
+        }
+        for r in &logins {
+            sqlite_insert(&tx, r, cheap.expose());
+        }
+        tx.commit().unwrap();
+        c.execute_batch("ANALYZE").unwrap();
+        c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .unwrap();
+    }
+    let sq_bytes = file_bytes(&[
+        sq_path.clone(),
+        with_suffix(&sq_path, "-wal"),
+        with_suffix(&sq_path, "-shm"),
+    ]) as f64
+        / (n + LOGIN_USERS) as f64;
+    eprintln!(
+        "peers: second pair of files, {n} users, built in {:.2?}; bytes per user: userdir \
+         {ud_bytes:.0} (file {} + log {} bytes), SQLite {sq_bytes:.0}",
+        t.elapsed(),
+        file_bytes(std::slice::from_ref(&ud_path)),
+        file_bytes(&[with_suffix(&ud_path, ".wal")]),
+    );
+    let mut rng = Rng::new(0x09E1);
+    let names = (0..PROBES)
+        .map(|_| data[rng.below(n)].username.to_uppercase())
+        .collect();
+    Aside {
+        _tmp: tmp,
+        ud_path,
+        sq_path,
+        ud_bytes,
+        sq_bytes,
+        names,
+    }
+}
+
+impl Aside {
+    /// Row 9, userdir: open the closed file (the library's defaults) and look one user up;
+    /// returns the directory so that its close is not timed.
+    fn ud_open(&self, k: usize) -> Directory {
+        let dir = Directory::open(&self.ud_path).unwrap();
+        black_box(
+            dir.find_by_username(&self.names[k % PROBES])
+                .unwrap()
+                .unwrap(),
+        );
+        dir
+    }
+    /// Row 9b: the same with `Builder::read_only` (redb then writes nothing, so no sync).
+    fn ud_open_read_only(&self, k: usize) -> Directory {
+        let dir = Directory::builder()
+            .read_only()
+            .open(&self.ud_path)
+            .unwrap();
+        black_box(
+            dir.find_by_username(&self.names[k % PROBES])
+                .unwrap()
+                .unwrap(),
+        );
+        dir
+    }
+    fn sq_open(&self, k: usize) -> Connection {
+        let c = sqlite_connect(&self.sq_path);
+        black_box(sqlite_by_username(&c, &self.names[k % PROBES]));
+        c
+    }
+    /// Row 10: the userdir file opened with cheap argon2id parameters (the login users' hashes
+    /// were made with them, so nothing is rehashed).
+    fn ud_login_dir(&self) -> Directory {
+        Directory::builder()
+            .hasher(Argon2Params::insecure_fast())
+            .open(&self.ud_path)
+            .unwrap()
+    }
+}
+
+fn ud_login(dir: &Directory, k: usize) {
+    let login = dir
+        .authenticate(&format!("LOGIN.USER{}", k % LOGIN_USERS), PASSWORD)
+        .unwrap();
+    assert!(!login.rehashed);
+    black_box(login);
+}
+
+/// Row 10, SQLite: the row by username, the same argon2id verification, then the last-login
+/// instant written in a durable transaction.
+fn sq_login(c: &Connection, hasher: &Hasher, k: usize) {
+    let u = sqlite_by_username(c, &format!("LOGIN.USER{}", k % LOGIN_USERS));
+    let hash = StoredHash::from_encoded(u.7.clone().unwrap());
+    assert!(hasher.verify(&hash, PASSWORD).unwrap());
+    let tx = Transaction::new_unchecked(c, TransactionBehavior::Immediate).unwrap();
+    // An instant that moves on with every login (its value costs nothing to compute).
+    let now = 1_800_000_000_000 + k as i64;
+    tx.prepare_cached("UPDATE users SET last_login = ?1 WHERE id = ?2")
+        .unwrap()
+        .execute(params![now, u.0])
+        .unwrap();
+    tx.commit().unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
 // Rows 3 and 7
 
 /// Row 3, userdir: a fresh file with the library's defaults, the batch built beforehand.
@@ -727,12 +964,19 @@ const R4D: u32 = 1 << 6;
 const R5: u32 = 1 << 7;
 const R6: u32 = 1 << 8;
 const R7: u32 = 1 << 9;
+const R8A: u32 = 1 << 10;
+const R8B: u32 = 1 << 11;
+const R8C: u32 = 1 << 12;
+const R9: u32 = 1 << 13;
+const R10: u32 = 1 << 14;
+const R11: u32 = 1 << 15;
 
 struct Ctx {
     users: usize,
     import: usize,
     plain: usize,
     base: OnceCell<Base>,
+    aside: OnceCell<Aside>,
     import_rows: OnceCell<Vec<Row>>,
     /// The rows criterion ran (the summary repeats those).
     ran: Cell<u32>,
@@ -741,6 +985,9 @@ struct Ctx {
 impl Ctx {
     fn base(&self) -> &Base {
         self.base.get_or_init(|| build_base(self.users))
+    }
+    fn aside(&self) -> &Aside {
+        self.aside.get_or_init(|| build_aside(self.users))
     }
     fn import_rows(&self) -> &[Row] {
         self.import_rows.get_or_init(|| rows(self.import))
@@ -756,6 +1003,7 @@ fn bench(c: &mut Criterion) {
         import: env("USERDIR_BENCH_IMPORT", 100_000),
         plain: env("USERDIR_BENCH_PLAIN", 64),
         base: OnceCell::new(),
+        aside: OnceCell::new(),
         import_rows: OnceCell::new(),
         ran: Cell::new(0),
     };
@@ -839,6 +1087,98 @@ fn bench(c: &mut Criterion) {
         ctx.mark(R6);
         let base = ctx.base();
         b.iter(|| black_box(base.co.1.run(&base.sql)));
+    });
+    g.finish();
+
+    type Pick = fn(&Base) -> &(Search, SqlQuery);
+    let pages: [(&str, u32, Pick); 3] = [
+        ("8a_sorted_userName_page20", R8A, |b| &b.sorted),
+        ("8b_userName_sw_jo_sorted_page20", R8B, |b| &b.sorted_sw),
+        ("8c_roles_eq_admin_page20", R8C, |b| &b.admins),
+    ];
+    for (name, row, which) in pages {
+        let mut g = c.benchmark_group(format!("{name}_{n}"));
+        g.bench_function("userdir", |b| {
+            ctx.mark(row);
+            let base = ctx.base();
+            b.iter(|| base.ud_search(&which(base).0));
+        });
+        g.bench_function("sqlite", |b| {
+            ctx.mark(row);
+            let base = ctx.base();
+            b.iter(|| black_box(which(base).1.run(&base.sql)));
+        });
+        g.finish();
+    }
+
+    let mut g = c.benchmark_group(format!("9_open_and_first_lookup_{n}"));
+    g.bench_function("userdir", |b| {
+        ctx.mark(R9 | R11);
+        let aside = ctx.aside();
+        // Each open timed alone; its close is not (and comes before the next open).
+        b.iter_custom(|iters| {
+            (0..iters as usize)
+                .map(|k| {
+                    let t = Instant::now();
+                    let d = aside.ud_open(k);
+                    let e = t.elapsed();
+                    drop(d);
+                    e
+                })
+                .sum()
+        });
+    });
+    g.bench_function("userdir_read_only", |b| {
+        ctx.mark(R9 | R11);
+        let aside = ctx.aside();
+        b.iter_custom(|iters| {
+            (0..iters as usize)
+                .map(|k| {
+                    let t = Instant::now();
+                    let d = aside.ud_open_read_only(k);
+                    let e = t.elapsed();
+                    drop(d);
+                    e
+                })
+                .sum()
+        });
+    });
+    g.bench_function("sqlite", |b| {
+        ctx.mark(R9 | R11);
+        let aside = ctx.aside();
+        b.iter_custom(|iters| {
+            (0..iters as usize)
+                .map(|k| {
+                    let t = Instant::now();
+                    let c = aside.sq_open(k);
+                    let e = t.elapsed();
+                    drop(c);
+                    e
+                })
+                .sum()
+        });
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group(format!("10_login_cheap_argon2id_{n}"));
+    g.bench_function("userdir", |b| {
+        ctx.mark(R10 | R11);
+        let dir = ctx.aside().ud_login_dir();
+        let mut k = 0;
+        b.iter(|| {
+            k += 1;
+            ud_login(&dir, k);
+        });
+    });
+    g.bench_function("sqlite", |b| {
+        ctx.mark(R10 | R11);
+        let c = sqlite_connect(&ctx.aside().sq_path);
+        let hasher = Hasher::new(Argon2Params::insecure_fast(), None).unwrap();
+        let mut k = 0;
+        b.iter(|| {
+            k += 1;
+            sq_login(&c, &hasher, k);
+        });
     });
     g.finish();
 
@@ -1086,6 +1426,28 @@ fn summary(ctx: &Ctx) {
         format!("4d. id lookup, {PER_TX} in one read transaction (per lookup)"),
         None,
     );
+    let mut r8 = [
+        Line::new(
+            format!("8a. every user sorted by userName at {n} users, page of 20 + total"),
+            None,
+        ),
+        Line::new(String::new(), None),
+        Line::new(String::new(), None),
+    ];
+    let mut r9 = Line::new(
+        format!("9. open an existing {n}-user file + first lookup"),
+        None,
+    );
+    let mut r9b = Line::new(
+        "9b. the same, userdir opened with `Builder::read_only` (no write, no sync)".into(),
+        None,
+    );
+    let mut r10 = Line::new(
+        format!(
+            "10. login at {n} users, cheap argon2id (lookup + verify + durable last-login write)"
+        ),
+        None,
+    );
     let mut r5 = Line::new(String::new(), None);
     let mut r6 = Line::new(String::new(), None);
     let mut r7 = Vec::new();
@@ -1141,6 +1503,17 @@ fn summary(ctx: &Ctx) {
                     || warm_mean_of(5, |_| drop(black_box(b.co.1.run(&b.sql)))),
                 );
             }
+            let pages: [(u32, &(Search, SqlQuery)); 3] =
+                [(R8A, &b.sorted), (R8B, &b.sorted_sw), (R8C, &b.admins)];
+            for ((row, (search, query)), line) in pages.into_iter().zip(&mut r8) {
+                if on(row) {
+                    line.round(
+                        r,
+                        || warm_mean_of(100, |_| b.ud_search(search)),
+                        || warm_mean_of(100, |_| drop(black_box(query.run(&b.sql)))),
+                    );
+                }
+            }
             if on(R1) {
                 r1.round(
                     r,
@@ -1157,6 +1530,55 @@ fn summary(ctx: &Ctx) {
                     || mean_of(50, |_| b.sq_create()),
                 );
             }
+        }
+        if on(R9) {
+            let a = ctx.aside();
+            // Each open timed alone (its close is not), 20 per round.
+            let opens = |f: &dyn Fn(usize) -> Duration| {
+                let mut v: Vec<Duration> = (0..20).map(f).collect();
+                v.sort_unstable();
+                v[v.len() / 2]
+            };
+            r9.round(
+                r,
+                || {
+                    opens(&|k| {
+                        let t = Instant::now();
+                        let d = a.ud_open(k);
+                        let e = t.elapsed();
+                        drop(d);
+                        e
+                    })
+                },
+                || {
+                    opens(&|k| {
+                        let t = Instant::now();
+                        let c = a.sq_open(k);
+                        let e = t.elapsed();
+                        drop(c);
+                        e
+                    })
+                },
+            );
+            r9b.ud.push(opens(&|k| {
+                let t = Instant::now();
+                let d = a.ud_open_read_only(k);
+                let e = t.elapsed();
+                drop(d);
+                e
+            }));
+            r9b.sq.push(*r9.sq.last().unwrap());
+        }
+        if on(R10) {
+            let a = ctx.aside();
+            let dir = a.ud_login_dir();
+            let c = sqlite_connect(&a.sq_path);
+            let hasher = Hasher::new(Argon2Params::insecure_fast(), None).unwrap();
+            r10.round(
+                r,
+                || warm_mean_of(200, |k| ud_login(&dir, k)),
+                || warm_mean_of(200, |k| sq_login(&c, &hasher, k)),
+            );
         }
         if on(R3) {
             let rows = ctx.import_rows();
@@ -1238,6 +1660,41 @@ fn summary(ctx: &Ctx) {
             );
             r6.print();
         }
+    }
+    if on(R8A | R8B | R8C) {
+        let b = ctx.base();
+        let total = |s: &Search| b.dir.search(s).unwrap().total;
+        r8[1].label = format!(
+            "8b. `userName sw \"jo\"` sorted by userName at {n} users, page of 20 + total ({} \
+             matches)",
+            total(&b.sorted_sw.0)
+        );
+        r8[2].label = format!(
+            "8c. `roles eq \"admin\"` at {n} users, page of 20 + total ({} matches)",
+            total(&b.admins.0)
+        );
+        for (row, line) in [R8A, R8B, R8C].into_iter().zip(&r8) {
+            if on(row) {
+                line.print();
+            }
+        }
+    }
+    if on(R9) {
+        r9.print();
+        r9b.print();
+    }
+    if on(R10) {
+        r10.print();
+    }
+    if on(R11) {
+        let a = ctx.aside();
+        println!(
+            "| 11. bytes per user on disk after importing {n} users (file + log) | {:.0} | {:.0} \
+             | {:.2} |",
+            a.ud_bytes,
+            a.sq_bytes,
+            a.sq_bytes / a.ud_bytes
+        );
     }
     if on(R7) {
         let (pt, one, par) = (median(&r7), median(&one_hash), median(&parallel));

@@ -140,6 +140,42 @@ impl Op {
     }
 }
 
+/// Right after an acknowledged write, the lookups that may answer from the user cache
+/// (`get`, `find_by_username`) answer as a fresh snapshot does (`read`, never cached): the
+/// write's user, and the name it created or renamed to.
+fn cache_agrees(dir: &Directory, op: &Op, ctx: &str) {
+    let id = op.id();
+    let snapshot = dir.read(|tx| tx.get(id)).unwrap();
+    assert_eq!(
+        dir.get(id).unwrap(),
+        snapshot,
+        "{ctx}: get({id}) after {op:?}"
+    );
+    // Twice: the first may fill the cache, the second answers from it.
+    assert_eq!(
+        dir.get(id).unwrap(),
+        snapshot,
+        "{ctx}: cached get({id}) after {op:?}"
+    );
+    let names = match op {
+        Op::Create { name, .. } | Op::Rename { name, .. } => vec![name.clone()],
+        _ => Vec::new(),
+    };
+    for name in names
+        .iter()
+        .chain(snapshot.iter().filter_map(|u| u.username.as_ref()))
+    {
+        let want = dir.read(|tx| tx.find_by_username(name)).unwrap();
+        for _ in 0..2 {
+            assert_eq!(
+                dir.find_by_username(name).unwrap(),
+                want,
+                "{ctx}: find_by_username({name:?}) after {op:?}"
+            );
+        }
+    }
+}
+
 /// The acknowledged writes of the current lineage and the state after each prefix.
 struct History {
     ops: Vec<Op>,
@@ -277,6 +313,7 @@ fn run_case(seed: u64, steps: u64, c: &mut Counts) {
             match outcome {
                 Ok(true) => {
                     c.writes += 1;
+                    cache_agrees(&dir, &op, &ctx(step));
                     if let Op::Create { id, .. } = op {
                         ids.push(id);
                     }

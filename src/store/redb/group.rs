@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
-use super::{Durability, Store, Writer, guard, table_error, tables::DIR, wal};
+use super::{Durability, Store, Touched, Writer, guard, wal};
 use crate::error::{Error, Result, StorageError};
 
 type Job = Box<dyn FnOnce(&mut super::super::Writer<'_>) + Send>;
@@ -143,31 +143,33 @@ impl Store {
         let txn = db
             .begin_write()
             .map_err(|e| GroupFailure::from_error(self.fail(e)))?;
-        let (broken, redo) = {
-            let mut w = super::super::Writer::Redb(Writer {
-                t: txn
-                    .open_table(DIR)
-                    .map_err(|e| GroupFailure::from_error(table_error(e)))?,
-                txn: &txn,
-                rules: self.rules,
-                broken: false,
-                redo: wal::Redo::new(self.wal.is_some()),
-            });
+        let (broken, redo, touched) = {
+            let mut w = super::super::Writer::Redb(
+                Writer::new(&txn, self).map_err(GroupFailure::from_error)?,
+            );
             for (_, job) in batch {
                 job(&mut w);
             }
             match w.redb() {
-                Some(w) => (w.broken, std::mem::take(&mut w.redo)),
-                None => (true, wal::Redo::default()),
+                Some(w) => (
+                    w.broken,
+                    std::mem::take(&mut w.redo),
+                    std::mem::take(&mut w.touched),
+                ),
+                None => (true, wal::Redo::default(), Touched::default()),
             }
         };
-        if broken {
+        let ended = if broken {
             let _ = txn.abort();
-            return Err(GroupFailure::Storage(StorageError::msg(
+            Err(GroupFailure::Storage(StorageError::msg(
                 "a write failed inside the transaction; nothing was committed",
-            )));
-        }
-        self.commit(txn, &redo, durability)
-            .map_err(GroupFailure::from_error)
+            )))
+        } else {
+            self.commit(txn, &redo, durability)
+                .map_err(GroupFailure::from_error)
+        };
+        // Before any caller of the group returns (see `cache`).
+        self.invalidate(&touched);
+        ended
     }
 }

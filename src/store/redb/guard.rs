@@ -223,7 +223,12 @@ fn open_existing(
                 .map_err(db_error)?,
         )
     } else {
-        Db::Rw(builder.create_with_backend(backend).map_err(db_error)?)
+        // The sync that marks the file in use waits for the first change (see `open_sync`).
+        Db::Rw(
+            builder
+                .create_with_backend(super::open_sync::LazyOpenSync::new(backend))
+                .map_err(db_error)?,
+        )
     };
     // Checked once redb holds its lock: a creator that just linked this file in place (see
     // `create_new`) has removed its temporary name by the time it lets go of the lock.
