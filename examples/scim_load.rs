@@ -5,13 +5,13 @@
 //! cargo run --release --features scim --example scim_load -- [users] [requests] [connections] [seconds]
 //! ```
 //!
-//! `users` (default 10,000; the issue's measurement uses 1,000,000) are bulk-imported into a fresh directory file in a temporary
-//! folder (usernames `user0000000`…, no passwords: provisioning does not send any). The
-//! endpoint (`userdir::scim::router`, bearer token, group commit with `Durability::Immediate`)
-//! is served on 127.0.0.1 by a tokio runtime in this process; `connections` client threads
-//! (default 4) send keep-alive HTTP/1.1 requests over loopback with a blocking socket each. Per
-//! operation, `requests` (default 4,000) requests are sent or `seconds` (default 20) pass,
-//! whichever comes first:
+//! `users` (default 10,000; the issue's measurement uses 1,000,000) are bulk-imported into a fresh
+//! directory file in a temporary folder (usernames `user0000000`…, no passwords: provisioning does
+//! not send any). The endpoint (`userdir::scim::router`, bearer token, group commit with
+//! `Durability::Immediate`) is served on 127.0.0.1 by a tokio runtime in this process;
+//! `connections` client threads (default 4) send keep-alive HTTP/1.1 requests over loopback with a
+//! blocking socket each. Per operation, `requests` (default 4,000) requests are sent or `seconds`
+//! (default 20) pass, whichever comes first:
 //!
 //! - `GET /Users/{id}` of random users;
 //! - `GET /Users?filter=userName eq "…"` of random users;
