@@ -1217,9 +1217,9 @@ fn export(cli: &Cli, format: Format, with_hashes: bool) -> CliResult {
 /// Copies the directory file to `dest` (see `Cmd::Backup`).
 fn backup(cli: &Cli, dest: &Path, force: bool) -> CliResult {
     if postgres_url(cli).is_some() {
-        // A JSON export is not a backup (the FusionAuth shapes that carry hashes do not carry
-        // every SCIM attribute, nor tokens or lockout state); PostgreSQL's own tool takes a
-        // consistent snapshot of all of it.
+        // A JSON export is not a backup (it carries every user attribute and hash, but no
+        // tokens or lockout state); PostgreSQL's own tool takes a consistent snapshot of all
+        // of it.
         return Err(Fail::new(
             2,
             format!(
