@@ -201,6 +201,15 @@ pub(crate) struct UserKeys {
     pub external_id: Option<String>,
     /// The confusable [`skeleton`] of the username key, only while look-alikes are refused.
     pub skeleton: Option<String>,
+    /// The role keys: each role's [`role_key`] (roles compare caselessly, RFC 7643
+    /// `roles.value` caseExact=false), without duplicates, in key order.
+    pub roles: Vec<String>,
+    /// Every email of the user (`emails`, the login email's element included): the caseless
+    /// key of its value and the caseless keys of the types of the elements with that value
+    /// (distinct, sorted, joined by `0x00`; empty without any), one per value key, in key
+    /// order. Neither unique nor used to log in: the secondary index
+    /// that `emails eq`/`sw`/`co` and `emails[type eq ...]` filters read.
+    pub emails: Vec<(String, String)>,
 }
 
 impl UserKeys {
@@ -213,8 +222,41 @@ impl UserKeys {
             username,
             email: user.email.as_deref().map(email_key),
             external_id: user.external_id.clone(),
+            roles: role_keys(&user.roles),
+            emails: email_value_keys(&user.emails),
         }
     }
+}
+
+/// The index key of a role: its caseless form, so that `roles eq "ADMIN"` finds users holding
+/// `admin` (RFC 7643: `roles.value` is caseExact=false).
+#[must_use]
+pub fn role_key(role: &str) -> String {
+    caseless_key(role)
+}
+
+/// The secondary email keys of `emails` (see [`UserKeys::emails`]).
+pub(crate) fn email_value_keys(emails: &[crate::user::MultiValue]) -> Vec<(String, String)> {
+    let mut by_value: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+        std::collections::BTreeMap::new();
+    for e in emails {
+        let types = by_value.entry(caseless_key(&e.value)).or_default();
+        if let Some(t) = e.kind.as_deref() {
+            types.insert(caseless_key(t));
+        }
+    }
+    by_value
+        .into_iter()
+        .map(|(v, types)| (v, types.into_iter().collect::<Vec<_>>().join("\0")))
+        .collect()
+}
+
+/// The distinct role keys of a set of roles, in key order (`Admin` and `admin` are one key).
+pub(crate) fn role_keys(roles: &std::collections::BTreeSet<String>) -> Vec<String> {
+    let mut keys: Vec<String> = roles.iter().map(|r| role_key(r)).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
 }
 
 /// [`UNICODE_VERSION`] packed in one number (`major << 16 | minor << 8 | patch`), as the store

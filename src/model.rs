@@ -252,8 +252,8 @@ pub(crate) const ATTRS: &[Attribute] = &[
         field: "roles",
         schema: Schema::Core,
         kind: Kind::Strings,
-        // RFC 7643 says caseExact=false; roles are matched exactly, as their index is.
-        case_exact: true,
+        // RFC 7643: caseExact=false; the role index is keyed by the caseless form.
+        case_exact: false,
         get: |u| Get::Set(&u.profile.roles),
         slot: |u| Slot::Set(&mut u.profile.roles),
     },

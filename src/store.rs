@@ -207,6 +207,19 @@ pub(crate) fn login_taken(as_username: bool, owner: &LoginOwner) -> Error {
     }
 }
 
+/// Which secondary emails a search wants (keys are caseless, see `identity`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum EmailMatch<'a> {
+    /// A value key equal to this.
+    Eq(&'a str),
+    /// A value key starting with this.
+    Prefix(&'a str),
+    /// A value key containing this (every key is read; no record is).
+    Contains(&'a str),
+    /// An element whose type key is this (every key is read; no record is).
+    Type(&'a str),
+}
+
 /// A kind of login id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum LoginKind {
@@ -299,11 +312,46 @@ pub(crate) trait Snapshot {
     /// Calls `f(id)` for every login key of `kind` starting with `prefix`, in key order.
     fn login_prefix(&self, prefix: &str, kind: LoginKind, f: impl FnMut(Uuid)) -> Result<()>;
 
+    /// Calls `f(key, id)` for every login key of `kind` starting with `prefix`, in key order
+    /// (descending when `rev`), strictly after the key `after` in that order, until it returns
+    /// `false`: a sorted page read from the index. `hint` is how many rows the caller
+    /// expects to take (an engine that fetches rows in batches sizes its first one by it).
+    fn login_walk(
+        &self,
+        kind: LoginKind,
+        prefix: &str,
+        after: Option<&str>,
+        rev: bool,
+        hint: usize,
+        f: impl FnMut(&str, Uuid) -> Result<bool>,
+    ) -> Result<()>;
+
+    /// The number of login keys of `kind` starting with `prefix` (all: the number of users
+    /// with a username, or with a login email), counted without reading records.
+    fn login_count(&self, kind: LoginKind, prefix: &str) -> Result<u64>;
+
     /// The owner of an external id.
     fn external(&self, external_id: &str) -> Result<Option<Uuid>>;
 
-    /// Users holding `role`, in id order.
+    /// Calls `f(id)` for every user with a secondary email (any element of `emails`) that
+    /// `m` matches; a user may come more than once, in no particular order.
+    fn email_holders(&self, m: EmailMatch<'_>, f: impl FnMut(Uuid)) -> Result<()>;
+
+    /// Users holding the role key `role` (see `identity::role_key`), in id order.
     fn role_members(&self, role: &str) -> Result<Vec<Uuid>>;
+
+    /// Calls `f(id)` for the holders of the role key `role` with an id greater than `after`,
+    /// in id order, until it returns `false`; `hint` as for [`Snapshot::login_walk`].
+    fn role_walk(
+        &self,
+        role: &str,
+        after: Option<Uuid>,
+        hint: usize,
+        f: impl FnMut(Uuid) -> Result<bool>,
+    ) -> Result<()>;
+
+    /// The number of users holding the role key `role`, without walking them.
+    fn role_count(&self, role: &str) -> Result<u64>;
 
     /// Walks users by (insert instant, id) between `lo` and `hi`, ascending (descending when
     /// `rev`), calling `f(instant, id)` until it returns `false`.
@@ -678,11 +726,40 @@ macro_rules! forward_snapshot {
         fn login_prefix(&self, prefix: &str, kind: LoginKind, f: impl FnMut(Uuid)) -> Result<()> {
             each!(self, x => Snapshot::login_prefix(x, prefix, kind, f))
         }
+        fn login_walk(
+            &self,
+            kind: LoginKind,
+            prefix: &str,
+            after: Option<&str>,
+            rev: bool,
+            hint: usize,
+            f: impl FnMut(&str, Uuid) -> Result<bool>,
+        ) -> Result<()> {
+            each!(self, x => Snapshot::login_walk(x, kind, prefix, after, rev, hint, f))
+        }
+        fn login_count(&self, kind: LoginKind, prefix: &str) -> Result<u64> {
+            each!(self, x => Snapshot::login_count(x, kind, prefix))
+        }
         fn external(&self, external_id: &str) -> Result<Option<Uuid>> {
             each!(self, x => Snapshot::external(x, external_id))
         }
+        fn email_holders(&self, m: EmailMatch<'_>, f: impl FnMut(Uuid)) -> Result<()> {
+            each!(self, x => Snapshot::email_holders(x, m, f))
+        }
         fn role_members(&self, role: &str) -> Result<Vec<Uuid>> {
             each!(self, x => Snapshot::role_members(x, role))
+        }
+        fn role_walk(
+            &self,
+            role: &str,
+            after: Option<Uuid>,
+            hint: usize,
+            f: impl FnMut(Uuid) -> Result<bool>,
+        ) -> Result<()> {
+            each!(self, x => Snapshot::role_walk(x, role, after, hint, f))
+        }
+        fn role_count(&self, role: &str) -> Result<u64> {
+            each!(self, x => Snapshot::role_count(x, role))
         }
         fn inserted_walk(
             &self,

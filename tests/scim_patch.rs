@@ -538,9 +538,10 @@ fn every_core_attribute_can_be_patched_and_filtered() {
         (r#"x509Certificates.value eq "MIIDQzCC""#, 1),
         (r#"x509Certificates.value eq "miidqzcc""#, 0),
         (r#"entitlements.display eq "buy""#, 1),
-        // Roles compare exactly (their index is exact), unlike RFC 7643's caseExact=false.
+        // Roles compare caselessly (RFC 7643 caseExact=false; the role index is caseless).
         (r#"roles eq "admin""#, 1),
-        (r#"roles eq "ADMIN""#, 0),
+        (r#"roles eq "ADMIN""#, 1),
+        (r#"roles eq "admins""#, 0),
     ] {
         assert_eq!(ids(&d, f), n, "{f}");
     }

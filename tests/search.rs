@@ -89,7 +89,7 @@ enum K {
 fn key(by: By, u: &User) -> Option<K> {
     match by {
         By::Username => u.username.as_deref().map(|x| K::S(caseless_key(x))),
-        By::Email => u.email.clone().map(K::S),
+        By::Email => u.email.as_deref().map(|x| K::S(caseless_key(x))),
         By::FullName => u.full_name.as_deref().map(|x| K::S(caseless_key(x))),
         By::BirthDate => u.birth_date.clone().map(K::S),
         By::Insert => Some(K::I(u.insert_instant)),
@@ -148,7 +148,7 @@ fn ids(us: &[User]) -> Vec<Uuid> {
 const NAMES: &[&str] = &["ab", "Abc", "abd", "b", "straße", "STRASSE", "ＡＢe", "zed"];
 const EMAILS: &[&str] = &["ab@x.io", "AB2@x.io", "b@y.io", "abc", "zed@x.io"];
 const LAST: &[&str] = &["Smith", "Johnson", "son", "Ng"];
-const ROLES: &[&str] = &["admin", "staff", "x"];
+const ROLES: &[&str] = &["admin", "staff", "x", "ADMIN"];
 const DATES: &[&str] = &["1990-01-01", "2000-12-31", "1985-06-15"];
 
 #[derive(Clone, Debug)]
@@ -219,6 +219,13 @@ fn populate(rows: &[Row]) -> (Directory, Vec<User>) {
             }
         });
         n.profile.external_id = r.external.map(|x| format!("ext-{x}"));
+        // A secondary email (indexed, not unique) for some users.
+        if let Some(x) = r.external {
+            let kind = if x % 2 == 0 { "home" } else { "Work" };
+            n.profile
+                .emails
+                .push(userdir::MultiValue::new(format!("Sec{}@Home.io", x / 2)).kind(kind));
+        }
         n.profile.last_name = r.last.map(|i| LAST[i].to_owned());
         n.profile.full_name = r.full.map(|i| format!("{} {}", NAMES[i], r.advance));
         n.profile.roles = r.roles.iter().map(|i| ROLES[*i].to_owned()).collect();
@@ -286,6 +293,9 @@ fn leaf(users_ids: Vec<Uuid>) -> impl Strategy<Value = Filter> {
             .prop_map(move |(o, t)| c(Attr::Data(vec!["level".into()]), o, Value::Int(t))),
         1 => prop::sample::select(ids).prop_map(move |id| c(Attr::Id, CompareOp::Eq, Value::String(id.to_string().to_uppercase()))),
         1 => str_pool().prop_map(|v| Filter::ValuePath { attr: Multi::EMAILS, filter: Box::new(Filter::Compare { attr: Attr::Element(Sub::Value), op: CompareOp::Sw, value: Value::String(v) }) }),
+        1 => (prop::sample::select(vec!["home", "WORK", "other"]), str_pool()).prop_map(|(t, v)| Filter::ValuePath { attr: Multi::EMAILS, filter: Box::new(Filter::Compare { attr: Attr::Element(Sub::Type), op: CompareOp::Eq, value: Value::String(t.to_owned()) }.and(Filter::Compare { attr: Attr::Element(Sub::Value), op: CompareOp::Co, value: Value::String(v) })) }),
+        1 => prop::sample::select(vec!["home", "WORK", "other"]).prop_map(|t| Filter::ValuePath { attr: Multi::EMAILS, filter: Box::new(Filter::Compare { attr: Attr::Element(Sub::Type), op: CompareOp::Eq, value: Value::String(t.to_owned()) }) }),
+        1 => (prop::sample::select(vec![CompareOp::Eq, CompareOp::Sw, CompareOp::Co]), prop::sample::select(vec!["sec0@home.io", "SEC1", "home.io", "s", "ab"])).prop_map(move |(o, v)| c(at("emails"), o, Value::String(v.to_owned()))),
         1 => str_pool().prop_map(|v| Filter::ValuePath { attr: Multi::ROLES, filter: Box::new(Filter::Compare { attr: Attr::Element(Sub::Value), op: CompareOp::Eq, value: Value::String(v) }) }),
         1 => Just(c(at("lastLogin"), CompareOp::Eq, Value::Null)),
     ]
@@ -394,6 +404,90 @@ proptest! {
     }
 }
 
+/// Searches the ordered index plans serve (sorted by userName or email, alone or under an
+/// `sw` on the same attribute; `roles eq` alone), over random users.
+fn ordered_search() -> impl Strategy<Value = Search> {
+    let sorted = (
+        0u8..3,
+        any::<bool>(),
+        any::<bool>(),
+        prop::option::of(prop::sample::select(vec![
+            "a", "AB", "s", "b", "z", "q", "",
+        ])),
+    )
+        .prop_map(|(by, desc, missing_first, prefix)| {
+            let (f, attr) = match by {
+                0 => (SortField::username(), "userName"),
+                1 => (SortField::email(), "email"),
+                // SCIM `sortBy=emails`: by the primary email, the login email.
+                _ => (SortField::attribute("emails").unwrap(), "email"),
+            };
+            let f = if desc { f.desc() } else { f };
+            let f = if missing_first { f.missing_first() } else { f };
+            match prefix {
+                None => Search::all().sort(f),
+                Some(p) => Search::filter(&format!(r#"{attr} sw "{p}""#))
+                    .unwrap()
+                    .sort(f),
+            }
+        });
+    prop_oneof![
+        3 => sorted,
+        1 => prop::sample::select(ROLES.to_vec())
+            .prop_map(|r| Search::filter(&format!(r#"roles eq "{r}""#)).unwrap()),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
+
+    /// Pages read from an index in order (and their totals from counters or key counts) are
+    /// the pages of the decode-and-sort path (`without_indexes`): same users, same order,
+    /// same ties broken by id, same totals, same cursor chains, both orders, any offset.
+    #[test]
+    fn index_ordered_pages_equal_the_decode_and_sort_path(
+        (rows, _, _, limit, seed) in scenario(),
+        search in ordered_search(),
+        offset in 0usize..4,
+        remove in prop::collection::vec(any::<u8>(), 0..4),
+    ) {
+        let (dir, users) = populate(&rows);
+        // Some deletes and a deactivation, so that counters have gone down too.
+        for r in &remove {
+            if let Some(u) = users.get(usize::from(*r) % users.len().max(1)) {
+                let _ = dir.delete(u.id);
+            }
+        }
+        if let Some(u) = users.get(usize::from(seed) % users.len().max(1)) {
+            let _ = dir.deactivate(u.id);
+        }
+        dir.check_integrity().unwrap();
+        let plan = dir.explain(&search).unwrap().to_string();
+        prop_assert!(plan.contains("Ordered"), "plan {}", plan);
+        let whole = |s: Search| dir.search(&s.limit(usize::MAX)).unwrap();
+        let want = whole(search.clone().without_indexes());
+        let got = whole(search.clone());
+        prop_assert_eq!(ids(&got.users), ids(&want.users), "plan {}", plan);
+        prop_assert_eq!(got.total, want.total);
+        // Offset pages, then cursor pages (the first with an offset), on both paths.
+        let pages = |s: Search| {
+            let mut out = Vec::new();
+            let mut s = s.offset(offset).limit(limit);
+            loop {
+                let p = dir.search(&s).unwrap();
+                out.push((ids(&p.users), p.total, p.next.is_some()));
+                match p.next_search() { Some(n) => s = n, None => break }
+            }
+            out
+        };
+        prop_assert_eq!(pages(search.clone()), pages(search.clone().without_indexes()), "plan {}", plan);
+        let p = dir.search(&search.clone().offset(offset).limit(limit)).unwrap();
+        let q = dir.search(&search.clone().without_indexes().offset(offset).limit(limit)).unwrap();
+        prop_assert_eq!(ids(&p.users), ids(&q.users));
+        prop_assert_eq!(p.total, q.total);
+    }
+}
+
 // ---- explain ----
 
 fn explain(dir: &Directory, s: Search) -> Plan {
@@ -412,15 +506,27 @@ fn explain_uses_an_index_for_each_indexable_shape() {
         show(f(r#"userName eq "BoB""#)),
         r#"LoginKeyEq(userName = "bob")"#
     );
-    // `email` is the login email (indexed); `emails` are all of a user's emails, the
-    // secondary ones not indexed: a scan.
+    // `email` is the login email (the unique login index); `emails` are all of a user's
+    // emails (the secondary, non-unique index).
     assert_eq!(
         show(f(r#"email eq "A@X.io""#)),
         r#"LoginKeyEq(email = "a@x.io")"#
     );
     assert_eq!(
         show(f(r#"emails eq "A@X.io""#)),
-        r#"FullScan + filter emails.value eq "A@X.io""#
+        r#"EmailValue(emails eq "a@x.io")"#
+    );
+    assert_eq!(
+        show(f(r#"emails.value co "X.IO""#)),
+        r#"EmailValue(emails co "x.io")"#
+    );
+    assert_eq!(
+        show(f(r#"emails[type eq "Home"]"#)),
+        r#"EmailType("home") + filter emails[type eq "Home"]"#
+    );
+    assert_eq!(
+        show(f(r#"emails[type eq "home" and value sw "b"]"#)),
+        r#"EmailValue(emails sw "b") + filter emails[type eq "home" and value sw "b"]"#
     );
     assert_eq!(
         show(f(r#"userName sw "AB""#)),
@@ -431,8 +537,43 @@ fn explain_uses_an_index_for_each_indexable_shape() {
         r#"LoginKeyPrefix(email sw "ab")"#
     );
     assert_eq!(show(f(r#"externalId eq "x-1""#)), r#"ExternalIdEq("x-1")"#);
-    assert_eq!(show(f(r#"role eq "admin""#)), r#"RoleEq("admin")"#);
-    assert_eq!(show(f(r#"roles[value eq "admin"]"#)), r#"RoleEq("admin")"#);
+    // `roles eq` alone, in id order: the page from the index, the total from its counter.
+    // Roles compare caselessly (RFC 7643 caseExact=false).
+    assert_eq!(show(f(r#"role eq "Admin""#)), r#"RoleOrdered("admin")"#);
+    assert_eq!(
+        show(f(r#"roles[value eq "admin"]"#)),
+        r#"RoleOrdered("admin")"#
+    );
+    assert_eq!(
+        show(f(r#"role eq "admin""#).sort(SortField::full_name())),
+        r#"RoleEq("admin")"#
+    );
+    // Sorted by userName or email: the login keys in order, also under an `sw` on the same
+    // attribute; another filter or sort decodes and sorts the matches.
+    assert_eq!(
+        show(Search::all().sort(SortField::username())),
+        "LoginKeyOrdered(userName, asc)"
+    );
+    assert_eq!(
+        show(f(r#"userName sw "JO""#).sort(SortField::username().desc())),
+        r#"LoginKeyOrdered(userName sw "jo", desc)"#
+    );
+    assert_eq!(
+        show(f(r#"email sw "jo""#).sort(SortField::email())),
+        r#"LoginKeyOrdered(email sw "jo", asc)"#
+    );
+    assert_eq!(
+        show(f(r#"email sw "jo""#).sort(SortField::username())),
+        r#"LoginKeyPrefix(email sw "jo")"#
+    );
+    assert_eq!(
+        show(
+            f(r#"userName sw "jo""#)
+                .sort(SortField::username())
+                .without_indexes()
+        ),
+        r#"FullScan + filter userName sw "jo""#
+    );
     assert_eq!(
         show(f(
             r#"meta.created ge 10 and meta.created lt "1970-01-01T00:00:01Z""#

@@ -33,6 +33,8 @@ pub struct Row {
     pub email: String,
     pub last: &'static str,
     pub role: String,
+    /// Every fourth user also holds `admin` (the issue-18 `roles eq "admin"` rows: 25%).
+    pub admin: bool,
     pub inserted: i64,
 }
 
@@ -50,6 +52,7 @@ pub fn rows(n: usize) -> Vec<Row> {
                 email: format!("user{i}@example.com"),
                 last: LAST[rng.below(LAST.len() as u64) as usize],
                 role: format!("role{}", rng.below(10)),
+                admin: i % 4 == 0,
                 inserted: 1_600_000_000_000 + i as i64,
             }
         })
@@ -57,12 +60,13 @@ pub fn rows(n: usize) -> Vec<Row> {
 }
 
 fn new_user(r: &Row) -> NewUser {
-    NewUser::with_username(&r.username)
+    let u = NewUser::with_username(&r.username)
         .id(r.id)
         .email(&r.email)
         .last_name(r.last)
         .role(&r.role)
-        .insert_instant(r.inserted)
+        .insert_instant(r.inserted);
+    if r.admin { u.role("admin") } else { u }
 }
 
 pub fn open_userdir(path: &std::path::Path) -> Directory {
@@ -125,6 +129,9 @@ pub fn build_sqlite(path: &std::path::Path, rows: &[Row]) -> Connection {
             u.execute(params![id, row.username, row.email, row.last, row.inserted])
                 .unwrap();
             r.execute(params![row.role, id]).unwrap();
+            if row.admin {
+                r.execute(params!["admin", id]).unwrap();
+            }
         }
     }
     tx.commit().unwrap();
@@ -162,6 +169,20 @@ pub const ROLE_PAGE: &str = "SELECT u.id, u.username, u.email, u.last_name, u.in
                              FROM roles r JOIN users u ON u.id = r.user_id \
                              WHERE r.role = 'role3' ORDER BY r.user_id LIMIT 20";
 pub const ROLE_COUNT: &str = "SELECT COUNT(*) FROM roles WHERE role = 'role3'";
+/// Every user by username (caseless), first page; the total.
+pub const BY_USERNAME_PAGE: &str = "SELECT id, username, email, last_name, insert_instant \
+                           FROM users ORDER BY username COLLATE NOCASE LIMIT 20";
+pub const ALL_COUNT: &str = "SELECT COUNT(*) FROM users";
+/// `userName sw "jo"` by username, first page; the total.
+pub const SW_JO_SORTED_PAGE: &str = "SELECT id, username, email, last_name, insert_instant \
+                           FROM users WHERE username LIKE 'jo%' \
+                           ORDER BY username COLLATE NOCASE LIMIT 20";
+pub const SW_JO_COUNT: &str = "SELECT COUNT(*) FROM users WHERE username LIKE 'jo%'";
+/// `roles eq "admin"` (a quarter of the users) in id order, first page; the total.
+pub const ADMIN_PAGE: &str = "SELECT u.id, u.username, u.email, u.last_name, u.insert_instant \
+                             FROM roles r JOIN users u ON u.id = r.user_id \
+                             WHERE r.role = 'admin' ORDER BY r.user_id LIMIT 20";
+pub const ADMIN_COUNT: &str = "SELECT COUNT(*) FROM roles WHERE role = 'admin'";
 pub const BY_ID: &str = "SELECT id, username, email, last_name, insert_instant, active, version \
                          FROM users WHERE id = ?1";
 pub const BY_USERNAME: &str = "SELECT id, username, email, last_name, insert_instant, active, \

@@ -40,7 +40,7 @@ use userdir::{
 #[command(
     name = "userdir",
     version,
-    about = "An embedded user directory in one redb file"
+    about = "An embedded user directory in one redb file or a PostgreSQL database"
 )]
 struct Cli {
     /// The directory: a redb file, or a PostgreSQL URL (`postgresql://user@host/dbname`,
@@ -256,9 +256,10 @@ enum Cmd {
     },
     /// Check that every index agrees with the records.
     Check,
-    /// Print the number of users, of active users, and the file size.
+    /// Print the number of users, of active users, and the file size (for a file).
     Stats,
     /// Serve the directory over SCIM 2.0 (RFC 7644) until interrupted (Ctrl-C or SIGTERM).
+    ///
     /// Prints the bound address (`{"serving": "http://…"}` under `--output json`); creates the
     /// file when missing.
     Serve {

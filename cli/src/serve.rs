@@ -63,7 +63,15 @@ pub(crate) fn serve(
         } else {
             println!("userdir: serving SCIM 2.0 on http://{local}");
         }
-        let app = scim::router(dir, config);
+        // A 5xx answer tells the client little; the whole error goes to the operator's stderr.
+        let app = scim::router(dir, config).layer(axum::middleware::map_response(
+            |resp: axum::response::Response| async move {
+                if let Some(scim::ServerErrorDetail(detail)) = resp.extensions().get() {
+                    eprintln!("userdir serve: {} {detail}", resp.status().as_u16());
+                }
+                resp
+            },
+        ));
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown())
             .await

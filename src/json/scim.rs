@@ -10,7 +10,7 @@
 //! | SCIM | userdir |
 //! |---|---|
 //! | `id` | `id` when it is a UUID; another system's non-UUID id is not kept (carry it in `externalId`) |
-//! | `userName`, `externalId`, `name.*`, `displayName`, `nickName`, `profileUrl`, `title`, `userType`, `locale`, `timezone` | the [`Profile`](crate::Profile) field of that name |
+//! | `userName`, `externalId`, `name.*`, `displayName`, `nickName`, `profileUrl`, `title`, `userType`, `locale`, `timezone` | the [`Profile`] field of that name |
 //! | `active` | `active` (a resource without `active` is active) |
 //! | `emails`, `phoneNumbers`, `ims`, `photos`, `addresses`, `x509Certificates`, `entitlements` | the lists, every element with its sub-attributes; the primary email (else the first) is the login email |
 //! | `preferredLanguage` | `preferred_languages` (an Accept-Language list, `;q=` weights dropped) |

@@ -39,7 +39,7 @@
 //! | `active`, `verified`, `passwordChangeRequired` | the flags | boolean |
 //! | `emails`, `phoneNumbers`, `ims`, `photos`, `x509Certificates`, `entitlements` (`.value`, `.type`, `.primary`, `.display`; the attribute alone means `.value`) | the lists (any element) | caseless; `x509Certificates` exact |
 //! | `addresses` (`.formatted`, `.streetAddress`, `.locality`, `.region`, `.postalCode`, `.country`, `.type`, `.primary`; alone: `.formatted`) | `addresses` (any element) | caseless |
-//! | `roles`, `role`, `roles.value`, `roles.display` | `roles` (any role) | exact (the role index is exact) |
+//! | `roles`, `role`, `roles.value`, `roles.display` | `roles` (any role) | caseless (RFC 7643 `caseExact=false`; the role index holds caseless keys) |
 //! | enterprise `employeeNumber`, `costCenter`, `organization`, `division`, `department`, `manager` (`manager.value`) | the field of that name | caseless |
 //! | `birthDate` | `birth_date` | exact (`YYYY-MM-DD` text) |
 //! | `meta.created`, `meta.lastModified`, `lastLoginInstant` (`lastLogin`), `passwordLastUpdateInstant`, `expiry` | the instants | numbers are ms since the epoch; strings are RFC 3339 date-times or `YYYY-MM-DD` |
@@ -59,13 +59,23 @@
 //! # Plans
 //! The planner ([`Directory::explain`](crate::Directory::explain)) picks, among the conjuncts
 //! of the top-level `and`, the best index access, in this order: id list ([`Search::ids`] or
-//! `id eq`), `userName`/`email` equality (the login index), `externalId` equality, `userName`/
-//! `email` prefix (`sw`, a range scan of caseless keys), role equality, insert-instant range
-//! (`meta.created gt/ge/lt/le/eq`, several intersected). An `or` whose every branch has an
+//! `id eq`), `userName`/`email` equality (the login index), `externalId` and `emails`
+//! equality (the secondary email index: every element of `emails`), `userName`/`email`/
+//! `emails` prefix (`sw`, a range scan of caseless keys), role equality, insert-instant range
+//! (`meta.created gt/ge/lt/le/eq`, several intersected), then `emails co` and
+//! `emails[type eq ...]` (every email key read, no record). An `or` whose every branch has an
 //! access becomes a union. Whatever the access does not decide is evaluated on each candidate
 //! (the plan's residual); without any access, every user is decoded and the filter evaluated
-//! ([`Plan::FullScan`]). A search sorted by insert instant alone, without a residual, reads its
-//! page straight from the insert-instant index.
+//! ([`Plan::FullScan`]).
+//!
+//! Some searches read their page straight from an index in their order and their total
+//! from a counter or a count of index keys, without decoding or sorting the matches: sorted by
+//! `userName` or `email` alone, with no filter or an `sw` on that same attribute
+//! ([`Plan::LoginKeyOrdered`]: one range walk, either direction, that stops after the page;
+//! users without the attribute come after the keys, so a page that reaches them is served by
+//! the general path); `roles eq` alone without a sort ([`Plan::RoleOrdered`]: the role's
+//! members in id order and its member counter); sorted by insert instant alone without a
+//! residual ([`Plan::InsertRange`], ordered).
 //!
 //! # Pages
 //! Results are ordered by the [`SortField`]s given (by id without any; ties always broken by

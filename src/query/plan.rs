@@ -10,9 +10,9 @@ use super::parse::{Attr, CompareOp, Field, Filter, Multi, Sub, Value, parse_filt
 use super::sort::{Cursor, Key, SortBy, SortField, cmp_rows};
 use crate::directory::{Directory, ReadTx};
 use crate::error::{Error, Result};
-use crate::identity::caseless_key;
+use crate::identity::{caseless_key, role_key};
 use crate::store::record::{Need, RecordView};
-use crate::store::{LoginKind, ReadTxn, Reader, Snapshot, codec};
+use crate::store::{EmailMatch, LoginKind, ReadTxn, Reader, Snapshot, codec};
 use crate::user::{UnixMillis, User};
 
 /// The default page size (FusionAuth's `numberOfResults`).
@@ -45,6 +45,7 @@ pub struct Search {
     limit: usize,
     offset: usize,
     after: Option<Cursor>,
+    no_index: bool,
 }
 
 impl Search {
@@ -56,6 +57,7 @@ impl Search {
             limit: DEFAULT_LIMIT,
             offset: 0,
             after: None,
+            no_index: false,
         }
     }
     /// Every user.
@@ -110,6 +112,15 @@ impl Search {
     #[must_use]
     pub fn filter_ref(&self) -> Option<&Filter> {
         self.filter.as_ref()
+    }
+    /// Runs the search without any index (every user is evaluated, the matches sorted in
+    /// memory): tests compare the planner's index paths with it. Not part of the API (feature
+    /// `__test-hooks`).
+    #[cfg(feature = "__test-hooks")]
+    #[doc(hidden)]
+    pub fn without_indexes(mut self) -> Self {
+        self.no_index = true;
+        self
     }
 }
 
@@ -192,6 +203,41 @@ pub enum Plan {
         /// Evaluated on each candidate.
         residual: Option<Filter>,
     },
+    /// The login keys walked in the order of the sort (`sortBy` userName or email, with no
+    /// filter or an `sw` filter on the same attribute): the walk stops after the page, and the
+    /// total is a counter (no filter) or a count of the keys in the prefix range.
+    LoginKeyOrdered {
+        /// Username or email.
+        attr: LoginAttr,
+        /// The caseless key prefix (empty: every key).
+        prefix: String,
+        /// Descending.
+        desc: bool,
+    },
+    /// The role index in id order (`roles eq` alone, no sort): the page is read from the
+    /// index and the total from the role's member counter.
+    RoleOrdered {
+        /// The role key.
+        role: String,
+    },
+    /// The secondary email index (`emails eq`, `emails sw`, `emails co`, also inside
+    /// `emails[value ...]`): every element of `emails`, not only the login email.
+    EmailValue {
+        /// `Eq`, `Sw` or `Co`.
+        op: CompareOp,
+        /// The caseless key compared with the element values' keys.
+        key: String,
+        /// Evaluated on each candidate.
+        residual: Option<Filter>,
+    },
+    /// The secondary email index read for the elements' types (`emails[type eq "home"]`):
+    /// a superset, the value path is evaluated on each candidate.
+    EmailType {
+        /// The caseless type.
+        kind: String,
+        /// Evaluated on each candidate.
+        residual: Option<Filter>,
+    },
     /// The role index (`roles eq`).
     RoleEq {
         /// The role.
@@ -234,9 +280,12 @@ impl Plan {
             | Plan::LoginKeyPrefix { residual, .. }
             | Plan::ExternalIdEq { residual, .. }
             | Plan::RoleEq { residual, .. }
+            | Plan::EmailValue { residual, .. }
+            | Plan::EmailType { residual, .. }
             | Plan::InsertRange { residual, .. }
             | Plan::Union { residual, .. }
             | Plan::FullScan { residual } => residual.as_ref(),
+            Plan::LoginKeyOrdered { .. } | Plan::RoleOrdered { .. } => None,
         }
     }
 
@@ -247,21 +296,30 @@ impl Plan {
             | Plan::LoginKeyPrefix { residual, .. }
             | Plan::ExternalIdEq { residual, .. }
             | Plan::RoleEq { residual, .. }
+            | Plan::EmailValue { residual, .. }
+            | Plan::EmailType { residual, .. }
             | Plan::InsertRange { residual, .. }
             | Plan::Union { residual, .. }
             | Plan::FullScan { residual } => *residual = r,
+            Plan::LoginKeyOrdered { .. } | Plan::RoleOrdered { .. } => {}
         }
     }
 
     fn rank(&self) -> u8 {
         match self {
             Plan::IdList { .. } => 0,
-            Plan::LoginKeyEq { .. } => 1,
-            Plan::ExternalIdEq { .. } => 2,
-            Plan::LoginKeyPrefix { .. } => 3,
+            Plan::LoginKeyEq { .. } | Plan::LoginKeyOrdered { .. } | Plan::RoleOrdered { .. } => 1,
+            Plan::ExternalIdEq { .. }
+            | Plan::EmailValue {
+                op: CompareOp::Eq, ..
+            } => 2,
+            Plan::LoginKeyPrefix { .. }
+            | Plan::EmailValue {
+                op: CompareOp::Sw, ..
+            } => 3,
             Plan::RoleEq { .. } => 4,
             Plan::InsertRange { .. } => 5,
-            Plan::Union { .. } => 6,
+            Plan::Union { .. } | Plan::EmailValue { .. } | Plan::EmailType { .. } => 6,
             Plan::FullScan { .. } => 7,
         }
     }
@@ -289,6 +347,20 @@ impl Plan {
             } => {
                 write!(f, "LoginKeyPrefix({} sw {prefix:?})", attr(a))
             }
+            Plan::LoginKeyOrdered {
+                attr: a,
+                prefix,
+                desc,
+            } => {
+                write!(f, "LoginKeyOrdered({}", attr(a))?;
+                if !prefix.is_empty() {
+                    write!(f, " sw {prefix:?}")?;
+                }
+                write!(f, ", {})", if *desc { "desc" } else { "asc" })
+            }
+            Plan::RoleOrdered { role } => write!(f, "RoleOrdered({role:?})"),
+            Plan::EmailValue { op, key, .. } => write!(f, "EmailValue(emails {op} {key:?})"),
+            Plan::EmailType { kind, .. } => write!(f, "EmailType({kind:?})"),
             Plan::ExternalIdEq { external_id, .. } => write!(f, "ExternalIdEq({external_id:?})"),
             Plan::RoleEq { role, .. } => write!(f, "RoleEq({role:?})"),
             Plan::InsertRange {
@@ -386,7 +458,7 @@ fn access(c: &Filter) -> Option<(Plan, bool)> {
             attr,
             Attr::Id
                 | Attr::Field(Field::USER_NAME | Field::EMAIL | Field::EXTERNAL_ID)
-                | Attr::Multi(Multi::ROLES, Sub::Value)
+                | Attr::Multi(Multi::ROLES | Multi::EMAILS, Sub::Value)
         ) =>
         {
             let p = match (attr, op) {
@@ -400,8 +472,15 @@ fn access(c: &Filter) -> Option<(Plan, bool)> {
                     external_id: s.clone(),
                     residual: None,
                 },
-                (Attr::Multi(..), CompareOp::Eq) => Plan::RoleEq {
-                    role: s.clone(),
+                (Attr::Multi(Multi::EMAILS, _), CompareOp::Eq | CompareOp::Sw | CompareOp::Co) => {
+                    Plan::EmailValue {
+                        op: *op,
+                        key: caseless_key(s),
+                        residual: None,
+                    }
+                }
+                (Attr::Multi(Multi::ROLES, _), CompareOp::Eq) => Plan::RoleEq {
+                    role: role_key(s),
                     residual: None,
                 },
                 _ => return None,
@@ -436,23 +515,54 @@ fn access(c: &Filter) -> Option<(Plan, bool)> {
             let mut cs = Vec::new();
             conjuncts(filter, &mut cs);
             let single = cs.len() == 1;
-            cs.iter().find_map(|c| match (*attr, c) {
-                (
-                    Multi::ROLES,
-                    Filter::Compare {
-                        attr: Attr::Element(Sub::Value),
-                        op: CompareOp::Eq,
-                        value: Value::String(s),
-                    },
-                ) => Some((
-                    Plan::RoleEq {
-                        role: s.clone(),
-                        residual: None,
-                    },
-                    single,
-                )),
-                _ => None,
-            })
+            cs.iter()
+                .filter_map(|c| match (*attr, c) {
+                    (
+                        Multi::ROLES,
+                        Filter::Compare {
+                            attr: Attr::Element(Sub::Value),
+                            op: CompareOp::Eq,
+                            value: Value::String(s),
+                        },
+                    ) => Some((
+                        Plan::RoleEq {
+                            role: role_key(s),
+                            residual: None,
+                        },
+                        single,
+                    )),
+                    (
+                        Multi::EMAILS,
+                        Filter::Compare {
+                            attr: Attr::Element(Sub::Value),
+                            op: op @ (CompareOp::Eq | CompareOp::Sw | CompareOp::Co),
+                            value: Value::String(s),
+                        },
+                    ) => Some((
+                        Plan::EmailValue {
+                            op: *op,
+                            key: caseless_key(s),
+                            residual: None,
+                        },
+                        single,
+                    )),
+                    (
+                        Multi::EMAILS,
+                        Filter::Compare {
+                            attr: Attr::Element(Sub::Type),
+                            op: CompareOp::Eq,
+                            value: Value::String(s),
+                        },
+                    ) => Some((
+                        Plan::EmailType {
+                            kind: caseless_key(s),
+                            residual: None,
+                        },
+                        false,
+                    )),
+                    _ => None,
+                })
+                .min_by_key(|(p, _)| p.rank())
         }
         Filter::Or(..) => {
             let mut ds = Vec::new();
@@ -522,8 +632,78 @@ fn sorted_by_insert(s: &Search) -> bool {
     matches!(s.sort.as_slice(), [f] if f.by == SortBy::InsertInstant)
 }
 
-/// Chooses the plan of a search.
+/// Chooses the plan of a search: an index walk that serves the page in order when there is
+/// one, else [`base_plan`].
 pub(crate) fn plan(s: &Search) -> Plan {
+    ordered_plan(s).unwrap_or_else(|| base_plan(s))
+}
+
+/// A plan that reads the page straight from an index in the search's order, when one exists:
+/// a sort by userName or email (or `emails`, whose primary value is the login email), with no
+/// filter or an `sw` filter on the same attribute; or `roles eq` alone without a sort.
+fn ordered_plan(s: &Search) -> Option<Plan> {
+    if s.no_index || s.ids.is_some() {
+        return None;
+    }
+    match s.sort.as_slice() {
+        [] => {
+            // `roles eq "x"` alone: id order is the role index's order.
+            let (p, exact) = access(s.filter.as_ref()?)?;
+            match p {
+                Plan::RoleEq { role, .. } if exact => Some(Plan::RoleOrdered { role }),
+                _ => None,
+            }
+        }
+        [f] => {
+            let attr = match f.by {
+                SortBy::Username => LoginAttr::UserName,
+                SortBy::Email => LoginAttr::Email,
+                // SCIM `sortBy=emails`: the primary element's value, which the directory keeps
+                // equal to the login email (whose key the login index orders).
+                SortBy::Attr(i) if usize::from(i) == crate::model::at::EMAILS => LoginAttr::Email,
+                _ => return None,
+            };
+            let prefix = match &s.filter {
+                None => String::new(),
+                Some(flt) => match access(flt)? {
+                    (
+                        Plan::LoginKeyPrefix {
+                            attr: a, prefix, ..
+                        },
+                        true,
+                    ) if a == attr => prefix,
+                    _ => return None,
+                },
+            };
+            Some(Plan::LoginKeyOrdered {
+                attr,
+                prefix,
+                desc: f.desc,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Chooses the plan of a search among the accesses that yield candidates (then evaluated,
+/// sorted and paged).
+pub(crate) fn base_plan(s: &Search) -> Plan {
+    if s.no_index {
+        return match &s.ids {
+            Some(ids) => {
+                let mut ids = ids.clone();
+                ids.sort_unstable();
+                ids.dedup();
+                Plan::IdList {
+                    ids,
+                    residual: s.filter.clone(),
+                }
+            }
+            None => Plan::FullScan {
+                residual: s.filter.clone(),
+            },
+        };
+    }
     if let Some(ids) = &s.ids {
         let mut ids = ids.clone();
         ids.sort_unstable();
@@ -611,7 +791,27 @@ fn candidates(r: &Reader, p: &Plan) -> Result<Option<Vec<Uuid>>> {
             v
         }
         Plan::ExternalIdEq { external_id, .. } => r.external(external_id)?.into_iter().collect(),
-        Plan::RoleEq { role, .. } => r.role_members(role)?,
+        Plan::EmailValue { op, key, .. } => {
+            let m = match op {
+                CompareOp::Eq => EmailMatch::Eq(key),
+                CompareOp::Sw => EmailMatch::Prefix(key),
+                _ => EmailMatch::Contains(key),
+            };
+            let mut v = Vec::new();
+            r.email_holders(m, |id| v.push(id))?;
+            v
+        }
+        Plan::EmailType { kind, .. } => {
+            let mut v = Vec::new();
+            r.email_holders(EmailMatch::Type(kind), |id| v.push(id))?;
+            v
+        }
+        Plan::RoleEq { role, .. } | Plan::RoleOrdered { role } => r.role_members(role)?,
+        Plan::LoginKeyOrdered { attr, prefix, .. } => {
+            let mut v = Vec::new();
+            r.login_prefix(prefix, attr.kind(), |id| v.push(id))?;
+            v
+        }
         Plan::InsertRange { from, to, .. } => {
             let mut v = Vec::new();
             let (lo, hi) = index_bounds(*from, *to);
@@ -684,7 +884,7 @@ pub(crate) fn run(r: &Reader, s: &Search) -> Result<Page> {
             "the cursor belongs to a search with another sort order".into(),
         ));
     }
-    let plan = plan(s);
+    let mut plan = plan(s);
     let page = |users: Vec<User>, total: usize, next: Option<Cursor>| Page {
         users,
         total: to_u64(total),
@@ -696,6 +896,32 @@ pub(crate) fn run(r: &Reader, s: &Search) -> Result<Page> {
         keys: s.sort.iter().map(|f| f.key(u)).collect(),
         id: u.id,
     };
+
+    // An index in the order of the sort: the page is read from it, the total is a counter or
+    // a count of keys. `None`: the page reaches users the index does not hold (those without
+    // the sort's attribute): the general path below serves it.
+    let ordered = match &plan {
+        Plan::LoginKeyOrdered { attr, prefix, desc } => {
+            login_ordered_page(r, s, *attr, prefix, *desc)?
+        }
+        Plan::RoleOrdered { role } => Some(role_ordered_page(r, s, role)?),
+        _ => None,
+    };
+    if let Some((ids, total, more)) = ordered {
+        let users = fetch(r, ids)?;
+        let next = if more {
+            users.last().map(cursor_of)
+        } else {
+            None
+        };
+        return Ok(page(users, total, next));
+    }
+    if matches!(
+        plan,
+        Plan::LoginKeyOrdered { .. } | Plan::RoleOrdered { .. }
+    ) {
+        plan = base_plan(s);
+    }
 
     // The insert-instant index serves the order: read the page directly.
     if let Plan::InsertRange {
@@ -869,6 +1095,87 @@ pub(crate) fn run(r: &Reader, s: &Search) -> Result<Page> {
         None
     };
     Ok(page(users, total, next))
+}
+
+fn to_usize(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
+}
+
+/// A page in id order from the role index (after the cursor's id, if any): (ids, total,
+/// whether more rows follow).
+fn role_ordered_page(r: &Reader, s: &Search, role: &str) -> Result<(Vec<Uuid>, usize, bool)> {
+    let total = to_usize(r.role_count(role)?);
+    let mut ids = Vec::new();
+    let mut skip = s.offset;
+    let want = s.limit.saturating_add(1);
+    let after = s.after.as_ref().map(|c| c.id);
+    r.role_walk(role, after, s.offset.saturating_add(want), |id| {
+        if skip > 0 {
+            skip -= 1;
+            return Ok(true);
+        }
+        ids.push(id);
+        Ok(ids.len() < want)
+    })?;
+    let more = ids.len() > s.limit;
+    ids.truncate(s.limit);
+    Ok((ids, total, more))
+}
+
+/// A page in login-key order (after the cursor's key, if any): (ids, total, whether more
+/// rows follow), or `None` when the page needs users without that login (they sort after
+/// every key, or first with `missing_first`) and the general path must serve it.
+fn login_ordered_page(
+    r: &Reader,
+    s: &Search,
+    attr: LoginAttr,
+    prefix: &str,
+    desc: bool,
+) -> Result<Option<(Vec<Uuid>, usize, bool)>> {
+    let kind = attr.kind();
+    let with_key = r.login_count(kind, prefix)?;
+    // Without a filter every user matches, those without the attribute included (missing);
+    // a prefix filter matches only users with a key.
+    let (total, missing) = if s.filter.is_none() {
+        let all = r.count()?;
+        (all, all.saturating_sub(with_key))
+    } else {
+        (with_key, 0)
+    };
+    if missing > 0 && s.sort.first().is_some_and(|f| f.missing_first) {
+        return Ok(None);
+    }
+    let after = match s.after.as_ref().map(|c| c.keys.first()) {
+        None => None,
+        Some(Some(Key::Str(k))) => Some(k.as_str()),
+        // A cursor among the users without the attribute.
+        Some(Some(Key::Missing)) => return Ok(None),
+        Some(_) => return Err(Error::InvalidCursor("malformed sort key".into())),
+    };
+    let mut ids = Vec::new();
+    let mut skip = s.offset;
+    let want = s.limit.saturating_add(1);
+    r.login_walk(
+        kind,
+        prefix,
+        after,
+        desc,
+        s.offset.saturating_add(want),
+        |_, id| {
+            if skip > 0 {
+                skip -= 1;
+                return Ok(true);
+            }
+            ids.push(id);
+            Ok(ids.len() < want)
+        },
+    )?;
+    if ids.len() < s.limit && missing > 0 {
+        return Ok(None);
+    }
+    let more = ids.len() > s.limit || missing > 0;
+    ids.truncate(s.limit);
+    Ok(Some((ids, to_usize(total), more)))
 }
 
 /// The matches of a search, counted, and the rows that can be on its page: the first `keep`

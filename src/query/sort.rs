@@ -101,7 +101,8 @@ fn attr_key<U: Fields + ?Sized>(u: &U, i: usize) -> Key {
 /// without a value go.
 ///
 /// Usernames and full names sort by their caseless key (so `bob` and `Bob` are neighbours),
-/// emails by their stored lowercase form, birth dates as `YYYY-MM-DD` text, instants
+/// emails by their caseless key (the login index's order; for ASCII addresses, the stored
+/// lowercase form), birth dates as `YYYY-MM-DD` text, instants
 /// numerically. Ties are broken by id, so the order is total. `desc` reverses the whole order,
 /// including the id tie-break (with several fields, the id follows the last field's
 /// direction); users without a value come last unless [`SortField::missing_first`] is set,
@@ -213,7 +214,9 @@ impl SortField {
             SortBy::Username => u
                 .username()
                 .map_or(Key::Missing, |x| Key::Str(caseless_key(x))),
-            SortBy::Email => s(u.email()),
+            SortBy::Email => u
+                .email()
+                .map_or(Key::Missing, |x| Key::Str(caseless_key(x))),
             SortBy::FullName => u
                 .full_name()
                 .map_or(Key::Missing, |x| Key::Str(caseless_key(x))),
@@ -245,7 +248,7 @@ impl SortField {
         };
         match self.by {
             SortBy::Username => text(u.username(), true, out),
-            SortBy::Email => text(u.email(), false, out),
+            SortBy::Email => text(u.email(), true, out),
             SortBy::FullName => text(u.full_name(), true, out),
             SortBy::BirthDate => text(u.birth_date(), false, out),
             SortBy::InsertInstant => *out = Key::Int(u.insert_instant()),

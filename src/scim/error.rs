@@ -61,12 +61,36 @@ impl From<Error> for ScimError {
     }
 }
 
+/// The full text of the error behind a 5xx answer, attached to the response as an extension
+/// for the server's own log. A client sees only a generic `detail` for a 5xx: the library's
+/// message may name files and paths, which are the operator's business, not the client's.
+///
+/// An application that mounts [`router`](super::router) reads it in a middleware
+/// (`response.extensions().get::<ServerErrorDetail>()`); `userdir serve` prints it on stderr.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerErrorDetail(pub String);
+
+/// What a client is told of a server-side failure.
+fn public_detail(status: StatusCode) -> &'static str {
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        "the service is temporarily unavailable; retry the request"
+    } else {
+        "internal server error; the server's log has the details"
+    }
+}
+
 impl IntoResponse for ScimError {
     fn into_response(self) -> Response {
+        let server_side = self.status.is_server_error();
+        let detail = if server_side {
+            public_detail(self.status)
+        } else {
+            self.detail.as_str()
+        };
         let mut body = json!({
             "schemas": [ERROR_SCHEMA],
             "status": self.status.as_u16().to_string(),
-            "detail": self.detail,
+            "detail": detail,
         });
         if let (Some(t), Some(o)) = (self.scim_type, body.as_object_mut()) {
             o.insert("scimType".into(), t.into());
@@ -76,6 +100,9 @@ impl IntoResponse for ScimError {
             header::CONTENT_TYPE,
             HeaderValue::from_static(super::SCIM_JSON),
         );
+        if server_side {
+            resp.extensions_mut().insert(ServerErrorDetail(self.detail));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -83,5 +110,48 @@ impl IntoResponse for ScimError {
             );
         }
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body_of(resp: Response) -> String {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a current-thread runtime");
+        let bytes = rt
+            .block_on(axum::body::to_bytes(resp.into_body(), 1 << 16))
+            .expect("the body");
+        String::from_utf8(bytes.to_vec()).expect("UTF-8")
+    }
+
+    #[test]
+    fn a_server_error_tells_the_client_nothing_of_paths_and_the_log_everything() {
+        let secret = "cannot write /srv/private/users.redb: No space left on device";
+        let resp = ScimError::internal(secret).into_response();
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            resp.extensions().get::<ServerErrorDetail>(),
+            Some(&ServerErrorDetail(secret.to_owned()))
+        );
+        let body = body_of(resp);
+        assert!(!body.contains("/srv/private"), "{body}");
+        assert!(body.contains("internal server error"), "{body}");
+
+        let resp = ScimError::new(StatusCode::SERVICE_UNAVAILABLE, None, secret).into_response();
+        let body = body_of(resp);
+        assert!(!body.contains("/srv/private"), "{body}");
+        assert!(body.contains("retry"), "{body}");
+    }
+
+    #[test]
+    fn a_client_error_keeps_its_detail_and_no_log_extension() {
+        let resp = ScimError::bad("invalidFilter", "unknown attribute \"nope\"").into_response();
+        assert!(resp.extensions().get::<ServerErrorDetail>().is_none());
+        let body = body_of(resp);
+        assert!(body.contains("unknown attribute"), "{body}");
+        assert!(body.contains("invalidFilter"), "{body}");
     }
 }

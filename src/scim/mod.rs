@@ -33,7 +33,7 @@
 //!
 //! Every call into the [`Directory`] runs in `tokio::task::spawn_blocking`: storage and
 //! argon2 never block the async runtime. Groups are not served (`/ResourceTypes` lists
-//! `User` only). The SCIM attributes and how they map onto [`User`](crate::User) are those
+//! `User` only). The SCIM attributes and how they map onto [`User`] are those
 //! of [`json::scim`](crate::json::scim); `/Schemas` publishes the ones stored without loss.
 
 mod error;
@@ -56,7 +56,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-pub use error::{ERROR_SCHEMA, ScimError};
+pub use error::{ERROR_SCHEMA, ScimError, ServerErrorDetail};
 
 use crate::directory::{Directory, PreparedUpdate};
 use crate::error::{Error, Result};

@@ -295,6 +295,9 @@ impl PgStore {
             let to = i64::try_from(i + 1).unwrap_or(i64::MAX);
             if to > version {
                 t.batch_execute(step).map_err(|e| storage(&e))?;
+                if to == schema::CASELESS_ROLES {
+                    tx::migrate_v3(&mut t, self.rules)?;
+                }
                 t.execute(
                     "UPDATE userdir_meta SET schema_version = $1 WHERE id = 1",
                     &[&to],

@@ -8,6 +8,7 @@
 //! | `userdir_users` | id, the encoded record (the same codec as the redb file), and the columns an operator reads | `id` primary key, `external_id` unique |
 //! | `userdir_logins` | caseless login keys of usernames AND emails, one key space | `key` primary key: a login id names one account |
 //! | `userdir_roles` | (role, user) | primary key; rows go with their user |
+//! | `userdir_emails` | (caseless email value key, user, the elements' type keys joined by U+0001): every element of `emails` (migration 3) | rows go with their user |
 //! | `userdir_skeletons` | (confusable skeleton, user), while look-alike refusal is on | rows go with their user |
 //! | `userdir_tokens` | SHA-256 of a token, user, kind, expiry, binding | primary key; rows go with their user |
 //! | `userdir_login_failures` | failed-login state per user | one row per user; rows go with their user |
@@ -20,7 +21,7 @@
 //! databases the feature is written for.
 
 /// The schema version this library writes. Opening a database with a newer one fails.
-pub(crate) const SCHEMA_VERSION: i64 = 2;
+pub(crate) const SCHEMA_VERSION: i64 = 3;
 
 /// The meta table and its row; created idempotently before anything else.
 pub(crate) const META: &str = "
@@ -87,7 +88,28 @@ CREATE TABLE userdir_login_id_failures (
     locked_until bigint
 );
 ",
+    // Sorted pages and key-only totals: usernames and login emails each in key order (the
+    // owner included, for index-only scans), so `ORDER BY key LIMIT n` reads n index
+    // entries of that kind. The secondary email index. Role keys become caseless and the
+    // email rows are built from the records (`migrate_v3`, run after this step).
+    "
+CREATE INDEX userdir_logins_usernames ON userdir_logins (key) INCLUDE (user_id)
+    WHERE kinds & 1 <> 0;
+CREATE INDEX userdir_logins_emails ON userdir_logins (key) INCLUDE (user_id)
+    WHERE kinds & 2 <> 0;
+CREATE TABLE userdir_emails (
+    value text COLLATE \"C\" NOT NULL,
+    user_id uuid NOT NULL REFERENCES userdir_users (id) ON DELETE CASCADE,
+    types text COLLATE \"C\" NOT NULL,
+    PRIMARY KEY (value, user_id)
+);
+CREATE INDEX userdir_emails_user ON userdir_emails (user_id);
+",
 ];
+
+/// The schema version after which role keys are caseless and secondary emails indexed
+/// ([`super::tx::migrate_v3`]).
+pub(crate) const CASELESS_ROLES: i64 = 3;
 
 /// Every table of the schema, for tests that start over.
 #[allow(dead_code)]
@@ -96,6 +118,7 @@ pub(crate) const TABLES: &[&str] = &[
     "userdir_login_failures",
     "userdir_tokens",
     "userdir_skeletons",
+    "userdir_emails",
     "userdir_roles",
     "userdir_logins",
     "userdir_users",

@@ -374,8 +374,10 @@ fn a_schema_option_keeps_directories_apart() {
 #[test]
 fn search_accesses_use_indexes() {
     use super::tx::{
-        SQL_BY_ID, SQL_EXTERNAL, SQL_LOGIN, SQL_LOGIN_PREFIX, SQL_ROLE, inserted_page_sql,
+        SQL_BY_ID, SQL_EXTERNAL, SQL_LOGIN, SQL_LOGIN_PREFIX, SQL_ROLE, SQL_ROLE_COUNT,
+        inserted_page_sql, login_page_sql, role_page_sql,
     };
+    use crate::store::LoginKind;
     let Some(url) = testdb::fresh_url() else {
         return;
     };
@@ -420,6 +422,46 @@ fn search_accesses_use_indexes() {
         &[&"member0001", &"member0002", &kinds],
     );
     explain(&mut c, SQL_EXTERNAL, &[&"ext-10"]);
+    // Sorted pages (issue 18): read in index order, no sort node, both orders, with and
+    // without a prefix and a start key; counts over the indexes.
+    let ordered =
+        |c: &mut postgres::Client, sql: &str, p: &[&(dyn postgres::types::ToSql + Sync)]| {
+            let plan: Vec<String> = c
+                .query(&format!("EXPLAIN {sql}"), p)
+                .unwrap()
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            let plan = plan.join("\n");
+            eprintln!("EXPLAIN {sql}\n{plan}\n");
+            assert!(plan.contains("Index"), "not an index scan:\n{plan}");
+            assert!(!plan.contains("Sort"), "not in index order:\n{plan}");
+            assert!(!plan.contains("Seq Scan"), "a sequential scan:\n{plan}");
+        };
+    for kind in [LoginKind::Username, LoginKind::Email] {
+        for rev in [false, true] {
+            ordered(&mut c, &login_page_sql(kind, "", None, None, rev, 21), &[]);
+            ordered(
+                &mut c,
+                &login_page_sql(
+                    kind,
+                    "member0",
+                    Some("member1"),
+                    Some("member00100"),
+                    rev,
+                    21,
+                ),
+                &[&"member0", &"member1", &"member00100"],
+            );
+        }
+    }
+    ordered(&mut c, &role_page_sql(21), &[&"staff", &id]);
+    explain(
+        &mut c,
+        "SELECT count(*) FROM userdir_logins WHERE kinds & 1 <> 0 AND key >= $1 AND key < $2",
+        &[&"member0001", &"member0002"],
+    );
+    explain(&mut c, SQL_ROLE_COUNT, &[&"auditor"]);
     // One role holds every user here: the planner may read the whole table for it, so the
     // role plan is checked on a role few users hold.
     c.execute(

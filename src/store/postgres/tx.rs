@@ -14,8 +14,8 @@ use super::{Failure, FailureCell, storage};
 use crate::error::{Error, Result};
 use crate::store::redb::batch::Claim;
 use crate::store::{
-    BatchKeys, Clash, ClashWith, FailureState, IndexRules, LoginDigest, LoginKind, LoginOwner,
-    ReadTxn, Snapshot, TokenHash, TokenKind, TokenRecord, UserKeys, WriteTxn, codec,
+    BatchKeys, Clash, ClashWith, EmailMatch, FailureState, IndexRules, LoginDigest, LoginKind,
+    LoginOwner, ReadTxn, Snapshot, TokenHash, TokenKind, TokenRecord, UserKeys, WriteTxn, codec,
 };
 use crate::user::{UnixMillis, User};
 
@@ -51,6 +51,31 @@ pub(super) const SQL_LOGIN_PREFIX: &str = "SELECT user_id FROM userdir_logins WH
                  AND kinds & $3 <> 0 ORDER BY key";
 /// The owner of an external id.
 pub(super) const SQL_EXTERNAL: &str = "SELECT id FROM userdir_users WHERE external_id = $1";
+/// Inserts a user's secondary email rows: `$1` the user, `$2` the values, `$3` their types.
+const SQL_INSERT_EMAILS: &str = "INSERT INTO userdir_emails (value, user_id, types) \
+     SELECT v, $1, t FROM unnest($2::text[], $3::text[]) AS u(v, t)";
+
+/// The secondary email rows of `keys` as columns: values and types (the type keys joined by
+/// U+0001: PostgreSQL text cannot hold the NUL the identity rules join them with).
+fn email_columns(keys: &Keys) -> (Vec<String>, Vec<String>) {
+    keys.emails
+        .iter()
+        .map(|(v, t)| (v.clone(), t.replace('\0', "\u{1}")))
+        .unzip()
+}
+
+fn insert_emails(t: &mut impl GenericClient, id: Uuid, keys: &Keys) -> Result<()> {
+    if keys.emails.is_empty() {
+        return Ok(());
+    }
+    let (v, ty) = email_columns(keys);
+    t.execute(SQL_INSERT_EMAILS, &[&id, &v, &ty])
+        .map_err(|e| storage(&e))?;
+    Ok(())
+}
+
+/// The number of members of a role (an index-only count over the primary key).
+pub(super) const SQL_ROLE_COUNT: &str = "SELECT count(*) FROM userdir_roles WHERE role = $1";
 /// The members of a role.
 pub(super) const SQL_ROLE: &str =
     "SELECT user_id FROM userdir_roles WHERE role = $1 ORDER BY user_id";
@@ -72,6 +97,48 @@ pub(super) fn inserted_page_sql(lo: Option<&str>, hi: Option<&str>, rev: bool) -
     let dir = if rev { "DESC" } else { "ASC" };
     let _ = write!(sql, " ORDER BY insert_instant {dir}, id {dir} LIMIT {PAGE}");
     sql
+}
+
+/// One page of the login keys of `kind` starting with `prefix` in key order (descending when
+/// `rev`), after the key `after` when given: parameters, in order, `prefix` (when not empty),
+/// `hi` (the prefix's upper bound, when there is one), `after`. `ORDER BY key LIMIT n` over
+/// the kind's partial index (migration 3): the database reads n index entries, no sort.
+pub(super) fn login_page_sql(
+    kind: LoginKind,
+    prefix: &str,
+    hi: Option<&str>,
+    after: Option<&str>,
+    rev: bool,
+    limit: i64,
+) -> String {
+    use std::fmt::Write;
+    let mut sql = format!(
+        "SELECT key, user_id FROM userdir_logins WHERE kinds & {} <> 0",
+        login_kind_bit(kind)
+    );
+    let mut n = 0;
+    let bounds = [
+        (!prefix.is_empty(), ">="),
+        (!prefix.is_empty() && hi.is_some(), "<"),
+        (after.is_some(), if rev { "<" } else { ">" }),
+    ];
+    for (present, op) in bounds {
+        if present {
+            n += 1;
+            let _ = write!(sql, " AND key {op} ${n}");
+        }
+    }
+    let dir = if rev { "DESC" } else { "ASC" };
+    let _ = write!(sql, " ORDER BY key {dir} LIMIT {limit}");
+    sql
+}
+
+/// One page of a role's members in id order after `$2` (the `(role, user_id)` primary key).
+pub(super) fn role_page_sql(limit: i64) -> String {
+    format!(
+        "SELECT user_id FROM userdir_roles WHERE role = $1 AND user_id > $2 \
+         ORDER BY user_id LIMIT {limit}"
+    )
 }
 
 /// Rows fetched per round trip by the walks (bounded memory for any directory size).
@@ -279,6 +346,120 @@ impl PgTx {
             .collect())
     }
 
+    /// Walks the login keys of `kind` starting with `prefix` in key order (descending when
+    /// `rev`), strictly after `after`, calling `f(key, id)` until it returns `false`. Pages of
+    /// rows (the first sized by `hint`), each `ORDER BY key LIMIT n` over the partial index of
+    /// that kind's keys (migration 3), so the database reads the page in index order.
+    pub(crate) fn walk_logins(
+        &self,
+        kind: LoginKind,
+        prefix: &str,
+        after: Option<&str>,
+        rev: bool,
+        hint: usize,
+        mut f: impl FnMut(&str, Uuid) -> Result<bool>,
+    ) -> Result<()> {
+        if prefix.contains('\0') || after.is_some_and(|a| a.contains('\0')) {
+            return Ok(());
+        }
+        let hi = prefix_upper(prefix);
+        let mut limit = i64::try_from(hint.clamp(1, 4096)).unwrap_or(PAGE);
+        let mut after: Option<String> = after.map(str::to_owned);
+        loop {
+            let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
+            if !prefix.is_empty() {
+                params.push(&prefix);
+                if let Some(h) = &hi {
+                    params.push(h);
+                }
+            }
+            if let Some(a) = &after {
+                params.push(a);
+            }
+            let sql = login_page_sql(kind, prefix, hi.as_deref(), after.as_deref(), rev, limit);
+            let rows = self.query(&sql, &params)?;
+            let full = rows.len() == usize::try_from(limit).unwrap_or(usize::MAX);
+            let Some(end) = rows.last().map(|r| r.get::<_, String>(0)) else {
+                return Ok(());
+            };
+            for row in &rows {
+                if !f(row.get::<_, &str>(0), row.get(1))? {
+                    return Ok(());
+                }
+            }
+            if !full {
+                return Ok(());
+            }
+            after = Some(end);
+            limit = PAGE;
+        }
+    }
+
+    /// The number of login keys of `kind` starting with `prefix` (an index-only count over
+    /// the partial index of that kind).
+    pub(crate) fn count_logins(&self, kind: LoginKind, prefix: &str) -> Result<u64> {
+        if prefix.contains('\0') {
+            return Ok(0);
+        }
+        let bit = login_kind_bit(kind);
+        let row = if prefix.is_empty() {
+            self.query_opt(
+                &format!("SELECT count(*) FROM userdir_logins WHERE kinds & {bit} <> 0"),
+                &[],
+            )?
+        } else if let Some(hi) = prefix_upper(prefix) {
+            self.query_opt(
+                &format!(
+                    "SELECT count(*) FROM userdir_logins WHERE kinds & {bit} <> 0 \
+                     AND key >= $1 AND key < $2"
+                ),
+                &[&prefix, &hi],
+            )?
+        } else {
+            self.query_opt(
+                &format!(
+                    "SELECT count(*) FROM userdir_logins WHERE kinds & {bit} <> 0 AND key >= $1"
+                ),
+                &[&prefix],
+            )?
+        }
+        .ok_or_else(|| Error::storage_msg("count returned no row"))?;
+        Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+    }
+
+    /// Calls `f(id)` for the holders of a role key with an id after `after`, in id order,
+    /// until it returns `false` (pages over the `(role, user_id)` primary key).
+    pub(crate) fn walk_role(
+        &self,
+        role: &str,
+        mut after: Option<Uuid>,
+        hint: usize,
+        mut f: impl FnMut(Uuid) -> Result<bool>,
+    ) -> Result<()> {
+        if role.contains('\0') {
+            return Ok(());
+        }
+        let mut limit = i64::try_from(hint.clamp(1, 4096)).unwrap_or(PAGE);
+        loop {
+            let rows = self.query(
+                &role_page_sql(limit),
+                &[&role, &after.unwrap_or(Uuid::nil())],
+            )?;
+            let full = rows.len() == usize::try_from(limit).unwrap_or(usize::MAX);
+            for row in &rows {
+                let id: Uuid = row.get(0);
+                after = Some(id);
+                if !f(id)? {
+                    return Ok(());
+                }
+            }
+            if !full {
+                return Ok(());
+            }
+            limit = PAGE;
+        }
+    }
+
     /// Walks the insert-instant index between `lo` and `hi` (ascending, or descending when
     /// `rev`), calling `f(instant, id)` until it returns `false`. Fetches pages of rows, so
     /// `f` may read through this transaction.
@@ -421,8 +602,12 @@ impl PgTx {
         self.index(user, &keys)
     }
 
-    /// Inserts the login, role and skeleton rows of `user`.
+    /// Inserts the login, role, email and skeleton rows of `user`.
     fn index(&self, user: &User, keys: &Keys) -> Result<()> {
+        if !keys.emails.is_empty() {
+            let (v, t) = email_columns(keys);
+            self.execute(SQL_INSERT_EMAILS, &[&user.id, &v, &t])?;
+        }
         if !keys.logins.is_empty() {
             let k: Vec<&str> = keys.logins.iter().map(|(k, _)| k.as_str()).collect();
             let kinds: Vec<i16> = keys.logins.iter().map(|(_, k)| i16::from(*k)).collect();
@@ -432,8 +617,8 @@ impl PgTx {
                 &[&user.id, &k, &kinds],
             )?;
         }
-        if !user.roles.is_empty() {
-            let roles: Vec<&str> = user.roles.iter().map(String::as_str).collect();
+        if !keys.roles.is_empty() {
+            let roles: Vec<&str> = keys.roles.iter().map(String::as_str).collect();
             self.execute(
                 "INSERT INTO userdir_roles (role, user_id) SELECT r, $1 FROM unnest($2::text[]) r",
                 &[&user.id, &roles],
@@ -474,10 +659,16 @@ impl PgTx {
         if n != 1 {
             return Err(Error::NotFound(new.id));
         }
-        if old_keys == new_keys && old.roles == new.roles {
+        let _ = old;
+        if old_keys == new_keys {
             return Ok(());
         }
-        for table in ["userdir_logins", "userdir_roles", "userdir_skeletons"] {
+        for table in [
+            "userdir_logins",
+            "userdir_roles",
+            "userdir_skeletons",
+            "userdir_emails",
+        ] {
             self.execute(
                 &format!("DELETE FROM {table} WHERE user_id = $1"),
                 &[&new.id],
@@ -793,10 +984,21 @@ impl PgTx {
                 }
             }
             w.finish()?;
+            let sink =
+                t.copy_in("COPY userdir_emails (value, user_id, types) FROM STDIN BINARY")?;
+            let mut w = BinaryCopyInWriter::new(sink, &[Type::TEXT, Type::UUID, Type::TEXT]);
+            for (_, u) in users {
+                let k = Keys::new(&rules.keys_of(u));
+                let (values, types) = email_columns(&k);
+                for (v, t) in values.iter().zip(&types) {
+                    w.write(&[v, &u.id, t])?;
+                }
+            }
+            w.finish()?;
             let sink = t.copy_in("COPY userdir_roles (role, user_id) FROM STDIN BINARY")?;
             let mut w = BinaryCopyInWriter::new(sink, &[Type::TEXT, Type::UUID]);
             for (_, u) in users {
-                for r in &u.roles {
+                for r in &rules.keys_of(u).roles {
                     w.write(&[r, &u.id])?;
                 }
             }
@@ -833,7 +1035,7 @@ impl PgTx {
             out.push(("users", id.to_string(), hex(&Sha256::digest(b))));
             Ok(true)
         })?;
-        let tables: [(&'static str, &str); 6] = [
+        let tables: [(&'static str, &str); 7] = [
             (
                 "users.columns",
                 "SELECT id::text, concat_ws(' ', username, email, external_id, active::text, \
@@ -851,6 +1053,11 @@ impl PgTx {
                 "skeletons",
                 "SELECT skeleton || ' ' || user_id::text, '' FROM userdir_skeletons \
                  ORDER BY skeleton, user_id",
+            ),
+            (
+                "emails",
+                "SELECT value || ' ' || user_id::text, types FROM userdir_emails \
+                 ORDER BY value, user_id",
             ),
             (
                 "tokens",
@@ -886,6 +1093,7 @@ impl PgTx {
         let mut problems = Vec::new();
         let mut logins: BTreeMap<String, (Uuid, u8)> = BTreeMap::new();
         let mut roles: BTreeSet<(String, Uuid)> = BTreeSet::new();
+        let mut emails: BTreeSet<(String, Uuid, String)> = BTreeSet::new();
         let mut skeletons: BTreeSet<(String, Uuid)> = BTreeSet::new();
         let mut columns: BTreeMap<Uuid, (Option<String>, i64, bool)> = BTreeMap::new();
         self.records(|id, b| {
@@ -900,6 +1108,10 @@ impl PgTx {
                 problems.push(format!("user {id} has no username and no email"));
             }
             let keys = Keys::new(&self.rules.keys_of(&user));
+            let (values, types) = email_columns(&keys);
+            for (v, t) in values.into_iter().zip(types) {
+                emails.insert((v, id, t));
+            }
             for (k, kinds) in keys.logins {
                 if let Some((other, _)) = logins.insert(k.clone(), (id, kinds)) {
                     problems.push(format!(
@@ -907,9 +1119,10 @@ impl PgTx {
                     ));
                 }
             }
-            for r in &user.roles {
+            for r in &keys.roles {
                 roles.insert((r.clone(), id));
             }
+
             if let Some(s) = keys.skeleton {
                 skeletons.insert((s, id));
             }
@@ -939,6 +1152,16 @@ impl PgTx {
         for (r, id) in stored.symmetric_difference(&roles) {
             problems.push(format!(
                 "role index entry ({r:?}, {id}) disagrees with the records"
+            ));
+        }
+        let stored: BTreeSet<(String, Uuid, String)> = self
+            .query("SELECT value, user_id, types FROM userdir_emails", &[])?
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+        for (v, id, _) in stored.symmetric_difference(&emails) {
+            problems.push(format!(
+                "email index entry ({v:?}, {id}) disagrees with the records"
             ));
         }
         let stored: BTreeSet<(String, Uuid)> = self
@@ -1024,6 +1247,77 @@ impl Snapshot for PgTx {
     }
     fn role_members(&self, role: &str) -> Result<Vec<Uuid>> {
         self.role_ids(role)
+    }
+    fn email_holders(&self, m: EmailMatch<'_>, mut f: impl FnMut(Uuid)) -> Result<()> {
+        let text = match m {
+            EmailMatch::Eq(s)
+            | EmailMatch::Prefix(s)
+            | EmailMatch::Contains(s)
+            | EmailMatch::Type(s) => s,
+        };
+        if text.contains('\0') {
+            return Ok(());
+        }
+        let rows = match m {
+            EmailMatch::Eq(v) => {
+                self.query("SELECT user_id FROM userdir_emails WHERE value = $1", &[&v])?
+            }
+            EmailMatch::Prefix(v) => match prefix_upper(v) {
+                Some(hi) => self.query(
+                    "SELECT user_id FROM userdir_emails WHERE value >= $1 AND value < $2",
+                    &[&v, &hi],
+                )?,
+                None => self.query(
+                    "SELECT user_id FROM userdir_emails WHERE value >= $1",
+                    &[&v],
+                )?,
+            },
+            EmailMatch::Contains(v) => self.query(
+                "SELECT user_id FROM userdir_emails WHERE strpos(value, $1) > 0",
+                &[&v],
+            )?,
+            EmailMatch::Type(t) => self.query(
+                "SELECT user_id FROM userdir_emails \
+                 WHERE $1 = ANY(string_to_array(types, chr(1)))",
+                &[&t],
+            )?,
+        };
+        for r in rows {
+            f(r.get(0));
+        }
+        Ok(())
+    }
+    fn login_walk(
+        &self,
+        kind: LoginKind,
+        prefix: &str,
+        after: Option<&str>,
+        rev: bool,
+        hint: usize,
+        f: impl FnMut(&str, Uuid) -> Result<bool>,
+    ) -> Result<()> {
+        self.walk_logins(kind, prefix, after, rev, hint, f)
+    }
+    fn login_count(&self, kind: LoginKind, prefix: &str) -> Result<u64> {
+        self.count_logins(kind, prefix)
+    }
+    fn role_walk(
+        &self,
+        role: &str,
+        after: Option<Uuid>,
+        hint: usize,
+        f: impl FnMut(Uuid) -> Result<bool>,
+    ) -> Result<()> {
+        self.walk_role(role, after, hint, f)
+    }
+    fn role_count(&self, role: &str) -> Result<u64> {
+        if role.contains('\0') {
+            return Ok(0);
+        }
+        let row = self
+            .query_opt(SQL_ROLE_COUNT, &[&role])?
+            .ok_or_else(|| Error::storage_msg("count returned no row"))?;
+        Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
     }
     fn inserted_walk(
         &self,
@@ -1120,6 +1414,10 @@ pub(crate) struct Keys {
     pub logins: Vec<(String, u8)>,
     pub external: Option<String>,
     pub skeleton: Option<String>,
+    /// Role keys (caseless, distinct).
+    pub roles: Vec<String>,
+    /// Secondary email keys (value, types joined by `0x00`).
+    pub emails: Vec<(String, String)>,
 }
 
 impl Keys {
@@ -1138,6 +1436,8 @@ impl Keys {
             logins,
             external: k.external_id.clone(),
             skeleton: k.skeleton.clone(),
+            roles: k.roles.clone(),
+            emails: k.emails.clone(),
         }
     }
 
@@ -1158,8 +1458,45 @@ impl Keys {
                 .skeleton
                 .clone()
                 .filter(|s| old.skeleton.as_ref() != Some(s)),
+            roles: Vec::new(),
+            emails: Vec::new(),
         }
     }
+}
+
+/// Migration 3: role rows keyed by the caseless role key (`identity::role_key`), as the
+/// identity rules compute them (roles that fold to one key merge), and the secondary email
+/// rows of every user.
+pub(super) fn migrate_v3(t: &mut impl GenericClient, rules: IndexRules) -> Result<()> {
+    let rows = t
+        .query("SELECT id, record FROM userdir_users", &[])
+        .map_err(|e| storage(&e))?;
+    for row in rows {
+        let id: Uuid = row.get(0);
+        let keys = Keys::new(&rules.keys_of(&codec::decode(id, row.get::<_, &[u8]>(1))?));
+        insert_emails(t, id, &keys)?;
+    }
+    let roles: Vec<String> = t
+        .query("SELECT DISTINCT role FROM userdir_roles", &[])
+        .map_err(|e| storage(&e))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for r in roles {
+        let key = crate::identity::role_key(&r);
+        if key == r {
+            continue;
+        }
+        t.execute(
+            "INSERT INTO userdir_roles (role, user_id) SELECT $2, user_id FROM userdir_roles \
+             WHERE role = $1 ON CONFLICT DO NOTHING",
+            &[&r, &key],
+        )
+        .map_err(|e| storage(&e))?;
+        t.execute("DELETE FROM userdir_roles WHERE role = $1", &[&r])
+            .map_err(|e| storage(&e))?;
+    }
+    Ok(())
 }
 
 /// Rebuilds (look-alike refusal on) or drops the skeleton rows of every user; the skeletons

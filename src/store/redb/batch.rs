@@ -22,7 +22,7 @@ use uuid::Uuid;
 use super::tables::{
     self, TAG_EXTERNAL, TAG_INSERTED, TAG_LOGIN, TAG_ROLE, TAG_SKELETON, TAG_USER,
 };
-use super::{Reader, Writer, codec, storage, wal};
+use super::{Counts, Reader, Writer, codec, storage, wal};
 use crate::error::{Error, Result};
 use crate::store::{Clash, ClashWith, LoginOwner, UserKeys};
 use crate::user::User;
@@ -188,8 +188,16 @@ impl BatchPart {
         if let Some(s) = &keys.skeleton {
             self.pair(row, TAG_SKELETON, s, id)?;
         }
-        for r in &user.roles {
+        for r in &keys.roles {
             self.pair(row, TAG_ROLE, r, id)?;
+        }
+        for (v, kind) in &keys.emails {
+            let off = self.open(row)?;
+            self.arena
+                .extend_from_slice(&tables::pair_key(tables::TAG_EMAILS, v, id));
+            let klen = self.arena.len() - off;
+            self.arena.extend_from_slice(kind.as_bytes());
+            self.close(off, klen)?;
         }
         let off = self.open(row)?;
         self.arena
@@ -230,6 +238,15 @@ pub(crate) enum BatchEntry<'b> {
         /// The skeleton.
         skeleton: &'b str,
         /// Its owner.
+        id: Uuid,
+    },
+    /// A secondary email (its value key and type key).
+    Email {
+        /// The caseless key of the value.
+        value: &'b str,
+        /// The caseless key of the type (empty without one).
+        kind: &'b str,
+        /// Its holder.
         id: Uuid,
     },
     /// A role held.
@@ -421,6 +438,11 @@ impl BatchKeys {
                     role: pair()?,
                     id: id()?,
                 },
+                tables::TAG_EMAILS => BatchEntry::Email {
+                    value: pair()?,
+                    kind: text(self.value(e))?,
+                    id: id()?,
+                },
                 TAG_INSERTED => BatchEntry::Inserted {
                     at: rest
                         .get(..8)
@@ -470,6 +492,48 @@ impl BatchKeys {
             field: self.field(e),
             with,
         }
+    }
+
+    /// What inserting the batch adds to the counters (users with a username, with a login
+    /// email, holding each role).
+    pub(crate) fn counts(&self) -> Counts {
+        let mut out = Counts::new();
+        let (mut usernames, mut emails) = (0i64, 0i64);
+        // Role entries sit together by role (key order): count runs.
+        let mut run: Option<(&[u8], i64)> = None;
+        for e in &self.entries {
+            match tag_of(e) {
+                TAG_LOGIN => {
+                    if let Some((_, kinds)) = tables::login_value(self.value(e)) {
+                        usernames += i64::from(kinds & tables::KIND_USERNAME != 0);
+                        emails += i64::from(kinds & tables::KIND_EMAIL != 0);
+                    }
+                }
+                TAG_ROLE => {
+                    let k = self.key(e);
+                    let role = k.get(1..k.len().saturating_sub(17)).unwrap_or_default();
+                    match &mut run {
+                        Some((r, n)) if *r == role => *n += 1,
+                        _ => {
+                            if let Some((r, n)) = run.replace((role, 1)) {
+                                *out.entry(tables::role_counter_key(text(r))).or_default() += n;
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Some((r, n)) = run {
+            *out.entry(tables::role_counter_key(text(r))).or_default() += n;
+        }
+        if usernames > 0 {
+            out.insert(tables::KEY_USERNAMES.to_vec(), usernames);
+        }
+        if emails > 0 {
+            out.insert(tables::KEY_EMAILS.to_vec(), emails);
+        }
+        out
     }
 
     /// Keys that two rows of the batch share: each later row names the first row that has it.
@@ -594,6 +658,7 @@ impl Writer<'_> {
     /// mix of old and new entries and the transaction is marked broken: it will not commit.
     pub(crate) fn insert_batch(&mut self, keys: &BatchKeys) -> Result<Vec<Clash>> {
         let count = self.count()?;
+        let counters = self.counters_after(&keys.counts())?;
         let mut found = Found::default();
         // New users only (a taken id is a clash), but the cache is emptied all the same.
         self.touch_all();
@@ -603,7 +668,8 @@ impl Writer<'_> {
             }
             w.insert_sorted(keys, &mut found)?;
             let added = u64::try_from(keys.users).unwrap_or(u64::MAX);
-            w.set_count(count.saturating_add(added))
+            w.set_count(count.saturating_add(added))?;
+            w.put_counters(&counters)
         })?;
         let Found {
             mut logins,
@@ -905,7 +971,7 @@ mod tests {
                         id: u.id
                     }
                 )));
-                for r in &u.roles {
+                for r in &uk.roles {
                     assert!(typed.contains(&(3, BatchEntry::Role { role: r, id: u.id })));
                 }
                 if let Some(k) = &uk.username {

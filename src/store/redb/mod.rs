@@ -275,6 +275,8 @@ impl Store {
                     supported: FORMAT_VERSION,
                 });
             }
+            // An older format is migrated by a writable open.
+            Some(f) if f < FORMAT_VERSION => return Err(Error::NeedsRecovery),
             Some(_) => {}
             None => {
                 return Err(Error::NotAUserdirFile(
@@ -353,6 +355,14 @@ impl Store {
         let mut meta = txn.open_table(META).map_err(table_error)?;
         let recorded = meta.get("unicode").map_err(storage)?.map(|g| g.value());
         let had_skeletons = meta.get("skeletons").map_err(storage)?.map(|g| g.value()) == Some(1);
+        let format = meta.get("format").map_err(storage)?.map(|g| g.value());
+        if recorded != Some(rules.version) || format.is_some_and(|f| f < FORMAT_VERSION) {
+            // Format 1 (exact role keys, no email index, no counters), or caseless keys of
+            // another Unicode version.
+            rebuild_caseless_indexes(&mut table, rules)?;
+            meta.insert("format", FORMAT_VERSION).map_err(storage)?;
+            changed = true;
+        }
         if recorded != Some(rules.version) || had_skeletons != rules.skeletons {
             rebuild_login_indexes(&mut table, rules)?;
             meta.insert("unicode", rules.version).map_err(storage)?;
@@ -360,6 +370,7 @@ impl Store {
                 .map_err(storage)?;
             changed = true;
         }
+
         drop((table, meta));
         changed |= txn.list_tables().map_err(storage)?.count() != tables_before;
         if changed {
@@ -636,6 +647,56 @@ fn replay_log(txn: &WriteTransaction, path: &Path) -> Result<(wal::Wal, bool)> {
 
 type DirTable<'t> = Table<'t, &'static [u8], &'static [u8]>;
 
+/// Counter changes: counter key → signed change.
+pub(crate) type Counts = std::collections::BTreeMap<Vec<u8>, i64>;
+
+/// A stored counter value (u64 little-endian).
+fn counter_value(v: &[u8]) -> Result<u64> {
+    <[u8; 8]>::try_from(v)
+        .map(u64::from_le_bytes)
+        .map_err(|_| Error::Corrupt("malformed counter".into()))
+}
+
+/// Rebuilds the role and secondary email entries (caseless keys, see `identity`) and every
+/// counter from the records: format 1 → 2, and after a Unicode version change.
+fn rebuild_caseless_indexes(t: &mut DirTable<'_>, rules: IndexRules) -> Result<()> {
+    t.retain(|k, _| {
+        !matches!(
+            k.first(),
+            Some(&(TAG_ROLE | tables::TAG_COUNTER | tables::TAG_EMAILS))
+        )
+    })
+    .map_err(storage)?;
+    let mut roles = Vec::new();
+    let mut counts = Counts::new();
+    for e in t
+        .range(&[TAG_USER][..]..&[TAG_USER + 1][..])
+        .map_err(storage)?
+    {
+        let (k, v) = e.map_err(storage)?;
+        let id = user_id_of(k.value())?;
+        let uk = rules.keys_of(&codec::decode(id, v.value())?);
+        Keys::new(&uk).count_into(1, &mut counts);
+        for r in uk.roles {
+            roles.push((tables::pair_key(TAG_ROLE, &r, id), String::new()));
+        }
+        for (v, kind) in uk.emails {
+            roles.push((tables::pair_key(tables::TAG_EMAILS, &v, id), kind));
+        }
+    }
+    for (k, v) in roles {
+        t.insert(k.as_slice(), v.as_bytes()).map_err(storage)?;
+    }
+    for (k, n) in counts {
+        let n = u64::try_from(n).map_err(|_| Error::Corrupt("negative counter".into()))?;
+        if n > 0 {
+            t.insert(k.as_slice(), n.to_le_bytes().as_slice())
+                .map_err(storage)?;
+        }
+    }
+    Ok(())
+}
+
 /// Recomputes the login and skeleton entries from the records (after a Unicode version
 /// change). Two users whose keys now collide are reported as corruption rather than silently
 /// merged.
@@ -712,6 +773,10 @@ pub(crate) struct Keys<'k> {
     pub logins: Vec<(&'k str, u8)>,
     pub external: Option<&'k str>,
     pub skeleton: Option<&'k str>,
+    /// Role keys (caseless, distinct).
+    pub roles: &'k [String],
+    /// Secondary email keys (value, type).
+    pub emails: &'k [(String, String)],
 }
 
 impl<'k> Keys<'k> {
@@ -730,13 +795,30 @@ impl<'k> Keys<'k> {
             logins,
             external: k.external_id.as_deref(),
             skeleton: k.skeleton.as_deref(),
+            roles: &k.roles,
+            emails: &k.emails,
+        }
+    }
+
+    /// Adds `sign` times this user's share of each counter (users with a username, with a
+    /// login email, holding each role) to `out`.
+    fn count_into(&self, sign: i64, out: &mut Counts) {
+        let kinds = self.logins.iter().fold(0, |a, (_, k)| a | k);
+        if kinds & KIND_USERNAME != 0 {
+            *out.entry(tables::KEY_USERNAMES.to_vec()).or_default() += sign;
+        }
+        if kinds & KIND_EMAIL != 0 {
+            *out.entry(tables::KEY_EMAILS.to_vec()).or_default() += sign;
+        }
+        for r in self.roles {
+            *out.entry(tables::role_counter_key(r)).or_default() += sign;
         }
     }
 
     /// Every index entry (key, value) of `user` with these keys.
     fn entries(&self, user: &User) -> Vec<(Vec<u8>, Vec<u8>)> {
         let id = user.id;
-        let mut out = Vec::with_capacity(4 + user.roles.len());
+        let mut out = Vec::with_capacity(4 + self.roles.len());
         for (k, kinds) in &self.logins {
             out.push((
                 tables::str_key(TAG_LOGIN, k),
@@ -749,8 +831,14 @@ impl<'k> Keys<'k> {
         if let Some(s) = &self.skeleton {
             out.push((tables::pair_key(TAG_SKELETON, s, id), Vec::new()));
         }
-        for r in &user.roles {
+        for r in self.roles {
             out.push((tables::pair_key(TAG_ROLE, r, id), Vec::new()));
+        }
+        for (v, kind) in self.emails {
+            out.push((
+                tables::pair_key(tables::TAG_EMAILS, v, id),
+                kind.as_bytes().to_vec(),
+            ));
         }
         out.push((
             tables::inserted_key(user.insert_instant, id).to_vec(),
@@ -771,7 +859,7 @@ fn hex(b: &[u8]) -> String {
 /// A key shown for humans: the tag, then printable text or hex.
 fn show_key(k: &[u8]) -> String {
     match k.split_first() {
-        Some((&tag, rest)) if matches!(tag, TAG_LOGIN | TAG_EXTERNAL) => {
+        Some((&tag, rest)) if matches!(tag, TAG_LOGIN | TAG_EXTERNAL | tables::TAG_COUNTER) => {
             format!("{}:{}", tag as char, String::from_utf8_lossy(rest))
         }
         Some((&tag, rest)) => format!("{}:{}", tag as char, hex(rest)),
@@ -869,6 +957,164 @@ macro_rules! read_ops {
                     f(id);
                 }
                 Ok(true)
+            })
+        }
+
+        /// Calls `f(key, id)` for every login key starting with `prefix` whose kinds include
+        /// one of `kinds`, in key order (descending when `rev`), strictly after `after` in that
+        /// order, until it returns `false` (sorted pages).
+        #[allow(dead_code)]
+        pub(crate) fn login_walk(
+            &self,
+            kinds: u8,
+            prefix: &str,
+            after: Option<&str>,
+            rev: bool,
+            mut f: impl FnMut(&str, Uuid) -> Result<bool>,
+        ) -> Result<()> {
+            use std::ops::Bound;
+            let (lo, hi) = tables::prefix_range(TAG_LOGIN, prefix);
+            let at = after.map(|a| tables::str_key(TAG_LOGIN, a));
+            let (lo, hi) = match (&at, rev) {
+                (Some(a), false) if a.as_slice() >= lo.as_slice() => (
+                    Bound::Excluded(a.as_slice()),
+                    Bound::Excluded(hi.as_slice()),
+                ),
+                (Some(a), true) if a.as_slice() <= hi.as_slice() => (
+                    Bound::Included(lo.as_slice()),
+                    Bound::Excluded(a.as_slice()),
+                ),
+                _ => (
+                    Bound::Included(lo.as_slice()),
+                    Bound::Excluded(hi.as_slice()),
+                ),
+            };
+            if let (Bound::Included(l) | Bound::Excluded(l), Bound::Excluded(h)) = (lo, hi)
+                && l >= h
+            {
+                return Ok(());
+            }
+            let range = self.t.range::<&[u8]>((lo, hi)).map_err(storage)?;
+            let mut step = |e: std::result::Result<
+                (redb::AccessGuard<'_, &[u8]>, redb::AccessGuard<'_, &[u8]>),
+                redb::StorageError,
+            >|
+             -> Result<bool> {
+                let (k, v) = e.map_err(storage)?;
+                let (id, k_kinds) = tables::login_value(v.value())
+                    .ok_or_else(|| Error::Corrupt("malformed login entry".into()))?;
+                if k_kinds & kinds == 0 {
+                    return Ok(true);
+                }
+                let key = k
+                    .value()
+                    .get(1..)
+                    .and_then(|b| std::str::from_utf8(b).ok())
+                    .ok_or_else(|| Error::Corrupt("malformed login key".into()))?;
+                f(key, id)
+            };
+            if rev {
+                for e in range.rev() {
+                    if !step(e)? {
+                        break;
+                    }
+                }
+            } else {
+                for e in range {
+                    if !step(e)? {
+                        break;
+                    }
+                }
+            }
+            Ok(())
+        }
+
+        /// The number of login keys starting with `prefix` whose kinds include one of `kinds`:
+        /// a counter for the whole key space, a walk over the keys (no record read) otherwise.
+        #[allow(dead_code)]
+        pub(crate) fn login_count(&self, kinds: u8, prefix: &str) -> Result<u64> {
+            if prefix.is_empty() && (kinds == KIND_USERNAME || kinds == KIND_EMAIL) {
+                let key = if kinds == KIND_USERNAME {
+                    tables::KEY_USERNAMES
+                } else {
+                    tables::KEY_EMAILS
+                };
+                return self.counter(key);
+            }
+            let (lo, hi) = tables::prefix_range(TAG_LOGIN, prefix);
+            let mut n = 0u64;
+            self.scan(&lo, &hi, |_, v| {
+                if v.get(16).is_some_and(|k| k & kinds != 0) {
+                    n += 1;
+                }
+                Ok(true)
+            })?;
+            Ok(n)
+        }
+
+        /// Calls `f(id)` for the holders of the secondary emails `m` matches (see
+        /// [`super::EmailMatch`]): a range of the `E` entries, or all of them, keys only.
+        #[allow(dead_code)]
+        pub(crate) fn email_holders(
+            &self,
+            m: super::EmailMatch<'_>,
+            mut f: impl FnMut(Uuid),
+        ) -> Result<()> {
+            use super::EmailMatch;
+            let tag = tables::TAG_EMAILS;
+            let (lo, hi) = match m {
+                EmailMatch::Eq(v) => tables::pair_range(tag, v),
+                EmailMatch::Prefix(v) => tables::prefix_range(tag, v),
+                EmailMatch::Contains(_) | EmailMatch::Type(_) => (vec![tag], vec![tag + 1]),
+            };
+            let finder = match m {
+                EmailMatch::Contains(v) => Some(memchr::memmem::Finder::new(v.as_bytes())),
+                _ => None,
+            };
+            self.scan(&lo, &hi, |k, v| {
+                let value = k.get(1..k.len().saturating_sub(17)).unwrap_or_default();
+                let hit = match m {
+                    EmailMatch::Contains(_) => {
+                        finder.as_ref().is_some_and(|x| x.find(value).is_some())
+                    }
+                    EmailMatch::Type(t) => v.split(|b| *b == 0).any(|x| x == t.as_bytes()),
+                    EmailMatch::Eq(_) | EmailMatch::Prefix(_) => true,
+                };
+                if hit {
+                    f(tables::trailing_id(k)
+                        .ok_or_else(|| Error::Corrupt("malformed index key".into()))?);
+                }
+                Ok(true)
+            })
+        }
+
+        /// A counter's value (0 when absent).
+        #[allow(dead_code)]
+        pub(crate) fn counter(&self, key: &[u8]) -> Result<u64> {
+            self.with_value(key, counter_value)?.unwrap_or(Ok(0))
+        }
+
+        /// Calls `f(id)` for the holders of a role key with an id after `after`, in id order,
+        /// until it returns `false`.
+        #[allow(dead_code)]
+        pub(crate) fn role_walk(
+            &self,
+            role: &str,
+            after: Option<Uuid>,
+            mut f: impl FnMut(Uuid) -> Result<bool>,
+        ) -> Result<()> {
+            let (lo, hi) = tables::pair_range(TAG_ROLE, role);
+            let lo = match after {
+                Some(a) => {
+                    let mut k = tables::pair_key(TAG_ROLE, role, a);
+                    k.push(0); // the smallest key after `a`'s
+                    k
+                }
+                None => lo,
+            };
+            self.scan(&lo, &hi, |k, _| {
+                f(tables::trailing_id(k)
+                    .ok_or_else(|| Error::Corrupt("malformed index key".into()))?)
             })
         }
 
@@ -1046,6 +1292,8 @@ macro_rules! read_ops {
             let mut expected: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
             let mut users = 0u64;
             let mut actual: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+            let mut counts = Counts::new();
+            let mut stored_counts: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
             for e in self.t.iter().map_err(storage)? {
                 let (k, v) = e.map_err(storage)?;
                 let (k, v) = (k.value(), v.value());
@@ -1060,6 +1308,13 @@ macro_rules! read_ops {
                 if k.first() != Some(&TAG_USER) {
                     if k.first().is_some_and(|t| tables::INDEX_TAGS.contains(t)) {
                         actual.insert(k.to_vec(), v.to_vec());
+                    } else if k.first() == Some(&tables::TAG_COUNTER) {
+                        match counter_value(v) {
+                            Ok(n) => {
+                                stored_counts.insert(k.to_vec(), n);
+                            }
+                            Err(e) => problems.push(format!("counter {}: {e}", show_key(k))),
+                        }
                     }
                     continue;
                 }
@@ -1075,6 +1330,7 @@ macro_rules! read_ops {
                     problems.push(format!("user {} has no username and no email", user.id));
                 }
                 let user_keys = self.rules.keys_of(&user);
+                Keys::new(&user_keys).count_into(1, &mut counts);
                 for (key, value) in Keys::new(&user_keys).entries(&user) {
                     if let Some(prev) = expected.insert(key.clone(), value) {
                         let other = tables::login_value(&prev)
@@ -1094,6 +1350,17 @@ macro_rules! read_ops {
                     "user count says {} but there are {users} records",
                     self.count()?
                 ));
+            }
+            let counters: BTreeSet<&Vec<u8>> = counts.keys().chain(stored_counts.keys()).collect();
+            for k in counters {
+                let want = counts.get(k).copied().unwrap_or(0);
+                let have = stored_counts.get(k).copied().unwrap_or(0);
+                if u64::try_from(want).ok() != Some(have) {
+                    problems.push(format!(
+                        "counter {} says {have} but the records give {want}",
+                        show_key(k)
+                    ));
+                }
             }
             let keys: BTreeSet<&Vec<u8>> = expected.keys().chain(actual.keys()).collect();
             for k in keys {
@@ -1309,9 +1576,13 @@ impl Writer<'_> {
         self.check_unique(user, &keys)?;
         let bytes = codec::encode(user)?;
         let count = self.count()?;
+        let mut counts = Counts::new();
+        keys.count_into(1, &mut counts);
+        let counters = self.counters_after(&counts)?;
         self.guard(|w| {
             w.put(user, &keys, &bytes)?;
-            w.set_count(count + 1)
+            w.set_count(count + 1)?;
+            w.put_counters(&counters)
         })
     }
 
@@ -1334,20 +1605,24 @@ impl Writer<'_> {
                 .collect(),
             external: new_keys.external.filter(|x| old_keys.external != Some(*x)),
             skeleton: new_keys.skeleton.filter(|s| old_keys.skeleton != Some(*s)),
+            roles: &[],
+            emails: &[],
         };
         self.check_unique(new, &added)?;
         let bytes = codec::encode(new)?;
-        if old_keys == new_keys
-            && old.roles == new.roles
-            && old.insert_instant == new.insert_instant
-        {
+        if old_keys == new_keys && old.insert_instant == new.insert_instant {
             // Only the record changes (a login stamp, a flag): skip the indexes.
             return self
                 .guard(|w| w.dir_put(tables::user_key(new.id).as_slice(), bytes.as_slice()));
         }
+        let mut counts = Counts::new();
+        old_keys.count_into(-1, &mut counts);
+        new_keys.count_into(1, &mut counts);
+        let counters = self.counters_after(&counts)?;
         self.guard(|w| {
             w.unindex(old, &old_keys)?;
-            w.put(new, &new_keys, &bytes)
+            w.put(new, &new_keys, &bytes)?;
+            w.put_counters(&counters)
         })
     }
 
@@ -1355,11 +1630,47 @@ impl Writer<'_> {
     fn remove_user(&mut self, user: &User, user_keys: &UserKeys) -> Result<()> {
         let keys = Keys::new(user_keys);
         let count = self.count()?;
+        let mut counts = Counts::new();
+        keys.count_into(-1, &mut counts);
+        let counters = self.counters_after(&counts)?;
         self.guard(|w| {
             w.unindex(user, &keys)?;
             w.dir_del(tables::user_key(user.id).as_slice())?;
-            w.set_count(count.saturating_sub(1))
+            w.set_count(count.saturating_sub(1))?;
+            w.put_counters(&counters)
         })
+    }
+
+    /// The new values of the counters `counts` changes (unchanged ones left out), read before
+    /// anything is written: a malformed or underflowing counter refuses the write.
+    pub(crate) fn counters_after(&self, counts: &Counts) -> Result<Vec<(Vec<u8>, u64)>> {
+        let mut out = Vec::with_capacity(counts.len());
+        for (k, d) in counts {
+            if *d == 0 {
+                continue;
+            }
+            let now = match self.with_value(k, counter_value)? {
+                Some(v) => v?,
+                None => 0,
+            };
+            let next = now
+                .checked_add_signed(*d)
+                .ok_or_else(|| Error::Corrupt("a counter does not match its entries".into()))?;
+            out.push((k.clone(), next));
+        }
+        Ok(out)
+    }
+
+    /// Writes counter values (a zero counter is removed).
+    pub(crate) fn put_counters(&mut self, counters: &[(Vec<u8>, u64)]) -> Result<()> {
+        for (k, n) in counters {
+            if *n == 0 {
+                self.dir_del(k)?;
+            } else {
+                self.dir_put(k, n.to_le_bytes().as_slice())?;
+            }
+        }
+        Ok(())
     }
 
     /// Writes `key` = `value` in the directory table (and in the redo log).
@@ -1417,6 +1728,14 @@ impl Writer<'_> {
     }
 }
 
+/// The login entry kind bit of a login kind.
+fn kind_bit(kind: LoginKind) -> u8 {
+    match kind {
+        LoginKind::Username => KIND_USERNAME,
+        LoginKind::Email => KIND_EMAIL,
+    }
+}
+
 /// [`Snapshot`] for a reader or a writer: the shared read methods, tokens and failed-login
 /// rows.
 macro_rules! snapshot_ops {
@@ -1442,17 +1761,42 @@ macro_rules! snapshot_ops {
             }))
         }
         fn login_prefix(&self, prefix: &str, kind: LoginKind, f: impl FnMut(Uuid)) -> Result<()> {
-            let kinds = match kind {
-                LoginKind::Username => KIND_USERNAME,
-                LoginKind::Email => KIND_EMAIL,
-            };
-            self.login_prefix_kinds(prefix, kinds, f)
+            self.login_prefix_kinds(prefix, kind_bit(kind), f)
+        }
+        fn login_walk(
+            &self,
+            kind: LoginKind,
+            prefix: &str,
+            after: Option<&str>,
+            rev: bool,
+            _hint: usize,
+            f: impl FnMut(&str, Uuid) -> Result<bool>,
+        ) -> Result<()> {
+            Self::login_walk(self, kind_bit(kind), prefix, after, rev, f)
+        }
+        fn login_count(&self, kind: LoginKind, prefix: &str) -> Result<u64> {
+            Self::login_count(self, kind_bit(kind), prefix)
         }
         fn external(&self, external_id: &str) -> Result<Option<Uuid>> {
             Self::external(self, external_id)
         }
+        fn email_holders(&self, m: super::EmailMatch<'_>, f: impl FnMut(Uuid)) -> Result<()> {
+            Self::email_holders(self, m, f)
+        }
         fn role_members(&self, role: &str) -> Result<Vec<Uuid>> {
             Self::role_members(self, role)
+        }
+        fn role_walk(
+            &self,
+            role: &str,
+            after: Option<Uuid>,
+            _hint: usize,
+            f: impl FnMut(Uuid) -> Result<bool>,
+        ) -> Result<()> {
+            Self::role_walk(self, role, after, f)
+        }
+        fn role_count(&self, role: &str) -> Result<u64> {
+            Self::counter(self, &tables::role_counter_key(role))
         }
         fn inserted_walk(
             &self,

@@ -12,11 +12,19 @@
 //! | `L` caseless login key | id (16) + kinds (1): bit set of [`KIND_USERNAME`], [`KIND_EMAIL`] |
 //! | `X` external id | id (16) |
 //! | `S` skeleton `0x00` id | empty |
-//! | `R` role `0x00` id | empty |
+//! | `R` role key `0x00` id | empty (role keys are caseless, see `identity::role_key`) |
 //! | `I` insert instant (8, order-preserving) id | empty |
+//! | `E` email value key `0x00` id | the element's type key (secondary emails, not unique) |
 //! | `#` | number of users (u64, little-endian) |
+//! | `C` `u` | number of users with a username (u64 LE; absent when 0) |
+//! | `C` `e` | number of users with a login email (u64 LE; absent when 0) |
+//! | `C` `r` role key | number of users holding the role (u64 LE; absent when 0) |
 //! | `F` id | failed logins: count (u32 LE), window start (i64 LE), locked-until flag + i64 LE |
 //! | `T` id token-hash (32) | empty: the user's outstanding tokens (see `tokens`) |
+//!
+//! The counters (`#`, `C…`) change in the same transaction as the records and entries they
+//! count (and are replayed from the redo log with them), so a total is one lookup; the
+//! integrity check recomputes them from the records.
 //!
 //! Failed-login rows and the per-user token index live in this tree too, so that a login or a
 //! deactivation touches one tree; the token records themselves are in `tokens`.
@@ -37,8 +45,11 @@ pub(crate) const KIND_USERNAME: u8 = 1;
 /// The login key is an email.
 pub(crate) const KIND_EMAIL: u8 = 2;
 
-/// The directory format written by this version.
-pub(crate) const FORMAT_VERSION: u64 = 1;
+/// The directory format written by this version. Format 1 (userdir up to issue 18) keyed
+/// roles exactly, had no secondary email index and kept no counters but `#`; opening such a
+/// file rekeys its roles, builds the email index and computes the counters (one
+/// transaction), then records format 2.
+pub(crate) const FORMAT_VERSION: u64 = 2;
 
 pub(crate) const TAG_USER: u8 = b'U';
 pub(crate) const TAG_LOGIN: u8 = b'L';
@@ -49,14 +60,32 @@ pub(crate) const TAG_INSERTED: u8 = b'I';
 pub(crate) const KEY_COUNT: &[u8] = b"#";
 pub(crate) const TAG_FAILURES: u8 = b'F';
 pub(crate) const TAG_USER_TOKEN: u8 = b'T';
+pub(crate) const TAG_COUNTER: u8 = b'C';
+pub(crate) const TAG_EMAILS: u8 = b'E';
+/// The counter of users with a username.
+pub(crate) const KEY_USERNAMES: &[u8] = b"Cu";
+/// The counter of users with a login email.
+pub(crate) const KEY_EMAILS: &[u8] = b"Ce";
+/// Second byte of the per-role counters (`C r role`).
+pub(crate) const COUNTER_ROLE: u8 = b'r';
+
+/// The key of a role's member counter.
+pub(crate) fn role_counter_key(role: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(2 + role.len());
+    k.push(TAG_COUNTER);
+    k.push(COUNTER_ROLE);
+    k.extend_from_slice(role.as_bytes());
+    k
+}
 
 /// Tags of the index entries `check_integrity` rebuilds from the records.
-pub(crate) const INDEX_TAGS: [u8; 5] = [
+pub(crate) const INDEX_TAGS: [u8; 6] = [
     TAG_LOGIN,
     TAG_EXTERNAL,
     TAG_SKELETON,
     TAG_ROLE,
     TAG_INSERTED,
+    TAG_EMAILS,
 ];
 
 pub(crate) fn user_key(id: Uuid) -> [u8; 17] {
