@@ -1579,12 +1579,51 @@ pub fn apply_and_compare(model: &mut Model, op: &Op, actual: &Outcome) -> Result
     let mut it = ids.into_iter();
     let mut created = || it.next().flatten();
     let expected = model.apply(op, &mut created);
-    if expected != *actual {
+    if expected != *actual && !email_element_reshaped(model, op, &expected, actual) {
         return Err(format!(
             "outcome differs for {op:?} (filter {filter:?}):\n  directory: {actual:?}\n  model:     {expected:?}"
         ));
     }
     Ok(())
+}
+
+/// The one difference the model cannot predict, adopted from the directory: a patch whose
+/// steps touch the login email and leave its value as it was may still change the record,
+/// because the model keeps the email's value but not its element's `type` and `primary`. An
+/// element made by setting `email` is `{type: "work", primary: true}`; removing it and
+/// creating it again through the path `emails.value` gives a bare `{value}` (RFC 7644: a new
+/// element), so the directory writes a new version where the model saw no change. Accepted
+/// only when every field the model keeps is equal and the version is the next one; the
+/// model takes that version, so later conditional writes stay in step.
+fn email_element_reshaped(
+    model: &mut Model,
+    op: &Op,
+    expected: &Outcome,
+    actual: &Outcome,
+) -> bool {
+    let Op::Patch { steps, .. } = op else {
+        return false;
+    };
+    if !steps.iter().any(|s| s.field == PField::Email) {
+        return false;
+    }
+    let (Ok(Val::User(m)), Ok(Val::User(a))) = (expected, actual) else {
+        return false;
+    };
+    let same_fields = MUser {
+        version: m.version,
+        ..a.clone()
+    } == *m;
+    if !same_fields || a.version != m.version + 1 {
+        return false;
+    }
+    match model.users.get_mut(&m.id) {
+        Some(u) if u.version == m.version => {
+            u.version = a.version;
+            true
+        }
+        _ => false,
+    }
 }
 
 type Check<'a> = (
