@@ -114,6 +114,9 @@ pub(crate) struct Store {
     wal: Option<parking_lot::Mutex<wal::Wal>>,
     /// Decoded users of recent lookups (see [`cache`]).
     cache: cache::UserCache,
+    /// A transaction too large for a log frame (an import) committed since the open: a clean
+    /// close compacts the file (see `guard`'s `Drop for Store`).
+    compact_on_close: AtomicBool,
 }
 
 impl std::fmt::Debug for Store {
@@ -233,6 +236,7 @@ impl Store {
             group: group::Group::default(),
             wal: None,
             cache: cache::UserCache::new(cache::DEFAULT_CAPACITY),
+            compact_on_close: AtomicBool::new(false),
         };
         if store.is_read_only() {
             store.rules.skeletons = store.guarded("opening the directory", || {
@@ -465,6 +469,7 @@ impl Store {
                     .map_err(storage)?;
                 txn.commit().map_err(|e| self.fail(e))?;
                 log.restart();
+                self.compact_on_close.store(true, Ordering::Release);
                 false
             } else {
                 let durable = durability == Durability::Immediate;

@@ -701,6 +701,25 @@ impl Wal {
         !self.fresh && self.pos > LOG_HEADER
     }
 
+    /// At a clean close, after the checkpoint (redb's durable state holds every frame the log
+    /// has): cuts the log file to nothing, so that a closed directory does not keep up to
+    /// [`CHECKPOINT_AT`] + [`MAX_FRAME`] bytes of frames already applied. Not synced: a crash
+    /// leaves either the old frames, which are all at or before the lsn that redb recorded and
+    /// are skipped, or an empty log; an empty log is a log with nothing to replay, not a cut
+    /// one. The next frame starts a new epoch, growing the file again.
+    pub(crate) fn empty(&mut self) -> Result<()> {
+        self.restart();
+        if self.len == 0 {
+            return Ok(());
+        }
+        self.io_tick()?;
+        if let Some(file) = &self.file {
+            file.set_len(0).map_err(self.io_error("truncate failed"))?;
+        }
+        self.len = 0;
+        Ok(())
+    }
+
     /// After a durable redb commit that holds every frame: the next frame starts a new epoch
     /// at the start of the log.
     pub(crate) fn restart(&mut self) {
