@@ -801,7 +801,7 @@ impl<'k> Keys<'k> {
     }
 
     /// Adds `sign` times this user's share of each counter (users with a username, with a
-    /// login email, holding each role) to `out`.
+    /// login email, holding each role; login keys by prefix) to `out`.
     fn count_into(&self, sign: i64, out: &mut Counts) {
         let kinds = self.logins.iter().fold(0, |a, (_, k)| a | k);
         if kinds & KIND_USERNAME != 0 {
@@ -812,6 +812,15 @@ impl<'k> Keys<'k> {
         }
         for r in self.roles {
             *out.entry(tables::role_counter_key(r)).or_default() += sign;
+        }
+        for (key, kinds) in &self.logins {
+            for kind in [KIND_USERNAME, KIND_EMAIL] {
+                if kinds & kind != 0 {
+                    for p in tables::counted_prefixes(key) {
+                        *out.entry(tables::prefix_counter_key(kind, p)).or_default() += sign;
+                    }
+                }
+            }
         }
     }
 
@@ -1030,7 +1039,8 @@ macro_rules! read_ops {
         }
 
         /// The number of login keys starting with `prefix` whose kinds include one of `kinds`:
-        /// a counter for the whole key space, a walk over the keys (no record read) otherwise.
+        /// a counter for the whole key space and for prefixes of up to
+        /// [`tables::PREFIX_DEPTH`] characters, a walk over the keys (no record read) otherwise.
         #[allow(dead_code)]
         pub(crate) fn login_count(&self, kinds: u8, prefix: &str) -> Result<u64> {
             if prefix.is_empty() && (kinds == KIND_USERNAME || kinds == KIND_EMAIL) {
@@ -1040,6 +1050,10 @@ macro_rules! read_ops {
                     tables::KEY_EMAILS
                 };
                 return self.counter(key);
+            }
+            if (kinds == KIND_USERNAME || kinds == KIND_EMAIL) && tables::prefix_is_counted(prefix)
+            {
+                return self.counter(&tables::prefix_counter_key(kinds, prefix));
             }
             let (lo, hi) = tables::prefix_range(TAG_LOGIN, prefix);
             let mut n = 0u64;
