@@ -837,9 +837,18 @@ fn build_aside(n: usize) -> Aside {
         let dir = Directory::open(&ud_path).unwrap();
         let mut batch: Vec<NewUser> = data.iter().map(|r| new_user(r, &owasp)).collect();
         batch.extend(logins.iter().map(|r| new_user(r, &cheap)));
+        let imported = Instant::now();
         assert_eq!(
             dir.import(ImportBatch::new(batch)).unwrap().imported,
             n + LOGIN_USERS
+        );
+        let imported = imported.elapsed();
+        let closed = Instant::now();
+        drop(dir);
+        eprintln!(
+            "peers: second userdir file: import {imported:.2?}, close {:.2?} (compacts after an \
+             import)",
+            closed.elapsed()
         );
     }
     let ud_bytes = file_bytes(&[ud_path.clone(), with_suffix(&ud_path, ".wal")]) as f64

@@ -74,6 +74,8 @@
 //! that is a symbolic link is refused, never followed. The log is created with the first frame,
 //! with mode 0600: it holds password hashes, as the directory file does. An open writes
 //! nothing when there is nothing to recover: no frame to replay and no cut log to reset.
+//! A clean close, after its checkpoint, cuts the log to nothing ([`Wal::empty`]): a closed
+//! directory keeps no frames already applied, and an empty log has nothing to replay.
 //!
 //! Directories on a custom [`Backend`](crate::Backend) (and in-memory ones) have
 //! no log: their commits use redb's own durability directly.
