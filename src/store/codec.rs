@@ -391,27 +391,28 @@ mod tests {
         Truncate(usize),
     }
 
+    /// Mostly letters written over a byte (inside a string the record often still decodes,
+    /// to another user: the path where both decoders must give the same user), then flips,
+    /// special varint and tag bytes, insertions, removals and cuts (mostly refused).
     fn mutation() -> impl Strategy<Value = Mutation> {
+        let special = prop_oneof![
+            Just(0u8),
+            Just(1),
+            Just(250),
+            Just(251),
+            Just(252),
+            Just(253),
+            Just(254),
+            Just(255),
+            any::<u8>()
+        ];
         prop_oneof![
-            (any::<usize>(), 1..=u8::MAX).prop_map(|(i, x)| Mutation::Flip(i, x)),
-            (
-                any::<usize>(),
-                prop_oneof![
-                    Just(0u8),
-                    Just(1),
-                    Just(250),
-                    Just(251),
-                    Just(252),
-                    Just(253),
-                    Just(254),
-                    Just(255),
-                    any::<u8>()
-                ]
-            )
-                .prop_map(|(i, x)| Mutation::Set(i, x)),
-            (any::<usize>(), any::<u8>()).prop_map(|(i, x)| Mutation::Insert(i, x)),
-            any::<usize>().prop_map(Mutation::Remove),
-            any::<usize>().prop_map(Mutation::Truncate),
+            4 => (any::<usize>(), b'a'..=b'z').prop_map(|(i, x)| Mutation::Set(i, x)),
+            1 => (any::<usize>(), 1..=u8::MAX).prop_map(|(i, x)| Mutation::Flip(i, x)),
+            1 => (any::<usize>(), special).prop_map(|(i, x)| Mutation::Set(i, x)),
+            1 => (any::<usize>(), any::<u8>()).prop_map(|(i, x)| Mutation::Insert(i, x)),
+            1 => any::<usize>().prop_map(Mutation::Remove),
+            1 => any::<usize>().prop_map(Mutation::Truncate),
         ]
     }
 
@@ -476,7 +477,7 @@ mod tests {
         #[test]
         fn reader_agrees_with_reference_on_damaged_payloads(
             u in user(),
-            muts in vec(mutation(), 1..5),
+            muts in vec(mutation(), 1..3),
             bits: u64,
         ) {
             let bytes = encode(&u).map_err(|e| TestCaseError::fail(e.to_string()))?;
