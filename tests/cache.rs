@@ -292,7 +292,7 @@ fn without_the_cache() {
 }
 
 /// A read transaction takes users from the cache only as its snapshot holds them: while a
-/// writer moves the one `token` role from user to user and renames the new holder (both in one
+/// writer moves the one `token` role from user to user and swaps the two users' names (in one
 /// transaction), readers list every user sorted by userName, page the `roles eq "token"`
 /// index and read every user by id inside one `Directory::read`, with the cache warm. Each
 /// answer is one snapshot: exactly one holder, names in strict index order.
@@ -302,7 +302,7 @@ fn pages_hold_one_snapshot(dir: &Directory) {
     const USERS: usize = 16;
     let ids: Vec<Uuid> = (0..USERS)
         .map(|i| {
-            let mut n = NewUser::with_username(format!("u{i:02}-0"));
+            let mut n = NewUser::with_username(format!("u{i:02}"));
             if i == 0 {
                 n = n.role("token");
             }
@@ -319,13 +319,16 @@ fn pages_hold_one_snapshot(dir: &Directory) {
                 let next = (holder + 1 + (round as usize * 7) % (USERS - 1)) % USERS;
                 let (from, to) = (ids[holder], ids[next]);
                 dir.write(|tx| {
-                    tx.patch(from, &[PatchOp::remove(r#"roles[value eq "token"]"#)], None)?;
+                    // The two swap names (through a third one): a name read in an older
+                    // snapshot belongs to the other user in a newer one.
+                    let a = tx.get(from)?.and_then(|u| u.username.clone()).unwrap();
+                    let b = tx.get(to)?.and_then(|u| u.username.clone()).unwrap();
+                    let swap = |n: &str| PatchOp::replace("userName", n.to_owned());
+                    tx.patch(from, &[swap(&format!("tmp-{round}"))], None)?;
+                    tx.patch(to, &[swap(&a), PatchOp::add("roles", "token")], None)?;
                     tx.patch(
-                        to,
-                        &[
-                            PatchOp::add("roles", "token"),
-                            PatchOp::replace("userName", format!("u{next:02}-{round}")),
-                        ],
+                        from,
+                        &[swap(&b), PatchOp::remove(r#"roles[value eq "token"]"#)],
                         None,
                     )?;
                     Ok(())
@@ -356,16 +359,28 @@ fn pages_hold_one_snapshot(dir: &Directory) {
                     assert!(page.users[0].roles.contains("token"));
                     let users = dir
                         .read(|tx| {
-                            ids.iter()
+                            let users = ids
+                                .iter()
                                 .map(|id| tx.get(*id))
-                                .collect::<userdir::Result<Vec<_>>>()
+                                .collect::<userdir::Result<Vec<_>>>()?;
+                            // Each name finds its user in the same snapshot (login keys
+                            // from the cache too).
+                            for u in users.iter().flatten() {
+                                let name = u.username.as_deref().unwrap();
+                                let found = tx.find_by_username(name)?.map(|f| f.id);
+                                assert_eq!(found, Some(u.id), "{name} in one snapshot");
+                            }
+                            Ok(users)
                         })
                         .unwrap();
                     let users: Vec<User> = users.into_iter().flatten().collect();
                     assert_eq!(holders(&users), 1, "one snapshot, one holder");
                     // Warm the cache with the newest state, out of any snapshot.
                     for id in &ids {
-                        dir.get(*id).unwrap();
+                        if let Some(u) = dir.get(*id).unwrap() {
+                            dir.find_by_username(u.username.as_deref().unwrap())
+                                .unwrap();
+                        }
                     }
                     checks.fetch_add(1, Ordering::Relaxed);
                 }

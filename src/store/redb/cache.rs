@@ -119,13 +119,7 @@ impl UserCache {
 
     /// The cached user with this id.
     pub(crate) fn get(&self, id: Uuid) -> Option<Arc<User>> {
-        if !self.enabled() {
-            return None;
-        }
-        let mut inner = self.inner.lock();
-        let e = inner.users.get_mut(&id)?;
-        e.referenced = true;
-        Some(Arc::clone(&e.user))
+        self.get_at(id, u64::MAX)
     }
 
     /// The cached user with this id as a snapshot of `generation` (even, unchanged while its
@@ -156,12 +150,22 @@ impl UserCache {
     /// The cached owner of a caseless login key, with its user: only when the cached user's
     /// record carries the key (see the module docs).
     pub(crate) fn login(&self, key: &str) -> Option<(LoginOwner, Arc<User>)> {
+        self.login_at(key, u64::MAX)
+    }
+
+    /// [`UserCache::login`] as a snapshot of `generation` holds it (see
+    /// [`UserCache::get_at`]): keys are unique in every state, so a user that carried the key
+    /// then was its owner then.
+    pub(crate) fn login_at(&self, key: &str, generation: u64) -> Option<(LoginOwner, Arc<User>)> {
         if !self.enabled() {
             return None;
         }
         let mut inner = self.inner.lock();
         let id = *inner.logins.get(key)?;
         let e = inner.users.get_mut(&id)?;
+        if e.born > generation {
+            return None;
+        }
         let owner = LoginOwner {
             id,
             username: e.username_key.as_deref() == Some(key),

@@ -1450,6 +1450,17 @@ impl Reader {
         Ok(user)
     }
 
+    /// The owner of a caseless login key in this snapshot: from the cache when it holds the
+    /// owner as this snapshot does, else from the login entry.
+    fn snapshot_login(&self, key: &str) -> Result<Option<LoginOwner>> {
+        if let Some((cache, generation)) = &self.cache
+            && let Some((owner, _)) = cache.login_at(key, *generation)
+        {
+            return Ok(Some(owner));
+        }
+        Ok(login_owner(self.login_entry(key)?))
+    }
+
     /// Folds every user record into one accumulator per id range: `f(acc, id, encoded record)`,
     /// accumulators returned in id order (each made by `init`, each fed its range in id
     /// order). Large directories are split into ranges scanned on all cores; small ones are
@@ -1581,6 +1592,11 @@ impl Writer<'_> {
     /// committed state, not this transaction's changes).
     fn snapshot_get(&self, id: Uuid) -> Result<Option<User>> {
         self.get(id)
+    }
+
+    /// The owner of a caseless login key as this transaction has it (never from the cache).
+    fn snapshot_login(&self, key: &str) -> Result<Option<LoginOwner>> {
+        Ok(login_owner(self.login_entry(key)?))
     }
 
     /// Notes a change of the directory table's entry `key` for the cache.
@@ -1771,6 +1787,15 @@ impl Writer<'_> {
     }
 }
 
+/// The owner a login entry (id, kinds) names.
+fn login_owner(entry: Option<(Uuid, u8)>) -> Option<LoginOwner> {
+    entry.map(|(id, kinds)| LoginOwner {
+        id,
+        username: kinds & KIND_USERNAME != 0,
+        email: kinds & KIND_EMAIL != 0,
+    })
+}
+
 /// The login entry kind bit of a login kind.
 fn kind_bit(kind: LoginKind) -> u8 {
     match kind {
@@ -1797,11 +1822,7 @@ macro_rules! snapshot_ops {
             Self::count(self)
         }
         fn login(&self, key: &str) -> Result<Option<LoginOwner>> {
-            Ok(self.login_entry(key)?.map(|(id, kinds)| LoginOwner {
-                id,
-                username: kinds & KIND_USERNAME != 0,
-                email: kinds & KIND_EMAIL != 0,
-            }))
+            Self::snapshot_login(self, key)
         }
         fn login_prefix(&self, prefix: &str, kind: LoginKind, f: impl FnMut(Uuid)) -> Result<()> {
             self.login_prefix_kinds(prefix, kind_bit(kind), f)
