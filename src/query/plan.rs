@@ -1042,9 +1042,13 @@ pub(crate) fn run(r: &Reader, s: &Search) -> Result<Page> {
             // Records that lack a string the filter requires cannot match: skip them
             // without reading them (see `prefilter`).
             let required = Prefilter::of(plan.residual());
+            // Only where the filter's attributes are stored: the rest of a record (the
+            // password hash, other names) cannot hold what it requires.
+            let filter_need = pred.as_ref().map_or(Need::default(), Pred::need);
             // Scanned on all cores for large directories; one accumulator per id range.
             let parts = r.fold_records(new_matches, |m, id, bytes| {
-                if !required.may_match(bytes) {
+                if !required.is_empty() && !required.may_match(codec::need_span(bytes, filter_need))
+                {
                     return Ok(());
                 }
                 let mut v = RecordView::default();

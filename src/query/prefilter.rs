@@ -68,8 +68,7 @@ impl Prefilter {
     }
 
     /// Whether nothing is required (every record passes).
-    #[cfg(test)]
-    fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.exact.is_empty() && self.caseless.is_empty()
     }
 

@@ -138,6 +138,19 @@ pub(crate) fn decode_reference(id: Uuid, bytes: &[u8]) -> Result<User> {
     Ok(v.to_user())
 }
 
+/// The part of a record's bytes where the attributes `need` names are stored (see
+/// [`reader::span`]); the whole record for older formats or when it does not parse. Not
+/// checksummed: for prefilters, which only ever skip records that cannot match.
+pub(crate) fn need_span(bytes: &[u8], need: Need) -> &[u8] {
+    if bytes.first() == Some(&RECORD_V3)
+        && let Some(body) = bytes.get(1..bytes.len().saturating_sub(SEAL_LEN))
+        && let Some(span) = reader::span(body, need)
+    {
+        return span;
+    }
+    bytes
+}
+
 /// [`view_into`] through the serde decoder (the reference).
 #[cfg(any(test, feature = "__test-hooks"))]
 pub(crate) fn view_into_reference<'a>(
@@ -610,5 +623,42 @@ mod tests {
         let again = encode(&u).unwrap();
         assert_eq!(again[0], 3);
         assert!(same(&decode(Uuid::nil(), &again).unwrap(), &u));
+    }
+
+    #[test]
+    fn a_need_span_holds_the_needed_attributes_only() {
+        use super::need_span;
+        let mut u = User::new(Uuid::from_u128(7), Profile::default());
+        u.profile.username = Some("alice".into());
+        u.profile.first_name = Some("Ann".into());
+        u.profile.last_name = Some("Jackson".into());
+        u.profile.title = Some("Mason".into());
+        u.password = Some(StoredHash::from_encoded("$argon2id$v=19$sonsonson"));
+        let bytes = encode(&u).unwrap();
+        let at_family = ATTRS
+            .iter()
+            .position(|a| a.name == "name.familyName")
+            .unwrap();
+        let family = Need::default().with(at_family);
+        let span = need_span(&bytes, family);
+        let has = |hay: &[u8], s: &str| hay.windows(s.len()).any(|w| w == s.as_bytes());
+        assert!(has(span, "Jackson"));
+        for other in ["alice", "Ann", "Mason", "sonsonson"] {
+            assert!(!has(span, other), "{other}");
+        }
+        // Two attributes: everything from the first to the end of the last.
+        let both = family.with(at::USERNAME);
+        let span = need_span(&bytes, both);
+        assert!(has(span, "alice") && has(span, "Ann") && has(span, "Jackson"));
+        assert!(!has(span, "Mason"));
+        // Not stored: nothing to look at.
+        assert!(need_span(&bytes, Need::default().with(at::BIRTH_DATE)).is_empty());
+        // Damaged framing: the whole record (the decoder reports it).
+        let mut bad = bytes.clone();
+        bad[1] = 0xff;
+        assert_eq!(need_span(&bad, family), bad.as_slice());
+        // Older formats are searched whole.
+        let old = [1u8, 2, 3];
+        assert_eq!(need_span(&old, family), &old[..]);
     }
 }

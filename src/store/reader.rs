@@ -391,6 +391,35 @@ pub(crate) fn user(id: Uuid, payload: &[u8]) -> R<User> {
     Ok(u)
 }
 
+/// The bytes of a format-3 payload from the first stored attribute `need` names to the end of
+/// the last one (their values and the framing between them): every string those attributes
+/// hold lies inside, so a scan's prefilter looks only there. Empty when none of them is
+/// stored; `None` when the payload does not parse up to there (the caller then reads the whole
+/// record, and the decoder reports the damage). Nothing is checked beyond the framing.
+pub(crate) fn span(payload: &[u8], need: Need) -> Option<&[u8]> {
+    let mut r = Rd(payload);
+    let last = need.fields();
+    let mut next = 0;
+    let (mut start, mut end) = (None, 0);
+    for _ in 0..r.len(0).ok()? {
+        if next >= last {
+            break;
+        }
+        let at = payload.len() - r.0.len();
+        let (tag, attr) = r.entry(next).ok()?;
+        r.skip(attr.kind).ok()?;
+        if need.has(tag) {
+            start.get_or_insert(at);
+            end = payload.len() - r.0.len();
+        }
+        next = tag + 1;
+    }
+    match start {
+        Some(s) => payload.get(s..end),
+        None => Some(&[]),
+    }
+}
+
 /// Reads the attributes of a format-3 payload that `need` names into `out` (see
 /// [`view_into`](super::codec::view_into)): attributes before the last one needed are stepped
 /// over, those after it are not looked at; with [`Need::ALL`], no byte may follow the last
