@@ -267,13 +267,13 @@ impl Directory {
                 return (Err(Error::AccountLocked { until }), Kind::Current);
             }
             let (ok, kind) = match user.as_ref().and_then(|u| u.password.as_ref()) {
-                Some(h) => {
-                    let kind = Kind::of(&self.inner.hasher, h);
-                    match self.inner.hasher.verify(h, password) {
-                        Ok(ok) => (ok, kind),
-                        Err(e) => return (Err(e), kind),
-                    }
-                }
+                // What was verified only matters to a failure's floor: a success does not parse
+                // the hash's parameters for it.
+                Some(h) => match self.inner.hasher.verify(h, password) {
+                    Ok(true) => (true, Kind::Current),
+                    Ok(false) => (false, Kind::of(&self.inner.hasher, h)),
+                    Err(e) => return (Err(e), Kind::of(&self.inner.hasher, h)),
+                },
                 None => {
                     // Same cost as a real login, so timing does not reveal that the id is
                     // unknown (or that the account has no password).
@@ -282,7 +282,18 @@ impl Directory {
                 }
             };
             if ok && let Some(user) = user {
-                return (self.check_status(&user, failures, now).map(|()| user), kind);
+                return match self.check_status(&user, failures, now) {
+                    Ok(()) => (Ok(user), kind),
+                    // Padded as a failure (see `check_credentials`): say what was verified.
+                    Err(e @ Error::AccountLocked { .. }) => {
+                        let kind = user
+                            .password
+                            .as_ref()
+                            .map_or(Kind::Current, |h| Kind::of(&self.inner.hasher, h));
+                        (Err(e), kind)
+                    }
+                    Err(e) => (Err(e), kind),
+                };
             }
             let Some(lockout) = lockout else {
                 return (Err(Error::InvalidCredentials), kind);
@@ -454,7 +465,8 @@ impl Directory {
                 }
                 new.version = cur.version + 1;
                 new.last_update_instant = now;
-                tx.replace(&cur, &new)?;
+                // Neither the profile nor `active` changed: no key is computed or rewritten.
+                tx.replace_unindexed(&cur, &new)?;
                 Ok(Outcome::Done(Login {
                     password_change_required: new.password_change_required,
                     user: new,

@@ -1594,6 +1594,22 @@ impl Tx<'_, '_> {
         Ok(())
     }
 
+    /// As [`Tx::replace`] for a change that no index sees (a login's stamp, a rehash): when
+    /// `old` and `new` have the same id, profile, `active` flag and insert instant, only the
+    /// record is written, without computing either user's keys. Anything else goes through
+    /// [`Tx::replace`].
+    pub(crate) fn replace_unindexed(&mut self, old: &User, new: &User) -> Result<()> {
+        if old.id == new.id
+            && old.active == new.active
+            && old.insert_instant == new.insert_instant
+            && old.profile == new.profile
+        {
+            self.w.replace_record(new)
+        } else {
+            self.replace(old, new)
+        }
+    }
+
     /// Removes a user with everything kept about it: keys, tokens, failed-login state.
     fn remove_user(&mut self, user: &User) -> Result<()> {
         self.w.revoke_tokens(user.id, None)?;
