@@ -87,11 +87,11 @@ impl Kind {
 }
 
 /// The digest under which an unknown login id's failures are counted: its caseless lookup
-/// key, hashed (the store never keeps what someone typed into a login box).
-fn login_digest(login_id: &str) -> LoginDigest {
+/// key (`key`), hashed (the store never keeps what someone typed into a login box).
+fn key_digest(key: &str) -> LoginDigest {
     let mut h = Sha256::new();
     h.update(b"userdir login id\0");
-    h.update(identity::lookup_key(login_id).as_bytes());
+    h.update(key.as_bytes());
     h.finalize().into()
 }
 
@@ -162,7 +162,12 @@ fn login_ids(u: &User) -> Vec<&str> {
 
 /// The user a login id names (on a snapshot or in a write transaction).
 fn find_login(r: &impl Snapshot, login_id: &str) -> Result<Option<User>> {
-    match r.login(&identity::lookup_key(login_id))? {
+    find_key(r, &identity::lookup_key(login_id))
+}
+
+/// The user whose login id has the caseless lookup key `key`.
+fn find_key(r: &impl Snapshot, key: &str) -> Result<Option<User>> {
+    match r.login(key)? {
         Some(owner) => r.get(owner.id),
         None => Ok(None),
     }
@@ -243,11 +248,14 @@ impl Directory {
             Err(e) => return (Err(e), Kind::Current),
         };
         let lockout = self.auth_config().lockout;
-        let digest = login_digest(login_id);
+        // The caseless key once, for the lookup and for the digest (which every attempt
+        // computes, known login id or not: the same work either way).
+        let key = identity::lookup_key(login_id);
+        let digest = key_digest(&key);
         for _ in 0..MAX_ATTEMPTS {
             let now = self.now();
             let read = self.read_raw(|r| {
-                let user = find_login(r, login_id)?;
+                let user = find_key(r, &key)?;
                 let failures = match (&user, lockout) {
                     (_, None) => None,
                     (Some(u), Some(_)) => r.failures(u.id)?,
@@ -457,16 +465,16 @@ impl Directory {
                     tx.w.clear_failures(id)?;
                 }
                 let rehashed = new_hash.is_some();
-                // As `Tx::modify`, without reading and decoding the record a second time.
-                let mut new = cur.clone();
+                // As `Tx::modify`, without reading and decoding the record a second time, and
+                // without its keys: only fields no index reads change.
+                let mut new = cur;
                 new.last_login_instant = Some(now);
                 if let Some(h) = &new_hash {
                     new.password = Some(h.clone());
                 }
-                new.version = cur.version + 1;
+                new.version += 1;
                 new.last_update_instant = now;
-                // Neither the profile nor `active` changed: no key is computed or rewritten.
-                tx.replace_unindexed(&cur, &new)?;
+                tx.replace_unindexed(&new)?;
                 Ok(Outcome::Done(Login {
                     password_change_required: new.password_change_required,
                     user: new,

@@ -1594,20 +1594,13 @@ impl Tx<'_, '_> {
         Ok(())
     }
 
-    /// As [`Tx::replace`] for a change that no index sees (a login's stamp, a rehash): when
-    /// `old` and `new` have the same id, profile, `active` flag and insert instant, only the
-    /// record is written, without computing either user's keys. Anything else goes through
-    /// [`Tx::replace`].
-    pub(crate) fn replace_unindexed(&mut self, old: &User, new: &User) -> Result<()> {
-        if old.id == new.id
-            && old.active == new.active
-            && old.insert_instant == new.insert_instant
-            && old.profile == new.profile
-        {
-            self.w.replace_record(new)
-        } else {
-            self.replace(old, new)
-        }
+    /// Writes `new` over the record of the same id, for a change that no index sees: only
+    /// the last-login instant, the password hash, the version and the last-update instant may
+    /// differ from the stored record (a login's stamp, a rehash). Neither user's keys are
+    /// computed and no index entry is rewritten. The profile, `active` and the insert
+    /// instant must be the stored ones (tests/wal.rs checks a login's keys after a crash).
+    pub(crate) fn replace_unindexed(&mut self, new: &User) -> Result<()> {
+        self.w.replace_record(new)
     }
 
     /// Removes a user with everything kept about it: keys, tokens, failed-login state.
