@@ -290,3 +290,118 @@ fn transactions_and_imports_invalidate() {
 fn without_the_cache() {
     run(&builder().user_cache(0).in_memory().unwrap());
 }
+
+/// A read transaction takes users from the cache only as its snapshot holds them: while a
+/// writer moves the one `token` role from user to user and swaps the two users' names (in one
+/// transaction), readers list every user sorted by userName, page the `roles eq "token"`
+/// index and read every user by id inside one `Directory::read`, with the cache warm. Each
+/// answer is one snapshot: exactly one holder, names in strict index order.
+fn pages_hold_one_snapshot(dir: &Directory) {
+    use userdir::PatchOp;
+    use userdir::query::{Search, SortField};
+    const USERS: usize = 16;
+    let ids: Vec<Uuid> = (0..USERS)
+        .map(|i| {
+            let mut n = NewUser::with_username(format!("u{i:02}"));
+            if i == 0 {
+                n = n.role("token");
+            }
+            dir.create(n).unwrap().id
+        })
+        .collect();
+    let done = AtomicUsize::new(0);
+    let checks = AtomicU64::new(0);
+    let holders = |users: &[User]| users.iter().filter(|u| u.roles.contains("token")).count();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut holder = 0usize;
+            for round in 1..=rounds() {
+                let next = (holder + 1 + (round as usize * 7) % (USERS - 1)) % USERS;
+                let (from, to) = (ids[holder], ids[next]);
+                dir.write(|tx| {
+                    // The two swap names (through a third one): a name read in an older
+                    // snapshot belongs to the other user in a newer one.
+                    let a = tx.get(from)?.and_then(|u| u.username.clone()).unwrap();
+                    let b = tx.get(to)?.and_then(|u| u.username.clone()).unwrap();
+                    let swap = |n: &str| PatchOp::replace("userName", n.to_owned());
+                    tx.patch(from, &[swap(&format!("tmp-{round}"))], None)?;
+                    tx.patch(to, &[swap(&a), PatchOp::add("roles", "token")], None)?;
+                    tx.patch(
+                        from,
+                        &[swap(&b), PatchOp::remove(r#"roles[value eq "token"]"#)],
+                        None,
+                    )?;
+                    Ok(())
+                })
+                .unwrap();
+                holder = next;
+            }
+            done.store(1, Ordering::Release);
+        });
+        for _ in 0..2 {
+            s.spawn(|| {
+                let all = Search::all().sort(SortField::username()).limit(USERS);
+                let token = Search::filter(r#"roles eq "token""#).unwrap();
+                while done.load(Ordering::Acquire) == 0 {
+                    let page = dir.search(&all).unwrap();
+                    assert_eq!(page.total, USERS as u64);
+                    assert_eq!(page.users.len(), USERS);
+                    assert_eq!(holders(&page.users), 1, "one snapshot, one holder");
+                    let names: Vec<&str> = page
+                        .users
+                        .iter()
+                        .map(|u| u.username.as_deref().unwrap())
+                        .collect();
+                    assert!(names.is_sorted_by(|a, b| a < b), "index order: {names:?}");
+                    let page = dir.search(&token).unwrap();
+                    assert_eq!(page.total, 1);
+                    assert_eq!(page.users.len(), 1);
+                    assert!(page.users[0].roles.contains("token"));
+                    let users = dir
+                        .read(|tx| {
+                            let users = ids
+                                .iter()
+                                .map(|id| tx.get(*id))
+                                .collect::<userdir::Result<Vec<_>>>()?;
+                            // Each name finds its user in the same snapshot (login keys
+                            // from the cache too).
+                            for u in users.iter().flatten() {
+                                let name = u.username.as_deref().unwrap();
+                                let found = tx.find_by_username(name)?.map(|f| f.id);
+                                assert_eq!(found, Some(u.id), "{name} in one snapshot");
+                            }
+                            Ok(users)
+                        })
+                        .unwrap();
+                    let users: Vec<User> = users.into_iter().flatten().collect();
+                    assert_eq!(holders(&users), 1, "one snapshot, one holder");
+                    // Warm the cache with the newest state, out of any snapshot.
+                    for id in &ids {
+                        if let Some(u) = dir.get(*id).unwrap() {
+                            dir.find_by_username(u.username.as_deref().unwrap())
+                                .unwrap();
+                        }
+                    }
+                    checks.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    assert!(checks.load(Ordering::Relaxed) > 0);
+    dir.check_integrity().unwrap();
+}
+
+#[test]
+fn pages_and_read_transactions_hold_one_snapshot_in_memory() {
+    pages_hold_one_snapshot(&builder().in_memory().unwrap());
+}
+
+#[test]
+fn pages_and_read_transactions_hold_one_snapshot_in_a_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = builder()
+        .durability(Durability::Eventual)
+        .open(tmp.path().join("users.redb"))
+        .unwrap();
+    pages_hold_one_snapshot(&dir);
+}

@@ -1,5 +1,5 @@
 //! Totals without walking: the counters the embedded engine keeps (users, users with a
-//! username or a login email, members of each role) change in the same transaction as every
+//! username or a login email, members of each role, login keys by prefix) change in the same transaction as every
 //! write, survive a crash through the redo log, stay as they were when a write fails, and are
 //! computed when a file of the previous directory format (exact role keys, no counters) is
 //! opened. `check_integrity` recomputes them from the records; the searches below read them.
@@ -55,6 +55,26 @@ fn totals(dir: &Directory) -> Vec<(String, u64)> {
                 .sort(userdir::query::SortField::username()),
         ),
     ];
+    // Prefixes of 1 to 3 characters are counters, longer ones walks.
+    let prefixes = ["us", "USE", "user1", "i", "imp", "x", "only"];
+    let searches = searches
+        .into_iter()
+        .chain(prefixes.into_iter().flat_map(|p| {
+            [
+                (
+                    format!("userName sw {p}"),
+                    Search::filter(&format!("userName sw \"{p}\""))
+                        .unwrap()
+                        .sort(userdir::query::SortField::username()),
+                ),
+                (
+                    format!("emails sw {p}"),
+                    Search::filter(&format!("emails sw \"{p}\""))
+                        .unwrap()
+                        .sort(userdir::query::SortField::email()),
+                ),
+            ]
+        }));
     searches
         .into_iter()
         .map(|(name, s)| {
@@ -345,4 +365,47 @@ fn a_wrong_counter_is_reported() {
         }
         other => panic!("expected a counter problem, got {other:?}"),
     }
+}
+
+/// A file of directory format 2 (no login-prefix counters) gains them on its first writable
+/// open; the integrity check and the `sw` totals agree with the records afterwards.
+#[test]
+fn a_file_of_format_2_gains_prefix_counters() {
+    use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+    const DIR: TableDefinition<&[u8], &[u8]> = TableDefinition::new("directory");
+    const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("users.redb");
+    let dir = open(&p);
+    churn(&dir);
+    let expected = totals(&dir);
+    dir.checkpoint().unwrap();
+    drop(dir);
+    {
+        let db = redb::Database::open(&p).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut t = txn.open_table(DIR).unwrap();
+            let before = t.len().unwrap();
+            t.retain(|k, _| !k.starts_with(b"Cp")).unwrap();
+            assert!(t.len().unwrap() < before, "the file had prefix counters");
+            txn.open_table(META).unwrap().insert("format", 2).unwrap();
+        }
+        txn.commit().unwrap();
+        let r = db.begin_read().unwrap();
+        let t = r.open_table(DIR).unwrap();
+        assert!(
+            t.iter()
+                .unwrap()
+                .all(|e| !e.unwrap().0.value().starts_with(b"Cp"))
+        );
+    }
+    let ro = Directory::builder()
+        .hasher(Argon2Params::insecure_fast())
+        .read_only()
+        .open(&p);
+    assert!(matches!(ro, Err(Error::NeedsRecovery)), "{ro:?}");
+    let dir = open(&p);
+    dir.check_integrity().unwrap();
+    assert_eq!(totals(&dir), expected);
 }

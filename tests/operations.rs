@@ -430,7 +430,7 @@ fn not_a_directory_and_newer_format_are_clear_errors() {
         Directory::open(&newer).unwrap_err(),
         Error::UnsupportedFormat {
             found: 99,
-            supported: 2
+            supported: 3
         }
     ));
 }

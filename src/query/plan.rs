@@ -863,7 +863,9 @@ fn index_bounds(from: Bound<UnixMillis>, to: Bound<UnixMillis>) -> (IndexBound, 
 }
 
 fn fetch(r: &Reader, ids: impl IntoIterator<Item = Uuid>) -> Result<Vec<User>> {
-    let mut out = Vec::new();
+    let ids = ids.into_iter();
+    // Users are large: growing the vector would copy them.
+    let mut out = Vec::with_capacity(ids.size_hint().0);
     for id in ids {
         if let Some(u) = r.get(id)? {
             out.push(u);
@@ -1100,9 +1102,9 @@ fn to_usize(n: u64) -> usize {
 /// whether more rows follow).
 fn role_ordered_page(r: &Reader, s: &Search, role: &str) -> Result<(Vec<Uuid>, usize, bool)> {
     let total = to_usize(r.role_count(role)?);
-    let mut ids = Vec::new();
-    let mut skip = s.offset;
     let want = s.limit.saturating_add(1);
+    let mut ids = Vec::with_capacity(want.min(1024));
+    let mut skip = s.offset;
     let after = s.after.as_ref().map(|c| c.id);
     r.role_walk(role, after, s.offset.saturating_add(want), |id| {
         if skip > 0 {
@@ -1147,9 +1149,9 @@ fn login_ordered_page(
         Some(Some(Key::Missing)) => return Ok(None),
         Some(_) => return Err(Error::InvalidCursor("malformed sort key".into())),
     };
-    let mut ids = Vec::new();
-    let mut skip = s.offset;
     let want = s.limit.saturating_add(1);
+    let mut ids = Vec::with_capacity(want.min(1024));
+    let mut skip = s.offset;
     r.login_walk(
         kind,
         prefix,

@@ -495,7 +495,7 @@ impl BatchKeys {
     }
 
     /// What inserting the batch adds to the counters (users with a username, with a login
-    /// email, holding each role).
+    /// email, holding each role; login keys by prefix).
     pub(crate) fn counts(&self) -> Counts {
         let mut out = Counts::new();
         let (mut usernames, mut emails) = (0i64, 0i64);
@@ -507,6 +507,15 @@ impl BatchKeys {
                     if let Some((_, kinds)) = tables::login_value(self.value(e)) {
                         usernames += i64::from(kinds & tables::KIND_USERNAME != 0);
                         emails += i64::from(kinds & tables::KIND_EMAIL != 0);
+                        let key = text(self.key(e).get(1..).unwrap_or_default());
+                        for kind in [tables::KIND_USERNAME, tables::KIND_EMAIL] {
+                            if kinds & kind != 0 {
+                                for p in tables::counted_prefixes(key) {
+                                    *out.entry(tables::prefix_counter_key(kind, p)).or_default() +=
+                                        1;
+                                }
+                            }
+                        }
                     }
                 }
                 TAG_ROLE => {

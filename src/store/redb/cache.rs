@@ -21,6 +21,18 @@
 //!   generation and the fill is refused, or the fill came first and the write's invalidation
 //!   removes it. Either way no entry outlives a committed change of its user.
 //!
+//! # Snapshots
+//!
+//! A read transaction may also take users from the cache (a page of search results, lookups
+//! inside [`Directory::read`](crate::Directory::read)), but only users exactly as its snapshot
+//! holds them. The generation is even while no write is publishing: just before a write
+//! commits to redb it turns odd ([`UserCache::begin_publish`]), and its invalidation turns it
+//! even again. A read that finds the same even generation before and after it begins its
+//! transaction therefore reads the state of that generation, no more, no less. An entry
+//! remembers the generation it was filled under (its users' state then, unchanged since:
+//! a later change would have removed it), and such a read takes it only when that generation
+//! is not newer than its own ([`UserCache::get_at`]). Fills come only from such reads.
+//!
 //! Login keys are not invalidated on their own: a cached key names an id, and the answer is
 //! the *cached user* of that id only when that user's own record carries the key (its keys are
 //! computed when it is filled, by the store's [`IndexRules`](crate::store::IndexRules)). Login
@@ -53,6 +65,9 @@ struct Entry {
     referenced: bool,
     /// Which ring slot is this entry's (an id re-filled after an invalidation has a new one).
     stamp: u64,
+    /// The generation it was filled under: the user is as every snapshot of that generation
+    /// or a later one holds it.
+    born: u64,
 }
 
 #[derive(Default)]
@@ -63,7 +78,8 @@ struct Inner {
     /// entry's are dead and dropped when the hand reaches them.
     ring: VecDeque<(Uuid, u64)>,
     next_stamp: u64,
-    /// Bumped by every invalidation.
+    /// Bumped by every invalidation (to an even number) and before every commit (to an odd
+    /// one; see the module docs).
     generation: u64,
 }
 
@@ -103,24 +119,53 @@ impl UserCache {
 
     /// The cached user with this id.
     pub(crate) fn get(&self, id: Uuid) -> Option<Arc<User>> {
+        self.get_at(id, u64::MAX)
+    }
+
+    /// The cached user with this id as a snapshot of `generation` (even, unchanged while its
+    /// transaction began) holds it: entries filled under a later generation are not taken.
+    pub(crate) fn get_at(&self, id: Uuid, generation: u64) -> Option<Arc<User>> {
         if !self.enabled() {
             return None;
         }
         let mut inner = self.inner.lock();
         let e = inner.users.get_mut(&id)?;
+        if e.born > generation {
+            return None;
+        }
         e.referenced = true;
         Some(Arc::clone(&e.user))
+    }
+
+    /// A write is about to commit: snapshots that begin from now until its invalidation may
+    /// or may not see it, so they neither fill nor read the cache by generation.
+    pub(crate) fn begin_publish(&self) {
+        if !self.enabled() {
+            return;
+        }
+        let mut inner = self.inner.lock();
+        inner.generation |= 1;
     }
 
     /// The cached owner of a caseless login key, with its user: only when the cached user's
     /// record carries the key (see the module docs).
     pub(crate) fn login(&self, key: &str) -> Option<(LoginOwner, Arc<User>)> {
+        self.login_at(key, u64::MAX)
+    }
+
+    /// [`UserCache::login`] as a snapshot of `generation` holds it (see
+    /// [`UserCache::get_at`]): keys are unique in every state, so a user that carried the key
+    /// then was its owner then.
+    pub(crate) fn login_at(&self, key: &str, generation: u64) -> Option<(LoginOwner, Arc<User>)> {
         if !self.enabled() {
             return None;
         }
         let mut inner = self.inner.lock();
         let id = *inner.logins.get(key)?;
         let e = inner.users.get_mut(&id)?;
+        if e.born > generation {
+            return None;
+        }
         let owner = LoginOwner {
             id,
             username: e.username_key.as_deref() == Some(key),
@@ -134,7 +179,8 @@ impl UserCache {
     }
 
     /// Offers `user`, read by a transaction that began after [`UserCache::generation`]
-    /// returned `generation`, with its keys. Refused when a write invalidated anything since.
+    /// returned `generation`, with its keys. Refused when a write invalidated anything since,
+    /// or was publishing then (an odd generation).
     pub(crate) fn fill(&self, generation: u64, user: &User, keys: &UserKeys) {
         if !self.enabled() {
             return;
@@ -142,7 +188,7 @@ impl UserCache {
         let username_key: Option<Box<str>> = keys.username.as_deref().map(Box::from);
         let email_key: Option<Box<str>> = keys.email.as_deref().map(Box::from);
         let mut inner = self.inner.lock();
-        if inner.generation != generation {
+        if inner.generation != generation || generation % 2 == 1 {
             return;
         }
         let id = user.id;
@@ -166,6 +212,7 @@ impl UserCache {
                     email_key,
                     referenced: false,
                     stamp,
+                    born: generation,
                 },
             );
             inner.ring.push_back((id, stamp));
@@ -180,7 +227,7 @@ impl UserCache {
             return;
         }
         let mut inner = self.inner.lock();
-        inner.generation += 1;
+        inner.generation = (inner.generation | 1) + 1;
         if all {
             let generation = inner.generation;
             let next_stamp = inner.next_stamp;
@@ -303,6 +350,34 @@ mod tests {
         c.invalidate(&[u.id], false);
         assert!(c.get(u.id).is_none());
         assert!(c.login("ann").is_none());
+    }
+
+    #[test]
+    fn snapshots_take_only_entries_not_newer_than_theirs() {
+        let c = UserCache::new(8);
+        let (u, k) = user(1, "ann");
+        let old = c.generation();
+        c.invalidate(&[Uuid::from_u128(2)], false);
+        let g = c.generation();
+        assert_eq!(g % 2, 0);
+        c.fill(g, &u, &k);
+        assert!(c.get_at(u.id, g).is_some());
+        assert!(c.get_at(u.id, g + 2).is_some());
+        // A snapshot older than the fill may predate the user's last change.
+        assert!(c.get_at(u.id, old).is_none());
+        // While a write publishes, fills are refused; its invalidation makes it even again.
+        c.begin_publish();
+        let publishing = c.generation();
+        assert_eq!(publishing % 2, 1);
+        let (v, kv) = user(3, "bob");
+        c.fill(publishing, &v, &kv);
+        assert!(c.get(v.id).is_none());
+        c.invalidate(&[], false);
+        assert_eq!(c.generation() % 2, 0);
+        assert!(c.generation() > publishing);
+        // A write that aborts invalidates without publishing: still even.
+        c.invalidate(&[], false);
+        assert_eq!(c.generation() % 2, 0);
     }
 
     #[test]

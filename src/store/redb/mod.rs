@@ -21,6 +21,7 @@ pub(crate) mod wal;
 
 use std::fmt::Write as _;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use redb::{
@@ -112,8 +113,9 @@ pub(crate) struct Store {
     group: group::Group,
     /// The redo log of a file-backed directory (see [`wal`]).
     wal: Option<parking_lot::Mutex<wal::Wal>>,
-    /// Decoded users of recent lookups (see [`cache`]).
-    cache: cache::UserCache,
+    /// Decoded users of recent lookups (see [`cache`]); shared with the read transactions
+    /// that may take users from it.
+    cache: Arc<cache::UserCache>,
 }
 
 impl std::fmt::Debug for Store {
@@ -158,7 +160,7 @@ impl Store {
 
     /// The store with a user cache of at most `entries` users (0: none); see [`cache`].
     pub(crate) fn with_cache(mut self, entries: usize) -> Store {
-        self.cache = cache::UserCache::new(entries);
+        self.cache = Arc::new(cache::UserCache::new(entries));
         self
     }
 
@@ -190,21 +192,13 @@ impl Store {
             .map(|(owner, u)| (owner, User::clone(&u)))
     }
 
-    /// Runs a lookup `f` on a snapshot and caches the user it returns.
+    /// Runs a lookup `f` on a snapshot; the users it reads by id are cached (see
+    /// [`Reader::snapshot_get`]).
     pub(crate) fn read_user(
         &self,
         f: impl FnOnce(&super::Reader) -> Result<Option<User>>,
     ) -> Result<Option<User>> {
-        if !self.cache_usable() {
-            return self.read(f);
-        }
-        // Before the snapshot begins (see `cache`: a fill from an older snapshot is refused).
-        let generation = self.cache.generation();
-        let user = self.read(f)?;
-        if let Some(u) = &user {
-            self.cache.fill(generation, u, &(self.rules.keys)(u, false));
-        }
-        Ok(user)
+        self.read(f)
     }
 
     /// After a write transaction ended (committed or not), before the write returns: forgets
@@ -232,7 +226,7 @@ impl Store {
             rules,
             group: group::Group::default(),
             wal: None,
-            cache: cache::UserCache::new(cache::DEFAULT_CAPACITY),
+            cache: Arc::new(cache::UserCache::new(cache::DEFAULT_CAPACITY)),
         };
         if store.is_read_only() {
             store.rules.skeletons = store.guarded("opening the directory", || {
@@ -455,6 +449,7 @@ impl Store {
                 Durability::Eventual => redb::Durability::None,
             })
             .map_err(storage)?;
+            self.cache.begin_publish();
             return txn.commit().map_err(|e| self.fail(e));
         };
         let checkpoint = {
@@ -463,6 +458,7 @@ impl Store {
                 set_applied(&txn, log.last_lsn())?;
                 txn.set_durability(redb::Durability::Immediate)
                     .map_err(storage)?;
+                self.cache.begin_publish();
                 txn.commit().map_err(|e| self.fail(e))?;
                 log.restart();
                 false
@@ -481,6 +477,7 @@ impl Store {
                 }
                 txn.set_durability(redb::Durability::None)
                     .map_err(storage)?;
+                self.cache.begin_publish();
                 txn.commit().map_err(|e| self.fail(e))?;
                 log.wants_checkpoint()
             }
@@ -576,17 +573,24 @@ impl Store {
     pub(crate) fn read<T>(&self, f: impl FnOnce(&super::Reader) -> Result<T>) -> Result<T> {
         self.guarded("a read", || {
             let db = self.db.read();
+            // Read before and after the transaction begins: the same even generation means
+            // the snapshot holds exactly that generation's state (see `cache`).
+            let before = self.cache_usable().then(|| self.cache.generation());
             let txn = db
                 .as_ref()
                 .ok_or(Error::NeedsReopen)?
                 .begin_read()
                 .map_err(storage)?;
+            let cache = before
+                .filter(|g| g % 2 == 0 && self.cache.generation() == *g)
+                .map(|g| (Arc::clone(&self.cache), g));
             // Built in place: the transaction and the table are a few hundred bytes, and every
             // lookup goes through here.
             let r = super::Reader::Redb(Reader {
                 t: txn.open_table(DIR).map_err(table_error)?,
                 rules: self.rules,
                 txn,
+                cache,
             });
             f(&r)
         })
@@ -801,7 +805,7 @@ impl<'k> Keys<'k> {
     }
 
     /// Adds `sign` times this user's share of each counter (users with a username, with a
-    /// login email, holding each role) to `out`.
+    /// login email, holding each role; login keys by prefix) to `out`.
     fn count_into(&self, sign: i64, out: &mut Counts) {
         let kinds = self.logins.iter().fold(0, |a, (_, k)| a | k);
         if kinds & KIND_USERNAME != 0 {
@@ -812,6 +816,15 @@ impl<'k> Keys<'k> {
         }
         for r in self.roles {
             *out.entry(tables::role_counter_key(r)).or_default() += sign;
+        }
+        for (key, kinds) in &self.logins {
+            for kind in [KIND_USERNAME, KIND_EMAIL] {
+                if kinds & kind != 0 {
+                    for p in tables::counted_prefixes(key) {
+                        *out.entry(tables::prefix_counter_key(kind, p)).or_default() += sign;
+                    }
+                }
+            }
         }
     }
 
@@ -1030,7 +1043,8 @@ macro_rules! read_ops {
         }
 
         /// The number of login keys starting with `prefix` whose kinds include one of `kinds`:
-        /// a counter for the whole key space, a walk over the keys (no record read) otherwise.
+        /// a counter for the whole key space and for prefixes of up to
+        /// [`tables::PREFIX_DEPTH`] characters, a walk over the keys (no record read) otherwise.
         #[allow(dead_code)]
         pub(crate) fn login_count(&self, kinds: u8, prefix: &str) -> Result<u64> {
             if prefix.is_empty() && (kinds == KIND_USERNAME || kinds == KIND_EMAIL) {
@@ -1040,6 +1054,10 @@ macro_rules! read_ops {
                     tables::KEY_EMAILS
                 };
                 return self.counter(key);
+            }
+            if (kinds == KIND_USERNAME || kinds == KIND_EMAIL) && tables::prefix_is_counted(prefix)
+            {
+                return self.counter(&tables::prefix_counter_key(kinds, prefix));
             }
             let (lo, hi) = tables::prefix_range(TAG_LOGIN, prefix);
             let mut n = 0u64;
@@ -1410,9 +1428,39 @@ pub(crate) struct Reader {
     /// The snapshot, for modules that keep tables of their own (`store::*`).
     #[allow(dead_code)]
     pub(crate) txn: ReadTransaction,
+    /// The user cache and the generation whose state this snapshot holds, when it began
+    /// while no write was publishing (see [`cache`]).
+    cache: Option<(Arc<cache::UserCache>, u64)>,
 }
 
 impl Reader {
+    /// The user with this id in this snapshot: from the cache when it holds the user as this
+    /// snapshot does, else decoded (and offered to the cache).
+    fn snapshot_get(&self, id: Uuid) -> Result<Option<User>> {
+        let Some((cache, generation)) = &self.cache else {
+            return self.get(id);
+        };
+        if let Some(u) = cache.get_at(id, *generation) {
+            return Ok(Some(User::clone(&u)));
+        }
+        let user = self.get(id)?;
+        if let Some(u) = &user {
+            cache.fill(*generation, u, &(self.rules.keys)(u, false));
+        }
+        Ok(user)
+    }
+
+    /// The owner of a caseless login key in this snapshot: from the cache when it holds the
+    /// owner as this snapshot does, else from the login entry.
+    fn snapshot_login(&self, key: &str) -> Result<Option<LoginOwner>> {
+        if let Some((cache, generation)) = &self.cache
+            && let Some((owner, _)) = cache.login_at(key, *generation)
+        {
+            return Ok(Some(owner));
+        }
+        Ok(login_owner(self.login_entry(key)?))
+    }
+
     /// Folds every user record into one accumulator per id range: `f(acc, id, encoded record)`,
     /// accumulators returned in id order (each made by `init`, each fed its range in id
     /// order). Large directories are split into ranges scanned on all cores; small ones are
@@ -1539,6 +1587,17 @@ impl<'t> Writer<'t> {
 
 impl Writer<'_> {
     read_ops!();
+
+    /// The user with this id as this transaction has it (never from the cache: it holds
+    /// committed state, not this transaction's changes).
+    fn snapshot_get(&self, id: Uuid) -> Result<Option<User>> {
+        self.get(id)
+    }
+
+    /// The owner of a caseless login key as this transaction has it (never from the cache).
+    fn snapshot_login(&self, key: &str) -> Result<Option<LoginOwner>> {
+        Ok(login_owner(self.login_entry(key)?))
+    }
 
     /// Notes a change of the directory table's entry `key` for the cache.
     fn touch(&mut self, key: &[u8]) {
@@ -1728,6 +1787,15 @@ impl Writer<'_> {
     }
 }
 
+/// The owner a login entry (id, kinds) names.
+fn login_owner(entry: Option<(Uuid, u8)>) -> Option<LoginOwner> {
+    entry.map(|(id, kinds)| LoginOwner {
+        id,
+        username: kinds & KIND_USERNAME != 0,
+        email: kinds & KIND_EMAIL != 0,
+    })
+}
+
 /// The login entry kind bit of a login kind.
 fn kind_bit(kind: LoginKind) -> u8 {
     match kind {
@@ -1741,7 +1809,7 @@ fn kind_bit(kind: LoginKind) -> u8 {
 macro_rules! snapshot_ops {
     () => {
         fn get(&self, id: Uuid) -> Result<Option<User>> {
-            Self::get(self, id)
+            Self::snapshot_get(self, id)
         }
         fn with_record<R>(
             &self,
@@ -1754,11 +1822,7 @@ macro_rules! snapshot_ops {
             Self::count(self)
         }
         fn login(&self, key: &str) -> Result<Option<LoginOwner>> {
-            Ok(self.login_entry(key)?.map(|(id, kinds)| LoginOwner {
-                id,
-                username: kinds & KIND_USERNAME != 0,
-                email: kinds & KIND_EMAIL != 0,
-            }))
+            Self::snapshot_login(self, key)
         }
         fn login_prefix(&self, prefix: &str, kind: LoginKind, f: impl FnMut(Uuid)) -> Result<()> {
             self.login_prefix_kinds(prefix, kind_bit(kind), f)

@@ -19,6 +19,7 @@
 //! | `C` `u` | number of users with a username (u64 LE; absent when 0) |
 //! | `C` `e` | number of users with a login email (u64 LE; absent when 0) |
 //! | `C` `r` role key | number of users holding the role (u64 LE; absent when 0) |
+//! | `C` `p` `u`/`e` prefix | number of username (`u`) / login email (`e`) keys starting with the prefix: every prefix of 1 to [`PREFIX_DEPTH`] characters of every login key (u64 LE; absent when 0) |
 //! | `F` id | failed logins: count (u32 LE), window start (i64 LE), locked-until flag + i64 LE |
 //! | `T` id token-hash (32) | empty: the user's outstanding tokens (see `tokens`) |
 //!
@@ -46,10 +47,10 @@ pub(crate) const KIND_USERNAME: u8 = 1;
 pub(crate) const KIND_EMAIL: u8 = 2;
 
 /// The directory format written by this version. Format 1 (userdir up to issue 18) keyed
-/// roles exactly, had no secondary email index and kept no counters but `#`; opening such a
-/// file rekeys its roles, builds the email index and computes the counters (one
-/// transaction), then records format 2.
-pub(crate) const FORMAT_VERSION: u64 = 2;
+/// roles exactly, had no secondary email index and kept no counters but `#`; format 2 had no
+/// login-prefix counters. Opening an older file rekeys its roles, builds the email index and
+/// computes every counter from the records (one transaction), then records format 3.
+pub(crate) const FORMAT_VERSION: u64 = 3;
 
 pub(crate) const TAG_USER: u8 = b'U';
 pub(crate) const TAG_LOGIN: u8 = b'L';
@@ -68,6 +69,41 @@ pub(crate) const KEY_USERNAMES: &[u8] = b"Cu";
 pub(crate) const KEY_EMAILS: &[u8] = b"Ce";
 /// Second byte of the per-role counters (`C r role`).
 pub(crate) const COUNTER_ROLE: u8 = b'r';
+
+/// Second byte of the login-prefix counters (`C p kind prefix`).
+pub(crate) const COUNTER_PREFIX: u8 = b'p';
+
+/// Login keys have a counter for each of their prefixes up to this many characters, so the
+/// total of `userName sw "jo"` (or `emails sw`) is one lookup. A longer prefix is counted by
+/// walking its keys, which its 3-character counter bounds.
+pub(crate) const PREFIX_DEPTH: usize = 3;
+
+/// The key of the counter of login keys of `kind` ([`KIND_USERNAME`] or [`KIND_EMAIL`]) that
+/// start with `prefix`.
+pub(crate) fn prefix_counter_key(kind: u8, prefix: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(3 + prefix.len());
+    k.push(TAG_COUNTER);
+    k.push(COUNTER_PREFIX);
+    k.push(if kind == KIND_USERNAME { b'u' } else { b'e' });
+    k.extend_from_slice(prefix.as_bytes());
+    k
+}
+
+/// The prefixes of `key` that have counters: its first 1 to [`PREFIX_DEPTH`] characters.
+pub(crate) fn counted_prefixes(key: &str) -> impl Iterator<Item = &str> {
+    key.char_indices()
+        .skip(1)
+        .map(|(i, _)| i)
+        .chain(std::iter::once(key.len()))
+        .take(PREFIX_DEPTH)
+        .filter_map(|end| key.get(..end))
+        .filter(|p| !p.is_empty())
+}
+
+/// Whether `prefix` has counters (1 to [`PREFIX_DEPTH`] characters).
+pub(crate) fn prefix_is_counted(prefix: &str) -> bool {
+    !prefix.is_empty() && prefix.chars().nth(PREFIX_DEPTH).is_none()
+}
 
 /// The key of a role's member counter.
 pub(crate) fn role_counter_key(role: &str) -> Vec<u8> {
@@ -177,3 +213,28 @@ pub(crate) const TOKEN_EXPIRY: TableDefinition<(i64, [u8; 32]), ()> =
 pub(crate) const TOKEN_RESET: u8 = 1;
 /// An email-verification token.
 pub(crate) const TOKEN_VERIFY: u8 = 2;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counted_prefixes_are_the_first_characters() {
+        fn p(k: &str) -> Vec<&str> {
+            counted_prefixes(k).collect()
+        }
+        assert_eq!(p(""), Vec::<&str>::new());
+        assert_eq!(p("j"), ["j"]);
+        assert_eq!(p("jo"), ["j", "jo"]);
+        assert_eq!(p("john"), ["j", "jo", "joh"]);
+        // Characters, not bytes.
+        assert_eq!(p("éßx@y"), ["é", "éß", "éßx"]);
+        assert!(prefix_is_counted("éßx"));
+        assert!(!prefix_is_counted("éßxy"));
+        assert!(!prefix_is_counted(""));
+        assert_ne!(
+            prefix_counter_key(KIND_USERNAME, "jo"),
+            prefix_counter_key(KIND_EMAIL, "jo")
+        );
+    }
+}
