@@ -742,6 +742,85 @@ fn with_suffix(p: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// Row 11 in detail (`USERDIR_BENCH_SIZE_DETAIL=1`), on stderr: where the bytes of the closed
+/// userdir file go. redb's own statistics (pages of every table, bytes stored in leaves,
+/// per-page overhead, free and fragmented bytes) and, for the `directory` tree, the key and
+/// value bytes under each tag (see `src/store/redb/tables.rs`).
+fn size_detail(path: &Path, users: usize) {
+    use redb::{
+        ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle,
+    };
+    let per = |b: u64| b as f64 / users as f64;
+    let file = file_bytes(&[path.to_path_buf()]);
+    let log = file_bytes(&[with_suffix(path, ".wal")]);
+    eprintln!(
+        "size detail: file {file} B ({:.1}/user), log {log} B ({:.1}/user)",
+        per(file),
+        per(log)
+    );
+    let db = redb::Database::open(path).unwrap();
+    let w = db.begin_write().unwrap();
+    let s = w.stats().unwrap();
+    let page = s.page_size() as u64;
+    eprintln!(
+        "size detail: redb page {page} B, allocated pages {} ({:.1}/user), leaf {} branch {} \
+         (tree height {}), stored leaf bytes {} ({:.1}/user), metadata {} ({:.1}/user), \
+         fragmented + free {} ({:.1}/user)",
+        s.allocated_pages(),
+        per(s.allocated_pages() * page),
+        s.leaf_pages(),
+        s.branch_pages(),
+        s.tree_height(),
+        s.stored_bytes(),
+        per(s.stored_bytes()),
+        s.metadata_bytes(),
+        per(s.metadata_bytes()),
+        s.fragmented_bytes(),
+        per(s.fragmented_bytes()),
+    );
+    w.abort().unwrap();
+    let r = db.begin_read().unwrap();
+    let handles: Vec<_> = r.list_tables().unwrap().collect();
+    for h in handles {
+        let name = h.name().to_owned();
+        let t = r.open_untyped_table(h).unwrap();
+        let st = t.stats().unwrap();
+        eprintln!(
+            "size detail: table {name}: {} entries, leaf pages {} branch {} ({:.1} B/user), \
+             stored {} ({:.1}/user), metadata {}, fragmented {} ({:.1}/user)",
+            t.len().unwrap(),
+            st.leaf_pages(),
+            st.branch_pages(),
+            per((st.leaf_pages() + st.branch_pages()) * page),
+            st.stored_bytes(),
+            per(st.stored_bytes()),
+            st.metadata_bytes(),
+            st.fragmented_bytes(),
+            per(st.fragmented_bytes()),
+        );
+    }
+    let dir: TableDefinition<&[u8], &[u8]> = TableDefinition::new("directory");
+    let t = r.open_table(dir).unwrap();
+    let mut tags: std::collections::BTreeMap<u8, (u64, u64, u64)> = Default::default();
+    for e in t.iter().unwrap() {
+        let (k, v) = e.unwrap();
+        let (k, v) = (k.value(), v.value());
+        let c = tags.entry(k[0]).or_default();
+        c.0 += 1;
+        c.1 += k.len() as u64;
+        c.2 += v.len() as u64;
+    }
+    for (tag, (count, k, v)) in tags {
+        eprintln!(
+            "size detail: tag {:?}: {count} entries, keys {k} B ({:.1}/user), values {v} B \
+             ({:.1}/user)",
+            tag as char,
+            per(k),
+            per(v)
+        );
+    }
+}
+
 fn build_aside(n: usize) -> Aside {
     let tmp = tempfile::tempdir().unwrap();
     let data = rows(n);
@@ -758,13 +837,25 @@ fn build_aside(n: usize) -> Aside {
         let dir = Directory::open(&ud_path).unwrap();
         let mut batch: Vec<NewUser> = data.iter().map(|r| new_user(r, &owasp)).collect();
         batch.extend(logins.iter().map(|r| new_user(r, &cheap)));
+        let imported = Instant::now();
         assert_eq!(
             dir.import(ImportBatch::new(batch)).unwrap().imported,
             n + LOGIN_USERS
         );
+        let imported = imported.elapsed();
+        let closed = Instant::now();
+        drop(dir);
+        eprintln!(
+            "peers: second userdir file: import {imported:.2?}, close {:.2?} (compacts after an \
+             import)",
+            closed.elapsed()
+        );
     }
     let ud_bytes = file_bytes(&[ud_path.clone(), with_suffix(&ud_path, ".wal")]) as f64
         / (n + LOGIN_USERS) as f64;
+    if std::env::var_os("USERDIR_BENCH_SIZE_DETAIL").is_some() {
+        size_detail(&ud_path, n + LOGIN_USERS);
+    }
 
     let sq_path = tmp.path().join("aside.sqlite");
     {

@@ -163,7 +163,7 @@ pub use query::{Cursor, Filter, Page, Plan, Search, SortField, parse_filter};
 #[doc(hidden)]
 pub mod test_hooks {
     pub use crate::password::verification_count;
-    pub use crate::store::codec::fuzz_decode;
+    pub use crate::store::codec::{fuzz_decode, fuzz_decode_reference, fuzz_seal};
 }
 pub use backend::{Backend, MemoryBackend};
 pub use store::Durability;

@@ -65,6 +65,7 @@
 pub(crate) mod codec;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
+pub(crate) mod reader;
 pub(crate) mod record;
 pub(crate) mod redb;
 

@@ -501,3 +501,71 @@ fn logins_are_durable_through_the_log() {
             .rehashed
     );
 }
+
+/// Pages of `file` that redb counts as allocated, and its page size (the file closed).
+fn allocated_bytes(file: &Path) -> u64 {
+    let db = redb::Database::open(file).unwrap();
+    let w = db.begin_write().unwrap();
+    let s = w.stats().unwrap();
+    let bytes = s.allocated_pages() * s.page_size() as u64;
+    w.abort().unwrap();
+    bytes
+}
+
+/// A clean close gives back what only served the session: the log is emptied (every frame is
+/// in the file after the closing checkpoint), and after an import too large for the log the
+/// file is compacted, so that it holds next to no free page. Reopening finds everything, writes
+/// nothing more, and the log grows again with the next write.
+#[test]
+fn a_clean_close_empties_the_log_and_compacts_after_an_import() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("users.redb");
+    let dir = open(&p, Durability::Immediate);
+    churn(&dir, 30);
+    assert!(std::fs::metadata(wal(&p)).unwrap().len() > 0);
+    let expected = dir.dump().unwrap();
+    drop(dir);
+    assert_eq!(std::fs::metadata(wal(&p)).unwrap().len(), 0);
+    let dir = open(&p, Durability::Immediate);
+    assert_eq!(dir.dump().unwrap(), expected);
+    // An empty log is not a cut one: the open leaves it empty.
+    assert_eq!(std::fs::metadata(wal(&p)).unwrap().len(), 0);
+    dir.create(NewUser::with_username("after")).unwrap();
+    assert!(std::fs::metadata(wal(&p)).unwrap().len() > 0);
+    // A crash now: the log holds the new write.
+    let img = tmp.path().join("img.redb");
+    crash_copy(&p, &img, true);
+    assert!(
+        open(&img, Durability::Immediate)
+            .find_by_username("after")
+            .unwrap()
+            .is_some()
+    );
+
+    // Some 10 MiB of changes, over the 4 MiB a frame may hold: redb commits them durably.
+    let hash = dir.hash_password("a fine password").unwrap();
+    let rows: Vec<NewUser> = (0..12_000)
+        .map(|i| {
+            NewUser::with_username(format!("bulk{i}"))
+                .email(format!("bulk{i}@example.com"))
+                .nick_name("n".repeat(500))
+                .password_hash(hash.clone())
+        })
+        .collect();
+    dir.import(ImportBatch::new(rows)).unwrap();
+    let open_len = std::fs::metadata(&p).unwrap().len();
+    let expected = dir.dump().unwrap();
+    drop(dir);
+    let len = std::fs::metadata(&p).unwrap().len();
+    let used = allocated_bytes(&p);
+    assert!(len <= open_len, "{len} > {open_len}");
+    assert!(
+        len <= used + (64 << 10),
+        "{len} bytes of file for {used} bytes of pages"
+    );
+    assert_eq!(std::fs::metadata(wal(&p)).unwrap().len(), 0);
+    let dir = open(&p, Durability::Immediate);
+    assert_eq!(dir.dump().unwrap(), expected);
+    dir.check_integrity().unwrap();
+    assert_eq!(dir.count().unwrap(), 12_000 + 30 - 6 + 2 + 1);
+}

@@ -120,11 +120,40 @@ impl Store {
     }
 }
 
+impl Store {
+    /// At a clean close, after the checkpoint (redb's durable state holds every logged
+    /// write): gives back the disk space that only served the session.
+    ///
+    /// - The redo log is emptied (its frames are all in redb; see [`super::wal::Wal::empty`]).
+    ///   The next session grows it again, a step at a time.
+    /// - After a transaction too large for the log (an import), the file is compacted
+    ///   (`Database::compact`: pages moved down into the free ones, the free tail cut off).
+    ///   redb allocates a growing file's pages from the top of the space it added, so a large
+    ///   transaction leaves free pages below used ones that its commit cannot cut off: 13 % of
+    ///   the file after importing 100k users into a new file, 4 % at 1M (`USERDIR_BENCH_SIZE_DETAIL`,
+    ///   see `benches/peers.rs`). Compacting costs about a quarter of such an import (0.5 s
+    ///   after 100k users, loaded 2-core VM), once, at the close rather than in it. Nobody else holds the database here (no read
+    ///   transaction, no savepoint), and redb compacts with durable two-phase commits, so a
+    ///   crash in it leaves the file as it was before one of them. A failure is ignored: the
+    ///   file keeps its free pages.
+    fn shrink_on_close(&mut self) {
+        if let Some(wal) = &self.wal {
+            let _ = catch(|| wal.lock().empty());
+        }
+        if self.compact_on_close.load(Ordering::Acquire)
+            && let Some(Db::Rw(db)) = self.db.get_mut().as_mut()
+        {
+            let _ = catch(|| db.compact());
+        }
+    }
+}
+
 impl Drop for Store {
     fn drop(&mut self) {
         // A clean close leaves redb durable with every logged write in it (see `wal`).
-        if !self.failed.load(Ordering::Acquire) {
-            let _ = catch(|| self.checkpoint());
+        if !self.failed.load(Ordering::Acquire) && matches!(catch(|| self.checkpoint()), Ok(Ok(())))
+        {
+            self.shrink_on_close();
         }
         // Closing runs redb code (a final commit of the allocator state) that may panic on a
         // damaged file or after an earlier panic poisoned one of its locks.

@@ -116,6 +116,9 @@ pub(crate) struct Store {
     /// Decoded users of recent lookups (see [`cache`]); shared with the read transactions
     /// that may take users from it.
     cache: Arc<cache::UserCache>,
+    /// A transaction too large for a log frame (an import) committed since the open: a clean
+    /// close compacts the file (see `guard`'s `Drop for Store`).
+    compact_on_close: AtomicBool,
 }
 
 impl std::fmt::Debug for Store {
@@ -227,6 +230,7 @@ impl Store {
             group: group::Group::default(),
             wal: None,
             cache: Arc::new(cache::UserCache::new(cache::DEFAULT_CAPACITY)),
+            compact_on_close: AtomicBool::new(false),
         };
         if store.is_read_only() {
             store.rules.skeletons = store.guarded("opening the directory", || {
@@ -461,6 +465,7 @@ impl Store {
                 self.cache.begin_publish();
                 txn.commit().map_err(|e| self.fail(e))?;
                 log.restart();
+                self.compact_on_close.store(true, Ordering::Release);
                 false
             } else {
                 let durable = durability == Durability::Immediate;

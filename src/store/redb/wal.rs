@@ -74,6 +74,8 @@
 //! that is a symbolic link is refused, never followed. The log is created with the first frame,
 //! with mode 0600: it holds password hashes, as the directory file does. An open writes
 //! nothing when there is nothing to recover: no frame to replay and no cut log to reset.
+//! A clean close, after its checkpoint, cuts the log to nothing ([`Wal::empty`]): a closed
+//! directory keeps no frames already applied, and an empty log has nothing to replay.
 //!
 //! Directories on a custom [`Backend`](crate::Backend) (and in-memory ones) have
 //! no log: their commits use redb's own durability directly.
@@ -718,6 +720,25 @@ impl Wal {
     /// Whether frames were written since the last durable redb commit (a checkpoint has work).
     pub(crate) fn has_frames(&self) -> bool {
         !self.fresh && self.pos > LOG_HEADER
+    }
+
+    /// At a clean close, after the checkpoint (redb's durable state holds every frame the log
+    /// has): cuts the log file to nothing, so that a closed directory does not keep up to
+    /// [`CHECKPOINT_AT`] + [`MAX_FRAME`] bytes of frames already applied. Not synced: a crash
+    /// leaves either the old frames, which are all at or before the lsn that redb recorded and
+    /// are skipped, or an empty log; an empty log is a log with nothing to replay, not a cut
+    /// one. The next frame starts a new epoch, growing the file again.
+    pub(crate) fn empty(&mut self) -> Result<()> {
+        self.restart();
+        if self.len == 0 {
+            return Ok(());
+        }
+        self.io_tick()?;
+        if let Some(file) = &self.file {
+            file.set_len(0).map_err(self.io_error("truncate failed"))?;
+        }
+        self.len = 0;
+        Ok(())
     }
 
     /// After a durable redb commit that holds every frame: the next frame starts a new epoch
