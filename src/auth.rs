@@ -87,11 +87,11 @@ impl Kind {
 }
 
 /// The digest under which an unknown login id's failures are counted: its caseless lookup
-/// key, hashed (the store never keeps what someone typed into a login box).
-fn login_digest(login_id: &str) -> LoginDigest {
+/// key (`key`), hashed (the store never keeps what someone typed into a login box).
+fn key_digest(key: &str) -> LoginDigest {
     let mut h = Sha256::new();
     h.update(b"userdir login id\0");
-    h.update(identity::lookup_key(login_id).as_bytes());
+    h.update(key.as_bytes());
     h.finalize().into()
 }
 
@@ -162,7 +162,12 @@ fn login_ids(u: &User) -> Vec<&str> {
 
 /// The user a login id names (on a snapshot or in a write transaction).
 fn find_login(r: &impl Snapshot, login_id: &str) -> Result<Option<User>> {
-    match r.login(&identity::lookup_key(login_id))? {
+    find_key(r, &identity::lookup_key(login_id))
+}
+
+/// The user whose login id has the caseless lookup key `key`.
+fn find_key(r: &impl Snapshot, key: &str) -> Result<Option<User>> {
+    match r.login(key)? {
         Some(owner) => r.get(owner.id),
         None => Ok(None),
     }
@@ -243,11 +248,14 @@ impl Directory {
             Err(e) => return (Err(e), Kind::Current),
         };
         let lockout = self.auth_config().lockout;
-        let digest = login_digest(login_id);
+        // The caseless key once, for the lookup and for the digest (which every attempt
+        // computes, known login id or not: the same work either way).
+        let key = identity::lookup_key(login_id);
+        let digest = key_digest(&key);
         for _ in 0..MAX_ATTEMPTS {
             let now = self.now();
             let read = self.read_raw(|r| {
-                let user = find_login(r, login_id)?;
+                let user = find_key(r, &key)?;
                 let failures = match (&user, lockout) {
                     (_, None) => None,
                     (Some(u), Some(_)) => r.failures(u.id)?,
@@ -267,13 +275,13 @@ impl Directory {
                 return (Err(Error::AccountLocked { until }), Kind::Current);
             }
             let (ok, kind) = match user.as_ref().and_then(|u| u.password.as_ref()) {
-                Some(h) => {
-                    let kind = Kind::of(&self.inner.hasher, h);
-                    match self.inner.hasher.verify(h, password) {
-                        Ok(ok) => (ok, kind),
-                        Err(e) => return (Err(e), kind),
-                    }
-                }
+                // What was verified only matters to a failure's floor: a success does not parse
+                // the hash's parameters for it.
+                Some(h) => match self.inner.hasher.verify(h, password) {
+                    Ok(true) => (true, Kind::Current),
+                    Ok(false) => (false, Kind::of(&self.inner.hasher, h)),
+                    Err(e) => return (Err(e), Kind::of(&self.inner.hasher, h)),
+                },
                 None => {
                     // Same cost as a real login, so timing does not reveal that the id is
                     // unknown (or that the account has no password).
@@ -282,7 +290,18 @@ impl Directory {
                 }
             };
             if ok && let Some(user) = user {
-                return (self.check_status(&user, failures, now).map(|()| user), kind);
+                return match self.check_status(&user, failures, now) {
+                    Ok(()) => (Ok(user), kind),
+                    // Padded as a failure (see `check_credentials`): say what was verified.
+                    Err(e @ Error::AccountLocked { .. }) => {
+                        let kind = user
+                            .password
+                            .as_ref()
+                            .map_or(Kind::Current, |h| Kind::of(&self.inner.hasher, h));
+                        (Err(e), kind)
+                    }
+                    Err(e) => (Err(e), kind),
+                };
             }
             let Some(lockout) = lockout else {
                 return (Err(Error::InvalidCredentials), kind);
@@ -446,15 +465,16 @@ impl Directory {
                     tx.w.clear_failures(id)?;
                 }
                 let rehashed = new_hash.is_some();
-                // As `Tx::modify`, without reading and decoding the record a second time.
-                let mut new = cur.clone();
+                // As `Tx::modify`, without reading and decoding the record a second time, and
+                // without its keys: only fields no index reads change.
+                let mut new = cur;
                 new.last_login_instant = Some(now);
                 if let Some(h) = &new_hash {
                     new.password = Some(h.clone());
                 }
-                new.version = cur.version + 1;
+                new.version += 1;
                 new.last_update_instant = now;
-                tx.replace(&cur, &new)?;
+                tx.replace_unindexed(&new)?;
                 Ok(Outcome::Done(Login {
                     password_change_required: new.password_change_required,
                     user: new,

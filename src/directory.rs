@@ -1594,6 +1594,15 @@ impl Tx<'_, '_> {
         Ok(())
     }
 
+    /// Writes `new` over the record of the same id, for a change that no index sees: only
+    /// the last-login instant, the password hash, the version and the last-update instant may
+    /// differ from the stored record (a login's stamp, a rehash). Neither user's keys are
+    /// computed and no index entry is rewritten. The profile, `active` and the insert
+    /// instant must be the stored ones (tests/wal.rs checks a login's keys after a crash).
+    pub(crate) fn replace_unindexed(&mut self, new: &User) -> Result<()> {
+        self.w.replace_record(new)
+    }
+
     /// Removes a user with everything kept about it: keys, tokens, failed-login state.
     fn remove_user(&mut self, user: &User) -> Result<()> {
         self.w.revoke_tokens(user.id, None)?;

@@ -444,6 +444,15 @@ pub(crate) trait WriteTxn: Snapshot {
     /// The key errors of [`WriteTxn::insert`].
     fn replace(&mut self, old: (&User, &UserKeys), new: (&User, &UserKeys)) -> Result<()>;
 
+    /// Replaces the record of `new.id` by `new`, when nothing any index or column derives from
+    /// changed (the caller checked: same profile, `active` and insert instant; a login's stamp,
+    /// a rehash): no key is computed, compared or written.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`](crate::Error::NotFound) when there is no such record (PostgreSQL),
+    /// storage errors.
+    fn replace_record(&mut self, new: &User) -> Result<()>;
+
     /// Removes a user and its keys (its tokens and failed-login state are the caller's).
     fn remove(&mut self, user: &User, keys: &UserKeys) -> Result<()>;
 
@@ -827,6 +836,9 @@ impl WriteTxn for Writer<'_> {
     }
     fn replace(&mut self, old: (&User, &UserKeys), new: (&User, &UserKeys)) -> Result<()> {
         each!(self, x => WriteTxn::replace(x, old, new))
+    }
+    fn replace_record(&mut self, new: &User) -> Result<()> {
+        each!(self, x => WriteTxn::replace_record(x, new))
     }
     fn remove(&mut self, user: &User, keys: &UserKeys) -> Result<()> {
         each!(self, x => WriteTxn::remove(x, user, keys))

@@ -418,6 +418,90 @@ fn frames_after_a_cut_never_come_back() {
     assert!(dir.find_by_username("b0").unwrap().is_none());
 }
 
+/// A login writes only the user's record (no key is recomputed or rewritten): its last-login
+/// stamp, its rehashed password and the cleared failure count are durable through the log
+/// alone, and the user keeps every key.
+#[test]
+fn logins_are_durable_through_the_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("users.redb");
+    let clock = ManualClock::new(1_700_000_000_000);
+    let open_with = |path: &Path, params: Argon2Params| {
+        Directory::builder()
+            .hasher(params)
+            .clock(clock.clone())
+            .open(path)
+            .unwrap()
+    };
+    let old_params = Argon2Params::new(16, 1, 1);
+    let dir = open_with(&p, old_params);
+    let ann = dir
+        .create(
+            NewUser::with_username("Ann")
+                .email("ann@example.com")
+                .role("admin")
+                .external_id("EMP-1")
+                .password("correct horse"),
+        )
+        .unwrap();
+    let bob = dir
+        .create(NewUser::with_username("Bob").password("battery staple"))
+        .unwrap();
+    drop(dir);
+    // The next open has other parameters: Bob's login rehashes.
+    let dir = open_with(&p, Argon2Params::insecure_fast());
+    dir.checkpoint().unwrap();
+    for _ in 0..3 {
+        let _ = dir.authenticate("ann", "wrong");
+    }
+    assert_eq!(dir.login_failures(ann.id).unwrap().count, 3);
+    clock.advance(5_000);
+    let a = dir
+        .authenticate("ANN@example.com", "correct horse")
+        .unwrap();
+    assert_eq!(a.user.last_login_instant, Some(1_700_000_005_000));
+    assert_eq!(dir.login_failures(ann.id).unwrap().count, 0);
+    clock.advance(1_000);
+    let b = dir.authenticate("bob", "battery staple").unwrap();
+    assert!(b.rehashed && a.rehashed, "both hashes had other parameters");
+    let expected = dir.dump().unwrap();
+    let q = tmp.path().join("crashed.redb");
+    crash_copy(&p, &q, true);
+    drop(dir);
+
+    let crashed = open_with(&q, Argon2Params::insecure_fast());
+    crashed.check_integrity().unwrap();
+    assert_eq!(crashed.dump().unwrap(), expected);
+    let ann2 = crashed.find_by_username("ANN").unwrap().unwrap();
+    assert_eq!(ann2, a.user);
+    assert_eq!(ann2.version, ann.version + 1);
+    assert_eq!(
+        crashed.find_by_external_id("EMP-1").unwrap().unwrap().id,
+        ann.id
+    );
+    assert_eq!(crashed.login_failures(ann.id).unwrap().count, 0);
+    assert_eq!(crashed.get(bob.id).unwrap().unwrap(), b.user);
+    assert_eq!(b.user.last_login_instant, Some(1_700_000_006_000));
+    assert!(
+        !crashed
+            .hasher()
+            .needs_rehash(b.user.password.as_ref().unwrap())
+    );
+    // The rehashed passwords still verify, and log in without another rehash.
+    assert!(
+        !crashed
+            .authenticate("bob", "battery staple")
+            .unwrap()
+            .rehashed
+    );
+    assert!(
+        !crashed
+            .authenticate("ann", "correct horse")
+            .unwrap()
+            .rehashed
+    );
+}
+
 /// Pages of `file` that redb counts as allocated, and its page size (the file closed).
 fn allocated_bytes(file: &Path) -> u64 {
     let db = redb::Database::open(file).unwrap();

@@ -1369,6 +1369,17 @@ impl WriteTxn for PgTx {
     fn replace(&mut self, old: (&User, &UserKeys), new: (&User, &UserKeys)) -> Result<()> {
         self.replace_user(old, new)
     }
+    fn replace_record(&mut self, new: &User) -> Result<()> {
+        let bytes = codec::encode(new)?;
+        let n = self.execute(
+            "UPDATE userdir_users SET record = $2 WHERE id = $1",
+            &[&new.id, &bytes],
+        )?;
+        if n != 1 {
+            return Err(Error::NotFound(new.id));
+        }
+        Ok(())
+    }
     fn remove(&mut self, user: &User, _keys: &UserKeys) -> Result<()> {
         self.remove_user(user)
     }

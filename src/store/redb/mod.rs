@@ -1957,6 +1957,10 @@ impl WriteTxn for Writer<'_> {
     fn replace(&mut self, old: (&User, &UserKeys), new: (&User, &UserKeys)) -> Result<()> {
         self.replace_user(old, new)
     }
+    fn replace_record(&mut self, new: &User) -> Result<()> {
+        let bytes = codec::encode(new)?;
+        self.guard(|w| w.dir_put(tables::user_key(new.id).as_slice(), bytes.as_slice()))
+    }
     fn remove(&mut self, user: &User, keys: &UserKeys) -> Result<()> {
         self.remove_user(user, keys)
     }

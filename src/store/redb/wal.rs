@@ -81,7 +81,9 @@
 //! no log: their commits use redb's own durability directly.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
+#[cfg(not(unix))]
+use std::io::Write;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -108,6 +110,9 @@ pub(crate) const CHECKPOINT_AT: u64 = 8 << 20;
 /// allocated blocks and their sync need not also commit a change of the file's size.
 const GROW_BY: u64 = 256 << 10;
 
+/// The initial capacity of a transaction's change list.
+const REDO_CAPACITY: usize = 1024;
+
 /// Change kinds in a frame's payload.
 pub(crate) const DIR_PUT: u8 = 1;
 pub(crate) const DIR_DEL: u8 = 2;
@@ -132,7 +137,13 @@ impl Redo {
         Redo {
             on,
             overflow: false,
-            buf: Vec::new(),
+            // A create or a login logs well under 1 KiB: one allocation instead of a string
+            // of doublings as the changes are recorded.
+            buf: if on {
+                Vec::with_capacity(REDO_CAPACITY)
+            } else {
+                Vec::new()
+            },
         }
     }
 
@@ -194,6 +205,14 @@ fn read_at(mut file: &File, buf: &mut [u8], pos: u64) -> std::io::Result<()> {
     file.read_exact(buf)
 }
 
+/// Writes `buf` at `pos`: one `pwrite` on Unix (a durable commit then costs exactly one write
+/// and one `fdatasync`), a seek and a write elsewhere.
+#[cfg(unix)]
+fn write_at(file: &File, buf: &[u8], pos: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, buf, pos)
+}
+
+#[cfg(not(unix))]
 fn write_at(mut file: &File, buf: &[u8], pos: u64) -> std::io::Result<()> {
     file.seek(SeekFrom::Start(pos))?;
     file.write_all(buf)
