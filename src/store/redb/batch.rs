@@ -501,6 +501,15 @@ impl BatchKeys {
         let (mut usernames, mut emails) = (0i64, 0i64);
         // Role entries sit together by role (key order): count runs.
         let mut run: Option<(&[u8], i64)> = None;
+        // Login keys are in key order too, so each prefix of a given length and kind is one
+        // run: one counter change per distinct prefix, not per key.
+        const KINDS: [u8; 2] = [tables::KIND_USERNAME, tables::KIND_EMAIL];
+        let mut prefix_runs: [[Option<(&str, i64)>; tables::PREFIX_DEPTH]; 2] = Default::default();
+        let flush = |out: &mut Counts, kind: u8, run: Option<(&str, i64)>| {
+            if let Some((p, n)) = run {
+                *out.entry(tables::prefix_counter_key(kind, p)).or_default() += n;
+            }
+        };
         for e in &self.entries {
             match tag_of(e) {
                 TAG_LOGIN => {
@@ -508,11 +517,14 @@ impl BatchKeys {
                         usernames += i64::from(kinds & tables::KIND_USERNAME != 0);
                         emails += i64::from(kinds & tables::KIND_EMAIL != 0);
                         let key = text(self.key(e).get(1..).unwrap_or_default());
-                        for kind in [tables::KIND_USERNAME, tables::KIND_EMAIL] {
-                            if kinds & kind != 0 {
-                                for p in tables::counted_prefixes(key) {
-                                    *out.entry(tables::prefix_counter_key(kind, p)).or_default() +=
-                                        1;
+                        for (kind, runs) in KINDS.into_iter().zip(&mut prefix_runs) {
+                            if kinds & kind == 0 {
+                                continue;
+                            }
+                            for (p, slot) in tables::counted_prefixes(key).zip(runs.iter_mut()) {
+                                match slot {
+                                    Some((q, n)) if *q == p => *n += 1,
+                                    _ => flush(&mut out, kind, slot.replace((p, 1))),
                                 }
                             }
                         }
@@ -535,6 +547,11 @@ impl BatchKeys {
         }
         if let Some((r, n)) = run {
             *out.entry(tables::role_counter_key(text(r))).or_default() += n;
+        }
+        for (kind, runs) in KINDS.into_iter().zip(prefix_runs) {
+            for r in runs {
+                flush(&mut out, kind, r);
+            }
         }
         if usernames > 0 {
             out.insert(tables::KEY_USERNAMES.to_vec(), usernames);
