@@ -165,15 +165,7 @@ pub(crate) fn view_into_reference<'a>(
     if version != RECORD_V3 {
         return view_into(id, bytes, need, out);
     }
-    let used = bincode::serde::seed_decode_from_slice(ViewSeed { view: out, need }, body, config())
-        .map_err(|e| damaged(id, e))?
-        .1;
-    if need == Need::ALL && used != body.len() {
-        return Err(Error::Corrupt(format!(
-            "record of user {id} has trailing bytes"
-        )));
-    }
-    Ok(())
+    serde_view(id, body, need, ViewSeed { view: out, need })
 }
 
 /// Decodes arbitrary bytes as a record; for the fuzz target and its seed tests. Not part of the
@@ -232,10 +224,20 @@ pub(crate) fn view_into<'a>(
     if version == RECORD_V3 {
         return reader::view(body, need, out).map_err(|e| damaged(id, e));
     }
-    let used =
-        bincode::serde::seed_decode_from_slice(ViewSeedV1 { view: out, need }, body, config())
-            .map_err(|e| damaged(id, e))?
-            .1;
+    serde_view(id, body, need, ViewSeedV1 { view: out, need })
+}
+
+/// A view read from `body` by a serde `seed` (format 1, and the format-3 reference); with
+/// [`Need::ALL`], no byte may follow.
+fn serde_view<'a>(
+    id: Uuid,
+    body: &'a [u8],
+    need: Need,
+    seed: impl serde::de::DeserializeSeed<'a, Value = ()>,
+) -> Result<()> {
+    let used = bincode::serde::seed_decode_from_slice(seed, body, config())
+        .map_err(|e| damaged(id, e))?
+        .1;
     if need == Need::ALL && used != body.len() {
         return Err(Error::Corrupt(format!(
             "record of user {id} has trailing bytes"
